@@ -1,0 +1,22 @@
+"""Temperature-Annealed Gumbel-Softmax (TAGS; paper sec. 3.3): STGS whose temperature follows a schedule."""
+
+from estimators import base, stgs
+
+
+class TemperatureAnnealedGumbelSoftmax(stgs.StraightThroughGumbelSoftmax):
+  """STGS at temperature `schedule(step, start_temperature, end_temperature, period)`.
+
+  The default schedule is `schedules.exponential_decay`. What a step counts (update calls, as in the
+  authors' code, or env steps) is the caller's choice: see NOTES section 2 on why it matters.
+  """
+
+  # Same parameter properties as the base; redefined here because __init__ is (TFP checks).
+  _parameter_properties = vars(base.DiscreteGradientEstimator)["_parameter_properties"]
+
+  def __init__(self, logits, start_temperature, end_temperature, period, step=0, *,
+               schedule="exponential", validate_args=False, allow_nan_stats=True, name=None):
+    parameters = base.record_parameters(locals())
+    super().__init__(logits, start_temperature=start_temperature, end_temperature=end_temperature,
+                     period=period, step=step, schedule=schedule, validate_args=validate_args,
+                     allow_nan_stats=allow_nan_stats, name=name,
+                     parameters=parameters)

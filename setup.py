@@ -1,0 +1,38 @@
+"""maddpg-tf: MADDPG with discrete gradient estimators, in TensorFlow 2 / Keras."""
+
+import setuptools
+
+# One pinned set known to install cleanly together on Python 3.11 (see README, "Dependencies").
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",  # TFP 0.25 refuses to import without it; our own models use Keras 3.
+    "tensorflow-probability==0.25.0",
+    "keras==3.15.1",
+    "keras-tuner[bayesian]==1.4.8",
+    "tensorboard==2.21.0",
+    "gymnasium==1.4.0",
+    "lbforaging==2.0.0",
+    "rware==2.0.0",
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+    "ml-collections==1.1.0",
+    "absl-py==2.5.1",
+    "tqdm==4.70.1",
+    "matplotlib==3.11.2",
+]
+
+setuptools.setup(
+    name="maddpg-tf",
+    version="0.1.0",
+    description="MADDPG with discrete gradient estimators (STGS, TAGS, GRMCK, GST, ...) in TensorFlow 2",
+    packages=setuptools.find_packages(include=["maddpg_tf", "maddpg_tf.*", "estimators", "estimators.*",
+                                               "configs", "configs.*", "tools", "tools.*"]),
+    python_requires=">=3.11",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest==9.2.0"]},
+    entry_points={
+        "console_scripts": [
+            "maddpg-bench-estimators=tools.bench_estimators:run",
+        ],
+    },
+)

@@ -1,0 +1,154 @@
+"""Exact gradient values against each estimator's formula, computed by hand in NumPy (float64)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import estimators
+from estimators import base, grmck
+
+LOGITS = np.array([[0.3, -1.2, 2.0, 0.7, 0.0],
+                   [1.5, 1.4, -0.5, 0.0, 3.0],
+                   [0.0, 0.0, 0.0, 0.0, 0.0]])
+WEIGHTS = np.array([1.0, -2.0, 0.5, 3.0, -1.0])
+TEMPERATURE = 0.7
+
+
+def softmax(x):
+  e = np.exp(x - x.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def softmax_vjp(probs, upstream):
+  return probs * (upstream - (probs * upstream).sum(-1, keepdims=True))
+
+
+def sample_and_gradient(name, seed=(7, 11), **params):
+  logits = tf.constant(LOGITS)
+  with tf.GradientTape() as tape:
+    tape.watch(logits)
+    sample = estimators.make(name, logits=logits, **params).sample(seed=seed)
+    objective = tf.reduce_sum(sample * WEIGHTS)
+  return sample.numpy(), tape.gradient(objective, logits).numpy()
+
+
+def assert_hard_one_hot(sample):
+  assert set(np.unique(sample)) <= {0.0, 1.0}
+  np.testing.assert_array_equal(sample.sum(-1), 1.0)
+
+
+def test_gst_gradient_is_softmax_jacobian_of_eq_12():
+  gap = 0.8
+  sample, gradient = sample_and_gradient("gst", temperature=TEMPERATURE, gap=gap)
+  assert_hard_one_hot(sample)
+  max_logit = LOGITS.max(-1, keepdims=True)
+  m1 = (max_logit - (LOGITS * sample).sum(-1, keepdims=True)) * sample
+  m2 = -np.maximum(0.0, gap + LOGITS - max_logit) * (1 - sample)
+  surrogate = softmax((LOGITS + m1 + m2) / TEMPERATURE)
+  np.testing.assert_allclose(gradient, softmax_vjp(surrogate, WEIGHTS) / TEMPERATURE, rtol=1e-10)
+  # The perturbed logits make the chosen action the strict argmax, `gap` above the rest.
+  perturbed = LOGITS + m1 + m2
+  np.testing.assert_array_equal(perturbed.argmax(-1), sample.argmax(-1))
+
+
+def test_gst_samples_not_always_the_argmax():
+  """The seed above must exercise m1 != 0 somewhere, or the test above checks less than it claims."""
+  sample, _ = sample_and_gradient("gst", temperature=TEMPERATURE)
+  chosen_logit = (LOGITS * sample).sum(-1)
+  assert np.any(chosen_logit < LOGITS.max(-1))
+
+
+def test_st_gradient_is_tempered_softmax_jacobian():
+  sample, gradient = sample_and_gradient("st", temperature=TEMPERATURE)
+  assert_hard_one_hot(sample)
+  expected = softmax_vjp(softmax(LOGITS / TEMPERATURE), WEIGHTS) / TEMPERATURE
+  np.testing.assert_allclose(gradient, expected, rtol=1e-10)
+
+
+def test_reinmax_gradient_matches_its_formula():
+  sample, gradient = sample_and_gradient("reinmax", temperature=TEMPERATURE)
+  assert_hard_one_hot(sample)
+  half = 0.5 * (softmax(LOGITS / TEMPERATURE) + sample)
+  expected = 2.0 * softmax_vjp(half, WEIGHTS) - 0.5 * softmax_vjp(softmax(LOGITS), WEIGHTS)
+  np.testing.assert_allclose(gradient, expected, rtol=1e-10)
+
+
+def test_reinmax_at_temperature_one_differs_from_st():
+  """A wrong ReinMax that reduced to ST would pass a formula test written from the same mistake."""
+  _, reinmax_gradient = sample_and_gradient("reinmax", temperature=1.0)
+  _, st_gradient = sample_and_gradient("st", temperature=1.0)
+  assert np.abs(reinmax_gradient - st_gradient).max() > 1e-3
+
+
+def test_stgs_gradient_uses_the_samples_own_gumbel_noise():
+  seed = (3, 5)
+  sample, gradient = sample_and_gradient("stgs", seed=seed, temperature=TEMPERATURE)
+  # TFP's sample() passes the sanitised seed straight to _sample_n: rebuild the same noise.
+  noise = base.gumbel(LOGITS.shape, tf.constant(seed, tf.int32), tf.float64).numpy()
+  np.testing.assert_array_equal(sample.argmax(-1), (LOGITS + noise).argmax(-1))
+  expected = softmax_vjp(softmax((LOGITS + noise) / TEMPERATURE), WEIGHTS) / TEMPERATURE
+  np.testing.assert_allclose(gradient, expected, rtol=1e-10)
+
+
+def test_tags_is_stgs_at_the_scheduled_temperature():
+  params = dict(start_temperature=4.0, end_temperature=0.1, period=1000)
+  for step, expected_temperature in [(0, 4.0), (500, 4.0 * (0.1 / 4.0) ** 0.5), (1000, 0.1),
+                                     (5000, 0.1)]:
+    dist = estimators.make("tags", logits=tf.constant(LOGITS), step=step, **params)
+    np.testing.assert_allclose(dist.temperature.numpy(), expected_temperature, rtol=1e-12)
+    _, tags_gradient = sample_and_gradient("tags", step=step, **params)
+    _, stgs_gradient = sample_and_gradient("stgs", temperature=expected_temperature)
+    np.testing.assert_allclose(tags_gradient, stgs_gradient, rtol=1e-9)
+
+
+def test_annealed_gst_is_gst_at_the_scheduled_temperature():
+  _, annealed = sample_and_gradient("gst", start_temperature=1.0, end_temperature=0.25, period=10,
+                                    step=tf.constant(5))
+  _, fixed = sample_and_gradient("gst", temperature=0.5)
+  np.testing.assert_allclose(annealed, fixed, rtol=1e-9)
+
+
+def test_grmck_with_one_sample_is_softmax_jacobian_at_its_conditional_noise():
+  seed = (21, 4)
+  sample, gradient = sample_and_gradient("grmck", seed=seed, temperature=TEMPERATURE, num_samples=1)
+  assert_hard_one_hot(sample)
+  action_seed, noise_seed = base.split_seed(tf.constant(seed, tf.int32))
+  hard = base.categorical_one_hot(tf.constant(LOGITS), action_seed)
+  np.testing.assert_array_equal(hard.numpy(), sample)
+  perturbed = grmck.conditional_gumbel(tf.constant(LOGITS), hard, 1, noise_seed).numpy()[0]
+  expected = softmax_vjp(softmax(perturbed / TEMPERATURE), WEIGHTS) / TEMPERATURE
+  np.testing.assert_allclose(gradient, expected, rtol=1e-10)
+
+
+def test_grmck_conditional_noise_keeps_the_chosen_action_on_top():
+  logits = tf.constant(np.random.default_rng(0).normal(size=(200, 6)) * 3)
+  hard = base.categorical_one_hot(logits, tf.constant([1, 2]))
+  perturbed = grmck.conditional_gumbel(logits, hard, 16, tf.constant([3, 4])).numpy()
+  np.testing.assert_array_equal(perturbed.argmax(-1), np.broadcast_to(hard.numpy().argmax(-1),
+                                                                        perturbed.shape[:-1]))
+
+
+def test_grmck_conditional_noise_marginalises_to_gumbel():
+  """Averaged over a ~ softmax(z), z + g | a is z + Gumbel(0, 1): mean z + Euler's gamma, var pi^2/6."""
+  rows = 100_000
+  logits = tf.constant(np.tile([[1.0, -0.5, 0.2, 2.0]], (rows, 1)))
+  hard = base.categorical_one_hot(logits, tf.constant([5, 6]))
+  perturbed = grmck.conditional_gumbel(logits, hard, 1, tf.constant([7, 8])).numpy()[0]
+  noise = perturbed - logits.numpy()
+  standard_error = np.sqrt(np.pi ** 2 / 6 / rows)
+  np.testing.assert_allclose(noise.mean(0), np.euler_gamma, atol=5 * standard_error)
+  np.testing.assert_allclose(noise.var(0), np.pi ** 2 / 6, rtol=0.03)
+
+
+def test_gumbel_softmax_is_soft_and_differentiable():
+  sample, gradient = sample_and_gradient("gumbel_softmax", temperature=TEMPERATURE)
+  np.testing.assert_allclose(sample.sum(-1), 1.0, rtol=1e-12)
+  assert np.all((sample > 0) & (sample < 1))
+  np.testing.assert_allclose(gradient, softmax_vjp(sample, WEIGHTS) / TEMPERATURE, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["stgs", "grmck", "gst", "st", "reinmax"])
+def test_straight_through_forward_is_exactly_one_hot(name):
+  sample, gradient = sample_and_gradient(name, temperature=0.3)
+  assert_hard_one_hot(sample)
+  assert np.all(np.isfinite(gradient)) and np.abs(gradient).sum() > 0
