@@ -1,0 +1,1 @@
+"""maddpg_tf: MADDPG with discrete gradient estimators in TensorFlow 2."""
