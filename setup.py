@@ -32,6 +32,7 @@ setuptools.setup(
     extras_require={"test": ["pytest==9.2.0"]},
     entry_points={
         "console_scripts": [
+            "maddpg-train=maddpg_tf.train:run",
             "maddpg-bench-estimators=tools.bench_estimators:run",
         ],
     },

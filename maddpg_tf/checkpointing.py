@@ -1,0 +1,113 @@
+"""Checkpoints that are either complete or ignored.
+
+A checkpoint is a directory `ckpt-<env steps>` holding `arrays.npz` (network, optimiser and reward
+statistics variables, the replay buffer), `state.pkl` (environments, random generators, counters,
+evaluation history) and `COMPLETE` (metadata, written last). It is written under a temporary name,
+flushed to disk, and renamed into place, so a kill at any moment leaves either the new checkpoint or
+none of it; directories without `COMPLETE` are never restored. The newest `keep` complete checkpoints
+are kept.
+"""
+
+import json
+import os
+import pickle
+import re
+import shutil
+
+import numpy as np
+
+_NAME = re.compile(r"^ckpt-(\d+)$")
+MARKER = "COMPLETE"
+
+
+class CheckpointError(Exception):
+  """A checkpoint that cannot be written or used; the message is one line for the user."""
+
+
+def _fsync_file(path):
+  with open(path, "rb") as handle:
+    os.fsync(handle.fileno())
+
+
+def _fsync_dir(path):
+  descriptor = os.open(path, os.O_RDONLY)
+  try:
+    os.fsync(descriptor)
+  finally:
+    os.close(descriptor)
+
+
+def complete_checkpoints(directory):
+  """[(step, path)] of complete checkpoints, oldest first."""
+  if not os.path.isdir(directory):
+    return []
+  found = []
+  for name in os.listdir(directory):
+    match = _NAME.match(name)
+    path = os.path.join(directory, name)
+    if match and os.path.isfile(os.path.join(path, MARKER)):
+      found.append((int(match.group(1)), path))
+  return sorted(found)
+
+
+def save(directory, step, arrays, state, metadata, keep=2):
+  """Writes checkpoint `step` atomically; returns its path. Raises CheckpointError (e.g. disk full),
+  leaving earlier checkpoints untouched."""
+  os.makedirs(directory, exist_ok=True)
+  final = os.path.join(directory, f"ckpt-{step}")
+  temporary = os.path.join(directory, f".tmp-ckpt-{step}-{os.getpid()}")
+  shutil.rmtree(temporary, ignore_errors=True)
+  try:
+    os.makedirs(temporary)
+    arrays_path = os.path.join(temporary, "arrays.npz")
+    with open(arrays_path, "wb") as handle:
+      np.savez(handle, **arrays)
+    state_path = os.path.join(temporary, "state.pkl")
+    with open(state_path, "wb") as handle:
+      pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    marker_path = os.path.join(temporary, MARKER)
+    with open(marker_path, "w") as handle:
+      json.dump(dict(metadata, step=step), handle)
+    for path in (arrays_path, state_path, marker_path):
+      _fsync_file(path)
+    _fsync_dir(temporary)
+    if os.path.exists(final):  # same step written again (e.g. after a resume): replace it
+      shutil.rmtree(final)
+    os.rename(temporary, final)
+    _fsync_dir(directory)
+  except OSError as error:
+    shutil.rmtree(temporary, ignore_errors=True)
+    raise CheckpointError(f"could not write checkpoint {final}: {error.strerror or error}; "
+                          f"the previous checkpoint is kept") from error
+  for _, old in complete_checkpoints(directory)[:-keep]:
+    shutil.rmtree(old, ignore_errors=True)
+  for name in os.listdir(directory):  # leftovers of writers that were killed
+    if name.startswith(".tmp-ckpt-") and not name.endswith(f"-{os.getpid()}"):
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+  return final
+
+
+def load(path, expected_metadata):
+  """(arrays, state, metadata) of checkpoint `path`; CheckpointError if unreadable or of another run."""
+  try:
+    with open(os.path.join(path, MARKER)) as handle:
+      metadata = json.load(handle)
+    with np.load(os.path.join(path, "arrays.npz"), allow_pickle=False) as data:
+      arrays = {key: data[key] for key in data.files}
+    with open(os.path.join(path, "state.pkl"), "rb") as handle:
+      state = pickle.load(handle)
+  except Exception as error:  # corrupt or truncated files surface as many exception types
+    raise CheckpointError(f"checkpoint {path} is corrupt or incomplete ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else 'no detail'}); delete it to "
+                          f"resume from an earlier one") from error
+  for key, value in expected_metadata.items():
+    if metadata.get(key) != value:
+      raise CheckpointError(f"checkpoint {path} is of another run: its {key} is {metadata.get(key)!r}, "
+                            f"this run's is {value!r}")
+  return arrays, state, metadata
+
+
+def latest(directory):
+  """Path of the newest complete checkpoint, or None."""
+  found = complete_checkpoints(directory)
+  return found[-1][1] if found else None

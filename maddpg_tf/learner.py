@@ -1,0 +1,251 @@
+"""The MADDPG learner: every agent's critic and actor updated in one compiled step.
+
+It knows nothing of environments: it sees batches of `types.Transition` and an `EnvironmentSpec`-like
+(num_agents, observation_size, num_actions). The update follows the authors' code (NOTES section 1a):
+
+  1. target actions a'_j ~ Categorical(softmax(mu_j(o'_j))) for every agent, before any update;
+  2. rewards standardised with running per-agent statistics merged from the batch;
+  3. critic_i: y = r_i + gamma (1 - terminal) Q_i(o', a'), loss mean (Q_i(o, a) - y)^2;
+  4. actor_i, with the critic just updated: -mean Q_i(o, a_-i, a~_i) + l2 * mean(logits_i^2), where a~_i
+     is the estimator's sample (hard one-hot forward, surrogate gradient backward).
+Agents' parameters are disjoint, so updating all critics, then all actors, with stacked weights is the
+same computation as the code's agent-by-agent loop.
+
+`use_target_networks=False` ("code" fidelity) bootstraps with the online critic and online actors, as the
+paper's runs did; True ("text") uses Polyak-averaged target networks as MADDPG describes.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+import estimators
+from estimators import base as estimator_base
+from maddpg_tf import networks, optimizers
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+  """MADDPG hyperparameters; defaults are the authors' LBF settings (NOTES section 1)."""
+  hidden_sizes: tuple = (64, 64)
+  actor_learning_rate: float = 3e-4
+  critic_learning_rate: float = 3e-4
+  adam_epsilon: float = 1e-3
+  max_grad_norm: float = 1.0
+  logit_l2: float = 1e-3
+  gamma: float = 0.95
+  tau: float = 0.01
+  use_target_networks: bool = False
+  standardise_rewards: bool = True
+
+  def __post_init__(self):
+    for name in ("actor_learning_rate", "critic_learning_rate", "adam_epsilon", "max_grad_norm"):
+      if not getattr(self, name) > 0:
+        raise ValueError(f"learner.{name} must be > 0, got {getattr(self, name)!r}")
+    if not 0 <= self.gamma <= 1:
+      raise ValueError(f"learner.gamma must be in [0, 1], got {self.gamma!r}")
+    if not 0 < self.tau <= 1:
+      raise ValueError(f"learner.tau must be in (0, 1], got {self.tau!r}")
+    if self.logit_l2 < 0:
+      raise ValueError(f"learner.logit_l2 must be >= 0, got {self.logit_l2!r}")
+    if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+      raise ValueError(f"learner.hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
+
+
+class RewardStandardiser(tf.Module):
+  """Running per-agent reward mean and variance, merged from each batch (Chan et al.).
+
+  As in the authors' code: start mean 0, var 1, count 1e-4; the batch variance is unbiased; rewards
+  become (r - mean) / sqrt(var) with no epsilon, using the statistics after this batch's merge.
+  """
+
+  def __init__(self, num_agents):
+    super().__init__(name="reward_standardiser")
+    self.mean = tf.Variable(tf.zeros([num_agents]), trainable=False, name="mean")
+    self.var = tf.Variable(tf.ones([num_agents]), trainable=False, name="var")
+    self.count = tf.Variable(1e-4, trainable=False, name="count")
+
+  def __call__(self, rewards):
+    """rewards [B, N] -> standardised [B, N], after merging the batch into the statistics."""
+    batch_count = tf.cast(tf.shape(rewards)[0], tf.float32)
+    batch_mean = tf.reduce_mean(rewards, axis=0)
+    batch_var = tf.reduce_sum(tf.square(rewards - batch_mean), axis=0) / (batch_count - 1.)
+    total = self.count + batch_count
+    delta = batch_mean - self.mean
+    second_moment = (self.var * self.count + batch_var * batch_count
+                     + tf.square(delta) * self.count * batch_count / total)
+    self.mean.assign(self.mean + delta * batch_count / total)
+    self.var.assign(second_moment / total)
+    self.count.assign(total)
+    return (rewards - self.mean) / tf.sqrt(self.var)
+
+
+def one_hot_sample(logits, seed):
+  """A behaviour action Categorical(softmax(logits)) as a one-hot, no gradient."""
+  return tf.stop_gradient(estimator_base.categorical_one_hot(logits, seed))
+
+
+class MADDPGLearner(tf.Module):
+  """Stacked MADDPG. `step(batch)` runs one update of every agent and returns a dict of metrics."""
+
+  def __init__(self, num_agents, observation_size, num_actions, config=LearnerConfig(),
+               estimator="gst", estimator_params=None, seed=0, initializer=None, jit_compile=True):
+    super().__init__(name="maddpg_learner")
+    self.num_agents = int(num_agents)
+    self.observation_size = int(observation_size)
+    self.num_actions = int(num_actions)
+    self.config = config
+    self.estimator_name = estimator
+    self.estimator_params = dict(estimator_params or {})
+    estimators.check_parameters(estimator, self.estimator_params)
+    # Build once on dummy logits: bad values (temperature <= 0, K < 1, ...) fail here, not mid-run.
+    estimators.make(estimator, logits=tf.zeros([1, self.num_actions]), **self._estimator_kwargs(0))
+
+    hidden = tuple(int(h) for h in config.hidden_sizes)
+    self.actors = networks.StackedMLP(num_agents, hidden, num_actions, initializer=initializer,
+                                      seed=seed * 1000 + 1, name="actors")
+    self.actors.build((num_agents, None, observation_size))
+    self.critics = networks.StackedCritic(num_agents, observation_size, num_actions, hidden,
+                                          initializer=initializer, seed=seed * 1000 + 101, name="critics")
+    self.actor_optimiser = optimizers.Adam(self.actors.trainable_weights, config.actor_learning_rate,
+                                           config.adam_epsilon, name="actor_adam")
+    self.critic_optimiser = optimizers.Adam(self.critics.trainable_weights, config.critic_learning_rate,
+                                            config.adam_epsilon, name="critic_adam")
+    if config.use_target_networks:
+      self.target_actors = networks.StackedMLP(num_agents, hidden, num_actions, name="target_actors")
+      self.target_actors.build((num_agents, None, observation_size))
+      self.target_critics = networks.StackedCritic(num_agents, observation_size, num_actions, hidden,
+                                                   name="target_critics")
+      for target, online in ((self.target_actors, self.actors), (self.target_critics, self.critics)):
+        for t, o in zip(target.weights, online.weights):
+          t.assign(o)
+    else:
+      # The paper's runs never read their target networks (NOTES section 0): keeping none is equivalent.
+      self.target_actors, self.target_critics = self.actors, self.critics
+    self.reward_standardiser = RewardStandardiser(num_agents)
+    self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_updates")
+    self._compiled_step = tf.function(self._step, jit_compile=jit_compile, reduce_retracing=True)
+
+  # ---- the estimator ------------------------------------------------------------------------------------
+
+  def _estimator_kwargs(self, estimator_step):
+    params = dict(self.estimator_params)
+    if "start_temperature" in params or self.estimator_name == "tags":
+      params["step"] = estimator_step
+    return params
+
+  def estimator(self, logits, estimator_step):
+    """The estimator distribution over `logits` at schedule position `estimator_step`."""
+    return estimators.make(self.estimator_name, logits=logits, **self._estimator_kwargs(estimator_step))
+
+  # ---- losses (public, checkable) -----------------------------------------------------------------------
+
+  def _flatten(self, tensor):
+    """[B, N, X] -> [B, N*X]."""
+    return tf.reshape(tensor, [tf.shape(tensor)[0], -1])
+
+  def target_values(self, batch, seed):
+    """y [N, B] = r_std + gamma (1 - terminal) Q_i(o', a'), a' sampled from the (target) actors."""
+    next_logits = self.target_actors(tf.transpose(batch.next_observation, [1, 0, 2]))
+    next_actions = tf.transpose(one_hot_sample(next_logits, seed), [1, 0, 2])
+    rewards = tf.cast(batch.reward, tf.float32)
+    if self.config.standardise_rewards:
+      rewards = self.reward_standardiser(rewards)
+    next_q = self.target_critics(self._flatten(batch.next_observation), self._flatten(next_actions))
+    continuing = 1. - tf.cast(batch.terminal, tf.float32)[tf.newaxis, :]
+    return tf.stop_gradient(tf.transpose(rewards) + self.config.gamma * continuing * next_q)
+
+  def critic_loss(self, batch, targets):
+    """Per-agent mean squared TD error [N], and the Q values [N, B]."""
+    actions = tf.one_hot(batch.action, self.num_actions)
+    q = self.critics(self._flatten(batch.observation), self._flatten(actions))
+    loss = tf.reduce_mean(tf.square(q - targets), axis=1)
+    return tf.debugging.check_numerics(loss, "critic loss"), q
+
+  def actor_loss(self, batch, seed, estimator_step):
+    """Per-agent actor loss [N]: -mean_b Q_i(o, a_-i, a~_i) + logit_l2 * mean(logits_i^2)."""
+    n, a = self.num_agents, self.num_actions
+    observations = tf.transpose(batch.observation, [1, 0, 2])
+    logits = self.actors(observations)                                           # [N, B, A]
+    sampled = self.estimator(logits, estimator_step).sample(seed=seed)           # [N, B, A]
+    replay = self._flatten(tf.one_hot(batch.action, a))                          # [B, N*A]
+    # Critic i sees the replayed joint action with block i replaced by agent i's own sample.
+    own_block = tf.reshape(tf.repeat(tf.eye(n), a, axis=1), [n, 1, n * a])       # [N, 1, N*A]
+    sampled_blocks = tf.reshape(tf.einsum("nba,nm->nbma", sampled, tf.eye(n)), [n, -1, n * a])
+    joint = replay[tf.newaxis] * (1. - own_block) + sampled_blocks               # [N, B, N*A]
+    q = self.critics.q_values(self.critics.observation_features(self._flatten(batch.observation)), joint)
+    regulariser = self.config.logit_l2 * tf.reduce_mean(tf.square(logits), axis=[1, 2])
+    loss = -tf.reduce_mean(q, axis=1) + regulariser
+    return tf.debugging.check_numerics(loss, "actor loss")
+
+  # ---- the update -----------------------------------------------------------------------------------
+
+  def _step(self, batch, seed, estimator_step):
+    target_seed, estimator_seed = estimator_base.split_seed(seed)
+    targets = self.target_values(batch, target_seed)
+    with tf.GradientTape() as tape:
+      critic_loss, q = self.critic_loss(batch, targets)
+      total = tf.reduce_sum(critic_loss)
+    critic_grads, critic_norms = optimizers.clip_per_agent(
+        tape.gradient(total, self.critics.trainable_weights), self.config.max_grad_norm)
+    self.critic_optimiser.apply(critic_grads, self.critics.trainable_weights)
+
+    with tf.GradientTape() as tape:
+      actor_loss = self.actor_loss(batch, estimator_seed, estimator_step)
+      total = tf.reduce_sum(actor_loss)
+    actor_grads, actor_norms = optimizers.clip_per_agent(
+        tape.gradient(total, self.actors.trainable_weights), self.config.max_grad_norm)
+    self.actor_optimiser.apply(actor_grads, self.actors.trainable_weights)
+
+    if self.config.use_target_networks:
+      for target, online in ((self.target_actors, self.actors), (self.target_critics, self.critics)):
+        for t, o in zip(target.weights, online.weights):
+          t.assign((1. - self.config.tau) * t + self.config.tau * o)
+    self.num_updates.assign_add(1)
+
+    metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": tf.reduce_mean(q, axis=1),
+               "target_mean": tf.reduce_mean(targets, axis=1), "critic_grad_norm": critic_norms,
+               "actor_grad_norm": actor_norms,
+               "temperature": tf.convert_to_tensor(
+                   self.estimator(tf.zeros([1, self.num_actions]), estimator_step).temperature)}
+    # Figure 4, the code's definition: variance over the entries of each clipped batch-mean gradient.
+    for layer, gradient in zip(self._policy_parameter_names(), actor_grads):
+      entries = tf.reshape(gradient, [self.num_agents, -1])
+      metrics[f"policy_grad_variance/{layer}"] = tf.math.reduce_variance(entries, axis=1) * (
+          entries.shape[1] / max(entries.shape[1] - 1, 1))
+    return metrics
+
+  def _policy_parameter_names(self):
+    return [v.path.split("/", 1)[-1] for v in self.actors.trainable_weights]
+
+  def step(self, batch, seed=None, estimator_step=None):
+    """One update of every agent. `seed`: stateless [2] ints; `estimator_step`: schedule position
+    (defaults to the number of updates so far). Returns {name: tensor}, per-agent values shaped [N]."""
+    if seed is None:
+      seed = tf.stack([tf.constant(0, tf.int64), self.num_updates])
+    if estimator_step is None:
+      estimator_step = self.num_updates
+    batch = type(batch)(*(tf.convert_to_tensor(x) for x in batch))
+    return self._compiled_step(batch, tf.cast(seed, tf.int32), tf.cast(estimator_step, tf.float32))
+
+  # ---- acting and state ------------------------------------------------------------------------------
+
+  def policy_logits(self, observations):
+    """[E, N, O] -> [E, N, A] logits of every agent's actor."""
+    return tf.transpose(self.actors(tf.transpose(observations, [1, 0, 2])), [1, 0, 2])
+
+  def state_variables(self):
+    """{name: tf.Variable} of everything an exact resume needs."""
+    state = {}
+    state.update(networks.variables_by_name(self.actors, "actors"))
+    state.update(networks.variables_by_name(self.critics, "critics"))
+    if self.config.use_target_networks:
+      state.update(networks.variables_by_name(self.target_actors, "target_actors"))
+      state.update(networks.variables_by_name(self.target_critics, "target_critics"))
+    for name, optimiser in (("actor_adam", self.actor_optimiser), ("critic_adam", self.critic_optimiser)):
+      state.update({f"{name}/{k}": v for k, v in optimiser.state().items()})
+    state.update({"reward/mean": self.reward_standardiser.mean, "reward/var": self.reward_standardiser.var,
+                  "reward/count": self.reward_standardiser.count, "num_updates": self.num_updates})
+    return state
+

@@ -1,0 +1,57 @@
+"""Where metrics go: TensorBoard (scalars, per-agent values, hparams) and a CSV of evaluations."""
+
+import csv
+import os
+
+import numpy as np
+import tensorflow as tf
+
+
+class TensorBoardLogger:
+  """Writes scalars; a per-agent vector [N] becomes `name/agent_i` plus its mean as `name`."""
+
+  def __init__(self, logdir):
+    self.logdir = logdir
+    self._writer = tf.summary.create_file_writer(logdir)
+
+  def write(self, values, step):
+    with self._writer.as_default(step=int(step)):
+      for name, value in values.items():
+        value = np.asarray(value, np.float64)
+        if value.ndim == 0:
+          tf.summary.scalar(name, value)
+        else:
+          tf.summary.scalar(name, value.mean())
+          for agent, agent_value in enumerate(value.reshape(-1)):
+            tf.summary.scalar(f"{name}/agent_{agent}", agent_value)
+
+  def write_hparams(self, hparams, run_name):
+    from tensorboard.plugins.hparams import api as hparams_api  # imported only when used
+    with self._writer.as_default():
+      hparams_api.hparams(hparams, trial_id=run_name)
+
+  def flush(self):
+    self._writer.flush()
+
+  def close(self):
+    self._writer.close()
+
+
+def write_evaluations_csv(path, evaluations):
+  """Rewrites the CSV atomically: step, mean team return, episodes, then each episode's return."""
+  temporary = path + ".tmp"
+  most = max((len(e["returns"]) for e in evaluations), default=0)
+  with open(temporary, "w", newline="") as handle:
+    writer = csv.writer(handle)
+    writer.writerow(["step", "mean_return", "episodes"] + [f"return_{k}" for k in range(most)])
+    for evaluation in evaluations:
+      returns = evaluation["returns"]
+      writer.writerow([evaluation["step"], f"{np.mean(returns):.6f}", len(returns)]
+                      + [f"{r:.6f}" for r in returns])
+  os.replace(temporary, path)
+
+
+def read_evaluations_csv(path):
+  """[(step, mean_return)] from an evaluations CSV (for tables and plots; no TensorFlow needed)."""
+  with open(path, newline="") as handle:
+    return [(int(row["step"]), float(row["mean_return"])) for row in csv.DictReader(handle)]

@@ -1,0 +1,116 @@
+"""Keras actor and critic networks with every agent's weights stacked on a leading agent axis.
+
+No parameter sharing (paper sec. 8): agent i owns slice i of every weight. Stacking turns N small
+matmuls into one batched matmul, which is what makes a 4-agent update cost one call, not four.
+
+Shapes: N agents, B batch rows, O observation size per agent, A actions per agent.
+  actors:  [N, B, O] -> logits [N, B, A]
+  critics: observations [B, N*O] and joint one-hot actions [B, N*A] (shared by all critics) or
+           [N, B, N*A] (one joint action per critic) -> Q values [N, B]
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+def torch_default_initializer(fan_in, seed):
+  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's nn.Linear default, which the authors' code used."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return keras.initializers.RandomUniform(-bound, bound, seed=seed)
+
+
+class StackedDense(keras.layers.Layer):
+  """N independent dense layers applied to N stacked inputs: [N, B, in] -> [N, B, units]."""
+
+  def __init__(self, num_stacks, units, activation=None, initializer=None, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    self.num_stacks = num_stacks
+    self.units = units
+    self.activation = keras.activations.get(activation)
+    self._initializer = initializer
+    self._seed = seed
+
+  def build(self, input_shape):
+    fan_in = int(input_shape[-1])
+    kernel_init = self._initializer or torch_default_initializer(fan_in, self._seed)
+    bias_init = self._initializer or torch_default_initializer(
+        fan_in, None if self._seed is None else self._seed + 1)
+    self.kernel = self.add_weight(shape=(self.num_stacks, fan_in, self.units), initializer=kernel_init,
+                                  name="kernel")
+    self.bias = self.add_weight(shape=(self.num_stacks, 1, self.units), initializer=bias_init,
+                                name="bias")
+
+  def call(self, inputs):
+    return self.activation(tf.matmul(inputs, self.kernel) + self.bias)
+
+
+class StackedMLP(keras.Model):
+  """N independent MLPs (ReLU hidden layers, linear output) applied to [N, B, in]."""
+
+  def __init__(self, num_stacks, hidden_sizes, output_size, initializer=None, seed=0, **kwargs):
+    super().__init__(**kwargs)
+    sizes = list(hidden_sizes) + [output_size]
+    self.dense_layers = [
+        StackedDense(num_stacks, units, activation="relu" if k < len(hidden_sizes) else None,
+                     initializer=initializer, seed=seed + 2 * k, name=f"dense_{k}")
+        for k, units in enumerate(sizes)]
+
+  def build(self, input_shape):
+    shape = tuple(input_shape)
+    for layer in self.dense_layers:
+      layer.build(shape)
+      shape = shape[:-1] + (layer.units,)
+
+  def call(self, inputs):
+    outputs = inputs
+    for layer in self.dense_layers:
+      outputs = layer(outputs)
+    return outputs
+
+
+class StackedCritic(keras.Model):
+  """N centralised critics Q_i(o_1..o_N, a_1..a_N), as an MLP on [all observations, all actions].
+
+  The first layer is split into its observation and action parts, so the observation part is computed
+  once per batch and shared by every joint action evaluated on it (the critic loss and the actor loss).
+  """
+
+  def __init__(self, num_agents, observation_size, num_actions, hidden_sizes, initializer=None, seed=0,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.observation_width = num_agents * observation_size
+    self.action_width = num_agents * num_actions
+    self.input_layer = StackedDense(num_agents, hidden_sizes[0], activation=None, initializer=initializer,
+                                    seed=seed, name="dense_0")
+    self.body = StackedMLP(num_agents, hidden_sizes[1:], 1, initializer=initializer, seed=seed + 2,
+                           name="body")
+    self.input_layer.build((num_agents, None, self.observation_width + self.action_width))
+    self.body.build((num_agents, None, hidden_sizes[0]))
+
+  def observation_features(self, observations):
+    """[B, N*O] -> the observation part of the first layer, [N, B, H] (bias included)."""
+    kernel = self.input_layer.kernel[:, :self.observation_width]
+    return tf.einsum("bi,nih->nbh", observations, kernel) + self.input_layer.bias
+
+  def q_values(self, observation_features, actions):
+    """Q values [N, B] from precomputed observation features and joint one-hot actions.
+
+    `actions`: [B, N*A] (every critic sees the same joint action) or [N, B, N*A] (one per critic).
+    """
+    kernel = self.input_layer.kernel[:, self.observation_width:]
+    if actions.shape.rank == 2:
+      action_features = tf.einsum("bi,nih->nbh", actions, kernel)
+    else:
+      action_features = tf.matmul(actions, kernel)
+    hidden = tf.nn.relu(observation_features + action_features)
+    return tf.squeeze(self.body(hidden), axis=-1)
+
+  def call(self, observations, actions):
+    return self.q_values(self.observation_features(observations), actions)
+
+
+def variables_by_name(model, prefix):
+  """{prefix/path: variable} for a Keras model's weights, for checkpoints and logs."""
+  return {f"{prefix}/{variable.path}": variable for variable in model.weights}

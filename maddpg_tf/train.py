@@ -1,0 +1,69 @@
+"""`maddpg-train`: train MADDPG on one task with one estimator.
+
+    maddpg-train                                   # the short default job (LBF 8x8, GST, a few minutes)
+    maddpg-train --config=configs/lbf.py:task=lbf-15x15-4p-5f,estimator=gst --workdir=runs/gst-s0 \\
+        --config.seed=0 --config.total_steps=7500000 --config.estimator.temperature=0.7
+
+Re-running the same command on an interrupted --workdir resumes from its last complete checkpoint.
+"""
+
+import datetime
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+import configs
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "lbf.py") + ":short"
+_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG,
+                                         "Config file (configs/lbf.py or configs/rware.py) and arguments.",
+                                         lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<task>_<estimator>_s<seed>_<time>).")
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
+
+
+def _error(message):
+  print(f"maddpg-train: error: {message}", file=sys.stderr)
+  return 2
+
+
+def main(argv):
+  if len(argv) > 1:
+    return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  from maddpg_tf import checkpointing, experiment  # after flag parsing: --help stays fast
+  config = _CONFIG.value
+  workdir = _WORKDIR.value or os.path.join(
+      "runs", f"{config.task}_{config.estimator.label}_s{config.seed}_"
+              f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
+  try:
+    run = experiment.Experiment(config, workdir, progress=not _QUIET.value)
+    summary = run.run()
+  except (experiment.RunError, checkpointing.CheckpointError) as error:
+    return _error(str(error))
+  except KeyboardInterrupt as interrupt:
+    print(f"maddpg-train: interrupted: {interrupt}", file=sys.stderr)
+    return 130
+  print(f"done: {summary['task']} {summary['estimator']} seed {summary['seed']} ({summary['fidelity']}): "
+        f"{summary['env_steps']:,} env steps, {summary['updates']:,} updates, "
+        f"{summary['steps_per_second']:.0f} steps/s; eval return final {summary['final_return']:.3f}, "
+        f"max {summary['max_return']:.3f}")
+  print(f"results: {os.path.join(workdir, 'evaluations.csv')}; "
+        f"TensorBoard: tensorboard --logdir {summary['tensorboard']}")
+  return 0
+
+
+def run():
+  """Console entry point."""
+  def _main(argv):
+    sys.exit(main(argv))
+  try:
+    app.run(_main)
+  except ValueError as error:  # config file errors raised while absl parses flags
+    sys.exit(_error(str(error)))
+
+
+if __name__ == "__main__":
+  run()
