@@ -33,6 +33,14 @@ class RunError(Exception):
   """A problem the user must fix; its message is one line naming the value and what is allowed."""
 
 
+class Interrupted(Exception):
+  """SIGINT or SIGTERM arrived; a checkpoint was written. `signum` says which."""
+
+  def __init__(self, signum, message):
+    super().__init__(message)
+    self.signum = signum
+
+
 FIDELITY_DEFAULTS = {
     # setting: (value under "code", value under "text")
     "learner.use_target_networks": (False, True),
@@ -374,7 +382,7 @@ class Experiment:
       if self._stop_signal is not None:
         path = self.save_checkpoint()
         name = signal.Signals(self._stop_signal).name
-        raise KeyboardInterrupt(f"{name} at env step {self.counters['env_steps']:,}: checkpoint {path} "
+        raise Interrupted(self._stop_signal, f"{name} at env step {self.counters['env_steps']:,}: checkpoint {path} "
                                 f"written; run the same command to resume")
       actions = self.actor.select_actions(self.observations)
       step = self.env.step(actions)

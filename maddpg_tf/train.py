@@ -24,9 +24,43 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<t
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
+def one_line(message):
+  """A flag or config error as one readable line: the last line of an embedded traceback, no quotes."""
+  text = str(message)
+  if "Traceback (most recent call last)" in text:
+    head = text.split("Error whilst parsing config file")[0].rstrip(": ")
+    last = [line for line in text.splitlines() if line.strip()][-1].strip()
+    text = f"{head}: {last.split(': ', 1)[-1]}" if head else last
+  return " ".join(text.split())
+
+
 def _error(message):
-  print(f"maddpg-train: error: {message}", file=sys.stderr)
+  print(f"maddpg-train: error: {one_line(message)}", file=sys.stderr)
   return 2
+
+
+def _parse_flags(argv):
+  """absl's parsing, with any flag or config-file error as one line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as error:  # flags.Error, and whatever a config file or override raises
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, (AttributeError, KeyError)):
+      key_message = str(cause.args[0]) if cause.args else str(cause)
+      detail = "no such config key " + key_message.replace("\n", "; ")
+    else:
+      detail = str(error)
+    sys.exit(_error(detail))
+
+
+def _load_config():
+  try:
+    config = _CONFIG.value
+    config.task  # the config is loaded lazily: a missing or broken file raises on first use
+    return config
+  except Exception as error:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    raise ValueError(lines[-1] if lines else repr(error)) from None
 
 
 def main(argv):
@@ -34,7 +68,10 @@ def main(argv):
     return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from maddpg_tf import checkpointing, experiment  # after flag parsing: --help stays fast
-  config = _CONFIG.value
+  try:
+    config = _load_config()
+  except ValueError as error:
+    return _error(f"--config: {error}")
   workdir = _WORKDIR.value or os.path.join(
       "runs", f"{config.task}_{config.estimator.label}_s{config.seed}_"
               f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
@@ -43,9 +80,9 @@ def main(argv):
     summary = run.run()
   except (experiment.RunError, checkpointing.CheckpointError) as error:
     return _error(str(error))
-  except KeyboardInterrupt as interrupt:
+  except experiment.Interrupted as interrupt:
     print(f"maddpg-train: interrupted: {interrupt}", file=sys.stderr)
-    return 130
+    return 128 + interrupt.signum
   print(f"done: {summary['task']} {summary['estimator']} seed {summary['seed']} ({summary['fidelity']}): "
         f"{summary['env_steps']:,} env steps, {summary['updates']:,} updates, "
         f"{summary['steps_per_second']:.0f} steps/s; eval return final {summary['final_return']:.3f}, "
@@ -59,10 +96,7 @@ def run():
   """Console entry point."""
   def _main(argv):
     sys.exit(main(argv))
-  try:
-    app.run(_main)
-  except ValueError as error:  # config file errors raised while absl parses flags
-    sys.exit(_error(str(error)))
+  app.run(_main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""`maddpg-train` from the command line: bad input gets one line and a non-zero exit, nothing already
+written changes; SIGTERM writes a checkpoint and the same command resumes to the uninterrupted result."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from maddpg_tf import checkpointing, experiment
+from configs import lbf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LBF = os.path.join(REPO, "configs", "lbf.py")
+
+
+def train(*args, **kwargs):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.train", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def tree_hashes(directory):
+  hashes = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "rb") as handle:
+        hashes[os.path.relpath(path, directory)] = hashlib.sha256(handle.read()).hexdigest()
+  return hashes
+
+
+def error_lines(result):
+  return [line for line in result.stderr.splitlines() if line.startswith("maddpg-train:")]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("cli") / "run")
+  result = train(f"--config={LBF}:smoke", "--config.total_steps=500", f"--workdir={workdir}", "--quiet")
+  assert result.returncode == 0, result.stderr
+  assert "done: lbf-8x8-2p-2f-coop gst seed 0 (code): 500 env steps" in result.stdout
+  return workdir
+
+
+@pytest.mark.parametrize("args,message", [
+    ([f"--config={LBF}:smoke", "--config.estimator.temprature=0.5"],
+     "no such config key 'temprature'; Did you mean \"temperature\""),
+    ([f"--config={LBF}:smoke,task=lbf-9x9"], "unknown task 'lbf-9x9'"),
+    ([f"--config={LBF}:smoke,estimator=gumbel"], "unknown estimator 'gumbel'"),
+    ([f"--config={LBF}:smoke", "--config.estimator.temperature=0"], "temperature must be > 0"),
+    ([f"--config={LBF}:smoke", "--config.total_steps=-1"], "total_steps must be an integer >= 0, got -1"),
+    ([f"--config={os.path.join(REPO, 'configs', 'missing.py')}"], "No such file or directory"),
+    ([f"--config={LBF}:smok"], "unknown config argument 'smok'"),
+])
+def test_bad_input_one_line_nonzero_exit_nothing_written(tmp_path, args, message):
+  workdir = str(tmp_path / "never")
+  result = train(*args, f"--workdir={workdir}", "--quiet")
+  assert result.returncode == 2
+  assert len(error_lines(result)) == 1 and message in error_lines(result)[0], result.stderr
+  assert "Traceback" not in result.stderr
+  assert not os.path.exists(workdir)
+
+
+def test_workdir_of_another_run_is_refused_and_unchanged(finished_run):
+  before = tree_hashes(finished_run)
+  result = train(f"--config={LBF}:smoke,estimator=grmck", f"--workdir={finished_run}", "--quiet")
+  assert result.returncode == 2
+  assert "holds a different run" in error_lines(result)[0] and "Traceback" not in result.stderr
+  assert tree_hashes(finished_run) == before
+
+
+def test_workdir_that_is_a_file(tmp_path):
+  path = tmp_path / "file"
+  path.write_text("keep me")
+  result = train(f"--config={LBF}:smoke", f"--workdir={path}", "--quiet")
+  assert result.returncode == 2 and "is a file, not a directory" in error_lines(result)[0]
+  assert path.read_text() == "keep me"
+
+
+def test_sigterm_checkpoints_and_the_same_command_resumes_exactly(tmp_path):
+  workdir = str(tmp_path / "run")
+  args = [f"--config={LBF}:smoke", "--config.total_steps=4000", f"--workdir={workdir}", "--quiet"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  process = subprocess.Popen([sys.executable, "-m", "maddpg_tf.train", *args], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  while not checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints")):
+    assert time.time() < deadline and process.poll() is None, process.communicate()
+    time.sleep(0.05)
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 128 + signal.SIGTERM, stderr
+  assert "SIGTERM at env step" in stderr and "run the same command to resume" in stderr
+  step = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))[-1][0]
+  assert 1000 <= step < 4000
+  resumed = train(*args)
+  assert resumed.returncode == 0, resumed.stderr
+  straight = str(tmp_path / "straight")
+  config = lbf.get_config("smoke")
+  config.total_steps = 4000
+  experiment.Experiment(config, straight, progress=False).run()
+  with open(os.path.join(workdir, "evaluations.csv")) as a, open(os.path.join(straight,
+                                                                             "evaluations.csv")) as b:
+    assert a.read() == b.read()

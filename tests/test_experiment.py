@@ -1,0 +1,114 @@
+"""End-to-end runs: files written, exact resume, learning on a small LBF task."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs import lbf
+from maddpg_tf import checkpointing, experiment, loggers
+
+
+def smoke_config(**overrides):
+  config = lbf.get_config("smoke")
+  for key, value in overrides.items():
+    target = config
+    *parents, leaf = key.split(".")
+    for parent in parents:
+      target = target[parent]
+    target[leaf] = value
+  return config
+
+
+def evaluation_means(workdir):
+  return [mean for _, mean in loggers.read_evaluations_csv(os.path.join(workdir, "evaluations.csv"))]
+
+
+def test_smoke_run_writes_results_and_a_complete_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  summary = experiment.Experiment(smoke_config(), workdir, progress=False).run()
+  assert summary["env_steps"] == 2000 and summary["updates"] > 0
+  with open(os.path.join(workdir, "config.json")) as handle:
+    config = json.load(handle)
+  assert config["fidelity"] == "code" and config["loop"]["episode_limit"] == 25
+  assert config["learner"]["use_target_networks"] is False
+  with open(os.path.join(workdir, "provenance.json")) as handle:
+    provenance = json.load(handle)
+  assert provenance["packages"]["lbforaging"] == "2.0.0" and provenance["gym_id"].endswith("-v3")
+  assert len(provenance["git_revision"]) in (40, 7) or provenance["git_revision"] == "unknown"
+  steps = [step for step, _ in loggers.read_evaluations_csv(os.path.join(workdir, "evaluations.csv"))]
+  assert steps[0] == 0 and len(steps) == 2
+  assert checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))[-1][0] == 2000
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(workdir, "tb")))
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+  """Stopping at 1,000 steps and resuming to 2,000 gives the evaluations of a straight 2,000-step run."""
+  straight = str(tmp_path / "straight")
+  experiment.Experiment(smoke_config(), straight, progress=False).run()
+  resumed = str(tmp_path / "resumed")
+  experiment.Experiment(smoke_config(total_steps=1000), resumed, progress=False).run()
+  summary = experiment.Experiment(smoke_config(), resumed, progress=False).run()
+  assert summary["env_steps"] == 2000
+  with open(os.path.join(straight, "evaluations.csv")) as a, open(os.path.join(resumed,
+                                                                              "evaluations.csv")) as b:
+    assert a.read() == b.read()
+
+
+def test_text_fidelity_uses_targets_and_the_env_limit(tmp_path):
+  config = experiment.resolve_config(smoke_config(fidelity="text"))
+  assert config.learner.use_target_networks is True and config.loop.episode_limit == 50
+  assert config.loop.eval_into_replay is False and config.loop.truncation_is_terminal is False
+  assert config.estimator.schedule_unit == "env_steps"
+  summary = experiment.Experiment(smoke_config(fidelity="text"), str(tmp_path / "text"),
+                                  progress=False).run()
+  assert summary["env_steps"] == 2000
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"task": "lbf-9x9"}, r"unknown task 'lbf-9x9'"),
+    ({"estimator.name": "gumbel"}, r"unknown estimator 'gumbel'"),
+    ({"estimator.temperature": 0.0}, r"temperature must be > 0.*0.0"),
+    ({"estimator.num_samples": 3}, r"estimator 'gst' has no parameter 'num_samples'"),
+    ({"total_steps": -5}, r"total_steps must be an integer >= 0, got -5"),
+    ({"fidelity": "paper"}, r"fidelity must be 'code' or 'text', got 'paper'"),
+    ({"loop.episode_limit": 80}, r"episode_limit for lbf-8x8-2p-2f-coop must be in 1..50, got 80"),
+    ({"replay.batch_size": 0}, r"replay.batch_size must be an integer >= 1, got 0"),
+])
+def test_bad_config_values_raise_one_line(overrides, message):
+  with pytest.raises(experiment.RunError, match=message) as error:
+    experiment.resolve_config(smoke_config(**overrides))
+  assert "\n" not in str(error.value)
+
+
+def test_workdir_of_a_different_run_is_refused_and_untouched(tmp_path):
+  workdir = str(tmp_path / "run")
+  experiment.Experiment(smoke_config(total_steps=500), workdir, progress=False).run()
+  before = {name: open(os.path.join(workdir, name), "rb").read() for name in ("config.json",
+                                                                            "evaluations.csv")}
+  with pytest.raises(experiment.RunError, match=r"holds a different run \(estimator.temperature: 0.7 "
+                                                r"there, 0.3 here\)"):
+    experiment.Experiment(smoke_config(**{"estimator.temperature": 0.3}), workdir, progress=False)
+  after = {name: open(os.path.join(workdir, name), "rb").read() for name in before}
+  assert before == after
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path):
+  workdir = str(tmp_path / "run")
+  experiment.Experiment(smoke_config(total_steps=500), workdir, progress=False).run()
+  latest = checkpointing.latest(os.path.join(workdir, "checkpoints"))
+  with open(os.path.join(latest, "arrays.npz"), "r+b") as handle:
+    handle.truncate(100)
+  with pytest.raises(experiment.RunError, match=r"is corrupt or incomplete"):
+    experiment.Experiment(smoke_config(total_steps=1000), workdir, progress=False).run()
+
+
+def test_incomplete_checkpoint_is_ignored(tmp_path):
+  """A checkpoint directory without its COMPLETE marker (a kill mid-write) is never restored."""
+  workdir = str(tmp_path / "run")
+  experiment.Experiment(smoke_config(total_steps=1000), workdir, progress=False).run()
+  directory = os.path.join(workdir, "checkpoints")
+  newest = checkpointing.latest(directory)
+  os.remove(os.path.join(newest, checkpointing.MARKER))
+  assert checkpointing.latest(directory) != newest
