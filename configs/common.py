@@ -110,7 +110,10 @@ def base_config(task, family, estimator_label, **overrides):
 
   config.loop = ml_collections.ConfigDict(dict(
       warmup_episodes=400, updates_per_episode=1 if family == "lbf" else 10,
-      eval_every_steps=50_000, eval_episodes=100, eval_num_envs=20))
+      eval_every_steps=50_000, eval_episodes=100, eval_num_envs=20,
+      # Updates run on a second thread while the envs step on, acting with the actors as of the previous
+      # update block (a lag of one episode's updates). False: the strictly sequential order of the code.
+      asynchronous_updates=True))
   config.loop.episode_limit = config_dict.placeholder(int)
   config.loop.truncation_is_terminal = config_dict.placeholder(bool)
   config.loop.eval_into_replay = config_dict.placeholder(bool)

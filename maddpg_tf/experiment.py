@@ -9,6 +9,7 @@ reach the next multiple of `eval_every_steps`, starting at step 0.
 """
 
 import dataclasses
+import concurrent.futures
 import importlib.metadata
 import json
 import math
@@ -190,11 +191,17 @@ class Experiment:
     self.learner = learner_lib.MADDPGLearner(
         spec.num_agents, spec.observation_size, spec.num_actions, learner_config(c),
         estimator=c.estimator.name, estimator_params=estimator_params(c), seed=c.seed,
-        jit_compile=c.jit_compile)
+        jit_compile=c.jit_compile, separate_behaviour_policy=c.loop.asynchronous_updates)
     self.buffer = replay_buffer.ReplayBuffer(c.replay.capacity, spec.num_agents, spec.observation_size,
                                              c.replay.observation_dtype)
-    self.actor = Actor(self.learner.policy_logits, c.seed, stream=0, jit_compile=c.jit_compile)
-    self.eval_actor = Actor(self.learner.policy_logits, c.seed, stream=1, jit_compile=c.jit_compile)
+    self.actor = Actor(self.learner.behaviour_policy_logits, c.seed, stream=0, jit_compile=c.jit_compile)
+    self.eval_actor = Actor(self.learner.behaviour_policy_logits, c.seed, stream=1,
+                            jit_compile=c.jit_compile)
+    self._executor = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
+                      if c.loop.asynchronous_updates else None)
+    self._pending = None
+    self._tensorboard = None
+    self._last_metrics = None
     self.counters = dict(env_steps=0, warmup_episodes=0, episodes=0, updates=0, last_checkpoint=0)
     self.evaluations = []
     self.warmup_rng = np.random.default_rng([c.seed, 1])
@@ -243,16 +250,21 @@ class Experiment:
             "fidelity": self.config.fidelity}
 
   def save_checkpoint(self):
+    self._drain()
+    previous = self.counters["last_checkpoint"]
+    self.counters["last_checkpoint"] = self.counters["env_steps"]  # the restored run must see it too
     arrays = {name: variable.numpy() for name, variable in self.learner.state_variables().items()}
     arrays.update(self.buffer.state())
     state = {"counters": dict(self.counters), "evaluations": self.evaluations,
              "env": self.env, "eval_env": self.eval_env, "observations": self.observations,
              "warmup_rng": self.warmup_rng, "replay_rng": self.replay_rng,
              "actor_calls": self.actor.calls, "eval_actor_calls": self.eval_actor.calls}
-    path = checkpointing.save(self.checkpoint_dir, self.counters["env_steps"], arrays, state,
-                              self._metadata(), keep=self.config.checkpoint.keep)
-    self.counters["last_checkpoint"] = self.counters["env_steps"]
-    return path
+    try:
+      return checkpointing.save(self.checkpoint_dir, self.counters["env_steps"], arrays, state,
+                                self._metadata(), keep=self.config.checkpoint.keep)
+    except checkpointing.CheckpointError:
+      self.counters["last_checkpoint"] = previous
+      raise
 
   def restore_latest(self):
     """Restores the newest complete checkpoint; returns its path or None."""
@@ -279,6 +291,7 @@ class Experiment:
     self.observations = state["observations"]
     self.warmup_rng, self.replay_rng = state["warmup_rng"], state["replay_rng"]
     self.actor.calls, self.eval_actor.calls = state["actor_calls"], state["eval_actor_calls"]
+    self.learner.sync_behaviour_policy()
     return path
 
   # ---- the loop ----------------------------------------------------------------------------------------
@@ -292,13 +305,63 @@ class Experiment:
     unit = self.config.estimator.schedule_unit
     return self.counters["updates"] if unit == "updates" else self.counters["env_steps"]
 
-  def _update(self):
+  def _schedule_updates(self, count):
+    """Runs `count` updates on batches sampled now, or submits them to the learner thread.
+
+    With `loop.asynchronous_updates`, the block runs while the envs keep stepping with the behaviour copy
+    of the actors, which is synced when the block is collected (before the next block is submitted and
+    before every evaluation and checkpoint). Everything random is drawn here, in a fixed order, so runs
+    are deterministic and resumable either way.
+    """
     c = self.config
-    batch = self.buffer.sample(c.replay.batch_size, self.replay_rng)
-    seed = np.array([c.seed, self.counters["updates"]], np.int64)
-    metrics = self.learner.step(batch, seed=seed, estimator_step=self._estimator_step())
-    self.counters["updates"] += 1
-    return metrics
+    jobs = []
+    for _ in range(count):
+      if len(self.buffer) < c.replay.batch_size:
+        break
+      batch = self.buffer.sample(c.replay.batch_size, self.replay_rng)
+      seed = np.array([c.seed, self.counters["updates"]], np.int64)
+      jobs.append((self.counters["updates"], batch, seed, self._estimator_step()))
+      self.counters["updates"] += 1
+    if not jobs:
+      return
+    if self._executor is None:
+      self._collect(jobs, self._run_updates(jobs))
+    else:
+      self._drain()
+      self._pending = (jobs, self._executor.submit(self._run_updates, jobs))
+
+  def _run_updates(self, jobs):
+    return [self.learner.step(batch, seed=seed, estimator_step=step) for _, batch, seed, step in jobs]
+
+  def _drain(self):
+    """Waits for the submitted update block, logs it, and syncs the behaviour policy."""
+    if self._pending is None:
+      return
+    jobs, future = self._pending
+    self._pending = None
+    self._collect(jobs, future)
+    self.learner.sync_behaviour_policy()
+
+  def _collect(self, jobs, results):
+    c = self.config
+    try:
+      metrics = results.result() if isinstance(results, concurrent.futures.Future) else results
+    except tf.errors.InvalidArgumentError as error:
+      message = str(error)
+      losses = [name for name in ("critic loss", "actor loss") if name in message]
+      if not losses or "Tensor had" not in message:
+        raise
+      last = checkpointing.latest(self.checkpoint_dir)
+      raise RunError(f"training stopped at update {jobs[0][0] + 1:,} (env step "
+                     f"{self.counters['env_steps']:,}): the {losses[0]} is NaN or infinite; last "
+                     f"good checkpoint: {last or 'none'}") from None
+    self._last_metrics = metrics[-1]
+    if self._tensorboard is None:
+      return
+    for (update, *_), values in zip(jobs, metrics):
+      if (update + 1) % c.log.every_updates == 0:
+        self._tensorboard.write({f"train/{k}": v.numpy() for k, v in values.items()
+                                 if not k.startswith("policy_grad_variance")}, self.counters["env_steps"])
 
   def warm_up(self):
     c = self.config
@@ -346,6 +409,7 @@ class Experiment:
       raise RunError(str(error)) from None
     self._write_run_files()
     tensorboard = loggers.TensorBoardLogger(os.path.join(self.workdir, "tb"))
+    self._tensorboard = tensorboard
     run_name = os.path.basename(os.path.normpath(self.workdir))
     if restored is None:
       tensorboard.write_hparams(self._hparams(), run_name)
@@ -367,6 +431,11 @@ class Experiment:
     finally:
       for signum, handler in previous_handlers.items():
         signal.signal(signum, handler)
+      if self._pending is not None:  # an exception left a block running: let it finish quietly
+        concurrent.futures.wait([self._pending[1]])
+        self._pending = None
+      if self._executor is not None:
+        self._executor.shutdown(wait=True)
       if bar is not None:
         bar.close()
       tensorboard.close()
@@ -377,13 +446,13 @@ class Experiment:
     started, steps_at_start = time.time(), self.counters["env_steps"]
     rate_clock, rate_steps = time.time(), self.counters["env_steps"]
     recent_returns = []
-    metrics = None
+    self._last_metrics = None
     while self.counters["env_steps"] < c.total_steps:
       if self._stop_signal is not None:
         path = self.save_checkpoint()
         name = signal.Signals(self._stop_signal).name
-        raise Interrupted(self._stop_signal, f"{name} at env step {self.counters['env_steps']:,}: checkpoint {path} "
-                                f"written; run the same command to resume")
+        raise Interrupted(self._stop_signal, f"{name} at env step {self.counters['env_steps']:,}: "
+                                             f"checkpoint {path} written; run the same command to resume")
       actions = self.actor.select_actions(self.observations)
       step = self.env.step(actions)
       self.buffer.add(self.observations, actions, step.reward, self._terminal(step), step.observation)
@@ -394,27 +463,13 @@ class Experiment:
       if np.any(ended):
         recent_returns.extend(step.episode_return[ended].tolist())
         self.counters["episodes"] += int(ended.sum())
-        for _ in range(int(ended.sum()) * c.loop.updates_per_episode):
-          if len(self.buffer) >= c.replay.batch_size:
-            try:
-              metrics = self._update()
-            except tf.errors.InvalidArgumentError as error:
-              message = str(error)
-              losses = [name for name in ("critic loss", "actor loss") if name in message]
-              if not losses or "Tensor had" not in message:
-                raise
-              last = checkpointing.latest(self.checkpoint_dir)
-              raise RunError(f"training stopped at update {self.counters['updates']:,} (env step "
-                             f"{self.counters['env_steps']:,}): the {losses[0]} is NaN or infinite; last "
-                             f"good checkpoint: {last or 'none'}") from None
-            if self.counters["updates"] % c.log.every_updates == 0:
-              tensorboard.write({f"train/{k}": v.numpy() for k, v in metrics.items()
-                                 if not k.startswith("policy_grad_variance")}, self.counters["env_steps"])
-      if metrics is not None and (self.counters["env_steps"] // c.log.grad_variance_every_steps
-                                  > steps_before // c.log.grad_variance_every_steps):
-        tensorboard.write({k: v.numpy() for k, v in metrics.items() if k.startswith("policy_grad_variance")},
-                          self.counters["env_steps"])
+        self._schedule_updates(int(ended.sum()) * c.loop.updates_per_episode)
+      if self._last_metrics is not None and (self.counters["env_steps"] // c.log.grad_variance_every_steps
+                                             > steps_before // c.log.grad_variance_every_steps):
+        tensorboard.write({k: v.numpy() for k, v in self._last_metrics.items()
+                           if k.startswith("policy_grad_variance")}, self.counters["env_steps"])
       if steps_before >= len(self.evaluations) * c.loop.eval_every_steps:
+        self._drain()
         returns = self.evaluate()
         self.evaluations.append({"step": steps_before, "returns": returns})
         loggers.write_evaluations_csv(os.path.join(self.workdir, "evaluations.csv"), self.evaluations)
@@ -437,6 +492,7 @@ class Experiment:
           self.save_checkpoint()
         except checkpointing.CheckpointError as error:
           raise RunError(str(error)) from None
+    self._drain()
     if self.counters["last_checkpoint"] != self.counters["env_steps"] or not checkpointing.latest(
         self.checkpoint_dir):
       try:

@@ -90,7 +90,8 @@ class MADDPGLearner(tf.Module):
   """Stacked MADDPG. `step(batch)` runs one update of every agent and returns a dict of metrics."""
 
   def __init__(self, num_agents, observation_size, num_actions, config=LearnerConfig(),
-               estimator="gst", estimator_params=None, seed=0, initializer=None, jit_compile=True):
+               estimator="gst", estimator_params=None, seed=0, initializer=None, jit_compile=True,
+               separate_behaviour_policy=False):
     super().__init__(name="maddpg_learner")
     self.num_agents = int(num_agents)
     self.observation_size = int(observation_size)
@@ -123,6 +124,13 @@ class MADDPGLearner(tf.Module):
     else:
       # The paper's runs never read their target networks (NOTES section 0): keeping none is equivalent.
       self.target_actors, self.target_critics = self.actors, self.critics
+    # A copy of the actors for acting while updates run on another thread (see `sync_behaviour_policy`).
+    self.behaviour_actors = self.actors
+    if separate_behaviour_policy:
+      self.behaviour_actors = networks.StackedMLP(num_agents, hidden, num_actions, name="behaviour_actors")
+      self.behaviour_actors.build((num_agents, None, observation_size))
+      self._sync = tf.function(self._copy_actors_to_behaviour)
+      self._sync()
     self.reward_standardiser = RewardStandardiser(num_agents)
     self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_updates")
     self._compiled_step = tf.function(self._step, jit_compile=jit_compile, reduce_retracing=True)
@@ -227,13 +235,30 @@ class MADDPGLearner(tf.Module):
     if estimator_step is None:
       estimator_step = self.num_updates
     batch = type(batch)(*(tf.convert_to_tensor(x) for x in batch))
-    return self._compiled_step(batch, tf.cast(seed, tf.int32), tf.cast(estimator_step, tf.float32))
+    metrics = self._compiled_step(batch, tf.cast(seed, tf.int32), tf.cast(estimator_step, tf.float32))
+    # XLA compiles check_numerics away, so the compiled step's losses are checked here, eagerly.
+    for name in ("critic_loss", "actor_loss"):
+      tf.debugging.check_numerics(metrics[name], name.replace("_", " "))
+    return metrics
 
   # ---- acting and state ------------------------------------------------------------------------------
 
   def policy_logits(self, observations):
     """[E, N, O] -> [E, N, A] logits of every agent's actor."""
     return tf.transpose(self.actors(tf.transpose(observations, [1, 0, 2])), [1, 0, 2])
+
+  def behaviour_policy_logits(self, observations):
+    """Like `policy_logits`, from the behaviour copy (the actors as of the last `sync_behaviour_policy`)."""
+    return tf.transpose(self.behaviour_actors(tf.transpose(observations, [1, 0, 2])), [1, 0, 2])
+
+  def _copy_actors_to_behaviour(self):
+    for behaviour, online in zip(self.behaviour_actors.weights, self.actors.weights):
+      behaviour.assign(online)
+
+  def sync_behaviour_policy(self):
+    """Copies the actors into the behaviour copy (no-op without a separate copy)."""
+    if self.behaviour_actors is not self.actors:
+      self._sync()
 
   def state_variables(self):
     """{name: tf.Variable} of everything an exact resume needs."""

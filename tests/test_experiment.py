@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -112,3 +113,24 @@ def test_incomplete_checkpoint_is_ignored(tmp_path):
   newest = checkpointing.latest(directory)
   os.remove(os.path.join(newest, checkpointing.MARKER))
   assert checkpointing.latest(directory) != newest
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+  workdir = str(tmp_path / "run")
+  experiment.Experiment(smoke_config(total_steps=1000), workdir, progress=False).run()
+  directory = os.path.join(workdir, "checkpoints")
+  kept = checkpointing.latest(directory)
+  original = experiment.replay_buffer.ReplayBuffer.sample
+
+  def poisoned(self, batch_size, rng):
+    batch = original(self, batch_size, rng)
+    batch.reward[0, 0] = np.nan
+    return batch
+
+  monkeypatch.setattr(experiment.replay_buffer.ReplayBuffer, "sample", poisoned)
+  with pytest.raises(experiment.RunError, match=r"training stopped at update [\d,]+ \(env step [\d,]+\): "
+                                                r"the critic loss is NaN or infinite; last good checkpoint: "
+                                                + re.escape(kept)) as error:
+    experiment.Experiment(smoke_config(total_steps=2000), workdir, progress=False).run()
+  assert "\n" not in str(error.value)
+  assert checkpointing.latest(directory) == kept
