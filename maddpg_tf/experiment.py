@@ -201,7 +201,6 @@ class Experiment:
                       if c.loop.asynchronous_updates else None)
     self._pending = None
     self._tensorboard = None
-    self._last_metrics = None
     self.counters = dict(env_steps=0, warmup_episodes=0, episodes=0, updates=0, last_checkpoint=0)
     self.evaluations = []
     self.warmup_rng = np.random.default_rng([c.seed, 1])
@@ -320,7 +319,12 @@ class Experiment:
         break
       batch = self.buffer.sample(c.replay.batch_size, self.replay_rng)
       seed = np.array([c.seed, self.counters["updates"]], np.int64)
-      jobs.append((self.counters["updates"], batch, seed, self._estimator_step()))
+      # Figure 4: both variance definitions, on the first update of each logging window.
+      window = self.counters["env_steps"] // c.log.grad_variance_every_steps
+      log_variance = window > self.counters.get("variance_window", -1)
+      if log_variance:
+        self.counters["variance_window"] = window
+      jobs.append((self.counters["updates"], batch, seed, self._estimator_step(), log_variance))
       self.counters["updates"] += 1
     if not jobs:
       return
@@ -331,7 +335,8 @@ class Experiment:
       self._pending = (jobs, self._executor.submit(self._run_updates, jobs))
 
   def _run_updates(self, jobs):
-    return [self.learner.step(batch, seed=seed, estimator_step=step) for _, batch, seed, step in jobs]
+    return [self.learner.step(batch, seed=seed, estimator_step=step, per_sample_variance=log_variance)
+            for _, batch, seed, step, log_variance in jobs]
 
   def _drain(self):
     """Waits for the submitted update block, logs it, and syncs the behaviour policy."""
@@ -355,13 +360,16 @@ class Experiment:
       raise RunError(f"training stopped at update {jobs[0][0] + 1:,} (env step "
                      f"{self.counters['env_steps']:,}): the {losses[0]} is NaN or infinite; last "
                      f"good checkpoint: {last or 'none'}") from None
-    self._last_metrics = metrics[-1]
     if self._tensorboard is None:
       return
-    for (update, *_), values in zip(jobs, metrics):
+    variance_prefixes = ("policy_grad_variance", "per_sample_grad_variance")
+    for (update, *_, log_variance), values in zip(jobs, metrics):
       if (update + 1) % c.log.every_updates == 0:
         self._tensorboard.write({f"train/{k}": v.numpy() for k, v in values.items()
-                                 if not k.startswith("policy_grad_variance")}, self.counters["env_steps"])
+                                 if not k.startswith(variance_prefixes)}, self.counters["env_steps"])
+      if log_variance:
+        self._tensorboard.write({k: v.numpy() for k, v in values.items() if k.startswith(variance_prefixes)},
+                                self.counters["env_steps"])
 
   def warm_up(self):
     c = self.config
@@ -446,7 +454,6 @@ class Experiment:
     started, steps_at_start = time.time(), self.counters["env_steps"]
     rate_clock, rate_steps = time.time(), self.counters["env_steps"]
     recent_returns = []
-    self._last_metrics = None
     while self.counters["env_steps"] < c.total_steps:
       if self._stop_signal is not None:
         path = self.save_checkpoint()
@@ -464,10 +471,6 @@ class Experiment:
         recent_returns.extend(step.episode_return[ended].tolist())
         self.counters["episodes"] += int(ended.sum())
         self._schedule_updates(int(ended.sum()) * c.loop.updates_per_episode)
-      if self._last_metrics is not None and (self.counters["env_steps"] // c.log.grad_variance_every_steps
-                                             > steps_before // c.log.grad_variance_every_steps):
-        tensorboard.write({k: v.numpy() for k, v in self._last_metrics.items()
-                           if k.startswith("policy_grad_variance")}, self.counters["env_steps"])
       if steps_before >= len(self.evaluations) * c.loop.eval_every_steps:
         self._drain()
         returns = self.evaluate()

@@ -171,11 +171,23 @@ class MADDPGLearner(tf.Module):
     loss = tf.reduce_mean(tf.square(q - targets), axis=1)
     return tf.debugging.check_numerics(loss, "critic loss"), q
 
-  def actor_loss(self, batch, seed, estimator_step):
-    """Per-agent actor loss [N]: -mean_b Q_i(o, a_-i, a~_i) + logit_l2 * mean(logits_i^2)."""
+  def actor_loss(self, batch, seed, estimator_step, layer_inputs=None, pre_activations=None,
+                 per_sample=False):
+    """Per-agent actor loss [N]: -mean_b Q_i(o, a_-i, a~_i) + logit_l2 * mean(logits_i^2).
+
+    `per_sample=True` returns the per-sample losses [N, B] instead (their batch mean is the loss).
+    If lists are passed as `layer_inputs` / `pre_activations`, each actor layer's input and pre-activation
+    ([N, B, .]) are appended to them (for per-sample gradients).
+    """
     n, a = self.num_agents, self.num_actions
     observations = tf.transpose(batch.observation, [1, 0, 2])
-    logits = self.actors(observations)                                           # [N, B, A]
+    logits = observations
+    for layer in self.actors.dense_layers:                                       # = self.actors(...)
+      pre_activation = tf.matmul(logits, layer.kernel) + layer.bias
+      if layer_inputs is not None:
+        layer_inputs.append(logits)
+        pre_activations.append(pre_activation)
+      logits = layer.activation(pre_activation)                                  # last: [N, B, A]
     sampled = self.estimator(logits, estimator_step).sample(seed=seed)           # [N, B, A]
     replay = self._flatten(tf.one_hot(batch.action, a))                          # [B, N*A]
     # Critic i sees the replayed joint action with block i replaced by agent i's own sample.
@@ -183,13 +195,14 @@ class MADDPGLearner(tf.Module):
     sampled_blocks = tf.reshape(tf.einsum("nba,nm->nbma", sampled, tf.eye(n)), [n, -1, n * a])
     joint = replay[tf.newaxis] * (1. - own_block) + sampled_blocks               # [N, B, N*A]
     q = self.critics.q_values(self.critics.observation_features(self._flatten(batch.observation)), joint)
-    regulariser = self.config.logit_l2 * tf.reduce_mean(tf.square(logits), axis=[1, 2])
-    loss = -tf.reduce_mean(q, axis=1) + regulariser
-    return tf.debugging.check_numerics(loss, "actor loss")
+    per_sample_loss = -q + self.config.logit_l2 * tf.reduce_mean(tf.square(logits), axis=2)   # [N, B]
+    if per_sample:
+      return per_sample_loss
+    return tf.debugging.check_numerics(tf.reduce_mean(per_sample_loss, axis=1), "actor loss")
 
   # ---- the update -----------------------------------------------------------------------------------
 
-  def _step(self, batch, seed, estimator_step):
+  def _step(self, batch, seed, estimator_step, per_sample_variance=False):
     target_seed, estimator_seed = estimator_base.split_seed(seed)
     targets = self.target_values(batch, target_seed)
     with tf.GradientTape() as tape:
@@ -199,11 +212,14 @@ class MADDPGLearner(tf.Module):
         tape.gradient(total, self.critics.trainable_weights), self.config.max_grad_norm)
     self.critic_optimiser.apply(critic_grads, self.critics.trainable_weights)
 
+    layer_inputs, pre_activations = ([], []) if per_sample_variance else (None, None)
     with tf.GradientTape() as tape:
-      actor_loss = self.actor_loss(batch, estimator_seed, estimator_step)
+      actor_loss = self.actor_loss(batch, estimator_seed, estimator_step, layer_inputs, pre_activations)
       total = tf.reduce_sum(actor_loss)
-    actor_grads, actor_norms = optimizers.clip_per_agent(
-        tape.gradient(total, self.actors.trainable_weights), self.config.max_grad_norm)
+    weights = self.actors.trainable_weights
+    gradients = tape.gradient(total, weights + (pre_activations or []))
+    actor_grads, actor_norms = optimizers.clip_per_agent(gradients[:len(weights)],
+                                                         self.config.max_grad_norm)
     self.actor_optimiser.apply(actor_grads, self.actors.trainable_weights)
 
     if self.config.use_target_networks:
@@ -222,20 +238,45 @@ class MADDPGLearner(tf.Module):
       entries = tf.reshape(gradient, [self.num_agents, -1])
       metrics[f"policy_grad_variance/{layer}"] = tf.math.reduce_variance(entries, axis=1) * (
           entries.shape[1] / max(entries.shape[1] - 1, 1))
+    if per_sample_variance:
+      metrics.update(self._per_sample_gradient_variance(layer_inputs, gradients[len(weights):]))
+    return metrics
+
+  def _per_sample_gradient_variance(self, layer_inputs, pre_activation_grads):
+    """Figure 4, the paper text's definition: per layer, the variance over the mini-batch of the
+    per-sample actor gradients (unclipped), averaged over the layer's entries. [N] per tensor.
+
+    A dense layer's per-sample kernel gradient is outer(input_b, delta_b), so its batch mean and mean
+    square are two matmuls: no per-sample gradient tensors are materialised.
+    """
+    batch = tf.cast(tf.shape(layer_inputs[0])[1], tf.float32)
+    correction = batch / (batch - 1.)
+    metrics = {}
+    names = self._policy_parameter_names()
+    for k, (inputs, grad) in enumerate(zip(layer_inputs, pre_activation_grads)):
+      delta = grad * batch  # the loss is a batch mean: per-sample deltas are B times its gradient
+      mean = tf.einsum("nbi,nbo->nio", inputs, delta) / batch
+      mean_square = tf.einsum("nbi,nbo->nio", tf.square(inputs), tf.square(delta)) / batch
+      kernel_variance = tf.reduce_mean(mean_square - tf.square(mean), axis=[1, 2]) * correction
+      bias_variance = tf.reduce_mean(tf.math.reduce_variance(delta, axis=1), axis=1) * correction
+      metrics[f"per_sample_grad_variance/{names[2 * k]}"] = kernel_variance
+      metrics[f"per_sample_grad_variance/{names[2 * k + 1]}"] = bias_variance
     return metrics
 
   def _policy_parameter_names(self):
     return [v.path.split("/", 1)[-1] for v in self.actors.trainable_weights]
 
-  def step(self, batch, seed=None, estimator_step=None):
+  def step(self, batch, seed=None, estimator_step=None, per_sample_variance=False):
     """One update of every agent. `seed`: stateless [2] ints; `estimator_step`: schedule position
-    (defaults to the number of updates so far). Returns {name: tensor}, per-agent values shaped [N]."""
+    (defaults to the number of updates so far); `per_sample_variance`: also return the text's Figure 4
+    metric (costs about one more actor backward pass). Returns {name: tensor}, per-agent values [N]."""
     if seed is None:
       seed = tf.stack([tf.constant(0, tf.int64), self.num_updates])
     if estimator_step is None:
       estimator_step = self.num_updates
     batch = type(batch)(*(tf.convert_to_tensor(x) for x in batch))
-    metrics = self._compiled_step(batch, tf.cast(seed, tf.int32), tf.cast(estimator_step, tf.float32))
+    metrics = self._compiled_step(batch, tf.cast(seed, tf.int32), tf.cast(estimator_step, tf.float32),
+                                  bool(per_sample_variance))
     # XLA compiles check_numerics away, so the compiled step's losses are checked here, eagerly.
     for name in ("critic_loss", "actor_loss"):
       tf.debugging.check_numerics(metrics[name], name.replace("_", " "))

@@ -42,6 +42,13 @@ def test_smoke_run_writes_results_and_a_complete_checkpoint(tmp_path):
   assert steps[0] == 0 and len(steps) == 2
   assert checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))[-1][0] == 2000
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(workdir, "tb")))
+  from tensorboard.backend.event_processing import event_accumulator
+  events = event_accumulator.EventAccumulator(os.path.join(workdir, "tb"), size_guidance={"tensors": 0})
+  events.Reload()
+  tags = set(events.Tags()["tensors"])
+  for tag in ("eval/mean_return", "train/critic_loss/agent_1", "train/temperature", "perf/env_steps_per_s",
+              "policy_grad_variance/dense_0/kernel/agent_0", "per_sample_grad_variance/dense_2/bias"):
+    assert tag in tags, (tag, sorted(tags))
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
