@@ -1,4 +1,9 @@
-"""Acting: one compiled call samples every agent's action in every environment."""
+"""Acting: every agent's action in every environment in one call.
+
+`NumpyActor` (used by the training loop) acts from a NumPy snapshot of the actors' weights, taken when the
+learner is idle: on a CPU a TF call costs more than the arithmetic (8 envs x 64x64 MLPs), and the env thread
+then never competes with the learner thread for TF's thread pools. `Actor` is the TF version.
+"""
 
 import numpy as np
 import tensorflow as tf
@@ -30,3 +35,33 @@ class Actor:
     seed = np.array([self._seed * 7919 + self._stream, self.calls], np.int32)
     self.calls += 1
     return self._sample(tf.convert_to_tensor(observations, tf.float32), seed).numpy()
+
+
+class NumpyActor:
+  """a_i ~ Categorical(softmax(mu_i(o_i))) from a NumPy copy of the stacked actor weights.
+
+  Gumbel-max sampling with its own `np.random.Generator` (seeded from (seed, stream); its state is part of
+  a checkpoint), so acting is reproducible and resumable.
+  """
+
+  def __init__(self, seed, stream=0):
+    self.rng = np.random.default_rng([int(seed), 977, int(stream)])
+    self._layers = None
+
+  def set_weights(self, layers):
+    """`layers`: [(kernel [N, in, out], bias [N, 1, out])], e.g. `MADDPGLearner.actor_weights()`."""
+    self._layers = [(np.asarray(k, np.float32), np.asarray(b, np.float32)) for k, b in layers]
+
+  def logits(self, observations):
+    """[E, N, O] -> [E, N, A]."""
+    hidden = np.asarray(observations, np.float32).transpose(1, 0, 2)
+    for index, (kernel, bias) in enumerate(self._layers):
+      hidden = np.matmul(hidden, kernel) + bias
+      if index < len(self._layers) - 1:
+        np.maximum(hidden, 0.0, out=hidden)
+    return hidden.transpose(1, 0, 2)
+
+  def select_actions(self, observations):
+    """[E, N, O] observations -> [E, N] int actions."""
+    logits = self.logits(observations)
+    return np.argmax(logits + self.rng.gumbel(size=logits.shape).astype(np.float32), axis=-1)

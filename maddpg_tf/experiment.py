@@ -27,7 +27,7 @@ import tensorflow as tf
 import estimators
 from configs import common
 from maddpg_tf import checkpointing, environments, learner as learner_lib, loggers, replay_buffer
-from maddpg_tf.actor import Actor
+from maddpg_tf.actor import NumpyActor
 
 
 class RunError(Exception):
@@ -191,12 +191,12 @@ class Experiment:
     self.learner = learner_lib.MADDPGLearner(
         spec.num_agents, spec.observation_size, spec.num_actions, learner_config(c),
         estimator=c.estimator.name, estimator_params=estimator_params(c), seed=c.seed,
-        jit_compile=c.jit_compile, separate_behaviour_policy=c.loop.asynchronous_updates)
+        jit_compile=c.jit_compile)
     self.buffer = replay_buffer.ReplayBuffer(c.replay.capacity, spec.num_agents, spec.observation_size,
                                              c.replay.observation_dtype)
-    self.actor = Actor(self.learner.behaviour_policy_logits, c.seed, stream=0, jit_compile=c.jit_compile)
-    self.eval_actor = Actor(self.learner.behaviour_policy_logits, c.seed, stream=1,
-                            jit_compile=c.jit_compile)
+    self.actor = NumpyActor(c.seed, stream=0)
+    self.eval_actor = NumpyActor(c.seed, stream=1)
+    self._refresh_policy()
     self._executor = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
                       if c.loop.asynchronous_updates else None)
     self._pending = None
@@ -257,7 +257,7 @@ class Experiment:
     state = {"counters": dict(self.counters), "evaluations": self.evaluations,
              "env": self.env, "eval_env": self.eval_env, "observations": self.observations,
              "warmup_rng": self.warmup_rng, "replay_rng": self.replay_rng,
-             "actor_calls": self.actor.calls, "eval_actor_calls": self.eval_actor.calls}
+             "actor_rng": self.actor.rng, "eval_actor_rng": self.eval_actor.rng}
     try:
       return checkpointing.save(self.checkpoint_dir, self.counters["env_steps"], arrays, state,
                                 self._metadata(), keep=self.config.checkpoint.keep)
@@ -289,8 +289,8 @@ class Experiment:
     self.env, self.eval_env = state["env"], state["eval_env"]
     self.observations = state["observations"]
     self.warmup_rng, self.replay_rng = state["warmup_rng"], state["replay_rng"]
-    self.actor.calls, self.eval_actor.calls = state["actor_calls"], state["eval_actor_calls"]
-    self.learner.sync_behaviour_policy()
+    self.actor.rng, self.eval_actor.rng = state["actor_rng"], state["eval_actor_rng"]
+    self._refresh_policy()
     return path
 
   # ---- the loop ----------------------------------------------------------------------------------------
@@ -307,8 +307,8 @@ class Experiment:
   def _schedule_updates(self, count):
     """Runs `count` updates on batches sampled now, or submits them to the learner thread.
 
-    With `loop.asynchronous_updates`, the block runs while the envs keep stepping with the behaviour copy
-    of the actors, which is synced when the block is collected (before the next block is submitted and
+    With `loop.asynchronous_updates`, the block runs while the envs keep stepping with the NumPy snapshot
+    of the actors, refreshed when the block is collected (before the next block is submitted and
     before every evaluation and checkpoint). Everything random is drawn here, in a fixed order, so runs
     are deterministic and resumable either way.
     """
@@ -330,6 +330,7 @@ class Experiment:
       return
     if self._executor is None:
       self._collect(jobs, self._run_updates(jobs))
+      self._refresh_policy()
     else:
       self._drain()
       self._pending = (jobs, self._executor.submit(self._run_updates, jobs))
@@ -339,13 +340,19 @@ class Experiment:
             for _, batch, seed, step, log_variance in jobs]
 
   def _drain(self):
-    """Waits for the submitted update block, logs it, and syncs the behaviour policy."""
+    """Waits for the submitted update block, logs it, and refreshes the acting snapshot."""
     if self._pending is None:
       return
     jobs, future = self._pending
     self._pending = None
     self._collect(jobs, future)
-    self.learner.sync_behaviour_policy()
+    self._refresh_policy()
+
+  def _refresh_policy(self):
+    """Copies the actors' weights to the NumPy actors (only while no update block runs)."""
+    weights = self.learner.actor_weights()
+    self.actor.set_weights(weights)
+    self.eval_actor.set_weights(weights)
 
   def _collect(self, jobs, results):
     c = self.config

@@ -90,8 +90,7 @@ class MADDPGLearner(tf.Module):
   """Stacked MADDPG. `step(batch)` runs one update of every agent and returns a dict of metrics."""
 
   def __init__(self, num_agents, observation_size, num_actions, config=LearnerConfig(),
-               estimator="gst", estimator_params=None, seed=0, initializer=None, jit_compile=True,
-               separate_behaviour_policy=False):
+               estimator="gst", estimator_params=None, seed=0, initializer=None, jit_compile=True):
     super().__init__(name="maddpg_learner")
     self.num_agents = int(num_agents)
     self.observation_size = int(observation_size)
@@ -124,13 +123,6 @@ class MADDPGLearner(tf.Module):
     else:
       # The paper's runs never read their target networks (NOTES section 0): keeping none is equivalent.
       self.target_actors, self.target_critics = self.actors, self.critics
-    # A copy of the actors for acting while updates run on another thread (see `sync_behaviour_policy`).
-    self.behaviour_actors = self.actors
-    if separate_behaviour_policy:
-      self.behaviour_actors = networks.StackedMLP(num_agents, hidden, num_actions, name="behaviour_actors")
-      self.behaviour_actors.build((num_agents, None, observation_size))
-      self._sync = tf.function(self._copy_actors_to_behaviour)
-      self._sync()
     self.reward_standardiser = RewardStandardiser(num_agents)
     self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_updates")
     self._compiled_step = tf.function(self._step, jit_compile=jit_compile, reduce_retracing=True)
@@ -288,18 +280,9 @@ class MADDPGLearner(tf.Module):
     """[E, N, O] -> [E, N, A] logits of every agent's actor."""
     return tf.transpose(self.actors(tf.transpose(observations, [1, 0, 2])), [1, 0, 2])
 
-  def behaviour_policy_logits(self, observations):
-    """Like `policy_logits`, from the behaviour copy (the actors as of the last `sync_behaviour_policy`)."""
-    return tf.transpose(self.behaviour_actors(tf.transpose(observations, [1, 0, 2])), [1, 0, 2])
-
-  def _copy_actors_to_behaviour(self):
-    for behaviour, online in zip(self.behaviour_actors.weights, self.actors.weights):
-      behaviour.assign(online)
-
-  def sync_behaviour_policy(self):
-    """Copies the actors into the behaviour copy (no-op without a separate copy)."""
-    if self.behaviour_actors is not self.actors:
-      self._sync()
+  def actor_weights(self):
+    """[(kernel [N, in, out], bias [N, 1, out])] of every actor layer, as NumPy arrays (for acting)."""
+    return [(layer.kernel.numpy(), layer.bias.numpy()) for layer in self.actors.dense_layers]
 
   def state_variables(self):
     """{name: tf.Variable} of everything an exact resume needs."""

@@ -204,3 +204,23 @@ def test_per_sample_gradient_variance_matches_brute_force_jacobian():
     expected = per_sample_grads.var(axis=0, ddof=1).mean(axis=-1)
     np.testing.assert_allclose(metrics[f"per_sample_grad_variance/{name}"].numpy(), expected,
                                rtol=2e-4, atol=1e-10)
+
+
+def test_numpy_actor_matches_the_learners_policy_and_samples_softmax():
+  from maddpg_tf.actor import NumpyActor
+  import scipy.stats
+  learner = learner_lib.MADDPGLearner(3, 4, 5, learner_lib.LearnerConfig(hidden_sizes=(8, 8)), "gst",
+                                      seed=2, jit_compile=False)
+  actor = NumpyActor(seed=0)
+  actor.set_weights(learner.actor_weights())
+  observations = np.random.default_rng(0).normal(size=(7, 3, 4)).astype(np.float32)
+  np.testing.assert_allclose(actor.logits(observations), learner.policy_logits(observations).numpy(),
+                             rtol=1e-5, atol=1e-6)
+  one = np.repeat(observations[:1], 20_000, axis=0)
+  actions = actor.select_actions(one)                                            # [E, N]
+  probs = scipy.special.softmax(actor.logits(observations[:1])[0, 0].astype(np.float64))
+  counts = np.bincount(actions[:, 0], minlength=5)
+  assert scipy.stats.chisquare(counts, 20_000 * probs).pvalue > 1e-3
+  again = NumpyActor(seed=0)
+  again.set_weights(learner.actor_weights())
+  np.testing.assert_array_equal(again.select_actions(one[:50]), actions[:50])
