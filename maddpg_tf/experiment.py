@@ -336,8 +336,24 @@ class Experiment:
       self._pending = (jobs, self._executor.submit(self._run_updates, jobs))
 
   def _run_updates(self, jobs):
-    return [self.learner.step(batch, seed=seed, estimator_step=step, per_sample_variance=log_variance)
-            for _, batch, seed, step, log_variance in jobs]
+    """Runs the jobs in order: runs of ordinary updates as compiled blocks, a Figure 4 update alone.
+    Returns [(jobs of a call, metrics of its last update)]."""
+    results, start = [], 0
+    while start < len(jobs):
+      update, batch, seed, step, log_variance = jobs[start]
+      if log_variance:
+        metrics = self.learner.step(batch, seed=seed, estimator_step=step, per_sample_variance=True)
+        results.append((jobs[start:start + 1], metrics))
+        start += 1
+        continue
+      end = start
+      while end < len(jobs) and not jobs[end][4]:
+        end += 1
+      run = jobs[start:end]
+      metrics = self.learner.step_block([j[1] for j in run], [j[2] for j in run], [j[3] for j in run])
+      results.append((run, metrics))
+      start = end
+    return results
 
   def _drain(self):
     """Waits for the submitted update block, logs it, and refreshes the acting snapshot."""
@@ -364,17 +380,18 @@ class Experiment:
       if not losses or "Tensor had" not in message:
         raise
       last = checkpointing.latest(self.checkpoint_dir)
-      raise RunError(f"training stopped at update {jobs[0][0] + 1:,} (env step "
+      raise RunError(f"training stopped in updates {jobs[0][0] + 1:,}-{jobs[-1][0] + 1:,} (env step "
                      f"{self.counters['env_steps']:,}): the {losses[0]} is NaN or infinite; last "
                      f"good checkpoint: {last or 'none'}") from None
     if self._tensorboard is None:
       return
     variance_prefixes = ("policy_grad_variance", "per_sample_grad_variance")
-    for (update, *_, log_variance), values in zip(jobs, metrics):
-      if (update + 1) % c.log.every_updates == 0:
+    for call_jobs, values in metrics:
+      first, last = call_jobs[0][0], call_jobs[-1][0]
+      if (last + 1) // c.log.every_updates > first // c.log.every_updates:
         self._tensorboard.write({f"train/{k}": v.numpy() for k, v in values.items()
                                  if not k.startswith(variance_prefixes)}, self.counters["env_steps"])
-      if log_variance:
+      if call_jobs[0][4]:
         self._tensorboard.write({k: v.numpy() for k, v in values.items() if k.startswith(variance_prefixes)},
                                 self.counters["env_steps"])
 

@@ -135,7 +135,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, mo
     return batch
 
   monkeypatch.setattr(experiment.replay_buffer.ReplayBuffer, "sample", poisoned)
-  with pytest.raises(experiment.RunError, match=r"training stopped at update [\d,]+ \(env step [\d,]+\): "
+  with pytest.raises(experiment.RunError, match=r"training stopped in updates [\d,]+-[\d,]+ \(env step [\d,]+\): "
                                                 r"the critic loss is NaN or infinite; last good checkpoint: "
                                                 + re.escape(kept)) as error:
     experiment.Experiment(smoke_config(total_steps=2000), workdir, progress=False).run()

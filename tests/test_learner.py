@@ -224,3 +224,24 @@ def test_numpy_actor_matches_the_learners_policy_and_samples_softmax():
   again = NumpyActor(seed=0)
   again.set_weights(learner.actor_weights())
   np.testing.assert_array_equal(again.select_actions(one[:50]), actions[:50])
+
+
+def test_step_block_equals_consecutive_steps():
+  rng = np.random.default_rng(3)
+  batches = [types.Transition(rng.normal(size=(32, 2, 3)).astype(np.float32),
+                              rng.integers(0, 3, (32, 2)).astype(np.int32),
+                              rng.normal(size=(32, 2)).astype(np.float32),
+                              (rng.random(32) < 0.2).astype(np.float32),
+                              rng.normal(size=(32, 2, 3)).astype(np.float32)) for _ in range(5)]
+  seeds = [np.array([0, k]) for k in range(5)]
+  make = lambda: learner_lib.MADDPGLearner(2, 3, 3, learner_lib.LearnerConfig(hidden_sizes=(16, 16)),
+                                           "grmck", {"temperature": 0.5, "num_samples": 4}, seed=1)
+  one_by_one, blocked = make(), make()
+  for batch, seed, step in zip(batches, seeds, range(5)):
+    last = one_by_one.step(batch, seed=seed, estimator_step=step)
+  block_last = blocked.step_block(batches, seeds, list(range(5)), max_block=4)  # a block of 4, then 1
+  np.testing.assert_allclose(block_last["critic_loss"].numpy(), last["critic_loss"].numpy(), rtol=1e-4)
+  for name, variable in one_by_one.state_variables().items():
+    np.testing.assert_allclose(blocked.state_variables()[name].numpy(), variable.numpy(), rtol=1e-4,
+                               atol=1e-6, err_msg=name)
+  assert int(blocked.num_updates.numpy()) == 5
