@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "absl-py==2.5.1",
     "tqdm==4.70.1",
     "matplotlib==3.11.2",
+    "ray[default]==2.60.0",  # maddpg-reproduce runs its grids as Ray tasks (local or a cluster)
 ]
 
 setuptools.setup(
@@ -27,13 +28,16 @@ setuptools.setup(
     description="MADDPG with discrete gradient estimators (STGS, TAGS, GRMCK, GST, ...) in TensorFlow 2",
     packages=setuptools.find_packages(include=["maddpg_tf", "maddpg_tf.*", "estimators", "estimators.*",
                                                "configs", "configs.*", "tools", "tools.*"]),
+    package_data={"maddpg_tf": ["data/*.csv"]},
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0"]},
     entry_points={
         "console_scripts": [
             "maddpg-train=maddpg_tf.train:run",
+            "maddpg-search=maddpg_tf.tune:run",
             "maddpg-bench-estimators=tools.bench_estimators:run",
+            "maddpg-reproduce=maddpg_tf.reproduce:run",
         ],
     },
 )

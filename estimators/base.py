@@ -6,7 +6,8 @@ it samples like `OneHotCategorical(logits)` and differs only in the gradient its
 
 Randomness: stateless seeds (an int pair or a shape-[2] int tensor) drawn through Philox explicitly, so the
 eager path, `tf.function` and XLA give the same numbers, and XLA on CPU stays fast (TF's default stateless
-algorithm is several times slower there).
+algorithm is several times slower there). Under XLA on CPU the Philox words are computed by our own ops
+(`philox_map_xla`): the same bits as TF's kernel, several times faster there (see that function).
 """
 
 import inspect
@@ -18,6 +19,7 @@ import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
+from tensorflow.python.ops import control_flow_util  # pylint: disable=g-direct-tensorflow-import
 
 from estimators import schedules
 
@@ -42,13 +44,33 @@ def uniform(shape, seed, dtype):
   different floats than TF's kernels do; the integer bits agree, so eager, graph and XLA runs share one
   stream. The half-step offset keeps -log(U) and log(-log(U)) finite without clipping.
   """
+  return noise(shape, seed, dtype)
+
+
+def noise(shape, seed, dtype, transform=None):
+  """`transform(U)` for U = `uniform(shape, seed, dtype)`; `transform` must be elementwise.
+
+  The same numbers as applying `transform` to `uniform(...)`; under XLA on CPU (float32) the transform is
+  computed in the random-number code's own fusion, where it vectorises (see `philox_map_xla`).
+  """
   dtype = tf.as_dtype(dtype)
+  transform = transform or (lambda values: values)
+  if dtype == tf.float32 and _use_philox_bits_xla():
+    return philox_map_xla(shape, seed, lambda bits: transform(_float32_from_bits(bits)))
+  return transform(_uniform_from_bits(shape, seed, dtype))
+
+
+def _float32_from_bits(bits):
+  return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * 2. ** -24
+
+
+def _uniform_from_bits(shape, seed, dtype):
   if dtype == tf.float64:
     bits = _random_bits(ps.concat([shape, [2]], axis=0), seed)
     high = tf.cast(tf.bitwise.right_shift(bits[..., 0], 5), tf.float64)  # 27 bits
     low = tf.cast(tf.bitwise.right_shift(bits[..., 1], 6), tf.float64)   # 26 bits
     return (high * 2. ** 26 + low + 0.5) * 2. ** -53
-  values = (tf.cast(tf.bitwise.right_shift(_random_bits(shape, seed), 8), tf.float32) + 0.5) * 2. ** -24
+  values = _float32_from_bits(_random_bits(shape, seed))
   if dtype == tf.float32:
     return values
   # Narrower floats: round to the dtype, then keep strictly inside (0, 1).
@@ -57,13 +79,117 @@ def uniform(shape, seed, dtype):
 
 
 def _random_bits(shape, seed):
+  if _use_philox_bits_xla():
+    return philox_map_xla(shape, seed)
   return tf.random.stateless_uniform(shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32,
                                      alg=RNG_ALGORITHM)
 
 
+# Philox-4x32-10 (Salmon et al. 2011), as TF's and XLA's kernels compute it.
+_PHILOX_MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_KEY_INCREMENTS = (0x9E3779B9, 0xBB67AE85)
+_PHILOX_ROUNDS = 10
+# TF scrambles a stateless seed into Philox's key and counter with one Philox draw under this key
+# (tensorflow/python/ops/random_ops_util.py, `_philox_scramble_seed`; core/kernels/stateless_random_ops.cc).
+_PHILOX_SEED_SCRAMBLE_KEY = 0x02461E293EC8F720
+_PHILOX_ALG_ID = 1  # Algorithm.PHILOX in TF's raw random ops
+
+
+def _use_philox_bits_xla():
+  """True while tracing for XLA (a jit_compile'd function or anything it calls) on a machine without GPU/TPU.
+
+  (On accelerators XLA's own generator is left alone: the slowness worked around here is XLA's CPU code.)
+  """
+  if not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+    return False
+  return not tf.config.list_logical_devices("GPU") and not tf.config.list_logical_devices("TPU")
+
+
+def fusion_barrier_xla(value):
+  """`value`, unchanged. Under XLA on CPU, computed once, in its own fusion, instead of inside every consumer.
+
+  XLA copies cheap elementwise producers into each consumer's fusion. When a few-op expression feeds
+  several reductions (GST's one-hot action and perturbation feed the softmax's max, exp and sum), the
+  copies add up and tip the fusions over XLA's cost threshold for splitting them across threads, which
+  on a 512-row batch costs more in hand-offs than it saves (GST was about 2x STGS with two threads, 1.1x
+  with one). A `tf.cond` whose branches are the same makes `value` a plain array (XLA does not fuse across
+  a conditional); the numbers are identical. No gradient flows through: use on stop-gradient values.
+  """
+  if not _use_philox_bits_xla():
+    return value
+  head = tf.reshape(value, [-1])[:1]
+  predicate = tf.reduce_any(tf.equal(head, head))  # not foldable by XLA (NaN != NaN); empty: False
+  return tf.cond(predicate, lambda: value, lambda: value)
+
+
+def _philox_round(state, key0, key1):
+  """One Philox-4x32 round on a [4, blocks] uint32 state (the four counter words of every block)."""
+  word0, word1, word2, word3 = tf.unstack(state)
+  shift = tf.constant(32, tf.uint64)
+  product0 = tf.cast(word0, tf.uint64) * tf.constant(_PHILOX_MULTIPLIERS[0], tf.uint64)
+  product1 = tf.cast(word2, tf.uint64) * tf.constant(_PHILOX_MULTIPLIERS[1], tf.uint64)
+  high0 = tf.cast(tf.bitwise.right_shift(product0, shift), tf.uint32)
+  high1 = tf.cast(tf.bitwise.right_shift(product1, shift), tf.uint32)
+  xor = tf.bitwise.bitwise_xor
+  return tf.stack([xor(xor(high1, word1), key0), tf.cast(product1, tf.uint32),
+                   xor(xor(high0, word3), key1), tf.cast(product0, tf.uint32)])
+
+
+def philox_map_xla(shape, seed, transform=None):
+  """`transform(bits)`, bits = `tf.random.stateless_uniform(shape, seed, None, None, tf.uint32, "philox")`.
+
+  The same Philox-4x32-10 words as TF's kernel, bit for bit (the tests check it), in the same order;
+  `transform` (default: none) must be elementwise. Written with ordinary ops for XLA on CPU, which compiles
+  the stateless generator badly: it expands it into ONE elementwise loop in which every output word
+  recomputes its whole 4-word Philox block and picks its word with a select, and whatever XLA fuses after
+  it (the float conversion and logs of Gumbel noise) is then compiled as scalar code. That was about 90%
+  of an STGS forward-and-backward pass on 512 rows. Here instead:
+    - the state of every block is a [4, blocks] array and the 10 rounds run in a `tf.while_loop` (two
+      rounds an iteration), so each word is computed once, in contiguous rows that vectorise;
+    - `transform` is applied to that [4, blocks] array, then a transpose puts the values in stream order
+      (block b gives words 4b .. 4b+3). Each step sits inside a `tf.cond` whose two branches are the same
+      function: it computes nothing different, but XLA does not fuse across a conditional, so the
+      transform gets a fusion of its own (vectorised) and consumers read a plain array.
+  Meant for XLA (many small ops; eager and plain graph mode use TF's kernel, see `_use_philox_bits_xla`).
+  """
+  transform = transform or (lambda bits: bits)
+  shape = tf.cast(shape, tf.int32)
+  # TF's seed scramble: key = words 0-1, the high 64 bits of the 128-bit counter = words 2-3; the low 64 bits
+  # start at 0 and count blocks.
+  words = tf.raw_ops.StatelessRandomUniformFullIntV2(
+      shape=[4], key=tf.constant([_PHILOX_SEED_SCRAMBLE_KEY], tf.uint64),
+      counter=tf.cast(seed, tf.uint64), alg=_PHILOX_ALG_ID, dtype=tf.uint32)
+  key0, key1, counter2, counter3 = tf.unstack(words)
+  size = tf.reduce_prod(shape)
+  block = tf.bitcast(tf.range((size + 3) // 4, dtype=tf.int32), tf.uint32)
+  zeros = tf.zeros_like(block)
+  state = tf.stack([block, zeros, zeros + counter2, zeros + counter3])
+  # Any run-time boolean: every `_barrier` below has the same function in both branches.
+  predicate = tf.not_equal(key0, 0)
+
+  def _barrier(function):
+    return tf.cond(predicate, function, function)
+
+  def one_round(round_index, state):
+    r = tf.cast(round_index, tf.uint32)
+    return _philox_round(state, key0 + r * _PHILOX_KEY_INCREMENTS[0], key1 + r * _PHILOX_KEY_INCREMENTS[1])
+
+  def two_rounds(round_index, state):
+    # The barrier materialises the first round, so the second writes straight into the loop's buffer
+    # (one round per iteration costs a copy of the state per round instead).
+    halfway = _barrier(lambda: one_round(round_index, state))
+    return round_index + 2, one_round(round_index + 1, halfway)
+
+  assert _PHILOX_ROUNDS % 2 == 0
+  _, state = tf.while_loop(lambda round_index, _: round_index < _PHILOX_ROUNDS, two_rounds,
+                           (tf.constant(0, tf.int32), state), parallel_iterations=1)
+  values = _barrier(lambda: transform(state))
+  return _barrier(lambda: tf.reshape(tf.reshape(tf.transpose(values), [-1])[:size], shape))
+
+
 def gumbel(shape, seed, dtype):
   """Standard Gumbel noise: -log(-log(U))."""
-  return -tf.math.log(-tf.math.log(uniform(shape, seed, dtype)))
+  return noise(shape, seed, dtype, lambda values: -tf.math.log(-tf.math.log(values)))
 
 
 def one_hot_argmax(values):

@@ -22,7 +22,7 @@ def conditional_gumbel(logits, hard, num_samples, seed):
   Returns shape [num_samples] + logits.shape.
   """
   shape = ps.concat([[num_samples], ps.shape(logits)], axis=0)
-  log_exponential = tf.math.log(-tf.math.log(base.uniform(shape, seed, logits.dtype)))
+  log_exponential = base.noise(shape, seed, logits.dtype, lambda values: tf.math.log(-tf.math.log(values)))
   log_normaliser = tf.math.reduce_logsumexp(logits, axis=-1, keepdims=True)
   log_exponential_chosen = tf.reduce_sum(log_exponential * hard, axis=-1, keepdims=True)
   chosen = log_normaliser - log_exponential_chosen

@@ -30,8 +30,10 @@ class GappedStraightThrough(base.DiscreteGradientEstimator):
     return self._gap
 
   def _relax(self, logits, temperature, seed):
-    hard = base.categorical_one_hot(logits, seed)
-    perturbation = tf.stop_gradient(self.perturbation(logits, hard))
+    # The barriers change no number; they keep XLA on CPU from recomputing (and multithreading) these
+    # inside each of the softmax's fusions (see `base.fusion_barrier_xla`).
+    hard = base.fusion_barrier_xla(tf.stop_gradient(base.categorical_one_hot(logits, seed)))
+    perturbation = tf.stop_gradient(base.fusion_barrier_xla(self.perturbation(logits, hard)))
     return base.straight_through(hard, tf.math.softmax((logits + perturbation) / temperature))
 
   def perturbation(self, logits, hard):

@@ -1,0 +1,727 @@
+"""`maddpg-reproduce`: the paper's results, one command each, from a grid of training runs on Ray.
+
+    maddpg-reproduce --what=table1 --budget=small --results=results/        # local Ray on this machine
+    maddpg-reproduce --what=table1 --budget=paper --ray_address=auto        # an existing Ray cluster
+    maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|paper ...
+    maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
+
+The grid is tasks x estimators x seeds (`--tasks`, `--estimators`, `--seeds`; the budget gives the
+defaults). Each run is one Ray task (one CPU by default, `--cpus_per_run`) that trains in its own workdir
+`<results>/<task>/<estimator>/seed<k>` (the files `maddpg-train` writes, plus `summary.json` when done).
+A finished run (its `summary.json`, or a complete checkpoint at its total steps) is skipped; an interrupted
+one resumes from its last complete checkpoint; a failed run is reported by name and the others go on.
+Ctrl-C asks the local runs to checkpoint (SIGTERM) before stopping; run the same command to continue.
+
+Budgets (`--budget`):
+  smoke  seconds per run, for tests: `lbf-8x8-2p-2f-coop`, STGS-1 and GST, seeds 0-1, the configs' `smoke`
+         preset (2,000 env steps) without XLA; Figure 4 on `lbf-15x15-4p-5f`, seed 0, same preset.
+  small  one 2-core machine in about two hours (SMALL_TOTAL_STEPS): `lbf-8x8-2p-2f-coop`, the five paper
+         estimators, seeds 0-2, 400,000 env steps each with the `short` schedule of configs/lbf.py (4 updates
+         per episode, evaluation of 40 episodes every 10,000 steps); Figure 4: `lbf-15x15-4p-5f`, STGS-1 and
+         GST, seed 0, 100,000 steps of the same schedule.
+  paper  the paper: all nine tasks, the five estimators at the paper's settings per environment (NOTES
+         section 2), seeds 0-4, Table 1's budgets (5M / 6M / 7.5M env steps), evaluation of 100 episodes
+         every 50,000 steps. Figure 4 reuses the `lbf-15x15-4p-5f` STGS-1 and GST runs.
+`--fidelity` (code or text; see README) is recorded in every run and stated in every output.
+
+Outputs under `--results`: `table1.{md,tex,csv}`, `figures/figure{1,2,3,S1}.{png,pdf}`,
+`figures/figure4.{png,pdf}`, `table2.{md,tex,csv,json}`, and `grid.json` (each run's state). On a
+multi-node cluster `--results` should be a shared filesystem (resuming and Figure 4 read the run
+directories); without one the driver still writes each finished run's evaluations and summary.
+
+Exit status: 0 all runs finished and the outputs written; 1 some run failed (outputs written from the
+others); 2 bad flags or input (one line `maddpg-reproduce: error: ...`); 130 interrupted.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+from absl import app, flags
+
+from configs import common
+
+PROG = "maddpg-reproduce"
+WHATS = ("table1", "figures", "figure4", "table2", "all")
+BUDGET_NAMES = ("smoke", "small", "paper")
+TASKS = tuple(common.TOTAL_STEPS)                       # the paper's nine tasks, in Table 1's order
+PAPER_ESTIMATORS = tuple(common.PAPER_ESTIMATORS["lbf"])  # stgs-1, stgs-t, tags, grmck, gst
+ESTIMATORS = PAPER_ESTIMATORS + tuple(common.EXTRA_ESTIMATORS)
+FIGURE4_TASK = "lbf-15x15-4p-5f"
+FIGURE4_ESTIMATORS = ("stgs-1", "gst")
+
+# The small budget's steps per run, sized by measurement on this kind of machine (2 cores; two runs at once,
+# one TensorFlow thread each, LBF 8x8 with the `short` schedule): one 400,000-step run took 485-531 CPU
+# seconds (STGS-1, GRMCK), 944-990 s of wall time on a machine shared with other jobs. The Table 1 grid's 15
+# runs are 8 rounds of two: about 75 minutes on an idle 2-core machine, a little over 2 hours on a busy one.
+SMALL_TOTAL_STEPS = 400_000
+SMALL_FIGURE4_STEPS = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  name: str
+  tasks: tuple
+  estimators: tuple
+  seeds: tuple
+  figure4_seeds: tuple
+  description: str
+
+
+BUDGETS = {
+    "smoke": Budget("smoke", ("lbf-8x8-2p-2f-coop",), ("stgs-1", "gst"), (0, 1), (0,),
+                    "smoke: the configs' smoke preset (2,000 env steps per run, XLA off; seconds); not "
+                    "comparable with the paper"),
+    "small": Budget("small", ("lbf-8x8-2p-2f-coop",), PAPER_ESTIMATORS, (0, 1, 2), (0,),
+                    f"small: {SMALL_TOTAL_STEPS:,} env steps per run (Figure 4: {SMALL_FIGURE4_STEPS:,}) with "
+                    "the `short` schedule (4 updates per episode, 40 evaluation episodes every 10,000 "
+                    "steps); the paper trained 5M-7.5M steps, so returns are far below Table 1's"),
+    "paper": Budget("paper", TASKS, PAPER_ESTIMATORS, (0, 1, 2, 3, 4), (0, 1, 2, 3, 4),
+                    "paper: Table 1's budgets (5M / 6M / 7.5M env steps), the paper's estimator settings "
+                    "per environment, 100 evaluation episodes every 50,000 steps, 5 seeds"),
+}
+
+_WHAT = flags.DEFINE_enum("what", "table1", WHATS, "Which result to produce.")
+_BUDGET = flags.DEFINE_enum("budget", "small", BUDGET_NAMES, "smoke (seconds), small (about 2 h on 2 cores), "
+                            "paper (the paper's grid).")
+_RESULTS = flags.DEFINE_string("results", "results", "Directory for the runs and the outputs.")
+_TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: {', '.join(TASKS)}.")
+_ESTIMATORS = flags.DEFINE_list("estimators", None,
+                                f"Estimators of the grid (default: the budget's). One of: {', '.join(ESTIMATORS)}.")
+_SEEDS = flags.DEFINE_list("seeds", None, "Seeds, e.g. 0,1,2 (default: the budget's).")
+_FIDELITY = flags.DEFINE_enum("fidelity", "code", ("code", "text"), "The authors' code or the paper's text.")
+_TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Env steps per run, instead of the budget's.")
+_FIGURE4_TASK = flags.DEFINE_string("figure4_task", FIGURE4_TASK, "Task of Figure 4's runs.")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); default: start a "
+                                   "local Ray on this machine.")
+_NUM_CPUS = flags.DEFINE_integer("num_cpus", None, "CPUs of the local Ray (default: all of this machine's).")
+_CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow threads) per run.")
+_RETRIES = flags.DEFINE_integer("retries", 0, "Times Ray restarts a run whose worker died (it resumes).")
+_RUN = flags.DEFINE_bool("run", True, "Train missing runs; --norun builds the outputs from existing runs only.")
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
+
+
+class UsageError(Exception):
+  """Bad input: printed as one line, exit status 2."""
+
+
+def one_line(message):
+  return " ".join(str(message).split())
+
+
+def _error(message):
+  print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+  return 2
+
+
+# ---- the grid ------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """One run of the grid: its config (a plain dict) and its workdir."""
+  task: str
+  estimator: str
+  seed: int
+  workdir: str
+  config: dict
+
+  @property
+  def name(self):
+    return f"{self.task}/{self.estimator}/seed{self.seed}"
+
+  @property
+  def total_steps(self):
+    return int(self.config["total_steps"])
+
+
+def family(task):
+  return "rware" if task.startswith("rware") else "lbf"
+
+
+def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None, figure4=False, overrides=None):
+  """The ConfigDict of one run under `budget` (the paper's settings for the task's environment).
+
+  `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs further).
+  """
+  if family(task) == "rware":
+    from configs import rware as config_module
+  else:
+    from configs import lbf as config_module
+  arg = f"task={task},estimator={estimator}"
+  if budget in ("smoke", "small"):
+    arg += ",smoke" if budget == "smoke" else ",short"
+  config = config_module.get_config(arg)
+  if budget == "small":
+    config.total_steps = SMALL_FIGURE4_STEPS if figure4 else SMALL_TOTAL_STEPS
+  if budget == "smoke":
+    config.jit_compile = False  # XLA compilation would take longer than these 2,000 steps
+  config.seed = int(seed)
+  config.fidelity = fidelity
+  if total_steps is not None:
+    config.total_steps = int(total_steps)
+  for key, value in (overrides or {}).items():
+    *parents, leaf = key.split(".")
+    target = config
+    for parent in parents:
+      target = target[parent]
+    target[leaf] = value
+  return config
+
+
+def workdir_of(results, task, estimator, seed):
+  return os.path.join(results, task, estimator, f"seed{seed}")
+
+
+def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps=None, figure4=False,
+         overrides=None):
+  """[RunSpec] for tasks x estimators x seeds (in that nesting order)."""
+  specs = []
+  for task in tasks:
+    for estimator in estimators:
+      for seed in seeds:
+        config = make_config(task, estimator, seed, budget, fidelity, total_steps, figure4, overrides)
+        specs.append(RunSpec(task, estimator, int(seed), workdir_of(results, task, estimator, seed),
+                             config.to_dict()))
+  return specs
+
+
+def _read_json(path):
+  try:
+    with open(path) as handle:
+      return json.load(handle)
+  except (OSError, ValueError):
+    return None
+
+
+def _write_json(path, content):
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  temporary = f"{path}.tmp-{os.getpid()}"
+  with open(temporary, "w") as handle:
+    json.dump(content, handle, indent=2, sort_keys=True, default=str)
+  os.replace(temporary, path)
+
+
+def checkpoint_step(workdir):
+  """Env step of the newest complete checkpoint in `workdir`, or None."""
+  from maddpg_tf import checkpointing  # numpy only
+  found = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))
+  return found[-1][0] if found else None
+
+
+def last_evaluation_step(workdir):
+  """Env step of the last evaluation in `workdir`/evaluations.csv (0 when there is none)."""
+  try:
+    with open(os.path.join(workdir, "evaluations.csv")) as handle:
+      lines = [line for line in handle.read().splitlines() if line.strip()]
+    return int(lines[-1].split(",", 1)[0]) if len(lines) > 1 else 0
+  except (OSError, ValueError):
+    return 0
+
+
+def run_state(spec):
+  """('finished' | 'partial' | 'new', env steps done) of a planned run, from its workdir."""
+  summary = _read_json(os.path.join(spec.workdir, "summary.json"))
+  if summary and int(summary.get("env_steps", -1)) >= spec.total_steps:
+    return "finished", int(summary["env_steps"])
+  step = checkpoint_step(spec.workdir)
+  if step is not None and step >= spec.total_steps:
+    return "finished", step
+  if step is not None or os.path.isfile(os.path.join(spec.workdir, "config.json")):
+    return "partial", step or 0
+  return "new", 0
+
+
+def train_one(config_dict, workdir, threads=None):
+  """Trains (or resumes) one run; never raises for a run's own failure. `threads`: TensorFlow's intra- and
+  inter-op threads (None: TensorFlow's default). Returns a result dict:
+
+  {"status": "finished", "summary": {...}, "evaluations_csv": text} | {"status": "failed", "error": line}
+  | {"status": "interrupted", "error": line}.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import resource
+  started = time.time()
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  try:
+    import ml_collections
+    import tensorflow as tf
+    if threads:
+      try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+      except RuntimeError:  # TensorFlow already initialised in this process
+        pass
+    from maddpg_tf import checkpointing, experiment
+    try:
+      run = experiment.Experiment(ml_collections.ConfigDict(config_dict), workdir, progress=False)
+      summary = run.run()
+    except (experiment.RunError, checkpointing.CheckpointError) as error:
+      return {"status": "failed", "error": one_line(error)}
+    except experiment.Interrupted as interrupt:
+      return {"status": "interrupted", "error": one_line(interrupt)}
+  except Exception as error:  # pylint: disable=broad-except  (reported by name, the grid goes on)
+    traceback.print_exc()
+    return {"status": "failed", "error": one_line(f"{type(error).__name__}: {error}")}
+  now = resource.getrusage(resource.RUSAGE_SELF)
+  # This call's time (including TensorFlow's start in a fresh worker): CPU seconds measure the work even
+  # on a busy machine, wall seconds what it took here.
+  summary["wall_seconds"] = time.time() - started
+  summary["cpu_seconds"] = now.ru_utime + now.ru_stime - usage.ru_utime - usage.ru_stime
+  _write_json(os.path.join(workdir, "summary.json"), summary)
+  with open(os.path.join(workdir, "evaluations.csv")) as handle:
+    evaluations = handle.read()
+  return {"status": "finished", "summary": summary, "evaluations_csv": evaluations}
+
+
+def _pid_file(results, spec):
+  return os.path.join(results, "logs", spec.task, spec.estimator, f"seed{spec.seed}.pid")
+
+
+def _train_in_worker(config_dict, workdir, threads, log_path, pid_path):
+  """The Ray task: logs to `log_path`, announces its pid (for Ctrl-C on a local cluster), trains."""
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+  os.dup2(log, 1)
+  os.dup2(log, 2)
+  print(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} pid {os.getpid()} {workdir}", flush=True)
+  with open(pid_path, "w") as handle:
+    handle.write(str(os.getpid()))
+  try:
+    result = train_one(config_dict, workdir, threads)
+  finally:
+    try:
+      os.remove(pid_path)
+    except OSError:
+      pass
+  print(f"--- {result['status']}: {result.get('error', '')}", flush=True)
+  return result
+
+
+@dataclasses.dataclass
+class GridReport:
+  finished: list = dataclasses.field(default_factory=list)      # names trained to the end now
+  skipped: list = dataclasses.field(default_factory=list)       # names already finished before
+  failed: dict = dataclasses.field(default_factory=dict)        # name -> one-line reason
+  interrupted: list = dataclasses.field(default_factory=list)
+  seconds: float = 0.0
+
+  @property
+  def ok(self):
+    return not self.failed and not self.interrupted
+
+
+def _init_ray(ray_address, num_cpus, quiet):
+  import logging
+  import ray
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env_vars = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+  kwargs = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                logging_level=logging.WARNING if quiet else logging.INFO)
+  if ray_address:
+    ray.init(address=ray_address, runtime_env={"env_vars": env_vars}, **kwargs)
+  else:
+    paths = [repo] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env_vars["PYTHONPATH"] = os.pathsep.join(paths)
+    ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env={"env_vars": env_vars}, **kwargs)
+  return ray
+
+
+def _is_ray_worker(pid):
+  """Whether `pid` is a Ray worker process (so that a stale pid file never signals anything else)."""
+  try:
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+      command = handle.read()
+  except OSError:
+    return False
+  return b"ray::" in command or b"default_worker.py" in command
+
+
+def _interrupt_local_runs(results, specs):
+  """SIGTERM to the local runs' processes: each writes a checkpoint and returns 'interrupted'."""
+  signalled = 0
+  for spec in specs:
+    try:
+      with open(_pid_file(results, spec)) as handle:
+        pid = int(handle.read().strip())
+      if _is_ray_worker(pid):
+        os.kill(pid, signal.SIGTERM)
+        signalled += 1
+    except (OSError, ValueError):
+      pass
+  return signalled
+
+
+def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, retries=0, progress=True,
+             quiet=False):
+  """Runs every unfinished spec as a Ray task; returns a GridReport. Never raises for one run's failure."""
+  report = GridReport()
+  started = time.time()
+  states = {spec.name: run_state(spec) for spec in specs}
+  todo = [spec for spec in specs if states[spec.name][0] != "finished"]
+  report.skipped = [spec.name for spec in specs if states[spec.name][0] == "finished"]
+  manifest_path = os.path.join(results, "grid.json")
+  manifest = _read_json(manifest_path) or {}
+  runs = manifest.setdefault("runs", {})
+  for name in report.skipped:
+    runs.setdefault(name, {})["status"] = "finished"
+  if not todo:
+    _write_json(manifest_path, manifest)
+    report.seconds = time.time() - started
+    return report
+
+  ray = _init_ray(ray_address, num_cpus, quiet)
+  remote = ray.remote(max_calls=1)(_train_in_worker)  # a fresh process per run: thread settings, memory
+  pending = {}
+  for spec in todo:
+    log_path = os.path.join(results, "logs", spec.task, spec.estimator, f"seed{spec.seed}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    if os.path.exists(_pid_file(results, spec)):  # left by a worker that was killed: not this run's
+      os.remove(_pid_file(results, spec))
+    ref = remote.options(num_cpus=cpus_per_run, max_retries=retries, name=spec.name).remote(
+        spec.config, os.path.abspath(spec.workdir), cpus_per_run, os.path.abspath(log_path),
+        os.path.abspath(_pid_file(results, spec)))
+    pending[ref] = spec
+    runs[spec.name] = {"status": "running", "workdir": spec.workdir, "log": log_path}
+  _write_json(manifest_path, manifest)
+
+  total_steps = sum(spec.total_steps for spec in specs)
+  done_steps = {spec.name: (spec.total_steps if states[spec.name][0] == "finished" else states[spec.name][1])
+                for spec in specs}
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=len(specs), initial=len(report.skipped), unit="run", dynamic_ncols=True,
+               desc=f"grid ({len(todo)} to run)")
+
+  def show():
+    if bar is not None:
+      steps = sum(done_steps.values())
+      failed = f", {len(report.failed)} failed" if report.failed else ""
+      bar.set_postfix_str(f"env steps {steps:,}/{total_steps:,}{failed}")
+
+  def record(spec, result):
+    status = result["status"]
+    runs[spec.name] = {"status": status, "workdir": spec.workdir, "error": result.get("error")}
+    if status == "finished":
+      report.finished.append(spec.name)
+      done_steps[spec.name] = spec.total_steps
+      # Without a shared filesystem the workdir is on the worker's node: keep the driver's copy too.
+      os.makedirs(spec.workdir, exist_ok=True)
+      if result.get("evaluations_csv") and not os.path.isfile(os.path.join(spec.workdir, "evaluations.csv")):
+        with open(os.path.join(spec.workdir, "evaluations.csv"), "w") as handle:
+          handle.write(result["evaluations_csv"])
+      if result.get("summary") and not os.path.isfile(os.path.join(spec.workdir, "summary.json")):
+        _write_json(os.path.join(spec.workdir, "summary.json"), result["summary"])
+    elif status == "interrupted":
+      report.interrupted.append(spec.name)
+    else:
+      report.failed[spec.name] = result.get("error") or "unknown error"
+      message = f"{PROG}: run failed: {spec.name}: {report.failed[spec.name]}"
+      (bar.write if bar is not None else lambda m: print(m, file=sys.stderr))(message)
+    if bar is not None:
+      bar.update(1)
+    show()
+    _write_json(manifest_path, manifest)
+
+  show()
+  last_poll = 0.0
+  interrupting = False
+  try:
+    while pending:
+      try:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+        for ref in ready:
+          spec = pending.pop(ref)
+          try:
+            result = ray.get(ref)
+          except Exception as error:  # pylint: disable=broad-except  (worker died, task error, ...)
+            result = {"status": "failed", "error": one_line(f"{type(error).__name__}: {error}")[:500]}
+            if run_state(spec)[0] == "finished":  # it died after finishing (e.g. while exiting)
+              result = {"status": "finished", "summary": _read_json(os.path.join(spec.workdir, "summary.json")),
+                        "evaluations_csv": ""}
+          if interrupting and result["status"] != "finished":
+            result = {"status": "interrupted", "error": result.get("error")}
+          record(spec, result)
+        if time.time() - last_poll > 5.0:
+          last_poll = time.time()
+          for spec in pending.values():
+            done_steps[spec.name] = max(done_steps[spec.name], last_evaluation_step(spec.workdir))
+          show()
+      except KeyboardInterrupt:
+        if interrupting or ray_address:
+          raise
+        interrupting = True  # a second Ctrl-C stops without waiting for the checkpoints
+        running = {ref for ref, spec in pending.items() if os.path.isfile(_pid_file(results, spec))}
+        for ref in set(pending) - running:
+          ray.cancel(ref)  # queued runs do not start
+        count = _interrupt_local_runs(results, [pending[ref] for ref in running])
+        message = (f"{PROG}: interrupted: asked {count} running run(s) to checkpoint; waiting for them "
+                   f"(Ctrl-C again to stop now)")
+        (bar.write if bar is not None else lambda m: print(m, file=sys.stderr))(message)
+  finally:
+    if bar is not None:
+      bar.close()
+    for spec in pending.values():
+      runs[spec.name] = {"status": "interrupted", "workdir": spec.workdir}
+    _write_json(manifest_path, manifest)
+    ray.shutdown()
+  report.seconds = time.time() - started
+  if interrupting:
+    raise KeyboardInterrupt
+  return report
+
+
+# ---- collecting results ----------------------------------------------------------------------------------
+
+def read_evaluations(path):
+  """[(step, mean_return)] from a run's evaluations.csv.
+
+  The format is `maddpg_tf.loggers.write_evaluations_csv`'s; this reads it like `read_evaluations_csv`
+  but without importing `maddpg_tf.loggers`, which imports TensorFlow (seconds and ~0.5 GB the driver
+  does not otherwise need).
+  """
+  import csv
+  with open(path, newline="") as handle:
+    return [(int(row["step"]), float(row["mean_return"])) for row in csv.DictReader(handle)]
+
+
+def collect_curves(results, tasks, estimators, seeds):
+  """{task: {estimator: runs}}, runs = [dict(seed, steps, returns, workdir, config, finished)] for the seeds
+  with at least one evaluation."""
+  import numpy as np
+  found = {}
+  for task in tasks:
+    for estimator in estimators:
+      runs = []
+      for seed in seeds:
+        workdir = workdir_of(results, task, estimator, seed)
+        path = os.path.join(workdir, "evaluations.csv")
+        if not os.path.isfile(path):
+          continue
+        rows = read_evaluations(path)
+        if not rows:
+          continue
+        config = _read_json(os.path.join(workdir, "config.json")) or {}
+        steps = np.array([step for step, _ in rows], np.int64)
+        values = np.array([value for _, value in rows], np.float64)
+        runs.append(dict(seed=seed, steps=steps, returns=values, workdir=workdir, config=config,
+                         finished=run_state(RunSpec(task, estimator, seed, workdir,
+                                                    {"total_steps": config.get("total_steps", 0)}))[0]
+                         == "finished"))
+      if runs:
+        found.setdefault(task, {})[estimator] = runs
+  return found
+
+
+def describe(budget, fidelity, seeds, total_steps=None):
+  """What every output states: the budget, its meaning, the fidelity, the seeds."""
+  text = BUDGETS[budget].description
+  if total_steps is not None:
+    text += f"; --total_steps={total_steps:,} per run"
+  return dict(budget=budget, fidelity=fidelity, seeds=list(seeds), description=text,
+              generated=datetime.datetime.now().isoformat(timespec="seconds"))
+
+
+def write_table1(results, tasks, estimators, seeds, meta):
+  from maddpg_tf import statistics
+  from tools import tables
+  found = collect_curves(results, tasks, estimators, seeds)
+  if not found:
+    raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
+                     f"{','.join(estimators)}: run the grid first (without --norun)")
+  curves, steps, info = {}, {}, {}
+  for task, by_estimator in found.items():
+    for estimator, runs in by_estimator.items():
+      length = min(len(run["returns"]) for run in runs)
+      curves.setdefault(task, {})[estimator] = [run["returns"][:length] for run in runs]
+      steps.setdefault(task, {})[estimator] = runs[0]["steps"][:length]
+      fidelities = sorted({run["config"].get("fidelity", "?") for run in runs})
+      info[(task, estimator)] = dict(
+          seeds=[run["seed"] for run in runs], finished=sum(run["finished"] for run in runs),
+          total_steps=max(int(run["config"].get("total_steps", 0)) for run in runs),
+          last_step=int(runs[0]["steps"][length - 1]), fidelity="/".join(fidelities))
+  cells = statistics.table1(curves, steps)
+  return tables.write_table1(cells, results, meta, info)
+
+
+def write_figures(results, tasks, estimators, seeds, meta):
+  from tools import plots
+  found = collect_curves(results, tasks, estimators, seeds)
+  if not found:
+    raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)}: run the grid first")
+  for stem, title, group in plots.FIGURE_GROUPS:
+    if not any(task in found for task in group):
+      print(f"{PROG}: {stem} ({title}) skipped: no results for its tasks ({', '.join(group)}); add them with "
+            f"--tasks", flush=True)
+  return plots.write_learning_curve_figures(found, os.path.join(results, "figures"), meta)
+
+
+def write_figure4(results, task, seeds, meta):
+  from tools import plots
+  runs = {}
+  for estimator in FIGURE4_ESTIMATORS:
+    dirs = [os.path.join(workdir_of(results, task, estimator, seed), "tb") for seed in seeds]
+    dirs = [d for d in dirs if os.path.isdir(d)]
+    if dirs:
+      runs[estimator] = dirs
+  if not runs:
+    raise UsageError(f"no TensorBoard logs under {results}/{task}/{{{','.join(FIGURE4_ESTIMATORS)}}}: run the "
+                     f"Figure 4 grid first")
+  config = next((c for c in (_read_json(os.path.join(os.path.dirname(d), "config.json"))
+                              for dirs in runs.values() for d in dirs) if c), {})
+  bin_size = int(config.get("log", {}).get("grad_variance_every_steps", 1000))
+  return plots.write_figure4(runs, task, os.path.join(results, "figures"), meta, bin_size=bin_size)
+
+
+def write_table2(results, budget, meta):
+  from tools import bench_estimators, tables
+  bench = bench_estimators.run_benchmark(quick=budget == "small", tiny=budget == "smoke")
+  return tables.write_table2(bench, results, meta)
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+
+def _parse_flags(argv):
+  """absl's parsing, with any flag error as one line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as error:  # flags.Error and friends
+    sys.exit(_error(str(error)))
+
+
+def _choose(values, allowed, what, default):
+  if values is None:
+    return tuple(default)
+  values = tuple(v.strip() for v in values if v.strip())
+  if not values:
+    raise UsageError(f"--{what} is empty")
+  for value in values:
+    if value not in allowed:
+      raise UsageError(f"unknown {what[:-1]} {value!r} in --{what}; allowed: {', '.join(allowed)}")
+  return tuple(dict.fromkeys(values))
+
+
+def _seeds(values, default):
+  if values is None:
+    return tuple(default)
+  seeds = []
+  for value in values:
+    try:
+      seed = int(value)
+    except ValueError:
+      raise UsageError(f"--seeds must be integers >= 0 separated by commas, got {value!r}") from None
+    if seed < 0:
+      raise UsageError(f"--seeds must be integers >= 0, got {seed}")
+    seeds.append(seed)
+  if not seeds:
+    raise UsageError("--seeds is empty")
+  return tuple(dict.fromkeys(seeds))
+
+
+def _check_results(results, budget, fidelity):
+  if os.path.exists(results) and not os.path.isdir(results):
+    raise UsageError(f"--results {results} is a file, not a directory")
+  manifest = _read_json(os.path.join(results, "grid.json"))
+  if manifest and "budget" in manifest and (manifest.get("budget"), manifest.get("fidelity")) != (budget, fidelity):
+    raise UsageError(f"--results {results} holds runs of budget {manifest.get('budget')!r}, fidelity "
+                     f"{manifest.get('fidelity')!r}; use another --results for budget {budget!r}, fidelity "
+                     f"{fidelity!r}")
+  try:
+    os.makedirs(results, exist_ok=True)
+  except OSError as error:
+    raise UsageError(f"--results {results}: {error.strerror or error}") from None
+  if not os.access(results, os.W_OK):
+    raise UsageError(f"--results {results} is not writable")
+
+
+def main(argv):
+  if len(argv) > 1:
+    return _error(f"unexpected arguments {argv[1:]}; see --help")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  what, budget, results = _WHAT.value, _BUDGET.value, _RESULTS.value
+  preset = BUDGETS[budget]
+  try:
+    tasks = _choose(_TASKS.value, TASKS, "tasks", preset.tasks)
+    estimators = _choose(_ESTIMATORS.value, ESTIMATORS, "estimators", preset.estimators)
+    seeds = _seeds(_SEEDS.value, preset.seeds)
+    figure4_seeds = _seeds(_SEEDS.value, preset.figure4_seeds)
+    if _FIGURE4_TASK.value not in TASKS:
+      raise UsageError(f"unknown task {_FIGURE4_TASK.value!r} in --figure4_task; allowed: {', '.join(TASKS)}")
+    for name, flag in (("total_steps", _TOTAL_STEPS), ("num_cpus", _NUM_CPUS), ("cpus_per_run", _CPUS_PER_RUN)):
+      if flag.value is not None and flag.value < 1:
+        raise UsageError(f"--{name} must be >= 1, got {flag.value}")
+    if _RETRIES.value < 0:
+      raise UsageError(f"--retries must be >= 0, got {_RETRIES.value}")
+    if _RAY_ADDRESS.value and _NUM_CPUS.value:
+      raise UsageError("--num_cpus is for a local Ray; a cluster (--ray_address) has its own CPUs")
+    _check_results(results, budget, _FIDELITY.value)
+  except UsageError as error:
+    return _error(error)
+
+  fidelity = _FIDELITY.value
+  specs = []
+  if what in ("table1", "figures", "all"):
+    specs += plan(results, tasks, estimators, seeds, budget, fidelity, _TOTAL_STEPS.value)
+  if what in ("figure4", "all"):
+    names = {spec.name for spec in specs}
+    specs += [spec for spec in plan(results, (_FIGURE4_TASK.value,), FIGURE4_ESTIMATORS, figure4_seeds, budget,
+                                    fidelity, _TOTAL_STEPS.value, figure4=True) if spec.name not in names]
+  status = 0
+  if specs and _RUN.value:
+    manifest_path = os.path.join(results, "grid.json")
+    manifest = _read_json(manifest_path) or {}
+    manifest.update(budget=budget, fidelity=fidelity)
+    _write_json(manifest_path, manifest)
+    print(f"{PROG}: {len(specs)} runs ({budget} budget, fidelity {fidelity}) under {results}", flush=True)
+    try:
+      report = run_grid(specs, results, _RAY_ADDRESS.value, _NUM_CPUS.value, _CPUS_PER_RUN.value,
+                        _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value)
+    except KeyboardInterrupt:
+      print(f"{PROG}: interrupted; run the same command to resume", file=sys.stderr)
+      return 130
+    except Exception as error:  # pylint: disable=broad-except  (Ray could not start, ...)
+      return _error(f"the grid could not run: {type(error).__name__}: {error}")
+    print(f"{PROG}: {len(report.finished)} trained, {len(report.skipped)} already finished, "
+          f"{len(report.failed)} failed, {len(report.interrupted)} interrupted ({report.seconds:.0f} s)",
+          flush=True)
+    for name, reason in report.failed.items():
+      print(f"{PROG}: failed: {name}: {reason}", file=sys.stderr)
+    if report.interrupted:
+      print(f"{PROG}: interrupted: {', '.join(report.interrupted)}; run the same command to resume",
+            file=sys.stderr)
+    status = 0 if report.ok else 1
+
+  meta = describe(budget, fidelity, seeds, _TOTAL_STEPS.value)
+  written = []
+  try:
+    if what in ("table1", "all"):
+      written += write_table1(results, tasks, estimators, seeds, meta)
+    if what in ("figures", "all"):
+      written += write_figures(results, tasks, estimators, seeds, meta)
+    if what in ("figure4", "all"):
+      written += write_figure4(results, _FIGURE4_TASK.value, figure4_seeds, describe(budget, fidelity,
+                                                                                      figure4_seeds,
+                                                                                      _TOTAL_STEPS.value))
+    if what in ("table2", "all"):
+      written += write_table2(results, budget, meta)
+  except UsageError as error:
+    return _error(error)
+  for path in written:
+    print(f"wrote {path}")
+  return status
+
+
+def run():
+  """Console entry point."""
+  def _main(argv):
+    sys.exit(main(argv))
+  app.run(_main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

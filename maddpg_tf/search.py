@@ -1,0 +1,584 @@
+"""Bayesian search over estimator settings: a `keras_tuner.Tuner` whose trials are MADDPG training runs.
+
+    tuner = EstimatorSearch(config, configs.search.resolve("grmck"), "searches/grmck", max_trials=20)
+    tuner.search()                          # trains trial after trial; resumes an interrupted search
+    print(format_table(tuner.oracle, "average_return"))
+
+Layout of a search directory (keras-tuner's project directory is the directory itself):
+
+    <dir>/search.json                  what was searched (refused if a restart asks for something else)
+    <dir>/oracle.json, tuner0.json     keras-tuner's state (written atomically here)
+    <dir>/trial_03/trial.json          keras-tuner's record of trial 03 (values, metrics, status)
+    <dir>/trial_03/trial_03_s0/        the training run of seed 0: config.json, evaluations.csv, tb/, ...
+    <dir>/trial_03/trial_03_s0.json    its evaluation returns, once finished (a restart reuses them)
+    <dir>/tb_search/                   TensorBoard's hparams view: the searched settings and the metrics
+    <dir>/trials.csv, best_config.py   written when the search ends
+
+Objective (NOTES section 6, Table 1's aggregation over a trial's seeds): `average` is the mean of every
+evaluation's mean return over all seeds and evaluations; `max` is the highest seed-mean evaluation return.
+Both are reported to the oracle (`average_return`, `max_return`, and `final_return`); one is optimised.
+
+Resuming: keras-tuner reloads the oracle (`overwrite=False`); a trial that was running is run again, and its
+training runs resume from their last checkpoints. `ResumableBayesianOracle` gives such a trial back to the
+tuner id that was running it when that tuner asks again (a restarted worker, or the single process), and to
+another tuner only when no new trials are left; a file lock per training run keeps two processes from
+training the same run at once, and a run that finished is not trained again.
+"""
+
+import contextlib
+import copy
+import fcntl
+import json
+import math
+import os
+import re
+import time
+import warnings
+
+import keras_tuner
+import numpy as np
+from keras_tuner.src.engine import trial as trial_module
+
+OBJECTIVES = {"average": "average_return", "max": "max_return"}
+METRICS = ("average_return", "max_return", "final_return")
+FINISHED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
+
+
+class SearchError(Exception):
+  """A problem the user must fix; one line naming the value."""
+
+
+class SearchInterrupted(keras_tuner.errors.FatalError):
+  """SIGINT/SIGTERM stopped a trial's training run (after its checkpoint); `signum` says which."""
+
+  def __init__(self, signum, message):
+    super().__init__(message)
+    self.signum = signum
+
+
+# ---- small pure helpers --------------------------------------------------------------------------------
+
+def write_json_atomic(path, content):
+  temporary = f"{path}.tmp{os.getpid()}"
+  with open(temporary, "w") as handle:
+    json.dump(content, handle, indent=1, sort_keys=True, default=str)
+  os.replace(temporary, path)
+
+
+def declare_hyperparameters(space):
+  """`configs.search.resolve(...)`'s space as keras-tuner `HyperParameters` (declared up front)."""
+  hp = keras_tuner.HyperParameters()
+  for name, spec in space.items():
+    if spec["kind"] == "choice":
+      hp.Choice(name, list(spec["choices"]), ordered=all(isinstance(v, (int, float)) for v in spec["choices"]))
+    elif spec["kind"] == "int":
+      hp.Int(name, spec["min"], spec["max"], sampling=spec["sampling"])
+    else:
+      hp.Float(name, spec["min"], spec["max"], sampling=spec["sampling"])
+  return hp
+
+
+def apply_hyperparameters(config, values):
+  """A copy of `config` with `config.estimator.<name> = value` for each searched value."""
+  config = copy.deepcopy(config)
+  for name, value in values.items():
+    config.estimator[name] = int(value) if name == "num_samples" else float(value)
+  return config
+
+
+def objectives(curves):
+  """Per-seed lists of evaluation mean returns -> {average_return, max_return, final_return}.
+
+  average: mean of all values of all seeds (Table 1's average return); max: the highest mean over seeds
+  at one evaluation (Table 1's maximum return); final: the seed-mean at the last evaluation.
+  """
+  length = min((len(curve) for curve in curves), default=0)
+  if length == 0:
+    return {name: math.nan for name in METRICS}
+  stacked = np.array([curve[:length] for curve in curves], np.float64)   # [seeds, evaluations]
+  seed_mean = stacked.mean(axis=0)
+  return {"average_return": float(stacked.mean()), "max_return": float(seed_mean.max()),
+          "final_return": float(seed_mean[-1])}
+
+
+def run_name(trial_id, seed):
+  """Unique per trial and seed: it is the TensorBoard hparams session name of the run."""
+  return f"trial_{trial_id}_s{seed}"
+
+
+def train_and_evaluate(config, workdir, progress=True):
+  """The real trial: trains (or resumes) one MADDPG run in `workdir`; returns its evaluation returns."""
+  from maddpg_tf import experiment, loggers  # TensorFlow only where training happens
+  try:
+    experiment.Experiment(config, workdir, progress=progress).run()
+  except experiment.Interrupted as interrupt:
+    raise SearchInterrupted(interrupt.signum, str(interrupt)) from None
+  except experiment.RunError as error:
+    raise keras_tuner.errors.FailedTrialError(str(error)) from None
+  evaluations = loggers.read_evaluations_csv(os.path.join(workdir, "evaluations.csv"))
+  returns = [mean for _, mean in evaluations]
+  # The run's own objective values, so that TensorBoard's hparams view can sort runs by them.
+  values = objectives([returns])
+  board = loggers.TensorBoardLogger(os.path.join(workdir, "tb"))
+  board.write({f"search/{name}": value for name, value in values.items()},
+              evaluations[-1][0] if evaluations else 0)
+  board.close()
+  return returns
+
+
+@contextlib.contextmanager
+def _run_lock(path, log):
+  with open(path, "a") as handle:
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      log(f"  waiting: another process is training {os.path.basename(path)[:-5]}")
+      fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def format_values(values):
+  return ", ".join(f"{name}={_format_number(value)}" for name, value in values.items()) or "(no values)"
+
+
+def _format_number(value):
+  if isinstance(value, float):
+    return f"{value:.4g}"
+  return str(value)
+
+
+def _duration(seconds):
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+# ---- the oracle ----------------------------------------------------------------------------------------
+
+class ResumableBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle):
+  """keras-tuner's Bayesian oracle with atomic state files and resume that hands a trial that was running
+  back to the tuner that ran it (see the module docstring). `log` (a print-like callable or None) announces
+  trials; the chief of a distributed search sets it."""
+
+  def __init__(self, *args, log=None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.log = log
+    self._orphan_owners = {}  # trial id -> tuner id that was running it when the oracle was saved
+
+  # Atomic writes: a kill during a save leaves the previous file, never half of one.
+  def save(self):
+    write_json_atomic(self._get_oracle_fname(), self.get_state())
+
+  def _save_trial(self, trial):
+    write_json_atomic(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+
+  def get_state(self):
+    state = super().get_state()
+    state["orphan_owners"] = dict(self._orphan_owners)
+    return state
+
+  def set_state(self, state):
+    # Called when a restarted search reloads: the trials that were running are orphans now (keras-tuner's
+    # `reload` puts them on the retry queue); remember which tuner ran each.
+    super().set_state(state)
+    self._orphan_owners = dict(state.get("orphan_owners", {}))
+    self._orphan_owners.update({trial_id: tuner_id for tuner_id, trial_id in state["ongoing_trials"].items()})
+
+  def _vectorize_trials(self):
+    # keras-tuner's version gives a running trial that is not in `ongoing_trials` (one a restarted chief
+    # keeps on the retry queue while a worker may still be finishing it) the previous trial's score, or
+    # fails on the first; leave such trials out of the Gaussian process's data until they end.
+    every = self.trials
+    ongoing = set(self.ongoing_trials.values())
+    self.trials = {trial_id: trial for trial_id, trial in every.items()
+                   if trial in ongoing or trial.status != trial_module.TrialStatus.RUNNING}
+    try:
+      return super()._vectorize_trials()
+    finally:
+      self.trials = every
+
+  @keras_tuner.synchronized
+  def create_trial(self, tuner_id):
+    if tuner_id in self.ongoing_trials:
+      return super().create_trial(tuner_id)
+    # Trials finished by a tuner that outlived a chief restart need no second run.
+    self._retry_queue = [t for t in self._retry_queue if self.trials[t].status not in FINISHED]
+    mine = [t for t in self._retry_queue if self._orphan_owners.get(t) == tuner_id]
+    others = [t for t in self._retry_queue if t in self._orphan_owners and t not in mine]
+    plain = [t for t in self._retry_queue if t not in self._orphan_owners]
+    new_left = self.max_trials is None or len(self.trials) < self.max_trials
+    if mine:  # keras-tuner pops the queue's last entry
+      self._retry_queue = others + plain + mine
+      trial = super().create_trial(tuner_id)
+    elif plain or not others or not new_left:
+      self._retry_queue = others + plain
+      trial = super().create_trial(tuner_id)
+    else:  # only other tuners' interrupted trials: start a new trial first, they may still come back
+      self._retry_queue = []
+      trial = super().create_trial(tuner_id)
+      self._retry_queue = others + self._retry_queue
+      if trial.status == trial_module.TrialStatus.STOPPED:
+        trial = super().create_trial(tuner_id)
+    if trial.status == trial_module.TrialStatus.RUNNING:
+      self._orphan_owners.pop(trial.trial_id, None)
+      self.save()
+      if self.log:
+        self.log(f"trial {trial.trial_id} -> {tuner_id}: {format_values(trial.hyperparameters.values)}")
+    return trial
+
+  @keras_tuner.synchronized
+  def end_trial(self, trial):
+    known = self.trials.get(trial.trial_id)
+    if known is not None and known.status in FINISHED and trial.trial_id in self.end_order:
+      # A second report of a finished trial (its first tuner outlived a chief restart): keep the first.
+      for tuner_id, ongoing in list(self.ongoing_trials.items()):
+        if ongoing.trial_id == trial.trial_id:
+          self.ongoing_trials.pop(tuner_id)
+      self.save()
+      return
+    super().end_trial(trial)
+    self._orphan_owners.pop(trial.trial_id, None)
+    if self.log:
+      ended = self.trials[trial.trial_id]
+      score = "" if ended.score is None else f": {self.objective.name} {ended.score:.4g}"
+      self.log(f"trial {trial.trial_id} {ended.status}{score}")
+
+
+class _PatientStub:
+  """A worker's gRPC stub to the chief that retries calls the chief could not answer (UNAVAILABLE: it was
+  killed, or is starting again) for up to `patience` seconds, as keras-tuner waits for a chief at start.
+  A repeated call is harmless: the restarted chief hands a trial it had already given to this tuner back
+  to it, and ignores a second report of a finished trial."""
+
+  def __init__(self, stub, log, patience=3600.0):
+    self._stub, self._log, self._patience = stub, log, patience
+
+  def __getattr__(self, name):
+    import grpc
+    method = getattr(self._stub, name)
+
+    def call(*args, **kwargs):
+      deadline, warned = time.time() + self._patience, False
+      while True:
+        try:
+          return method(*args, **kwargs)
+        except grpc.RpcError as error:
+          if error.code() != grpc.StatusCode.UNAVAILABLE or time.time() > deadline:
+            raise
+          if not warned:
+            self._log(f"lost the chief ({error.details()}); retrying {name} until it is back")
+            warned = True
+          time.sleep(1.0)
+    return call
+
+
+# ---- the tuner -----------------------------------------------------------------------------------------
+
+class EstimatorSearch(keras_tuner.Tuner):
+  """Searches `space` (from `configs.search.resolve`) around the training `config`; results in `directory`.
+
+  Each trial trains `seeds_per_trial` runs (seeds config.seed, config.seed + 1, ...) with `trial_fn(config,
+  workdir) -> [evaluation mean returns]` (default: `train_and_evaluate`, real MADDPG training) and reports
+  `objectives(...)`; `objective` ("average" or "max") picks the one the oracle maximises.
+  """
+
+  def __init__(self, config, space, directory, *, objective="average", seeds_per_trial=1, max_trials=20,
+               num_initial_points=None, search_seed=1, trial_fn=None, progress=True, log=print,
+               announce_trials=False):
+    if objective not in OBJECTIVES:
+      raise SearchError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    directory = os.path.abspath(directory)
+    self.base_config = config
+    self.space = space
+    self.seeds_per_trial = int(seeds_per_trial)
+    self.objective_name = OBJECTIVES[objective]
+    self.trial_fn = trial_fn or (lambda c, workdir: train_and_evaluate(c, workdir, progress=progress))
+    self.log = log or (lambda text: None)
+    self._started, self._metrics = {}, {}
+    oracle = ResumableBayesianOracle(
+        objective=keras_tuner.Objective(self.objective_name, "max"), max_trials=max_trials,
+        num_initial_points=num_initial_points, seed=search_seed,
+        hyperparameters=declare_hyperparameters(space), tune_new_entries=False, allow_new_entries=False,
+        log=self.log if announce_trials else None)
+    super().__init__(oracle=oracle, directory=os.path.dirname(directory),
+                     project_name=os.path.basename(directory), overwrite=False)
+    if self._is_worker():  # keras-tuner's OracleClient: ride out a chief that is restarting
+      self.oracle.stub = _PatientStub(self.oracle.stub, self.log)
+
+  def save(self):
+    if not self._is_worker():
+      self.oracle.save()
+    write_json_atomic(self._get_tuner_fname(), self.get_state())
+
+  def write_tensorboard_experiment(self):
+    """TensorBoard's hparams view: the searched settings (as each run's hparams name them) and the metrics
+    to show, written once to the search directory (`tensorboard --logdir <dir>`)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+    hparams = []
+    for name, spec in self.space.items():
+      domain = (hparams_api.Discrete([float(v) for v in spec["choices"]]) if spec["kind"] == "choice"
+                else hparams_api.RealInterval(float(spec["min"]), float(spec["max"])))
+      hparams.append(hparams_api.HParam(f"estimator.{name}", domain))
+    hparams.append(hparams_api.HParam("seed"))
+    metrics = [hparams_api.Metric(f"search/{name}", display_name=name) for name in METRICS]
+    metrics.append(hparams_api.Metric("eval/mean_return", display_name="last evaluation return"))
+    writer = tf.summary.create_file_writer(os.path.join(self.project_dir, "tb_search"))
+    with writer.as_default():
+      hparams_api.hparams_config(hparams=hparams, metrics=metrics)
+    writer.close()
+
+  def search(self):
+    if not self._is_worker() and not os.path.isdir(os.path.join(self.project_dir, "tb_search")):
+      self.write_tensorboard_experiment()
+    from keras_tuner.src import config as keras_tuner_config
+    debug, keras_tuner_config.DEBUG = keras_tuner_config.DEBUG, False  # on_trial_end reports failures
+    try:
+      with warnings.catch_warnings():
+        # The Gaussian process's fit warns when a length scale reaches its bound (e.g. flat objectives).
+        warnings.filterwarnings("ignore", module="sklearn.gaussian_process")
+        super().search(verbose=0)  # our own lines replace keras-tuner's display
+    finally:
+      keras_tuner_config.DEBUG = debug
+
+  def run_trial(self, trial, *args, **kwargs):
+    values = trial.hyperparameters.values
+    config = apply_hyperparameters(self.base_config, values)
+    trial_dir = self.get_trial_dir(trial.trial_id)
+    curves = []
+    for offset in range(self.seeds_per_trial):
+      seeded = copy.deepcopy(config)
+      seeded.seed = int(config.seed) + offset
+      name = run_name(trial.trial_id, seeded.seed)
+      result_path = os.path.join(trial_dir, f"{name}.json")
+      with _run_lock(os.path.join(trial_dir, f"{name}.lock"), self.log):
+        if os.path.isfile(result_path):
+          with open(result_path) as handle:
+            returns = json.load(handle)["returns"]
+        else:
+          returns = [float(r) for r in self.trial_fn(seeded, os.path.join(trial_dir, name))]
+          write_json_atomic(result_path, {"seed": seeded.seed, "values": values, "returns": returns})
+      curves.append(returns)
+    metrics = objectives(curves)
+    if not math.isfinite(metrics[self.objective_name]):
+      raise keras_tuner.errors.FailedTrialError(f"trial {trial.trial_id}: no evaluations to score")
+    self._metrics[trial.trial_id] = metrics  # a worker's trial object does not see the oracle's copy
+    return metrics
+
+  def on_trial_begin(self, trial):
+    self._started[trial.trial_id] = time.time()
+    seeds = self.base_config.seed + np.arange(self.seeds_per_trial)
+    self.log(f"trial {trial.trial_id}: {format_values(trial.hyperparameters.values)} "
+             f"(seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})")
+
+  def on_trial_end(self, trial):
+    super().on_trial_end(trial)
+    elapsed = _duration(time.time() - self._started.pop(trial.trial_id, time.time()))
+    metrics = self._metrics.pop(trial.trial_id, None)
+    if trial.status == trial_module.TrialStatus.COMPLETED and metrics:
+      self.log(f"trial {trial.trial_id}: {self.objective_name} {metrics[self.objective_name]:.4g} "
+               f"({', '.join(f'{k} {v:.4g}' for k, v in metrics.items() if k != self.objective_name)}) "
+               f"in {elapsed}")
+    elif "FailedTrialError" in (trial.message or ""):  # a training run that stopped (NaN, bad checkpoint)
+      self.log(f"trial {trial.trial_id}: {trial.status}: {last_line(trial.message)}")
+    else:  # anything else is unexpected: show where it came from
+      self.log(f"trial {trial.trial_id}: {trial.status}:\n{(trial.message or '').rstrip()}")
+
+
+def last_line(message):
+  """The last line of an error message or traceback, without its exception class."""
+  lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+  line = lines[-1] if lines else ""
+  return re.sub(r"^[\w.]+(Error|Exception|Interrupt): ", "", line)
+
+
+# ---- results -------------------------------------------------------------------------------------------
+
+def trial_rows(oracle):
+  """One dict per trial, in id order: trial, status, the metrics, then the hyperparameter values."""
+  rows = []
+  names = [hp.name for hp in oracle.hyperparameters.space]
+  for trial_id in sorted(oracle.trials, key=lambda t: (len(t), t)):  # "2" before "10"
+    trial = oracle.trials[trial_id]
+    row = {"trial": trial_id, "status": trial.status}
+    for metric in METRICS:
+      row[metric] = trial.metrics.get_last_value(metric) if trial.metrics.exists(metric) else None
+    for name in names:
+      row[name] = trial.hyperparameters.values.get(name)
+    if trial.status not in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.RUNNING):
+      row["note"] = last_line(trial.message)
+    rows.append(row)
+  return rows
+
+
+def best_trial(oracle):
+  """The completed trial with the highest objective, or None."""
+  completed = [t for t in oracle.trials.values()
+               if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None
+               and math.isfinite(t.score)]
+  return max(completed, key=lambda t: (t.score, -int(t.trial_id))) if completed else None
+
+
+def format_table(oracle, objective_name):
+  """The trial table as text: trial id, status, objective (and the other metrics), hyperparameters."""
+  rows = trial_rows(oracle)
+  names = [hp.name for hp in oracle.hyperparameters.space]
+  header = ["trial", "status", objective_name] + [m for m in METRICS if m != objective_name] + names
+  cells = [["-" if row[column] is None else _format_number(row[column]) for column in header] for row in rows]
+  widths = [max([len(name)] + [len(line[i]) for line in cells]) for i, name in enumerate(header)]
+  text = ["  ".join(name.ljust(width) for name, width in zip(header, widths)).rstrip()]
+  for row, line in zip(rows, cells):
+    text.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+                + (f"  ({row['note']})" if row.get("note") else ""))
+  return "\n".join(text)
+
+
+def write_trials_csv(path, oracle):
+  import csv
+  rows = trial_rows(oracle)
+  columns = ["trial", "status", *METRICS, *[hp.name for hp in oracle.hyperparameters.space], "note"]
+  temporary = f"{path}.tmp{os.getpid()}"
+  with open(temporary, "w", newline="") as handle:
+    writer = csv.DictWriter(handle, columns)
+    writer.writeheader()
+    for row in rows:
+      writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+  os.replace(temporary, path)
+
+
+_BEST_CONFIG = '''"""The best estimator settings found by maddpg-search in {directory}.
+
+Trial {trial_id} of {trials}: {objective} {score:.6g} ({seeds}); {values}.
+Train with them (other --config.* overrides still apply, e.g. a longer --config.total_steps):
+
+    maddpg-train --config={path} --workdir=runs/{label}-best
+"""
+
+import importlib
+import importlib.util
+
+BASE = {base!r}  # the search's --config file ("module:" for one of our config modules)
+BASE_ARG = {base_arg!r}
+OVERRIDES = {overrides}  # the search's --config.* overrides
+BEST = {best}
+
+
+def _base_module():
+  if BASE.startswith("module:"):
+    return importlib.import_module(BASE[len("module:"):])
+  spec = importlib.util.spec_from_file_location("maddpg_search_base_config", BASE)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config(arg=None):
+  config = _base_module().get_config(BASE_ARG or None)
+  for key, value in {{**OVERRIDES, **BEST}}.items():
+    *parents, leaf = key.split(".")
+    target = config
+    for parent in parents:
+      target = target[parent]
+    target[leaf] = value
+  return config
+'''
+
+
+def config_source(config_file, overrides=None):
+  """How best_config.py finds the base config: a module of our `configs` package, else the file's path."""
+  path, _, arg = config_file.partition(":")
+  path = os.path.abspath(path)
+  import configs
+  package = os.path.dirname(os.path.abspath(configs.__file__))
+  if os.path.dirname(path) == package and path.endswith(".py"):
+    base = "module:configs." + os.path.basename(path)[:-3]
+  else:
+    base = path
+  return {"base": base, "base_arg": arg, "overrides": dict(overrides or {})}
+
+
+def _literal_dict(values):
+  if not values:
+    return "{}"
+  return "{\n" + "".join(f"    {key!r}: {value!r},\n" for key, value in sorted(values.items())) + "}"
+
+
+def write_best_config(path, tuner, source):
+  """Writes `best_config.py` (see `_BEST_CONFIG`) for the best completed trial; returns it or None."""
+  oracle = tuner.oracle
+  best = best_trial(oracle)
+  if best is None:
+    return None
+  values = {f"estimator.{name}": (int(v) if name == "num_samples" else float(v))
+            for name, v in best.hyperparameters.values.items()}
+  seeds = tuner.base_config.seed + np.arange(tuner.seeds_per_trial)
+  text = _BEST_CONFIG.format(
+      directory=os.path.dirname(os.path.abspath(path)), trial_id=best.trial_id, trials=len(oracle.trials),
+      objective=tuner.objective_name, score=best.score,
+      seeds=f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}",
+      values=format_values(best.hyperparameters.values), path=path, label=tuner.base_config.estimator.label,
+      base=source["base"], base_arg=source["base_arg"], overrides=_literal_dict(source["overrides"]),
+      best=_literal_dict(values))
+  temporary = f"{path}.tmp{os.getpid()}"
+  with open(temporary, "w") as handle:
+    handle.write(text)
+  os.replace(temporary, path)
+  return best
+
+
+# ---- the search directory ------------------------------------------------------------------------------
+
+def identity(config, space, objective, seeds_per_trial, num_initial_points, search_seed):
+  """What makes a search the same search (max_trials may grow on a restart)."""
+  content = {"config": config.to_dict(), "space": space, "objective": objective,
+             "seeds_per_trial": int(seeds_per_trial), "num_initial_points": num_initial_points,
+             "search_seed": search_seed}
+  return json.loads(json.dumps(content, sort_keys=True, default=str))
+
+
+def _differences(old, new, prefix=""):
+  found = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      found += _differences(a, b, f"{prefix}{key}.")
+    elif a != b:
+      found.append(f"{prefix}{key}: {a!r} there, {b!r} here")
+  return found
+
+
+def prepare_directory(directory, content):
+  """Refuses a --dir that is a file, holds something else, or holds a different search; records `content`
+  in <dir>/search.json (the first process of a search writes it, every later one compares)."""
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise SearchError(f"--dir {directory} is a file, not a directory")
+  record = os.path.join(directory, "search.json")
+  if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(record):
+    raise SearchError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
+                      f"choose a new or empty directory")
+  try:
+    os.makedirs(directory, exist_ok=True)
+  except OSError as error:
+    raise SearchError(f"--dir {directory}: cannot create it ({error.strerror})") from None
+  temporary = f"{record}.tmp{os.getpid()}"
+  with open(temporary, "w") as handle:
+    json.dump(content, handle, indent=1, sort_keys=True)
+  try:
+    os.link(temporary, record)  # atomic, and fails if another process wrote it first
+    return
+  except FileExistsError:
+    pass
+  finally:
+    os.remove(temporary)
+  try:
+    with open(record) as handle:
+      existing = json.load(handle)
+  except (OSError, ValueError) as error:
+    raise SearchError(f"--dir {directory}: search.json is unreadable ({error})") from None
+  differences = _differences(existing, content)
+  if differences:
+    raise SearchError(f"--dir {directory} holds a different search ({'; '.join(differences[:3])}); "
+                      f"use a new --dir, or the same command to continue it")

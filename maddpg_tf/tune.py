@@ -1,0 +1,270 @@
+"""`maddpg-search`: Bayesian search (keras-tuner) over an estimator's settings, on one machine or several.
+
+    maddpg-search --config=configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck --max_trials=20 \\
+        --dir=searches/grmck
+    maddpg-search ... --objective=max --seeds_per_trial=3 --search.temperature.max=0.9 \\
+        --search_space=num_samples=5|10
+
+Each trial trains MADDPG with the trial's estimator settings (`--config` plus any `--config.*` override is
+the base) and scores it by its evaluation returns. The search space comes from `configs/search.py` (the
+paper's ranges), overridable as `--search.<hyperparameter>.<field>=...` or with the `--search_space`
+shorthand. When the search ends, the trial table is printed and written to <dir>/trials.csv, and the best
+settings to <dir>/best_config.py (`maddpg-train --config=<dir>/best_config.py` trains with them). Running
+the same command again continues an interrupted search.
+
+Several processes or machines: keras-tuner's chief/worker mode, switched on by KERASTUNER_ORACLE_IP,
+KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID (a "chief" id serves the oracle and trains nothing;
+"tuner0", "tuner1", ... train). Every process runs the same command.
+"""
+
+import ast
+import os
+import signal
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+import configs
+from configs import search as search_spaces
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Training config file and arguments, e.g. configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck "
+    "(the base of every trial; --config.* overrides apply).", lock_config=True)
+_SEARCH_DEFINE_ERROR = None
+try:
+  _SEARCH = config_flags.DEFINE_config_file(
+      "search", os.path.join(os.path.dirname(configs.__file__), "search.py"),
+      "Search-space config (configs/search.py); override e.g. --search.temperature.max=0.9.", lock_config=True)
+except (AttributeError, KeyError) as _error_at_definition:
+  # ml_collections applies --search.* overrides to the default file while defining the flag: an override
+  # through a key that does not exist fails here; `_parse_flags` reports it.
+  _SEARCH, _SEARCH_DEFINE_ERROR = None, _error_at_definition
+_SEARCH_SPACE = flags.DEFINE_string(
+    "search_space", "", "Search-space shorthand, applied after --search.*: comma-separated name=min:max[:log], "
+    "name=v1|v2|..., name=on or name=off, e.g. 'temperature=0.2:0.9,num_samples=5|10'.")
+_DIR = flags.DEFINE_string("dir", None, "Search directory (default: searches/<task>_<estimator>).")
+_MAX_TRIALS = flags.DEFINE_integer("max_trials", 20, "Trials in all (a restart may raise it).")
+_OBJECTIVE = flags.DEFINE_enum("objective", "average", ["average", "max"],
+                               "average: mean evaluation return over the run (Table 1's average return); "
+                               "max: the best evaluation (Table 1's maximum return).")
+_SEEDS = flags.DEFINE_integer("seeds_per_trial", 1, "Training runs per trial (seeds config.seed, +1, ...), "
+                              "averaged.")
+_INITIAL = flags.DEFINE_integer("num_initial_points", None,
+                                "Random trials before the Gaussian process (default 3 x dimensions).")
+_SEARCH_SEED = flags.DEFINE_integer("search_seed", 1, "Seed of the Bayesian optimiser's proposals.")
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress bars for the training runs.")
+
+PROGRAM = "maddpg-search"
+
+
+def one_line(message):
+  """An error as one readable line: the last line of an embedded traceback, no quotes."""
+  text = str(message)
+  if "Traceback (most recent call last)" in text:
+    head = text.split("Error whilst parsing config file")[0].rstrip(": ")
+    last = [line for line in text.splitlines() if line.strip()][-1].strip()
+    text = f"{head}: {last.split(': ', 1)[-1]}" if head else last
+  return " ".join(text.split())
+
+
+def _error(message, status=2):
+  print(f"{PROGRAM}: error: {one_line(message)}", file=sys.stderr, flush=True)
+  return status
+
+
+def _parse_flags(argv):
+  """absl's parsing, with any flag or config-file error as one line and exit status 2."""
+  try:
+    if _SEARCH_DEFINE_ERROR is not None:
+      raise ValueError("--search") from _SEARCH_DEFINE_ERROR
+    return flags.FLAGS(argv)
+  except Exception as error:  # flags.Error, and whatever a config file or override raises
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, (AttributeError, KeyError)):
+      key_message = str(cause.args[0]) if cause.args else str(cause)
+      if len(key_message) > 1 and key_message[0] in "'\"" and key_message[-1] == key_message[0]:
+        try:  # ml_collections wraps some messages in a second repr
+          key_message = str(ast.literal_eval(key_message))
+        except (ValueError, SyntaxError):
+          pass
+      detail = "no such config key " + key_message.replace("\n", "; ")
+    else:
+      detail = str(error)
+    sys.exit(_error(detail))
+
+
+def _value(handle, name):
+  try:
+    value = handle.value
+    if value is not None:
+      value.keys()  # loaded lazily: a missing or broken file raises on first use
+    return value
+  except Exception as error:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    raise ValueError(f"--{name}: {lines[-1] if lines else repr(error)}") from None
+
+
+def role():
+  """'single', 'chief' or 'worker', from keras-tuner's environment variables; ValueError if incomplete."""
+  if "KERASTUNER_ORACLE_IP" not in os.environ:
+    return "single"
+  for name in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+    if not os.environ.get(name):
+      raise ValueError(f"KERASTUNER_ORACLE_IP is set but {name} is not; set all three for a distributed "
+                       f"search (chief: KERASTUNER_TUNER_ID=chief, workers: tuner0, tuner1, ...)")
+  port = os.environ["KERASTUNER_ORACLE_PORT"]
+  if not port.isdigit() or not 0 < int(port) < 65536:
+    raise ValueError(f"KERASTUNER_ORACLE_PORT must be a port number, got {port!r}")
+  return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+
+
+def _check_arguments(argv):
+  """Everything that needs no TensorFlow; returns (config, space, directory, role) or raises ValueError."""
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments {argv[1:]}; see --help")
+  if _MAX_TRIALS.value < 1:
+    raise ValueError(f"--max_trials must be >= 1, got {_MAX_TRIALS.value}")
+  if _SEEDS.value < 1:
+    raise ValueError(f"--seeds_per_trial must be >= 1, got {_SEEDS.value}")
+  if _INITIAL.value is not None and _INITIAL.value < 1:
+    raise ValueError(f"--num_initial_points must be >= 1, got {_INITIAL.value}")
+  config = _value(_CONFIG, "config")
+  if config is None:
+    raise ValueError("--config is required, e.g. --config=configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck")
+  overrides = _value(_SEARCH, "search")
+  try:
+    overrides = search_spaces.merge(overrides, search_spaces.parse_compact(_SEARCH_SPACE.value))
+    space = search_spaces.resolve(config.estimator.label, overrides)
+  except search_spaces.SpaceError as error:
+    raise ValueError(str(error)) from None
+  directory = _DIR.value or os.path.join("searches", f"{config.task}_{config.estimator.label}")
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise ValueError(f"--dir {directory} is a file, not a directory")
+  if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(
+      os.path.join(directory, "search.json")):
+    raise ValueError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
+                     f"choose a new or empty directory")
+  return config, space, directory, role()
+
+
+class _Terminated(KeyboardInterrupt):
+  """SIGTERM outside a training run (inside one, the run checkpoints and stops by itself)."""
+
+
+def _on_sigterm(signum, frame):
+  raise _Terminated()
+
+
+def main(argv):
+  try:
+    config, space, directory, mode = _check_arguments(argv)
+  except ValueError as error:
+    return _error(error)
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  from maddpg_tf import experiment, search  # after the cheap checks: bad input fails fast
+
+  # The training config must work as given and at a corner of the space before any trial starts.
+  corner = {name: spec["choices"][0] if spec["kind"] == "choice" else spec["min"] for name, spec in space.items()}
+  try:
+    experiment.resolve_config(config)
+    experiment.resolve_config(search.apply_hyperparameters(config, corner))
+  except experiment.RunError as error:
+    return _error(f"--config: {error}")
+  content = search.identity(config, space, _OBJECTIVE.value, _SEEDS.value, _INITIAL.value, _SEARCH_SEED.value)
+  try:
+    search.prepare_directory(directory, content)
+  except search.SearchError as error:
+    return _error(error)
+
+  def log(text):
+    print(text, flush=True)
+
+  tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
+  try:
+    tuner = search.EstimatorSearch(
+        config, space, directory, objective=_OBJECTIVE.value, seeds_per_trial=_SEEDS.value,
+        max_trials=_MAX_TRIALS.value, num_initial_points=_INITIAL.value, search_seed=_SEARCH_SEED.value,
+        trial_fn=_TRIAL_FN, progress=not _QUIET.value, log=log, announce_trials=mode == "chief")
+  except (RuntimeError, ValueError) as error:  # e.g. an unreadable oracle.json
+    return _error(f"--dir {directory}: cannot continue the search there ({one_line(error)})")
+  if mode == "chief":
+    log(f"chief: serving the oracle at {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+        f" for up to {_MAX_TRIALS.value} trials; workers run the same command with KERASTUNER_TUNER_ID=tuner0, "
+        f"tuner1, ...")
+  elif mode == "worker":
+    log(f"{tuner_id}: asking the chief at {os.environ['KERASTUNER_ORACLE_IP']}:"
+        f"{os.environ['KERASTUNER_ORACLE_PORT']} for trials")
+  elif tuner.oracle.trials:
+    done = sum(t.status in search.FINISHED for t in tuner.oracle.trials.values())
+    log(f"continuing the search in {directory}: {done} of {_MAX_TRIALS.value} trials finished")
+
+  previous = signal.signal(signal.SIGTERM, _on_sigterm)
+  status = 0
+  try:
+    tuner.search()
+  except search.SearchInterrupted as interrupt:
+    message = str(interrupt).replace("to resume", "to continue the search")
+    print(f"{PROGRAM}: interrupted: {message}",
+          file=sys.stderr, flush=True)
+    return 128 + interrupt.signum
+  except KeyboardInterrupt as interrupt:
+    signum = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
+    print(f"{PROGRAM}: interrupted ({signal.Signals(signum).name}); run the same command to continue the "
+          f"search", file=sys.stderr, flush=True)
+    if mode == "chief":
+      os._exit(128 + signum)  # the gRPC server's threads would keep the process alive
+    return 128 + signum
+  except RuntimeError as error:
+    if not str(error).startswith("Number of consecutive failures"):
+      raise
+    # keras-tuner stops after max_consecutive_failed_trials (3) failed trials in a row.
+    status = _error(f"the search stopped: {str(error).splitlines()[0]} The last: {search.last_line(str(error))}",
+                    status=1)
+  except Exception as error:  # a worker that lost its chief (grpc.RpcError), and the like
+    if mode != "worker" or "grpc" not in type(error).__module__:
+      raise
+    return _error(f"{tuner_id}: the chief at {os.environ['KERASTUNER_ORACLE_IP']}:"
+                  f"{os.environ['KERASTUNER_ORACLE_PORT']} failed: {getattr(error, 'details', lambda: error)()}",
+                  status=1)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+  if mode == "worker":
+    log(f"{tuner_id}: no trials left; the chief prints the trial table and writes best_config.py")
+    return status
+  _report(search, tuner, directory)
+  return status
+
+
+def _report(search, tuner, directory):
+  print(search.format_table(tuner.oracle, tuner.objective_name), flush=True)
+  search.write_trials_csv(os.path.join(directory, "trials.csv"), tuner.oracle)
+  source = search.config_source(config_flags.get_config_filename(flags.FLAGS["config"]),
+                                config_flags.get_override_values(flags.FLAGS["config"]))
+  path = os.path.join(directory, "best_config.py")
+  best = search.write_best_config(path, tuner, source)
+  if best is None:
+    print(f"no trial completed; nothing written to {path}", flush=True)
+    return
+  print(f"best: trial {best.trial_id}, {tuner.objective_name} {best.score:.4g}: "
+        f"{search.format_values(best.hyperparameters.values)}", flush=True)
+  print(f"written: {path} (maddpg-train --config={path}), {os.path.join(directory, 'trials.csv')}; "
+        f"TensorBoard: tensorboard --logdir {directory}", flush=True)
+
+
+_TRIAL_FN = None  # `run(trial_fn=...)` replaces real training (tests use a known objective)
+
+
+def run(trial_fn=None):
+  """Console entry point. `trial_fn(config, workdir) -> [evaluation returns]` replaces training."""
+  global _TRIAL_FN
+  _TRIAL_FN = trial_fn
+
+  def _main(argv):
+    sys.exit(main(argv))
+  app.run(_main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

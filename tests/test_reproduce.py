@@ -1,0 +1,151 @@
+"""`maddpg-reproduce`: a smoke grid through local Ray (one run resumed, one failing), outputs, bad input.
+
+The grid: lbf-8x8-2p-2f-coop x {STGS-1, GST} x seeds {0, 1} at the smoke budget (2,000 env steps, no XLA),
+two runs at a time (num_cpus=2). Before it, GST seed 1 is trained to 1,000 steps only, so the grid finds a
+run directory with a complete checkpoint short of its total and must resume it (not start over). One
+extra run has a config that cannot run (batch larger than the buffer): it must be reported by name while
+the others finish. About 50 s on an idle 2-core machine (2-2.5 min when it is shared with other jobs).
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+
+from maddpg_tf import reproduce
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASK = "lbf-8x8-2p-2f-coop"
+ESTIMATORS = ("stgs-1", "gst")
+SEEDS = (0, 1)
+
+
+def _cli(*args, timeout=120):
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", *args], cwd=REPO, capture_output=True,
+                        text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+  results = str(tmp_path_factory.mktemp("results"))
+  specs = reproduce.plan(results, (TASK,), ESTIMATORS, SEEDS, "smoke")
+  resumed = next(s for s in specs if s.estimator == "gst" and s.seed == 1)
+  # A run stopped half-way: trained to 1,000 of its 2,000 steps (its last checkpoint is at 1,000).
+  short = dict(resumed.config, total_steps=1_000)
+  first = reproduce.train_one(short, resumed.workdir)
+  assert first["status"] == "finished", first
+  assert reproduce.run_state(resumed) == ("partial", 1_000)
+
+  broken_config = reproduce.make_config(TASK, "tags", 0, "smoke").to_dict()
+  broken_config["replay"]["batch_size"] = broken_config["replay"]["capacity"] + 1
+  broken = reproduce.RunSpec(TASK, "tags", 0, reproduce.workdir_of(results, TASK, "tags", 0), broken_config)
+
+  report = reproduce.run_grid(specs + [broken], results, num_cpus=2, progress=True, quiet=True)
+  return dict(results=results, specs=specs, resumed=resumed, broken=broken, report=report)
+
+
+def test_grid_trains_every_run_and_reports_the_failure_by_name(grid):
+  report = grid["report"]
+  names = sorted(spec.name for spec in grid["specs"])
+  assert sorted(report.finished) == names
+  assert list(report.failed) == [grid["broken"].name]
+  assert "batch_size" in report.failed[grid["broken"].name]
+  assert "\n" not in report.failed[grid["broken"].name]
+  for spec in grid["specs"]:
+    assert reproduce.run_state(spec) == ("finished", 2_000)
+    with open(os.path.join(spec.workdir, "summary.json")) as handle:
+      summary = json.load(handle)
+    assert summary["env_steps"] == 2_000 and summary["fidelity"] == "code"
+  with open(os.path.join(grid["results"], "grid.json")) as handle:
+    manifest = json.load(handle)
+  assert manifest["runs"][grid["broken"].name]["status"] == "failed"
+  assert all(manifest["runs"][name]["status"] == "finished" for name in names)
+
+
+def test_interrupted_run_was_resumed_not_restarted(grid):
+  workdir = grid["resumed"].workdir
+  resumes = [name for name in os.listdir(workdir) if name.startswith("provenance-resume-")]
+  assert resumes, "the grid started the half-trained run over instead of resuming it"
+  steps = [step for step, _ in reproduce.read_evaluations(os.path.join(workdir, "evaluations.csv"))]
+  assert steps == [0, 1_000]  # the first evaluation is the one from before the interruption, kept
+  assert reproduce.checkpoint_step(workdir) == 2_000
+
+
+def test_finished_runs_are_skipped(grid):
+  report = reproduce.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
+  assert report.finished == [] and report.failed == {}
+  assert sorted(report.skipped) == sorted(spec.name for spec in grid["specs"])
+
+
+def _assert_image(path, min_bytes=10_000):
+  assert os.path.getsize(path) > min_bytes, path
+  image = matplotlib.image.imread(path)
+  assert image.ndim == 3 and min(image.shape[:2]) > 100
+
+
+def test_table1_and_figures_from_the_grid(grid):
+  results = grid["results"]
+  meta = reproduce.describe("smoke", "code", SEEDS)
+  paths = reproduce.write_table1(results, (TASK,), ESTIMATORS, SEEDS, meta)
+  with open(os.path.join(results, "table1.csv")) as handle:
+    rows = list(csv.DictReader(handle))
+  assert [(r["task"], r["estimator"], r["seeds"], r["evaluations"]) for r in rows] == [
+      (TASK, "stgs-1", "2", "2"), (TASK, "gst", "2", "2")]
+  assert all(r["budget"] == "smoke" and r["fidelity"] == "code" for r in rows)
+  assert "Budget smoke" in open(paths[0]).read()
+
+  from tools import plots
+  series = plots.read_grad_variance(os.path.join(grid["specs"][0].workdir, "tb"))["policy_grad_variance"]
+  assert sorted(parameter for _, parameter in series) == ["bias"] * 3 + ["kernel"] * 3  # 3 policy layers
+  assert all(sorted(per_agent) == [0, 1] and per_agent[0] for per_agent in series.values())  # 2 agents
+
+  figures = reproduce.write_figures(results, (TASK,), ESTIMATORS, SEEDS, meta)
+  figure4 = reproduce.write_figure4(results, TASK, SEEDS, meta)  # Figure 4's plot, from these runs' logs
+  assert {os.path.basename(p) for p in figures} == {"figureS1.png", "figureS1.pdf"}
+  assert {os.path.basename(p) for p in figure4} == {"figure4.png", "figure4.pdf"}
+  for path in figures + figure4:
+    if path.endswith(".png"):
+      _assert_image(path)
+    else:
+      assert os.path.getsize(path) > 5_000
+
+
+def test_cli_builds_outputs_from_existing_runs(grid):
+  done = _cli("--what=figures", "--budget=smoke", f"--results={grid['results']}", "--norun")
+  assert done.returncode == 0, done.stderr
+  assert "figureS1.png" in done.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--what=tables"], "--what"),
+    (["--tasks=lbf-9x9"], "unknown task 'lbf-9x9'"),
+    (["--estimators=gst,gumbel"], "unknown estimator 'gumbel'"),
+    (["--seeds=0,x"], "--seeds"),
+    (["--budget=huge"], "--budget"),
+    (["positional"], "unexpected arguments"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, expected):
+  done = _cli(*args, f"--results={tmp_path}")
+  assert done.returncode == 2, (done.stdout, done.stderr)
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("maddpg-reproduce: error: ") and expected in lines[0], lines
+  assert os.listdir(tmp_path) == []  # nothing trained or written
+
+
+def test_results_that_is_a_file_is_refused(tmp_path):
+  path = tmp_path / "results"
+  path.write_text("not a directory")
+  done = _cli("--what=table1", "--budget=smoke", f"--results={path}")
+  assert done.returncode == 2
+  assert done.stderr.strip() == f"maddpg-reproduce: error: --results {path} is a file, not a directory"
+
+
+def test_results_of_another_budget_are_refused(tmp_path):
+  (tmp_path / "grid.json").write_text(json.dumps({"budget": "small", "fidelity": "code", "runs": {}}))
+  done = _cli("--what=table1", "--budget=smoke", f"--results={tmp_path}")
+  assert done.returncode == 2 and "holds runs of budget 'small'" in done.stderr
+  assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,432 @@
+"""`maddpg-search`: search spaces, a search on a known objective, a real smoke search, bad input, a chief
+with two workers that survives being killed, and resume.
+
+Run as a script (`python tests/test_search.py <maddpg-search flags>`) this file is `maddpg-search` with
+`fake_trial` in place of training: the subprocess tests use it.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LBF = os.path.join(REPO, "configs", "lbf.py")
+OPTIMUM = 0.3
+
+
+def fake_trial(config, workdir):
+  """A known objective: evaluation returns peak at temperature 0.3. FAKE_TRIAL_SECONDS slows it down;
+  FAKE_TRIAL_LOG (a file) records each call as '<run> <tuner id>'."""
+  log = os.environ.get("FAKE_TRIAL_LOG")
+  if log:
+    with open(log, "a") as handle:
+      handle.write(f"{os.path.basename(workdir)} {os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}\n")
+  time.sleep(float(os.environ.get("FAKE_TRIAL_SECONDS", "0")))
+  peak = 1.0 - (config.estimator.temperature - OPTIMUM) ** 2
+  return [peak - 0.2, peak - 0.1, peak]
+
+
+if __name__ == "__main__":
+  sys.path.insert(0, REPO)
+  from maddpg_tf import tune
+  tune.run(trial_fn=fake_trial)
+
+import numpy as np  # noqa: E402  (below the script entry, which needs none of this)
+
+from configs import lbf  # noqa: E402
+from configs import search as spaces  # noqa: E402
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # keras-tuner's threading calls
+              pytest.mark.filterwarnings("ignore:The optimal value found")]  # its Gaussian process
+
+
+def maddpg_search(*args, env=None, timeout=300):
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.tune", *args], cwd=REPO, env=env or ENV,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def error_lines(result):
+  return [line for line in result.stderr.splitlines() if line.startswith("maddpg-search:")]
+
+
+def read_trials(directory):
+  """{trial id: keras-tuner's trial.json} for every trial in a search directory."""
+  trials = {}
+  for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+    path = os.path.join(directory, name, "trial.json")
+    if name.startswith("trial_") and os.path.isfile(path):
+      with open(path) as handle:
+        state = json.load(handle)
+      trials[state["trial_id"]] = state
+  return trials
+
+
+def load_config_file(path):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(f"loaded_{abs(hash(path))}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+# ---- search spaces (no TensorFlow) --------------------------------------------------------------------
+
+def test_spaces_are_the_papers_ranges():
+  assert spaces.resolve("stgs-t") == {"temperature": {"kind": "float", "min": 0.01, "max": 0.99,
+                                                      "sampling": "linear"}}
+  tags = spaces.resolve("tags")
+  assert (tags["start_temperature"]["min"], tags["start_temperature"]["max"]) == (1.0, 5.0)
+  assert (tags["end_temperature"]["min"], tags["end_temperature"]["max"]) == (0.1, 0.5)
+  grmck = spaces.resolve("grmck")
+  assert (grmck["temperature"]["min"], grmck["temperature"]["max"]) == (0.01, 1.0)
+  assert grmck["num_samples"] == {"kind": "choice", "choices": (5, 10, 50)}
+  assert list(spaces.resolve("gst")) == ["temperature"]  # the gap is optional, off by default
+  assert list(spaces.resolve("gst", {"gap": {"tune": True}})) == ["temperature", "gap"]
+  for label in ("st", "gumbel_softmax", "reinmax", "stgs"):
+    assert list(spaces.resolve(label)) == ["temperature"]
+
+
+def test_space_overrides_from_the_config_and_the_shorthand():
+  overrides = spaces.get_config()
+  overrides.temperature.max = 0.9
+  overrides.num_samples.choices = (5, 10)
+  space = spaces.resolve("grmck", overrides)
+  assert space["temperature"]["max"] == 0.9 and space["temperature"]["min"] == 0.01
+  assert space["num_samples"]["choices"] == (5, 10)
+  merged = spaces.merge(overrides, spaces.parse_compact("temperature=0.2:0.8:log,num_samples=off"))
+  space = spaces.resolve("grmck", merged)
+  assert space == {"temperature": {"kind": "float", "min": 0.2, "max": 0.8, "sampling": "log"}}
+  assert spaces.resolve("grmck", spaces.parse_compact("num_samples=5:20"))["num_samples"] == {
+      "kind": "int", "min": 5, "max": 20, "sampling": "linear"}
+
+
+@pytest.mark.parametrize("label,overrides,message", [
+    ("grmck", {"temperature": {"min": 0.5, "max": 0.5}}, "empty range [0.5, 0.5]"),
+    ("grmck", {"temperature": {"min": 0.9, "max": 0.2}}, "inverted range, min 0.9 > max 0.2"),
+    ("grmck", {"num_samples": {"choices": ()}}, "search.num_samples.choices is empty"),
+    ("grmck", {"temperature": {"min": 0.0}}, "search.temperature.min must be > 0"),
+    ("grmck", {"num_samples": {"choices": (2.5,)}}, "must be an integer >= 1"),
+    ("gst", {"num_samples": {"choices": (5,)}}, "estimator 'gst' has no hyperparameter 'num_samples'"),
+    ("grmck", {"tau": {"min": 0.1}}, "unknown hyperparameter 'tau'"),
+    ("gumbel", {}, "unknown estimator 'gumbel'"),
+    ("stgs-1", {}, "nothing to search"),
+    ("stgs-t", {"temperature": {"tune": False}}, "nothing to search"),
+])
+def test_bad_spaces_raise_one_line(label, overrides, message):
+  with pytest.raises(spaces.SpaceError, match=None) as error:
+    spaces.resolve(label, overrides)
+  assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_objectives_aggregate_seeds_as_table_1():
+  from maddpg_tf import search
+  metrics = search.objectives([[0.0, 1.0, 2.0], [2.0, 3.0, 1.0]])
+  assert metrics["average_return"] == pytest.approx(1.5)        # all 6 values
+  assert metrics["max_return"] == pytest.approx(2.0)            # best seed-mean: (1 + 3) / 2
+  assert metrics["final_return"] == pytest.approx(1.5)
+
+
+# ---- searches in this process, on the known objective ---------------------------------------------------
+
+def test_search_on_a_known_objective_finds_the_optimum_and_writes_best_config(tmp_path):
+  from maddpg_tf import search
+  directory = str(tmp_path / "search")
+  config = lbf.get_config("smoke,estimator=stgs-t")
+  tuner = search.EstimatorSearch(config, spaces.resolve("stgs-t"), directory, max_trials=8,
+                                 num_initial_points=3, trial_fn=fake_trial, log=None)
+  tuner.search()
+  trials = tuner.oracle.trials.values()
+  assert len(trials) == 8 and all(t.status == "COMPLETED" for t in trials)
+  distance = {t.trial_id: abs(t.hyperparameters.values["temperature"] - OPTIMUM) for t in trials}
+  best = search.best_trial(tuner.oracle)
+  worst = min(trials, key=lambda t: t.score)
+  assert best.score > worst.score
+  assert best.trial_id == min(distance, key=distance.get)  # maximised, not minimised
+  assert distance[best.trial_id] < 0.05                      # the Gaussian process homed in
+  assert best.score == pytest.approx(1.0 - 0.1 - distance[best.trial_id] ** 2)  # the average objective
+
+  path = os.path.join(directory, "best_config.py")
+  source = search.config_source(f"{LBF}:smoke,estimator=stgs-t", {"total_steps": 1500})
+  assert search.write_best_config(path, tuner, source).trial_id == best.trial_id
+  loaded = load_config_file(path)
+  assert loaded.estimator.temperature == best.hyperparameters.values["temperature"]
+  assert loaded.total_steps == 1500 and loaded.estimator.label == "stgs-t"
+  table = search.format_table(tuner.oracle, tuner.objective_name).splitlines()
+  assert table[0].split()[:3] == ["trial", "status", "average_return"] and len(table) == 9
+
+
+def test_max_objective_and_seeds_per_trial(tmp_path):
+  from maddpg_tf import search
+  calls = []
+
+  def trial_fn(config, workdir):
+    calls.append((config.seed, os.path.basename(workdir)))
+    return [0.0, 1.0 + config.seed, 0.5]
+
+  config = lbf.get_config("smoke,estimator=stgs-t")
+  tuner = search.EstimatorSearch(config, spaces.resolve("stgs-t"), str(tmp_path / "s"), objective="max",
+                                 seeds_per_trial=2, max_trials=1, trial_fn=trial_fn, log=None)
+  tuner.search()
+  assert calls == [(0, "trial_0_s0"), (1, "trial_0_s1")]
+  assert tuner.oracle.trials["0"].score == pytest.approx(1.5)  # max of the seed-mean curve [0, 1.5, 0.5]
+
+
+def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
+  import keras_tuner
+  from maddpg_tf import search
+
+  def fails_first(config, workdir):
+    if os.path.basename(workdir) == "trial_0_s0":
+      raise keras_tuner.errors.FailedTrialError("training stopped in updates 5-8: the critic loss is NaN")
+    return fake_trial(config, workdir)
+
+  tuner = search.EstimatorSearch(lbf.get_config("smoke,estimator=stgs-t"), spaces.resolve("stgs-t"),
+                                 str(tmp_path / "s"), max_trials=3, trial_fn=fails_first, log=None)
+  tuner.search()
+  assert [tuner.oracle.trials[k].status for k in "012"] == ["FAILED", "COMPLETED", "COMPLETED"]
+  assert search.best_trial(tuner.oracle).trial_id in ("1", "2")
+  row = search.format_table(tuner.oracle, tuner.objective_name).splitlines()[1]
+  assert row.split()[:2] == ["0", "FAILED"] and row.endswith("(training stopped in updates 5-8: the critic loss is NaN)")
+
+
+def test_training_errors_become_failed_trials_and_signals_stop_the_search(tmp_path, monkeypatch):
+  import keras_tuner
+  from maddpg_tf import experiment, search
+
+  class Stopped:
+    def __init__(self, config, workdir, progress=True):
+      self.seed = config.seed
+
+    def run(self):
+      if self.seed == 0:
+        raise experiment.RunError("training stopped: the actor loss is NaN")
+      raise experiment.Interrupted(signal.SIGTERM, "SIGTERM at env step 8: checkpoint written")
+
+  monkeypatch.setattr(experiment, "Experiment", Stopped)
+  config = lbf.get_config("smoke")
+  with pytest.raises(keras_tuner.errors.FailedTrialError, match="the actor loss is NaN"):
+    search.train_and_evaluate(config, str(tmp_path / "a"), progress=False)
+  config.seed = 1
+  with pytest.raises(search.SearchInterrupted) as interrupted:
+    search.train_and_evaluate(config, str(tmp_path / "b"), progress=False)
+  assert isinstance(interrupted.value, keras_tuner.errors.FatalError)  # keras-tuner lets it through
+  assert interrupted.value.signum == signal.SIGTERM
+
+
+class _Killed(BaseException):
+  """Stands for a kill: keras-tuner catches Exception, not this."""
+
+
+def test_interrupted_search_continues_without_losing_or_rerunning_finished_trials(tmp_path):
+  from maddpg_tf import search
+  directory = str(tmp_path / "search")
+  config = lbf.get_config("smoke,estimator=stgs-t")
+  calls = []
+
+  def dies_in_the_third_trial(config, workdir):
+    calls.append(os.path.basename(workdir))
+    if len(calls) == 3:
+      raise _Killed()
+    return fake_trial(config, workdir)
+
+  def make(trial_fn):
+    return search.EstimatorSearch(config, spaces.resolve("stgs-t"), directory, max_trials=5,
+                                  num_initial_points=2, trial_fn=trial_fn, log=None)
+
+  with pytest.raises(_Killed):
+    make(dies_in_the_third_trial).search()
+  finished = {k: v for k, v in read_trials(directory).items() if v["status"] == "COMPLETED"}
+  assert sorted(finished) == ["0", "1"] and read_trials(directory)["2"]["status"] == "RUNNING"
+
+  calls.clear()
+  resumed = make(lambda c, w: calls.append(os.path.basename(w)) or fake_trial(c, w))
+  resumed.search()
+  assert calls == ["trial_2_s0", "trial_3_s0", "trial_4_s0"]  # the interrupted trial first, no rerun
+  after = read_trials(directory)
+  assert sorted(after) == ["0", "1", "2", "3", "4"] and all(t["status"] == "COMPLETED" for t in after.values())
+  for trial_id, state in finished.items():
+    assert after[trial_id]["score"] == state["score"]
+    assert after[trial_id]["hyperparameters"]["values"] == state["hyperparameters"]["values"]
+
+
+def test_restarted_oracle_gives_running_trials_back_to_their_tuners(tmp_path):
+  import keras_tuner
+  from keras_tuner.src.engine import trial as trial_module
+  from maddpg_tf import search
+
+  def oracle():
+    made = search.ResumableBayesianOracle(
+        objective=keras_tuner.Objective("average_return", "max"), max_trials=5, num_initial_points=2, seed=1,
+        hyperparameters=search.declare_hyperparameters(spaces.resolve("stgs-t")), tune_new_entries=False,
+        allow_new_entries=False)
+    made._set_project_dir(str(tmp_path), "search")
+    return made
+
+  def finish(chief, trial_id, value):  # a worker's report, as it arrives over gRPC
+    chief.update_trial(trial_id, {"average_return": value})
+    ended = trial_module.Trial.from_proto(chief.trials[trial_id].to_proto())
+    ended.status = "COMPLETED"
+    chief.end_trial(ended)
+
+  first = oracle()
+  a, b = first.create_trial("tuner0"), first.create_trial("tuner1")
+  finish(first, a.trial_id, 0.5)
+  finish(first, b.trial_id, 0.6)
+  c, d = first.create_trial("tuner0"), first.create_trial("tuner1")  # the chief is killed now
+
+  second = oracle()
+  second.reload()
+  assert second.create_trial("tuner1").trial_id == d.trial_id  # a tuner asking again gets its own back
+  assert len(second._vectorize_trials()[1]) == 3  # a, b and d: not c, which nobody runs for this chief
+  e = second.create_trial("tuner2")  # new trials first: tuner0 may still be finishing c
+  assert e.status == "RUNNING" and e.trial_id not in (a.trial_id, b.trial_id, c.trial_id, d.trial_id)
+  assert second.create_trial("tuner3").trial_id == c.trial_id  # no new trials left: c is taken over
+  finish(second, c.trial_id, 0.7)  # tuner0 outlived the restart and reports c ...
+  finish(second, c.trial_id, 0.7)  # ... and so does tuner3
+  assert second.end_order.count(c.trial_id) == 1 and second.trials[c.trial_id].score == 0.7
+  assert second.create_trial("tuner0").status == "STOPPED"
+
+
+# ---- the command line -----------------------------------------------------------------------------------
+
+SMOKE = f"--config={LBF}:smoke,estimator=grmck"
+
+
+@pytest.mark.parametrize("args,message", [
+    ([SMOKE, "--search.temperature.min=0.5", "--search.temperature.max=0.5"], "empty range"),
+    ([SMOKE, "--search.temperature.min=0.9", "--search.temperature.max=0.5"], "inverted range"),
+    ([f"--config={LBF}:smoke,estimator=gumbel"], "unknown estimator 'gumbel'"),
+    ([SMOKE, "--search_space=gap=0.5:2"], "estimator 'grmck' has no hyperparameter 'gap'"),
+    ([SMOKE, "--search.tau.min=0.1"], "no such config key"),
+    ([SMOKE, "--search.temperature.mx=0.1"], "no such config key 'mx'"),
+    ([SMOKE, "--max_trials=0"], "--max_trials must be >= 1, got 0"),
+    ([SMOKE, "--objective=median"], "value should be one of <average|max>"),
+    (["--max_trials=2"], "--config is required"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):
+  directory = str(tmp_path / "never")
+  result = maddpg_search(f"--dir={directory}", *args)
+  assert result.returncode == 2, result.stderr
+  assert len(error_lines(result)) == 1 and message in error_lines(result)[0], result.stderr
+  assert "Traceback" not in result.stderr
+  assert not os.path.exists(directory)
+
+
+def test_dir_that_is_a_file_or_another_search_is_refused(tmp_path):
+  path = tmp_path / "file"
+  path.write_text("keep me")
+  result = maddpg_search(SMOKE, f"--dir={path}")
+  assert result.returncode == 2 and "is a file, not a directory" in error_lines(result)[0]
+  assert path.read_text() == "keep me"
+  other = tmp_path / "other"
+  other.mkdir()
+  (other / "notes.txt").write_text("mine")
+  result = maddpg_search(SMOKE, f"--dir={other}")
+  assert result.returncode == 2 and "holds no maddpg-search search" in error_lines(result)[0]
+
+
+def test_real_two_trial_smoke_search(tmp_path):
+  directory = str(tmp_path / "grmck")
+  # jit_compile=False: the smoke budget's runs are shorter than XLA's compilation.
+  result = maddpg_search(SMOKE, "--config.jit_compile=False", "--max_trials=2", f"--dir={directory}",
+                         "--quiet", "--search_space=num_samples=5|10")
+  assert result.returncode == 0, result.stderr[-3000:]
+  trials = read_trials(directory)
+  assert sorted(trials) == ["0", "1"] and all(t["status"] == "COMPLETED" for t in trials.values())
+  for trial_id, state in trials.items():
+    values = state["hyperparameters"]["values"]
+    assert set(values) == {"temperature", "num_samples"} and values["num_samples"] in (5, 10)
+    run = os.path.join(directory, f"trial_{trial_id}", f"trial_{trial_id}_s0")
+    with open(os.path.join(run, "config.json")) as handle:
+      estimator = json.load(handle)["estimator"]
+    assert (estimator["temperature"], estimator["num_samples"]) == (values["temperature"], values["num_samples"])
+    with open(os.path.join(run, "evaluations.csv")) as handle:
+      returns = [float(line.split(",")[1]) for line in handle.read().splitlines()[1:]]
+    assert len(returns) == 2  # steps 0 and 1000 of the smoke budget
+    assert state["metrics"]["metrics"]["average_return"]["observations"][0]["value"][0] == pytest.approx(
+        np.mean(returns), abs=1e-6)
+    events = b"".join(open(os.path.join(run, "tb", name), "rb").read() for name in os.listdir(os.path.join(run, "tb")))
+    assert b"_hparams_/session_start_info" in events and f"trial_{trial_id}_s0".encode() in events
+    assert b"search/average_return" in events and b"eval/mean_return" in events
+
+  table = [line.split() for line in result.stdout.splitlines()]
+  header = table.index(["trial", "status", "average_return", "max_return", "final_return", "temperature",
+                        "num_samples"])
+  assert [row[:2] for row in table[header + 1:header + 3]] == [["0", "COMPLETED"], ["1", "COMPLETED"]]
+  best = load_config_file(os.path.join(directory, "best_config.py"))
+  best_id = max(trials, key=lambda k: (trials[k]["score"], -int(k)))
+  assert best.estimator.temperature == trials[best_id]["hyperparameters"]["values"]["temperature"]
+  assert best.estimator.num_samples == trials[best_id]["hyperparameters"]["values"]["num_samples"]
+  assert best.jit_compile is False and best.total_steps == 2000 and best.estimator.name == "grmck"
+  assert os.path.isfile(os.path.join(directory, "trials.csv"))
+  board = os.path.join(directory, "tb_search")  # the hparams view's searched settings and metrics
+  events = b"".join(open(os.path.join(board, name), "rb").read() for name in os.listdir(board))
+  assert b"_hparams_/experiment" in events and b"estimator.temperature" in events
+  assert b"search/average_return" in events
+
+
+def _free_port():
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def _completed(directory):
+  return {k: v for k, v in read_trials(directory).items() if v["status"] == "COMPLETED"}
+
+
+def test_chief_and_two_workers_complete_the_search_and_survive_a_chief_restart(tmp_path):
+  directory, log = str(tmp_path / "search"), str(tmp_path / "calls.log")
+  env = dict(ENV, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()),
+             FAKE_TRIAL_SECONDS="1.5", FAKE_TRIAL_LOG=log)
+  command = [sys.executable, os.path.abspath(__file__), f"--config={LBF}:smoke,estimator=stgs-t",
+             "--max_trials=6", "--num_initial_points=3", f"--dir={directory}"]
+  processes = []
+
+  def start(tuner_id, tag):
+    out = open(tmp_path / f"{tag}.out", "w")
+    process = subprocess.Popen(command, cwd=REPO, env=dict(env, KERASTUNER_TUNER_ID=tuner_id), stdout=out,
+                               stderr=subprocess.STDOUT)
+    processes.append(process)
+    return process
+
+  try:
+    chief = start("chief", "chief")
+    workers = [start(f"tuner{i}", f"tuner{i}") for i in range(2)]
+    deadline = time.time() + 150
+    while len(_completed(directory)) < 2:
+      assert time.time() < deadline and chief.poll() is None, "the first trials did not complete"
+      time.sleep(0.2)
+    chief.send_signal(signal.SIGKILL)
+    chief.wait()
+    before = _completed(directory)
+    restarted = start("chief", "chief-restarted")
+    for worker in workers:
+      assert worker.wait(timeout=200) == 0, (tmp_path / "tuner0.out").read_text()[-2000:]
+    assert restarted.wait(timeout=60) == 0  # the chief polls every 20 s before it exits
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+
+  after = read_trials(directory)
+  assert sorted(after) == [str(i) for i in range(6)]
+  assert all(state["status"] == "COMPLETED" for state in after.values())
+  for trial_id, state in before.items():  # finished before the kill: kept as they were
+    assert after[trial_id]["score"] == state["score"]
+    assert after[trial_id]["hyperparameters"] == state["hyperparameters"]
+  with open(log) as handle:
+    calls = [line.split() for line in handle.read().splitlines()]
+  assert sorted(run for run, _ in calls) == [f"trial_{i}_s0" for i in range(6)]  # each trial trained once
+  assert {tuner for _, tuner in calls} == {"tuner0", "tuner1"}                  # both workers worked
+  output = (tmp_path / "chief-restarted.out").read_text()
+  assert "best: trial" in output and os.path.isfile(os.path.join(directory, "best_config.py"))
+  assert "no trials left" in (tmp_path / "tuner1.out").read_text()
