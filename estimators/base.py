@@ -61,15 +61,17 @@ def noise(shape, seed, dtype, transform=None):
 
 
 def _float32_from_bits(bits):
-  return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * 2. ** -24
+  # 23 bits, not 24: the largest value, 1 - 2^-24, is a float32; with 24 bits (k + 0.5) * 2^-24 can round
+  # to exactly 1.0 (once in 2^24 draws), and -log(-log(1)) = inf made the Gumbel-softmax NaN in training.
+  return (tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32) + 0.5) * 2. ** -23
 
 
 def _uniform_from_bits(shape, seed, dtype):
   if dtype == tf.float64:
     bits = _random_bits(ps.concat([shape, [2]], axis=0), seed)
-    high = tf.cast(tf.bitwise.right_shift(bits[..., 0], 5), tf.float64)  # 27 bits
-    low = tf.cast(tf.bitwise.right_shift(bits[..., 1], 6), tf.float64)   # 26 bits
-    return (high * 2. ** 26 + low + 0.5) * 2. ** -53
+    high = tf.cast(tf.bitwise.right_shift(bits[..., 0], 6), tf.float64)  # 26 bits
+    low = tf.cast(tf.bitwise.right_shift(bits[..., 1], 6), tf.float64)   # 26 bits (52 in all: see above)
+    return (high * 2. ** 26 + low + 0.5) * 2. ** -52
   values = _float32_from_bits(_random_bits(shape, seed))
   if dtype == tf.float32:
     return values

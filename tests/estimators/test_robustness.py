@@ -98,3 +98,14 @@ def test_trainable_temperature_variable_gets_a_gradient():
     objective = tf.reduce_sum(sample * [1.0, 2.0, 3.0])
   gradient = tape.gradient(objective, temperature)
   assert gradient is not None and np.isfinite(gradient.numpy())
+
+
+def test_uniform_noise_never_reaches_zero_or_one():
+  """The extreme Philox words must map strictly inside (0, 1): a 1.0 gives infinite Gumbel noise and a NaN
+  Gumbel-softmax (this once stopped training after ~18M draws)."""
+  from estimators import base
+  extremes = tf.constant([0, 1, 2**31, 2**32 - 2, 2**32 - 1], tf.uint64)
+  values = base._float32_from_bits(tf.cast(extremes, tf.uint32)).numpy()
+  assert values.dtype == np.float32 and np.all(values > 0) and np.all(values < 1), values
+  gumbel = -np.log(-np.log(values))
+  assert np.all(np.isfinite(gumbel))
