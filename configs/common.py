@@ -122,12 +122,22 @@ def base_config(task, family, estimator_label, **overrides):
   config.log = ml_collections.ConfigDict(dict(every_updates=100, grad_variance_every_steps=1000))
 
   for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split(".")
-    for parent in parents:
-      target = target[parent]
-    target[leaf] = value
+    set_value(config, key, value)
   return config
+
+
+def get_value(config, dotted):
+  """config["a"]["b"] for dotted = "a.b"."""
+  for part in dotted.split("."):
+    config = config[part]
+  return config
+
+
+def set_value(config, dotted, value):
+  """config["a"]["b"] = value for dotted = "a.b"."""
+  *parents, leaf = dotted.split(".")
+  target = get_value(config, ".".join(parents)) if parents else config
+  target[leaf] = value
 
 
 def apply_budget(config, arg):

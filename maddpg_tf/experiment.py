@@ -53,21 +53,6 @@ PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnas
             "rware", "numpy", "ml-collections", "keras-tuner")
 
 
-def _get(config, dotted):
-  value = config
-  for part in dotted.split("."):
-    value = value[part]
-  return value
-
-
-def _set(config, dotted, value):
-  *parents, leaf = dotted.split(".")
-  target = config
-  for part in parents:
-    target = target[part]
-  target[leaf] = value
-
-
 def _require(condition, message):
   if not condition:
     raise RunError(message)
@@ -84,20 +69,20 @@ def resolve_config(config):
     raise RunError(str(error)) from None
   column = 0 if config.fidelity == "code" else 1
   for key, values in FIDELITY_DEFAULTS.items():
-    if _get(config, key) is None:
-      _set(config, key, values[column])
+    if common.get_value(config, key) is None:
+      common.set_value(config, key, values[column])
   if config.loop.episode_limit is None:
     config.loop.episode_limit = task.code_cutoff if config.fidelity == "code" else task.env_episode_limit
   _require(config.estimator.schedule_unit in ("updates", "env_steps"),
            f"estimator.schedule_unit must be 'updates' or 'env_steps', got {config.estimator.schedule_unit!r}")
 
   for key in ("total_steps", "loop.warmup_episodes"):
-    value = _get(config, key)
+    value = common.get_value(config, key)
     _require(isinstance(value, int) and value >= 0, f"{key} must be an integer >= 0, got {value!r}")
   for key in ("num_envs", "replay.batch_size", "replay.capacity", "loop.updates_per_episode",
               "loop.eval_every_steps", "loop.eval_episodes", "loop.eval_num_envs", "checkpoint.every_steps",
               "checkpoint.keep", "log.every_updates", "log.grad_variance_every_steps"):
-    value = _get(config, key)
+    value = common.get_value(config, key)
     _require(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
   _require(config.replay.capacity >= config.replay.batch_size,
            f"replay.capacity ({config.replay.capacity}) must be >= replay.batch_size "

@@ -14,6 +14,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from maddpg_tf.cli import one_line
+
 import configs
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "lbf.py") + ":short"
@@ -22,16 +24,6 @@ _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG,
                                          lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<task>_<estimator>_s<seed>_<time>).")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
-
-
-def one_line(message):
-  """A flag or config error as one readable line: the last line of an embedded traceback, no quotes."""
-  text = str(message)
-  if "Traceback (most recent call last)" in text:
-    head = text.split("Error whilst parsing config file")[0].rstrip(": ")
-    last = [line for line in text.splitlines() if line.strip()][-1].strip()
-    text = f"{head}: {last.split(': ', 1)[-1]}" if head else last
-  return " ".join(text.split())
 
 
 def _error(message):

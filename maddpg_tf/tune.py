@@ -25,6 +25,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from maddpg_tf.cli import one_line
+
 import configs
 from configs import search as search_spaces
 
@@ -56,16 +58,6 @@ _SEARCH_SEED = flags.DEFINE_integer("search_seed", 1, "Seed of the Bayesian opti
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bars for the training runs.")
 
 PROGRAM = "maddpg-search"
-
-
-def one_line(message):
-  """An error as one readable line: the last line of an embedded traceback, no quotes."""
-  text = str(message)
-  if "Traceback (most recent call last)" in text:
-    head = text.split("Error whilst parsing config file")[0].rstrip(": ")
-    last = [line for line in text.splitlines() if line.strip()][-1].strip()
-    text = f"{head}: {last.split(': ', 1)[-1]}" if head else last
-  return " ".join(text.split())
 
 
 def _error(message, status=2):

@@ -7,18 +7,14 @@ import re
 import numpy as np
 import pytest
 
-from configs import lbf
+from configs import common, lbf
 from maddpg_tf import checkpointing, experiment, loggers
 
 
 def smoke_config(**overrides):
   config = lbf.get_config("smoke")
   for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split(".")
-    for parent in parents:
-      target = target[parent]
-    target[leaf] = value
+    common.set_value(config, key, value)
   return config
 
 
