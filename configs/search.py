@@ -164,7 +164,7 @@ def resolve(label, overrides=None):
       raise SpaceError(f"{where}: empty range [{low}, {high}] (min == max); to fix the value, set "
                        f"--config.estimator.{name} and --search.{name}.tune=False")
     if low > high:
-      raise SpaceError(f"{where}: inverted range, min {low} > max {high}")
+      raise SpaceError(f"{where}: inverted range, min {low} > max {high}; min must be <= max")
     sampling = spec["sampling"] or "linear"
     if sampling not in SAMPLINGS:
       raise SpaceError(f"{where}.sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")

@@ -45,6 +45,8 @@ import traceback
 from absl import app, flags
 
 from configs import common
+from maddpg_tf import cli
+from maddpg_tf.cli import one_line
 
 PROG = "maddpg-reproduce"
 WHATS = ("table1", "figures", "figure4", "table2", "all")
@@ -110,13 +112,8 @@ class UsageError(Exception):
   """Bad input: printed as one line, exit status 2."""
 
 
-def one_line(message):
-  return " ".join(str(message).split())
-
-
 def _error(message):
-  print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
-  return 2
+  return cli.error(PROG, message)
 
 
 # ---- the grid ------------------------------------------------------------------------------------------
@@ -599,7 +596,7 @@ def _choose(values, allowed, what, default):
     return tuple(default)
   values = tuple(v.strip() for v in values if v.strip())
   if not values:
-    raise UsageError(f"--{what} is empty")
+    raise UsageError(f"--{what} is empty; allowed: {', '.join(allowed)}")
   for value in values:
     if value not in allowed:
       raise UsageError(f"unknown {what[:-1]} {value!r} in --{what}; allowed: {', '.join(allowed)}")
@@ -619,13 +616,16 @@ def _seeds(values, default):
       raise UsageError(f"--seeds must be integers >= 0, got {seed}")
     seeds.append(seed)
   if not seeds:
-    raise UsageError("--seeds is empty")
+    raise UsageError("--seeds is empty; give integers >= 0 separated by commas, e.g. 0,1,2")
   return tuple(dict.fromkeys(seeds))
 
 
-def _check_results(results, budget, fidelity):
+def _check_results(results, budget, fidelity, run=True):
   if os.path.exists(results) and not os.path.isdir(results):
     raise UsageError(f"--results {results} is a file, not a directory")
+  if not run and not os.path.isdir(results):
+    raise UsageError(f"--results {results} does not exist; --norun builds outputs from the runs in an existing "
+                     f"--results directory")
   manifest = _read_json(os.path.join(results, "grid.json"))
   if manifest and "budget" in manifest and (manifest.get("budget"), manifest.get("fidelity")) != (budget, fidelity):
     raise UsageError(f"--results {results} holds runs of budget {manifest.get('budget')!r}, fidelity "
@@ -659,7 +659,7 @@ def main(argv):
       raise UsageError(f"--retries must be >= 0, got {_RETRIES.value}")
     if _RAY_ADDRESS.value and _NUM_CPUS.value:
       raise UsageError("--num_cpus is for a local Ray; a cluster (--ray_address) has its own CPUs")
-    _check_results(results, budget, _FIDELITY.value)
+    _check_results(results, budget, _FIDELITY.value, _RUN.value)
   except UsageError as error:
     return _error(error)
 

@@ -14,35 +14,32 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from maddpg_tf.cli import one_line
+from maddpg_tf import cli
 
 import configs
 
+PROGRAM = "maddpg-train"
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "lbf.py") + ":short"
-_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG,
-                                         "Config file (configs/lbf.py or configs/rware.py) and arguments.",
-                                         lock_config=True)
+_CONFIG_DEFINE_ERROR = None
+try:
+  _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG,
+                                           "Config file (configs/lbf.py or configs/rware.py) and arguments.",
+                                           lock_config=True)
+except (AttributeError, KeyError) as _error_at_definition:
+  # Without --config=, ml_collections applies --config.* overrides to the default file while defining the
+  # flag: an override of a key that does not exist fails here; `_parse_flags` reports it.
+  _CONFIG, _CONFIG_DEFINE_ERROR = None, _error_at_definition
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<task>_<estimator>_s<seed>_<time>).")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
 def _error(message):
-  print(f"maddpg-train: error: {one_line(message)}", file=sys.stderr)
-  return 2
+  return cli.error(PROGRAM, message)
 
 
 def _parse_flags(argv):
   """absl's parsing, with any flag or config-file error as one line and exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except Exception as error:  # flags.Error, and whatever a config file or override raises
-    cause = error.__cause__ or error.__context__
-    if isinstance(cause, (AttributeError, KeyError)):
-      key_message = str(cause.args[0]) if cause.args else str(cause)
-      detail = "no such config key " + key_message.replace("\n", "; ")
-    else:
-      detail = str(error)
-    sys.exit(_error(detail))
+  return cli.parse_flags(PROGRAM, argv, {"config": _DEFAULT_CONFIG}, _CONFIG_DEFINE_ERROR)
 
 
 def _load_config():
@@ -59,6 +56,7 @@ def main(argv):
   if len(argv) > 1:
     return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  cli.import_tensorflow()  # without its import-time log lines
   from maddpg_tf import checkpointing, experiment  # after flag parsing: --help stays fast
   try:
     config = _load_config()

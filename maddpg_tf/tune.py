@@ -17,7 +17,6 @@ KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID (a "chief" id serves the oracle a
 "tuner0", "tuner1", ... train). Every process runs the same command.
 """
 
-import ast
 import os
 import signal
 import sys
@@ -25,7 +24,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from maddpg_tf.cli import one_line
+from maddpg_tf import cli
 
 import configs
 from configs import search as search_spaces
@@ -33,10 +32,11 @@ from configs import search as search_spaces
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training config file and arguments, e.g. configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck "
     "(the base of every trial; --config.* overrides apply).", lock_config=True)
+_SEARCH_FILE = os.path.join(os.path.dirname(configs.__file__), "search.py")
 _SEARCH_DEFINE_ERROR = None
 try:
   _SEARCH = config_flags.DEFINE_config_file(
-      "search", os.path.join(os.path.dirname(configs.__file__), "search.py"),
+      "search", _SEARCH_FILE,
       "Search-space config (configs/search.py); override e.g. --search.temperature.max=0.9.", lock_config=True)
 except (AttributeError, KeyError) as _error_at_definition:
   # ml_collections applies --search.* overrides to the default file while defining the flag: an override
@@ -61,29 +61,12 @@ PROGRAM = "maddpg-search"
 
 
 def _error(message, status=2):
-  print(f"{PROGRAM}: error: {one_line(message)}", file=sys.stderr, flush=True)
-  return status
+  return cli.error(PROGRAM, message, status)
 
 
 def _parse_flags(argv):
   """absl's parsing, with any flag or config-file error as one line and exit status 2."""
-  try:
-    if _SEARCH_DEFINE_ERROR is not None:
-      raise ValueError("--search") from _SEARCH_DEFINE_ERROR
-    return flags.FLAGS(argv)
-  except Exception as error:  # flags.Error, and whatever a config file or override raises
-    cause = error.__cause__ or error.__context__
-    if isinstance(cause, (AttributeError, KeyError)):
-      key_message = str(cause.args[0]) if cause.args else str(cause)
-      if len(key_message) > 1 and key_message[0] in "'\"" and key_message[-1] == key_message[0]:
-        try:  # ml_collections wraps some messages in a second repr
-          key_message = str(ast.literal_eval(key_message))
-        except (ValueError, SyntaxError):
-          pass
-      detail = "no such config key " + key_message.replace("\n", "; ")
-    else:
-      detail = str(error)
-    sys.exit(_error(detail))
+  return cli.parse_flags(PROGRAM, argv, {"config": None, "search": _SEARCH_FILE}, _SEARCH_DEFINE_ERROR)
 
 
 def _value(handle, name):
@@ -107,7 +90,7 @@ def role():
                        f"search (chief: KERASTUNER_TUNER_ID=chief, workers: tuner0, tuner1, ...)")
   port = os.environ["KERASTUNER_ORACLE_PORT"]
   if not port.isdigit() or not 0 < int(port) < 65536:
-    raise ValueError(f"KERASTUNER_ORACLE_PORT must be a port number, got {port!r}")
+    raise ValueError(f"KERASTUNER_ORACLE_PORT must be a port number 1-65535, got {port!r}")
   return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
@@ -154,6 +137,7 @@ def main(argv):
   except ValueError as error:
     return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  cli.import_tensorflow()  # without its import-time log lines
   from maddpg_tf import experiment, search  # after the cheap checks: bad input fails fast
 
   # The training config must work as given and at a corner of the space before any trial starts.
@@ -179,7 +163,7 @@ def main(argv):
         max_trials=_MAX_TRIALS.value, num_initial_points=_INITIAL.value, search_seed=_SEARCH_SEED.value,
         trial_fn=_TRIAL_FN, progress=not _QUIET.value, log=log, announce_trials=mode == "chief")
   except (RuntimeError, ValueError) as error:  # e.g. an unreadable oracle.json
-    return _error(f"--dir {directory}: cannot continue the search there ({one_line(error)})")
+    return _error(f"--dir {directory}: cannot continue the search there ({cli.one_line(error)})")
   if mode == "chief":
     log(f"chief: serving the oracle at {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
         f" for up to {_MAX_TRIALS.value} trials; workers run the same command with KERASTUNER_TUNER_ID=tuner0, "

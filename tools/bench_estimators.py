@@ -612,7 +612,8 @@ def format_report(results):
 # Command line.
 
 def parse_args(argv=None):
-  parser = argparse.ArgumentParser(prog="maddpg-bench-estimators", description=__doc__.split("\n\n")[0],
+  from maddpg_tf import cli  # pylint: disable=g-import-not-at-top
+  parser = cli.ArgumentParser(prog="maddpg-bench-estimators", description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
   parser.add_argument("--json", action="store_true",
@@ -625,15 +626,19 @@ def parse_args(argv=None):
   parser.add_argument("--only", choices=("paper", "training"), default=None, help="run one section only")
   parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: seconds, not minutes
   args = parser.parse_args(argv)
-  if args.threads is not None and args.threads < 1:
-    parser.error("--threads must be >= 1")
+  for name, value, least in (("--threads", args.threads, 1), ("--number", args.number, 1)):
+    if value is not None and value < least:
+      parser.error(f"{name} must be an integer >= {least}, got {value}")
+  if args.call_seconds is not None and not 0 <= args.call_seconds < math.inf:
+    parser.error(f"--call-seconds must be a finite number >= 0, got {args.call_seconds}")
   return args
 
 
 def run(argv=None):
   """Console-script entry point (`maddpg-bench-estimators`). Returns 0."""
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from maddpg_tf import cli  # pylint: disable=g-import-not-at-top
+  tf = cli.import_tensorflow()  # without its import-time log lines
   tf.get_logger().setLevel("ERROR")  # one tf.function per (estimator, dim) trips TF's retracing warning
   configure_threads(tf, args.threads)
   sections = (args.only,) if args.only else ("paper", "training")

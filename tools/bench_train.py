@@ -504,15 +504,19 @@ def _config_get(config, dotted, default=None):
 
 
 def apply_overrides(config, overrides):
-  """Sets dotted config fields, e.g. {"loop.asynchronous_updates": False}; unknown fields raise KeyError."""
+  """Sets dotted config fields, e.g. {"loop.asynchronous_updates": False}; unknown fields raise KeyError
+  naming the fields there are."""
   for dotted, value in (overrides or {}).items():
-    *parents, leaf = dotted.split(".")
+    parts = dotted.split(".")
     target = config
-    for part in parents:
-      target = target[part]
-    if leaf not in target:
-      raise KeyError(f"unknown config field {dotted!r}")
-    target[leaf] = value
+    for depth, part in enumerate(parts):
+      keys = sorted(target.keys()) if hasattr(target, "keys") else []
+      if part not in keys:
+        where = ".".join(parts[:depth]) or "the top level"
+        raise KeyError(f"unknown config field {dotted!r}; fields at {where}: {', '.join(keys) or 'none'}")
+      if depth < len(parts) - 1:
+        target = target[part]
+    target[parts[-1]] = value
   return config
 
 
@@ -837,7 +841,8 @@ def _log_paper(log, r, estimator, out):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  from maddpg_tf import cli
+  parser = cli.ArgumentParser(prog="bench_train", description=__doc__.split("\n\n")[0])
   parser.add_argument("--quick", action="store_true",
                       help="short windows (about 1.5 minutes on 2 quiet cores; longer on a busy machine)")
   parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: seconds, not a measurement
@@ -856,11 +861,28 @@ def main(argv=None):
   args = parser.parse_args(argv)
   tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
   if not tasks:
-    parser.error("--tasks is empty")
+    parser.error(f"--tasks is empty, got {args.tasks!r}; give comma-separated task names, e.g. "
+                 f"{','.join(DEFAULT_TASKS)}")
+  for name in ("intra_op_threads", "inter_op_threads"):
+    if getattr(args, name) is not None and getattr(args, name) < 1:
+      parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
+  if args.seed < 0:
+    parser.error(f"--seed must be an integer >= 0, got {args.seed}")
   try:
     overrides = dict(parse_override(item) for item in args.set)
-  except ValueError as error:
+    configs = [apply_overrides(load_config(task, args.estimator), overrides) for task in tasks]
+  except (ValueError, TypeError) as error:  # unknown task or estimator, a value of the wrong type
     parser.error(str(error))
+  except KeyError as error:
+    parser.error(error.args[0])
+  cli.import_tensorflow()  # without its import-time log lines
+  set_threads(args.intra_op_threads, args.inter_op_threads)  # before the checks below run TF ops
+  from maddpg_tf import experiment
+  for config in configs:  # every value checked before anything is timed
+    try:
+      experiment.resolve_config(config)
+    except experiment.RunError as error:
+      parser.error(f"{config.task}: {error}")
   mode = "tiny" if args.tiny else "quick" if args.quick else "full"
   result = run_benchmark(tasks, estimator=args.estimator, mode=mode, seed=args.seed,
                          log=lambda *a: print(*a, flush=True), intra_op_threads=args.intra_op_threads,
