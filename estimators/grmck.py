@@ -12,6 +12,12 @@ def _logaddexp(x, y):
   return larger + tf.math.log1p(tf.exp(-tf.abs(x - y)))
 
 
+def _exponential_noise(logits, num_samples, seed, transform):
+  """`transform(U)` for the K x logits.shape uniforms behind E_j = -log U_j ~ Exp(1) iid."""
+  shape = ps.concat([[num_samples], ps.shape(logits)], axis=0)
+  return base.noise(shape, seed, logits.dtype, transform)
+
+
 def conditional_gumbel(logits, hard, num_samples, seed):
   """K samples of z + g given that argmax(z + g) is the action of one-hot `hard` (eq. 8).
 
@@ -19,10 +25,11 @@ def conditional_gumbel(logits, hard, num_samples, seed):
     chosen:  -log E_i + log Z
     others:  -log(E_j / exp(z_j) + E_i / Z) = -logaddexp(log E_j - z_j, log E_i - log Z)
   Written in log space so that logits of magnitude 50 neither overflow nor give NaN.
-  Returns shape [num_samples] + logits.shape.
+  Returns shape [num_samples] + logits.shape. The reference form: `conditional_softmax` computes
+  softmax(conditional_gumbel / temperature) from the same noise with fewer operations.
   """
-  shape = ps.concat([[num_samples], ps.shape(logits)], axis=0)
-  log_exponential = base.noise(shape, seed, logits.dtype, lambda values: tf.math.log(-tf.math.log(values)))
+  log_exponential = _exponential_noise(logits, num_samples, seed,
+                                       lambda values: tf.math.log(-tf.math.log(values)))
   log_normaliser = tf.math.reduce_logsumexp(logits, axis=-1, keepdims=True)
   log_exponential_chosen = tf.reduce_sum(log_exponential * hard, axis=-1, keepdims=True)
   chosen = log_normaliser - log_exponential_chosen
@@ -30,11 +37,35 @@ def conditional_gumbel(logits, hard, num_samples, seed):
   return tf.where(hard > 0, chosen, others)
 
 
+def conditional_softmax(logits, hard, temperature, num_samples, seed):
+  """softmax(p_k / temperature) for the K samples p_k = `conditional_gumbel(logits, hard, K, seed)`.
+
+  Returns (probs, scaled), both [K] + logits.shape, where scaled = (p_k - c) / temperature for a constant
+  c per row (softmax and its gradients do not see c).
+
+  Why not softmax(conditional_gumbel(...)): that costs five transcendental functions per element; this
+  costs three. With m = max_j z_j, X_j = exp(m - p_j) is
+    chosen:  E_i / S,                        S = sum_j exp(z_j - m), in [1, A]
+    others:  E_j exp(m - z_j) + E_i / S
+  and p_j = m - log X_j. exp(m - z_j) >= 1 is computed once per row, not per sample; where it overflows
+  (a logit gap over ~88 in float32) X_j = inf, p_j = -inf and the softmax gives that action exactly 0.
+  """
+  exponential = _exponential_noise(logits, num_samples, seed, lambda values: -tf.math.log(values))
+  shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
+  weights = tf.exp(-shifted)
+  chosen = (tf.reduce_sum(exponential * hard, axis=-1, keepdims=True)
+            / tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True))
+  scaled = -tf.math.log(tf.where(hard > 0, chosen, exponential * weights + chosen)) / temperature
+  return tf.math.softmax(scaled), scaled
+
+
 class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
   """Forward: a ~ Categorical(softmax(z)) as a hard one-hot.
 
   Backward: the gradient of (1/K) sum_k softmax((z + g_k) / temperature), where the K noise draws
   g_k ~ (g | argmax(z + g) = a) are constants (eq. 9): a Rao-Blackwellised STGS. Vectorised over K.
+  The surrogate is only needed for the gradient, so it is computed in the backward pass (a custom
+  gradient): the forward pass costs one categorical sample, as the authors' no-gradient mode does.
   """
 
   hyperparameter_names = ("num_samples",)
@@ -54,7 +85,20 @@ class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
   def _relax(self, logits, temperature, seed):
     action_seed, noise_seed = base.split_seed(seed)
     hard = base.categorical_one_hot(logits, action_seed)
-    perturbed = tf.stop_gradient(conditional_gumbel(logits, hard, self._num_samples, noise_seed))
-    # The value is the perturbed logits; the gradient flows through z with coefficient one.
-    relaxed = tf.math.softmax((perturbed + (logits - tf.stop_gradient(logits))) / temperature)
-    return base.straight_through(hard, tf.reduce_mean(relaxed, axis=0))
+
+    @tf.custom_gradient
+    def sample(logits, temperature):
+      def gradient(upstream):
+        probs, scaled = conditional_softmax(tf.stop_gradient(logits), hard, temperature,
+                                            self._num_samples, noise_seed)
+        # d/d(scaled) of the mean surrogate's pairing with `upstream`, per sample k.
+        scaled_gradient = base.softmax_vjp(probs, upstream) / self._num_samples
+        logits_gradient = tf.reduce_sum(scaled_gradient, axis=0) / temperature
+        # scaled = p / temperature: d/d(temperature) = -scaled / temperature. Where an action's
+        # probability is exactly 0, scaled is -inf and its gradient 0: that product counts as 0.
+        temperature_gradient = -tf.reduce_sum(tf.math.multiply_no_nan(scaled, scaled_gradient),
+                                              axis=[0, ps.rank(scaled) - 1]) / tf.squeeze(temperature, -1)
+        return logits_gradient, temperature_gradient[..., tf.newaxis]
+      return tf.identity(hard), gradient
+
+    return sample(logits, temperature)
