@@ -45,6 +45,9 @@ EXTRA_ESTIMATORS = {
     "st": dict(name="st", temperature=1.0),
     "gumbel_softmax": dict(name="gumbel_softmax", temperature=1.0),
     "reinmax": dict(name="reinmax", temperature=1.0),
+    # Not a sampled estimator: the actor loss as the exact expectation over the agent's own action under
+    # the critic (maddpg_tf.learner), the best a pathwise gradient can do; it has no parameters.
+    "expected": dict(name="expected"),
 }
 
 ESTIMATOR_FIELDS = ("temperature", "num_samples", "gap", "start_temperature", "end_temperature", "period")
@@ -120,10 +123,17 @@ def base_config(task, family, estimator_label, **overrides):
 
   config.checkpoint = ml_collections.ConfigDict(dict(every_steps=500_000, keep=2))
   config.log = ml_collections.ConfigDict(dict(every_updates=100, grad_variance_every_steps=1000))
+  config.diagnostics = diagnostics_config()
 
   for key, value in overrides.items():
     set_value(config, key, value)
   return config
+
+
+def diagnostics_config():
+  """Every `exact_gradient_every` updates (0: never), TensorBoard gets `exact_gradient/*`: the estimator's
+  logit gradient against the exact one under the current critic, over `num_repeats` samples."""
+  return ml_collections.ConfigDict(dict(exact_gradient_every=0, num_repeats=16))
 
 
 def get_value(config, dotted):

@@ -64,7 +64,8 @@ SPACES = {
     "gumbel_softmax": {"temperature": _range(OPEN_EPSILON, 1.0)},
     "reinmax": {"temperature": _range(0.5, 5.0, sampling="log")},
 }
-NOTHING_TO_SEARCH = {"stgs-1": "stgs-1 fixes the temperature at 1; search stgs-t instead"}
+NOTHING_TO_SEARCH = {"stgs-1": "stgs-1 fixes the temperature at 1; search stgs-t instead",
+                     "expected": "the exact expectation has no hyperparameters"}
 
 
 class SpaceError(ValueError):

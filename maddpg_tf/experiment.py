@@ -24,7 +24,6 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-import estimators
 from configs import common
 from maddpg_tf import checkpointing, environments, learner as learner_lib, loggers, replay_buffer
 from maddpg_tf.actor import NumpyActor
@@ -84,16 +83,18 @@ def resolve_config(config):
               "checkpoint.keep", "log.every_updates", "log.grad_variance_every_steps"):
     value = common.get_value(config, key)
     _require(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
+  if "diagnostics" not in config:  # runs written before diagnostics existed
+    config.diagnostics = common.diagnostics_config()
+  for key, minimum in (("diagnostics.exact_gradient_every", 0), ("diagnostics.num_repeats", 2)):
+    value = common.get_value(config, key)
+    _require(isinstance(value, int) and value >= minimum,
+             f"{key} must be an integer >= {minimum}, got {value!r}")
   _require(config.replay.capacity >= config.replay.batch_size,
            f"replay.capacity ({config.replay.capacity}) must be >= replay.batch_size "
            f"({config.replay.batch_size})")
   try:
-    estimators.get(config.estimator.name)
     learner_config(config)
-    params = estimator_params(config)
-    estimators.check_parameters(config.estimator.name, params)
-    estimators.make(config.estimator.name, logits=np.zeros([1, 2], np.float32),
-                    **dict(params, **({"step": 0} if "period" in params else {})))
+    learner_lib.check_estimator(config.estimator.name, estimator_params(config))
     environments.make(task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit).close()
   except ValueError as error:
     raise RunError(f"{error}") from None
@@ -142,8 +143,9 @@ def provenance(config):
 
 
 def _comparable(config_dict):
-  """A run's identity: everything but the budget, which a resumed run may extend."""
-  return {k: v for k, v in config_dict.items() if k != "total_steps"}
+  """A run's identity: everything but the budget, which a resumed run may extend, and the diagnostics,
+  which only log."""
+  return {k: v for k, v in config_dict.items() if k not in ("total_steps", "diagnostics")}
 
 
 def _differences(old, new, prefix=""):
@@ -324,19 +326,25 @@ class Experiment:
     """Runs the jobs in order: runs of ordinary updates as compiled blocks, a Figure 4 update alone.
     Returns [(jobs of a call, metrics of its last update)]."""
     results, start = [], 0
+    every = self.config.diagnostics.exact_gradient_every
+    diagnose = lambda job: every > 0 and job[0] % every == 0
     while start < len(jobs):
       update, batch, seed, step, log_variance = jobs[start]
+      # Exact-gradient diagnostics on this update's batch, with the networks as this update finds them.
+      diagnostics = (self.learner.exact_gradient_diagnostics(batch, seed, step,
+                                                             self.config.diagnostics.num_repeats)
+                     if diagnose(jobs[start]) else {})
       if log_variance:
         metrics = self.learner.step(batch, seed=seed, estimator_step=step, per_sample_variance=True)
-        results.append((jobs[start:start + 1], metrics))
+        results.append((jobs[start:start + 1], {**metrics, **diagnostics}))
         start += 1
         continue
-      end = start
-      while end < len(jobs) and not jobs[end][4]:
+      end = start + 1
+      while end < len(jobs) and not jobs[end][4] and not diagnose(jobs[end]):
         end += 1
       run = jobs[start:end]
       metrics = self.learner.step_block([j[1] for j in run], [j[2] for j in run], [j[3] for j in run])
-      results.append((run, metrics))
+      results.append((run, {**metrics, **diagnostics}))
       start = end
     return results
 
@@ -373,9 +381,13 @@ class Experiment:
     variance_prefixes = ("policy_grad_variance", "per_sample_grad_variance")
     for call_jobs, values in metrics:
       first, last = call_jobs[0][0], call_jobs[-1][0]
+      diagnostics = {k: v.numpy() for k, v in values.items() if k.startswith("exact_gradient/")}
+      if diagnostics:
+        self._tensorboard.write(diagnostics, self.counters["env_steps"])
       if (last + 1) // c.log.every_updates > first // c.log.every_updates:
         self._tensorboard.write({f"train/{k}": v.numpy() for k, v in values.items()
-                                 if not k.startswith(variance_prefixes)}, self.counters["env_steps"])
+                                 if not k.startswith(variance_prefixes + ("exact_gradient/",))},
+                                self.counters["env_steps"])
       if call_jobs[0][4]:
         self._tensorboard.write({k: v.numpy() for k, v in values.items() if k.startswith(variance_prefixes)},
                                 self.counters["env_steps"])

@@ -7,7 +7,9 @@ It knows nothing of environments: it sees batches of `types.Transition` and an `
   2. rewards standardised with running per-agent statistics merged from the batch;
   3. critic_i: y = r_i + gamma (1 - terminal) Q_i(o', a'), loss mean (Q_i(o, a) - y)^2;
   4. actor_i, with the critic just updated: -mean Q_i(o, a_-i, a~_i) + l2 * mean(logits_i^2), where a~_i
-     is the estimator's sample (hard one-hot forward, surrogate gradient backward).
+     is the estimator's sample (hard one-hot forward, surrogate gradient backward). Beyond the paper,
+     estimator `expected` replaces the sample by the exact expectation over agent i's own action,
+     -mean sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a): the exact gradient, no estimator variance.
 Agents' parameters are disjoint, so updating all critics, then all actors, with stacked weights is the
 same computation as the code's agent-by-agent loop.
 
@@ -22,7 +24,32 @@ import tensorflow as tf
 
 import estimators
 from estimators import base as estimator_base
+from estimators import lab as estimator_lab
 from maddpg_tf import networks, optimizers
+
+# The actor loss as the exact expectation over the agent's own action (needs the critic, so it lives here,
+# not in the estimators registry).
+EXPECTED = "expected"
+
+
+def estimator_names():
+  """Every estimator the learner accepts: the registry's and `expected`, sorted."""
+  return tuple(sorted(estimators.names() + (EXPECTED,)))
+
+
+def check_estimator(name, params):
+  """Raises ValueError (naming the value) unless `name` is a learner estimator and `params` fit it; builds
+  the estimator once on dummy logits, so bad values (temperature <= 0, K < 1, ...) fail here."""
+  if name == EXPECTED:
+    if params:
+      raise ValueError(f"estimator {EXPECTED!r} has no parameter {', '.join(map(repr, sorted(params)))} "
+                       f"(it has none: choose it with estimator={EXPECTED} after the config file's colon)")
+    return
+  if not isinstance(name, str) or name not in estimators.names():
+    raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(estimator_names())}")
+  estimators.check_parameters(name, params)
+  scheduled = name == "tags" or "start_temperature" in params or "period" in params
+  estimators.make(name, logits=tf.zeros([1, 2]), **dict(params, **({"step": 0} if scheduled else {})))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,9 +125,7 @@ class MADDPGLearner(tf.Module):
     self.config = config
     self.estimator_name = estimator
     self.estimator_params = dict(estimator_params or {})
-    estimators.check_parameters(estimator, self.estimator_params)
-    # Build once on dummy logits: bad values (temperature <= 0, K < 1, ...) fail here, not mid-run.
-    estimators.make(estimator, logits=tf.zeros([1, self.num_actions]), **self._estimator_kwargs(0))
+    check_estimator(estimator, self.estimator_params)  # bad values fail here, not mid-run
 
     hidden = tuple(int(h) for h in config.hidden_sizes)
     self.actors = networks.StackedMLP(num_agents, hidden, num_actions, initializer=initializer,
@@ -127,6 +152,8 @@ class MADDPGLearner(tf.Module):
     self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_updates")
     self._compiled_step = tf.function(self._step, jit_compile=jit_compile, reduce_retracing=True)
     self._compiled_block = tf.function(self._block, jit_compile=jit_compile, reduce_retracing=True)
+    self._compiled_diagnostics = tf.function(self._exact_gradient_diagnostics, jit_compile=jit_compile,
+                                             reduce_retracing=True)
 
   # ---- the estimator ------------------------------------------------------------------------------------
 
@@ -137,7 +164,10 @@ class MADDPGLearner(tf.Module):
     return params
 
   def estimator(self, logits, estimator_step):
-    """The estimator distribution over `logits` at schedule position `estimator_step`."""
+    """The estimator distribution over `logits` at schedule position `estimator_step` (none for
+    `expected`, which is not a distribution's sample)."""
+    if self.estimator_name == EXPECTED:
+      raise ValueError(f"estimator {EXPECTED!r} is the exact expectation, not a distribution")
     return estimators.make(self.estimator_name, logits=logits, **self._estimator_kwargs(estimator_step))
 
   # ---- losses (public, checkable) -----------------------------------------------------------------------
@@ -166,13 +196,13 @@ class MADDPGLearner(tf.Module):
 
   def actor_loss(self, batch, seed, estimator_step, layer_inputs=None, pre_activations=None,
                  per_sample=False):
-    """Per-agent actor loss [N]: -mean_b Q_i(o, a_-i, a~_i) + logit_l2 * mean(logits_i^2).
+    """Per-agent actor loss [N]: -mean_b Q_i(o, a_-i, a~_i) + logit_l2 * mean(logits_i^2); for estimator
+    `expected`, Q_i(o, a_-i, a~_i) is sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a) (`seed` unused).
 
     `per_sample=True` returns the per-sample losses [N, B] instead (their batch mean is the loss).
     If lists are passed as `layer_inputs` / `pre_activations`, each actor layer's input and pre-activation
     ([N, B, .]) are appended to them (for per-sample gradients).
     """
-    n, a = self.num_agents, self.num_actions
     observations = tf.transpose(batch.observation, [1, 0, 2])
     logits = observations
     for layer in self.actors.dense_layers:                                       # = self.actors(...)
@@ -181,17 +211,111 @@ class MADDPGLearner(tf.Module):
         layer_inputs.append(logits)
         pre_activations.append(pre_activation)
       logits = layer.activation(pre_activation)                                  # last: [N, B, A]
-    sampled = self.estimator(logits, estimator_step).sample(seed=seed)           # [N, B, A]
-    replay = self._flatten(tf.one_hot(batch.action, a))                          # [B, N*A]
-    # Critic i sees the replayed joint action with block i replaced by agent i's own sample.
-    own_block = tf.reshape(tf.repeat(tf.eye(n), a, axis=1), [n, 1, n * a])       # [N, 1, N*A]
-    sampled_blocks = tf.reshape(tf.einsum("nba,nm->nbma", sampled, tf.eye(n)), [n, -1, n * a])
-    joint = replay[tf.newaxis] * (1. - own_block) + sampled_blocks               # [N, B, N*A]
-    q = self.critics.q_values(self.critics.observation_features(self._flatten(batch.observation)), joint)
+    features = self.critics.observation_features(self._flatten(batch.observation))
+    replay = self._flatten(tf.one_hot(batch.action, self.num_actions))           # [B, N*A]
+    if self.estimator_name == EXPECTED:
+      values = self._own_action_values(features, replay)                         # [N, B, A]
+      q = tf.reduce_sum(tf.math.softmax(logits) * values, axis=2)
+    else:
+      sampled = self.estimator(logits, estimator_step).sample(seed=seed)         # [N, B, A]
+      q = self._own_action_q(features, replay, sampled[:, tf.newaxis])[:, 0]
     per_sample_loss = -q + self.config.logit_l2 * tf.reduce_mean(tf.square(logits), axis=2)   # [N, B]
     if per_sample:
       return per_sample_loss
     return tf.debugging.check_numerics(tf.reduce_mean(per_sample_loss, axis=1), "actor loss")
+
+  def _own_action_q(self, observation_features, replay, own_actions):
+    """Q_i(o, a_-i, x_i) [N, K, B]: critic i on the replayed joint action with agent i's block replaced by
+    `own_actions` [N, K, B, A] (K candidate actions per row; features [N, B, H], replay [B, N*A])."""
+    n, a = self.num_agents, self.num_actions
+    k = tf.shape(own_actions)[1]
+    own_block = tf.reshape(tf.repeat(tf.eye(n), a, axis=1), [n, 1, 1, n * a])    # [N, 1, 1, N*A]
+    blocks = tf.reshape(tf.einsum("nkba,nm->nkbma", own_actions, tf.eye(n)), [n, k, -1, n * a])
+    joint = replay * (1. - own_block) + blocks                                   # [N, K, B, N*A]
+    q = self.critics.q_values(tf.tile(observation_features, [1, k, 1]), tf.reshape(joint, [n, -1, n * a]))
+    return tf.reshape(q, [n, k, -1])
+
+  def _own_action_values(self, observation_features, replay):
+    """[N, B, A]: Q_i(o, a_-i, e_a) for every own action a of every agent i."""
+    batch = tf.shape(replay)[0]
+    vertices = tf.broadcast_to(tf.eye(self.num_actions)[tf.newaxis, :, tf.newaxis],
+                               [self.num_agents, self.num_actions, batch, self.num_actions])
+    return tf.transpose(self._own_action_q(observation_features, replay, vertices), [0, 2, 1])
+
+  def own_action_values(self, batch):
+    """[N, B, A]: Q_i(o, a_-i, e_a), critic i with the other agents' replayed actions and each of agent
+    i's own actions: what the exact expectation over agent i's action sums."""
+    batch = type(batch)(*(tf.convert_to_tensor(x) for x in batch))
+    return self._own_action_values(self.critics.observation_features(self._flatten(batch.observation)),
+                                   self._flatten(tf.one_hot(batch.action, self.num_actions)))
+
+  def own_action_function(self, batch, agent):
+    """f(actions [..., B, A]) -> Q_agent(o, a_-agent, actions) [..., B] on this batch (the replayed actions of
+    the other agents fixed), for `estimators.lab`; actions may be relaxed (any point of the simplex)."""
+    batch = type(batch)(*(tf.convert_to_tensor(x) for x in batch))
+    features = self.critics.observation_features(self._flatten(batch.observation))
+    replay = self._flatten(tf.one_hot(batch.action, self.num_actions))
+
+    def f(actions):
+      actions = tf.cast(actions, tf.float32)
+      leading = tf.shape(actions)[:-2]
+      flat = tf.reshape(actions, [1, -1, tf.shape(actions)[-2], self.num_actions])   # [1, K, B, A]
+      own = tf.broadcast_to(flat, tf.concat([[self.num_agents], tf.shape(flat)[1:]], axis=0))
+      q = self._own_action_q(features, replay, own)[agent]                        # [K, B]
+      return tf.reshape(q, tf.concat([leading, tf.shape(q)[-1:]], axis=0))
+    return f
+
+  # ---- diagnostics: the estimator against the exact gradient ------------------------------------------
+
+  def exact_gradient_diagnostics(self, batch, seed, estimator_step, num_repeats=16):
+    """The estimator's gradient of the actor loss with respect to each agent's logits, against the exact
+    gradient of the expected loss under the current critic (agent i's own actions summed over, the other
+    agents' replayed actions fixed). Per agent [N]:
+      exact_gradient/cosine          mean over repeats of cos(g_r, g), over the whole [B, A] gradient
+      exact_gradient/relative_error  mean over repeats of ||g_r - g|| / ||g||
+      exact_gradient/relative_bias   ||mean_r g_r - g|| / ||g|| (includes the repeats' noise)
+      exact_gradient/variance        per row, the trace of the covariance of the repeats' gradients,
+                                     averaged over rows (row gradients of Q_i, i.e. of the per-sample loss)
+      exact_gradient/norm            root mean square over rows of the exact row gradient
+    g_r: `num_repeats` estimator samples on the same batch, from the stateless `seed` (one call). The logit
+    penalty's gradient is exact in both and left out. Nothing is updated.
+    """
+    if int(num_repeats) < 2:
+      raise ValueError(f"num_repeats must be an integer >= 2, got {num_repeats!r}")
+    batch = type(batch)(*(tf.convert_to_tensor(x) for x in batch))
+    return self._compiled_diagnostics(batch, tf.cast(seed, tf.int32), tf.cast(estimator_step, tf.float32),
+                                      int(num_repeats))
+
+  def _exact_gradient_diagnostics(self, batch, seed, estimator_step, num_repeats):
+    logits = self.actors(tf.transpose(batch.observation, [1, 0, 2]))                 # [N, B, A]
+    features = self.critics.observation_features(self._flatten(batch.observation))
+    replay = self._flatten(tf.one_hot(batch.action, self.num_actions))
+    exact = estimator_lab.expected_gradient_from_values(logits, self._own_action_values(features, replay))
+    repeated_shape = [self.num_agents, num_repeats, tf.shape(logits)[1], self.num_actions]
+    if self.estimator_name == EXPECTED:
+      sampled = tf.broadcast_to(exact[:, tf.newaxis], repeated_shape)
+    else:
+      repeated = tf.broadcast_to(logits[:, tf.newaxis], repeated_shape)            # [N, R, B, A]
+      with tf.GradientTape() as tape:
+        tape.watch(repeated)
+        actions = self.estimator(repeated, estimator_step).sample(seed=seed)
+        q = self._own_action_q(features, replay, actions)                          # [N, R, B]
+      sampled = tape.gradient(q, repeated)                                          # row gradients
+    flat_exact = tf.reshape(exact, [self.num_agents, 1, -1])
+    flat = tf.reshape(sampled, [self.num_agents, num_repeats, -1])
+    exact_norm = tf.norm(flat_exact, axis=-1)                                       # [N, 1]
+    cosine = tf.math.divide_no_nan(tf.reduce_sum(flat * flat_exact, -1), tf.norm(flat, axis=-1) * exact_norm)
+    error = tf.math.divide_no_nan(tf.norm(flat - flat_exact, axis=-1), exact_norm)
+    bias = tf.math.divide_no_nan(tf.norm(tf.reduce_mean(flat, 1) - flat_exact[:, 0], axis=-1),
+                                 exact_norm[:, 0])
+    variance = tf.reduce_sum(tf.math.reduce_variance(sampled, axis=1), axis=-1) * (
+        num_repeats / (num_repeats - 1))                                            # [N, B]
+    rows = tf.cast(tf.shape(logits)[1], tf.float32)
+    return {"exact_gradient/cosine": tf.reduce_mean(cosine, 1),
+            "exact_gradient/relative_error": tf.reduce_mean(error, 1),
+            "exact_gradient/relative_bias": bias,
+            "exact_gradient/variance": tf.reduce_mean(variance, 1),
+            "exact_gradient/norm": exact_norm[:, 0] / tf.sqrt(rows)}
 
   # ---- the update -----------------------------------------------------------------------------------
 
@@ -223,9 +347,10 @@ class MADDPGLearner(tf.Module):
 
     metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": tf.reduce_mean(q, axis=1),
                "target_mean": tf.reduce_mean(targets, axis=1), "critic_grad_norm": critic_norms,
-               "actor_grad_norm": actor_norms,
-               "temperature": tf.convert_to_tensor(
-                   self.estimator(tf.zeros([1, self.num_actions]), estimator_step).temperature)}
+               "actor_grad_norm": actor_norms}
+    if self.estimator_name != EXPECTED:
+      metrics["temperature"] = tf.convert_to_tensor(
+          self.estimator(tf.zeros([1, self.num_actions]), estimator_step).temperature)
     # Figure 4, the code's definition: variance over the entries of each clipped batch-mean gradient.
     for layer, gradient in zip(self._policy_parameter_names(), actor_grads):
       entries = tf.reshape(gradient, [self.num_agents, -1])
