@@ -104,6 +104,8 @@ _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.
 _NUM_CPUS = flags.DEFINE_integer("num_cpus", None, "CPUs of the local Ray (default: all of this machine's).")
 _CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow threads) per run.")
 _RETRIES = flags.DEFINE_integer("retries", 0, "Times Ray restarts a run whose worker died (it resumes).")
+_TUNED = flags.DEFINE_list("tuned", None, "best_config.py files written by maddpg-search: each one's settings "
+                          "replace the paper's for its estimator on every task of its environment family.")
 _RUN = flags.DEFINE_bool("run", True, "Train missing runs; --norun builds the outputs from existing runs only.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
@@ -140,10 +142,12 @@ def family(task):
   return "rware" if task.startswith("rware") else "lbf"
 
 
-def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None, figure4=False, overrides=None):
+def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None, figure4=False, overrides=None,
+                tuned=None):
   """The ConfigDict of one run under `budget` (the paper's settings for the task's environment).
 
-  `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs further).
+  `tuned`: {(family, estimator label): {dotted config key: value}} from `load_tuned` (searched settings that
+  replace the paper's); `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs).
   """
   if family(task) == "rware":
     from configs import rware as config_module
@@ -161,13 +165,31 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
   config.fidelity = fidelity
   if total_steps is not None:
     config.total_steps = int(total_steps)
-  for key, value in (overrides or {}).items():
-    *parents, leaf = key.split(".")
-    target = config
-    for parent in parents:
-      target = target[parent]
-    target[leaf] = value
+  for key, value in {**(tuned or {}).get((family(task), estimator), {}), **(overrides or {})}.items():
+    common.set_value(config, key, value)
   return config
+
+
+def load_tuned(paths):
+  """{(family, estimator label): settings} from best_config.py files of `maddpg-search`. Raises UsageError."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  tuned = {}
+  for path in paths or ():
+    if not os.path.isfile(path):
+      raise UsageError(f"--tuned {path} does not exist; give best_config.py files written by maddpg-search")
+    try:
+      spec = importlib.util.spec_from_file_location(f"maddpg_tuned_{len(tuned)}", path)
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+      settings, base = dict(module.BEST), module.get_config()
+    except Exception as error:  # pylint: disable=broad-except  (any error in a user's file)
+      raise UsageError(f"--tuned {path} is not a maddpg-search best_config.py ({type(error).__name__}: "
+                       f"{one_line(error)})") from None
+    key = (family(base.task), base.estimator.label)
+    if key in tuned:
+      raise UsageError(f"--tuned gives settings for estimator {key[1]!r} on {key[0]} twice ({path})")
+    tuned[key] = settings
+  return tuned
 
 
 def workdir_of(results, task, estimator, seed):
@@ -175,13 +197,13 @@ def workdir_of(results, task, estimator, seed):
 
 
 def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps=None, figure4=False,
-         overrides=None):
+         overrides=None, tuned=None):
   """[RunSpec] for tasks x estimators x seeds (in that nesting order)."""
   specs = []
   for task in tasks:
     for estimator in estimators:
       for seed in seeds:
-        config = make_config(task, estimator, seed, budget, fidelity, total_steps, figure4, overrides)
+        config = make_config(task, estimator, seed, budget, fidelity, total_steps, figure4, overrides, tuned)
         specs.append(RunSpec(task, estimator, int(seed), workdir_of(results, task, estimator, seed),
                              config.to_dict()))
   return specs
@@ -515,11 +537,15 @@ def collect_curves(results, tasks, estimators, seeds):
   return found
 
 
-def describe(budget, fidelity, seeds, total_steps=None):
-  """What every output states: the budget, its meaning, the fidelity, the seeds."""
+def describe(budget, fidelity, seeds, total_steps=None, tuned=None):
+  """What every output states: the budget, its meaning, the fidelity, the seeds, searched settings."""
   text = BUDGETS[budget].description
   if total_steps is not None:
     text += f"; --total_steps={total_steps:,} per run"
+  for (env_family, label), settings in sorted((tuned or {}).items()):
+    values = ", ".join(f"{key.split('.')[-1]}={value:.4g}" if isinstance(value, float) else
+                       f"{key.split('.')[-1]}={value}" for key, value in sorted(settings.items()))
+    text += f"; {label} on {env_family}: searched settings ({values}), not the paper's"
   return dict(budget=budget, fidelity=fidelity, seeds=list(seeds), description=text,
               generated=datetime.datetime.now().isoformat(timespec="seconds"))
 
@@ -659,6 +685,11 @@ def main(argv):
       raise UsageError(f"--retries must be >= 0, got {_RETRIES.value}")
     if _RAY_ADDRESS.value and _NUM_CPUS.value:
       raise UsageError("--num_cpus is for a local Ray; a cluster (--ray_address) has its own CPUs")
+    tuned = load_tuned(_TUNED.value)
+    for env_family, label in tuned:
+      if label not in estimators:
+        raise UsageError(f"--tuned settings for estimator {label!r}, which is not in the grid "
+                         f"({', '.join(estimators)})")
     _check_results(results, budget, _FIDELITY.value, _RUN.value)
   except UsageError as error:
     return _error(error)
@@ -666,11 +697,12 @@ def main(argv):
   fidelity = _FIDELITY.value
   specs = []
   if what in ("table1", "figures", "all"):
-    specs += plan(results, tasks, estimators, seeds, budget, fidelity, _TOTAL_STEPS.value)
+    specs += plan(results, tasks, estimators, seeds, budget, fidelity, _TOTAL_STEPS.value, tuned=tuned)
   if what in ("figure4", "all"):
     names = {spec.name for spec in specs}
     specs += [spec for spec in plan(results, (_FIGURE4_TASK.value,), FIGURE4_ESTIMATORS, figure4_seeds, budget,
-                                    fidelity, _TOTAL_STEPS.value, figure4=True) if spec.name not in names]
+                                    fidelity, _TOTAL_STEPS.value, figure4=True, tuned=tuned)
+               if spec.name not in names]
   status = 0
   if specs and _RUN.value:
     manifest_path = os.path.join(results, "grid.json")
@@ -696,7 +728,7 @@ def main(argv):
             file=sys.stderr)
     status = 0 if report.ok else 1
 
-  meta = describe(budget, fidelity, seeds, _TOTAL_STEPS.value)
+  meta = describe(budget, fidelity, seeds, _TOTAL_STEPS.value, tuned)
   written = []
   try:
     if what in ("table1", "all"):
@@ -704,9 +736,8 @@ def main(argv):
     if what in ("figures", "all"):
       written += write_figures(results, tasks, estimators, seeds, meta)
     if what in ("figure4", "all"):
-      written += write_figure4(results, _FIGURE4_TASK.value, figure4_seeds, describe(budget, fidelity,
-                                                                                      figure4_seeds,
-                                                                                      _TOTAL_STEPS.value))
+      written += write_figure4(results, _FIGURE4_TASK.value, figure4_seeds,
+                               describe(budget, fidelity, figure4_seeds, _TOTAL_STEPS.value, tuned))
     if what in ("table2", "all"):
       written += write_table2(results, budget, meta)
   except UsageError as error:

@@ -149,3 +149,49 @@ def test_results_of_another_budget_are_refused(tmp_path):
   done = _cli("--what=table1", "--budget=smoke", f"--results={tmp_path}")
   assert done.returncode == 2 and "holds runs of budget 'small'" in done.stderr
   assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _best_config_file(tmp_path, estimator, best, arg_extra=""):
+  """A best_config.py as maddpg-search writes it (its own template), for `estimator` on LBF."""
+  from maddpg_tf import search
+  path = tmp_path / f"best_{estimator}.py"
+  path.write_text(search._BEST_CONFIG.format(
+      directory=str(tmp_path), trial_id="03", trials=5, objective="average_return", score=0.5, seeds="seed 0",
+      values="...", path=str(path), label=estimator, base="module:configs.lbf",
+      base_arg=f"task=lbf-15x15-3p-5f,estimator={estimator}{arg_extra}", overrides="{}",
+      best=search._literal_dict(best)))
+  return str(path)
+
+
+def test_tuned_settings_replace_the_papers_for_their_estimator_and_family(tmp_path):
+  path = _best_config_file(tmp_path, "grmck", {"estimator.temperature": 0.35, "estimator.num_samples": 50},
+                           ",smoke")
+  tuned = reproduce.load_tuned([path])
+  assert tuned == {("lbf", "grmck"): {"estimator.temperature": 0.35, "estimator.num_samples": 50}}
+  lbf_grmck = reproduce.make_config("lbf-8x8-2p-2f-coop", "grmck", 0, "smoke", tuned=tuned)
+  assert (lbf_grmck.estimator.temperature, lbf_grmck.estimator.num_samples) == (0.35, 50)
+  # Only the estimator's settings travel: the search's smoke budget does not.
+  assert lbf_grmck.total_steps == reproduce.make_config("lbf-8x8-2p-2f-coop", "gst", 0, "smoke").total_steps
+  # Other estimators, and RWARE (tuned separately in the paper), keep the paper's settings.
+  assert reproduce.make_config("lbf-8x8-2p-2f-coop", "gst", 0, "smoke", tuned=tuned).estimator.temperature == 0.7
+  rware_grmck = reproduce.make_config("rware-tiny-2ag", "grmck", 0, "smoke", tuned=tuned)
+  assert (rware_grmck.estimator.temperature, rware_grmck.estimator.num_samples) == (0.7, 5)
+  assert "grmck on lbf: searched settings (num_samples=50, temperature=0.35)" in reproduce.describe(
+      "smoke", "code", (0,), tuned=tuned)["description"]
+
+
+@pytest.mark.parametrize("make_file, expected", [
+    (lambda tmp: str(tmp / "missing.py"), "does not exist"),
+    (lambda tmp: (tmp / "bad.py").write_text("BEST = {\n") and str(tmp / "bad.py"),
+     "is not a maddpg-search best_config.py (SyntaxError"),
+    (lambda tmp: _best_config_file(tmp, "tags", {"estimator.start_temperature": 2.0}),
+     "--tuned settings for estimator 'tags', which is not in the grid (stgs-1, gst)"),
+])
+def test_bad_tuned_file_is_one_line_and_nothing_written(tmp_path, make_file, expected):
+  path = make_file(tmp_path)
+  results = tmp_path / "results"
+  done = _cli("--what=table1", "--budget=smoke", f"--results={results}", f"--tuned={path}")
+  assert done.returncode == 2, (done.stdout, done.stderr)
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and expected in lines[0], lines
+  assert not results.exists()
