@@ -190,6 +190,7 @@ class Experiment:
     self._tensorboard = None
     self.counters = dict(env_steps=0, warmup_episodes=0, episodes=0, updates=0, last_checkpoint=0)
     self.evaluations = []
+    self.recent_returns = []  # returns of recent training episodes, for train/episode_return
     self.warmup_rng = np.random.default_rng([c.seed, 1])
     self.replay_rng = np.random.default_rng([c.seed, 2])
     self.observations = None
@@ -242,9 +243,13 @@ class Experiment:
     arrays = {name: variable.numpy() for name, variable in self.learner.state_variables().items()}
     arrays.update(self.buffer.state())
     state = {"counters": dict(self.counters), "evaluations": self.evaluations,
+             "recent_returns": list(self.recent_returns),
              "env": self.env, "eval_env": self.eval_env, "observations": self.observations,
              "warmup_rng": self.warmup_rng, "replay_rng": self.replay_rng,
              "actor_rng": self.actor.rng, "eval_actor_rng": self.eval_actor.rng}
+    if self._tensorboard is not None:  # what TensorBoard holds now, so that a resume can rewind to it
+      self._tensorboard.flush()
+      state["tensorboard_files"] = loggers.event_file_sizes(self._tensorboard.logdir)
     try:
       return checkpointing.save(self.checkpoint_dir, self.counters["env_steps"], arrays, state,
                                 self._metadata(), keep=self.config.checkpoint.keep)
@@ -277,6 +282,8 @@ class Experiment:
     self.observations = state["observations"]
     self.warmup_rng, self.replay_rng = state["warmup_rng"], state["replay_rng"]
     self.actor.rng, self.eval_actor.rng = state["actor_rng"], state["eval_actor_rng"]
+    self._event_file_sizes = state.get("tensorboard_files")
+    self.recent_returns = state.get("recent_returns", [])
     self._refresh_policy()
     return path
 
@@ -437,6 +444,10 @@ class Experiment:
     except checkpointing.CheckpointError as error:
       raise RunError(str(error)) from None
     self._write_run_files()
+    if restored is not None and getattr(self, "_event_file_sizes", None) is not None:
+      # What was logged after the checkpoint is logged again by the resumed run: drop it (kept aside).
+      loggers.rewind_event_files(os.path.join(self.workdir, "tb"), self._event_file_sizes,
+                                 os.path.join(self.workdir, "tb_superseded"))
     tensorboard = loggers.TensorBoardLogger(os.path.join(self.workdir, "tb"))
     self._tensorboard = tensorboard
     run_name = os.path.basename(os.path.normpath(self.workdir))
@@ -474,7 +485,6 @@ class Experiment:
     c = self.config
     started, steps_at_start = time.time(), self.counters["env_steps"]
     rate_clock, rate_steps = time.time(), self.counters["env_steps"]
-    recent_returns = []
     while self.counters["env_steps"] < c.total_steps:
       if self._stop_signal is not None:
         path = self.save_checkpoint()
@@ -489,7 +499,7 @@ class Experiment:
       self.counters["env_steps"] += self.env.num_envs
       ended = ~np.isnan(step.episode_return)
       if np.any(ended):
-        recent_returns.extend(step.episode_return[ended].tolist())
+        self.recent_returns.extend(step.episode_return[ended].tolist())
         self.counters["episodes"] += int(ended.sum())
         self._schedule_updates(int(ended.sum()) * c.loop.updates_per_episode)
       if steps_before >= len(self.evaluations) * c.loop.eval_every_steps:
@@ -502,11 +512,11 @@ class Experiment:
         rate_clock, rate_steps = now, self.counters["env_steps"]
         values = {"eval/mean_return": np.mean(returns), "perf/env_steps_per_s": rate,
                   "perf/updates": self.counters["updates"]}
-        if recent_returns:
-          values["train/episode_return"] = np.mean(recent_returns)
+        if self.recent_returns:
+          values["train/episode_return"] = np.mean(self.recent_returns)
         tensorboard.write(values, steps_before)
         tensorboard.flush()
-        recent_returns = recent_returns[-100:]
+        self.recent_returns = self.recent_returns[-100:]
         if bar is not None:
           bar.set_postfix_str(f"eval return {np.mean(returns):.3f}")
       if bar is not None:

@@ -2,6 +2,8 @@
 
 import csv
 import os
+import shutil
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +37,37 @@ class TensorBoardLogger:
 
   def close(self):
     self._writer.close()
+
+
+def event_file_sizes(logdir):
+  """{file name: size in bytes} of the TensorBoard event files in `logdir` (flush the writer first)."""
+  if not os.path.isdir(logdir):
+    return {}
+  return {name: os.path.getsize(os.path.join(logdir, name)) for name in sorted(os.listdir(logdir))
+          if name.startswith("events.out.tfevents.")}
+
+
+def rewind_event_files(logdir, sizes, archive_root):
+  """Brings `logdir` back to the event files it held when `sizes` (`event_file_sizes`) was taken.
+
+  A resumed run repeats what it logged after its checkpoint; without this TensorBoard would show those
+  points twice. Files that grew are cut back to their recorded size (their records were complete: the
+  writer was flushed), files created since are moved out; the originals are kept, whole, under
+  `archive_root/<time>/`. Returns the archive directory, or None when nothing had to change.
+  """
+  changed = [name for name, size in event_file_sizes(logdir).items() if sizes.get(name) != size]
+  if not changed:
+    return None
+  archive = os.path.join(archive_root, time.strftime("%Y%m%d-%H%M%S"))
+  os.makedirs(archive, exist_ok=True)
+  for name in changed:
+    path = os.path.join(logdir, name)
+    shutil.move(path, os.path.join(archive, name))
+    if name in sizes:
+      with open(os.path.join(archive, name), "rb") as source, open(path + ".tmp", "wb") as target:
+        target.write(source.read(sizes[name]))
+      os.replace(path + ".tmp", path)
+  return archive
 
 
 def write_evaluations_csv(path, evaluations):

@@ -137,3 +137,34 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, mo
     experiment.Experiment(smoke_config(total_steps=2000), workdir, progress=False).run()
   assert "\n" not in str(error.value)
   assert checkpointing.latest(directory) == kept
+
+
+def _scalar_points(logdir):
+  """[(tag, step)] of every scalar record in the event files of `logdir`, duplicates included."""
+  import tensorflow as tf
+  points = []
+  for name in sorted(os.listdir(logdir)):
+    if name.startswith("events.out.tfevents."):
+      for event in tf.compat.v1.train.summary_iterator(os.path.join(logdir, name)):
+        points += [(value.tag, event.step) for value in event.summary.value]
+  return points
+
+
+def test_resumed_run_logs_each_tensorboard_point_once(tmp_path):
+  """A run killed after logging past its checkpoint repeats those points on resume; TensorBoard must show
+  them once (the superseded event files are kept aside, whole)."""
+  config = smoke_config(**{"checkpoint.every_steps": 1000})
+  straight = str(tmp_path / "straight")
+  experiment.Experiment(config, straight, progress=False).run()
+  resumed = str(tmp_path / "resumed")
+  experiment.Experiment(config, resumed, progress=False).run()
+  checkpoints = os.path.join(resumed, "checkpoints")
+  import shutil
+  shutil.rmtree(os.path.join(checkpoints, "ckpt-2000"))  # as if killed just before its last checkpoint
+  experiment.Experiment(config, resumed, progress=False).run()
+  points = _scalar_points(os.path.join(resumed, "tb"))
+  assert len(points) == len(set(points))
+  assert sorted(points) == sorted(_scalar_points(os.path.join(straight, "tb")))
+  archived = os.listdir(os.path.join(resumed, "tb_superseded"))
+  assert len(archived) == 1
+  assert len(_scalar_points(os.path.join(resumed, "tb_superseded", archived[0]))) > len(points) // 2
