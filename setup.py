@@ -38,6 +38,7 @@ setuptools.setup(
             "maddpg-search=maddpg_tf.tune:run",
             "maddpg-bench-estimators=tools.bench_estimators:run",
             "maddpg-reproduce=maddpg_tf.reproduce:run",
+            "maddpg-estimator-lab=tools.estimator_lab:run",
         ],
     },
 )

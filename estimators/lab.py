@@ -158,7 +158,7 @@ def random_logits(num_rows, num_actions, seed, scale=1.0, dtype=np.float64):
 def reinforce_sample(f, logits, seed):
   """One score-function gradient per row: f(a) (e_a - softmax(z)), a ~ Categorical(softmax(z))."""
   actions = base.categorical_one_hot(logits, seed)
-  return f(actions)[..., tf.newaxis] * (actions - tf.math.softmax(logits))
+  return tf.cast(f(actions), logits.dtype)[..., tf.newaxis] * (actions - tf.math.softmax(logits))
 
 
 class GradientSampler:
