@@ -1,4 +1,8 @@
-"""Where metrics go: TensorBoard (scalars, per-agent values, hparams) and a CSV of evaluations."""
+"""Where metrics go: TensorBoard (scalars, per-agent values, hparams) and a CSV of evaluations.
+
+TensorFlow is imported only by `TensorBoardLogger`: the CSV and event-file helpers serve programs that do
+not otherwise need it (`maddpg-reproduce`'s driver, tables and plots).
+"""
 
 import csv
 import os
@@ -6,13 +10,14 @@ import shutil
 import time
 
 import numpy as np
-import tensorflow as tf
 
 
 class TensorBoardLogger:
   """Writes scalars; a per-agent vector [N] becomes `name/agent_i` plus its mean as `name`."""
 
   def __init__(self, logdir):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self._summary = tf.summary
     self.logdir = logdir
     self._writer = tf.summary.create_file_writer(logdir)
 
@@ -21,11 +26,11 @@ class TensorBoardLogger:
       for name, value in values.items():
         value = np.asarray(value, np.float64)
         if value.ndim == 0:
-          tf.summary.scalar(name, value)
+          self._summary.scalar(name, value)
         else:
-          tf.summary.scalar(name, value.mean())
+          self._summary.scalar(name, value.mean())
           for agent, agent_value in enumerate(value.reshape(-1)):
-            tf.summary.scalar(f"{name}/agent_{agent}", agent_value)
+            self._summary.scalar(f"{name}/agent_{agent}", agent_value)
 
   def write_hparams(self, hparams, run_name):
     from tensorboard.plugins.hparams import api as hparams_api  # imported only when used

@@ -45,7 +45,7 @@ import traceback
 from absl import app, flags
 
 from configs import common
-from maddpg_tf import cli
+from maddpg_tf import cli, loggers
 from maddpg_tf.cli import one_line
 
 PROG = "maddpg-reproduce"
@@ -497,18 +497,6 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
 
 # ---- collecting results ----------------------------------------------------------------------------------
 
-def read_evaluations(path):
-  """[(step, mean_return)] from a run's evaluations.csv.
-
-  The format is `maddpg_tf.loggers.write_evaluations_csv`'s; this reads it like `read_evaluations_csv`
-  but without importing `maddpg_tf.loggers`, which imports TensorFlow (seconds and ~0.5 GB the driver
-  does not otherwise need).
-  """
-  import csv
-  with open(path, newline="") as handle:
-    return [(int(row["step"]), float(row["mean_return"])) for row in csv.DictReader(handle)]
-
-
 def collect_curves(results, tasks, estimators, seeds):
   """{task: {estimator: runs}}, runs = [dict(seed, steps, returns, workdir, config, finished)] for the seeds
   with at least one evaluation."""
@@ -522,7 +510,7 @@ def collect_curves(results, tasks, estimators, seeds):
         path = os.path.join(workdir, "evaluations.csv")
         if not os.path.isfile(path):
           continue
-        rows = read_evaluations(path)
+        rows = loggers.read_evaluations_csv(path)
         if not rows:
           continue
         config = _read_json(os.path.join(workdir, "config.json")) or {}
