@@ -133,13 +133,9 @@ TINY = dict(number=3, repeats=3, call_seconds=0.0, min_iterations=2, calls=1, tr
 
 def t_interval(values, confidence=0.95):
   """(mean, Student-t half-width) of `values`: df = n - 1, scale = standard error (the paper's +-)."""
-  from scipy import stats  # pylint: disable=g-import-not-at-top
-  values = np.asarray(values, dtype=np.float64)
-  mean = float(values.mean())
-  if values.size < 2:
-    return mean, float("nan")
-  sem = values.std(ddof=1) / math.sqrt(values.size)
-  return mean, float(stats.t.ppf(0.5 + confidence / 2, df=values.size - 1) * sem)
+  from maddpg_tf import statistics  # pylint: disable=g-import-not-at-top
+  interval = statistics.t_interval(values, confidence)
+  return interval.mean, interval.half_width
 
 
 def git_revision():
