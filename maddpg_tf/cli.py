@@ -6,10 +6,12 @@ import ast
 import importlib.util
 import os
 import re
+import signal
 import sys
 import tempfile
 
-from absl import flags
+from absl import app, flags
+from ml_collections import config_flags
 
 
 def one_line(message):
@@ -66,6 +68,40 @@ def _missing_key(argv, config_files):
   return None
 
 
+CONFIG_FILE_HINT = "a config file is Python defining get_config(), e.g. configs/lbf.py:smoke or configs/search.py"
+
+
+def _broken_config_file(argv, config_files):
+  """"--<flag>=<spec>: cannot load it (...); ..." for the first config file given in `argv` that does not
+  load; None if they all do."""
+  for arg in argv[1:]:
+    match = re.match(r"^--?(\w+)=(.*)$", arg)
+    if not match or match.group(1) not in config_files:
+      continue
+    try:
+      _load_config_file(match.group(2))
+    except Exception as failure:  # pylint: disable=broad-except  (whatever the file raises)
+      return f"--{match.group(1)}={match.group(2)}: cannot load it ({type(failure).__name__}: {failure}); " \
+             f"{CONFIG_FILE_HINT}"
+  return None
+
+
+def config_value(handle, name):
+  """The ConfigDict of config flag `handle` (None if unset); a ValueError naming the file if it does not
+  load (ml_collections loads some files lazily: a missing file or a directory fails here, on first use)."""
+  try:
+    value = handle.value
+    if value is not None:
+      value.keys()
+    return value
+  except Exception as failure:  # pylint: disable=broad-except
+    lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
+    detail = (lines[-1] if lines else repr(failure)).replace(
+        "Configuration is not available because of an earlier failure to load: ", "")
+    spec = config_flags.get_config_filename(flags.FLAGS[name])
+    raise ValueError(f"--{name}={spec}: cannot load it ({detail}); {CONFIG_FILE_HINT}") from None
+
+
 def parse_flags(program, argv, config_files, define_error=None):
   """absl's parsing, with any flag or config-file error as one line and exit status 2.
 
@@ -89,9 +125,52 @@ def parse_flags(program, argv, config_files, define_error=None):
           except (ValueError, SyntaxError):
             pass
         detail = "no such config key " + key_message.replace("\n", "; ")
+    elif not isinstance(failure, flags.Error):
+      detail = _broken_config_file(argv, config_files) or str(failure)
     else:
       detail = str(failure)
     sys.exit(error(program, detail))
+
+
+# ---- signals ------------------------------------------------------------------------------------------
+
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, raised like Ctrl-C's KeyboardInterrupt where no handler of a run's own is installed."""
+
+
+_RECEIVED = []
+
+
+def raise_interrupt(signum, frame):
+  """A handler for SIGINT and SIGTERM: KeyboardInterrupt (Terminated for SIGTERM), remembered."""
+  _RECEIVED.append(signum)
+  raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def raise_if_interrupted():
+  """Raises again the interrupt of a signal that code with a bare `except:` swallowed (imports have some:
+  Ctrl-C while TensorFlow loads could otherwise be lost and the run go on)."""
+  if _RECEIVED:
+    raise Terminated() if _RECEIVED[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def run_main(program, main, flags_parser):
+  """absl's `app.run(main)`, where SIGINT or SIGTERM arriving outside the handlers a program installs for
+  its own work (a training run checkpoints first) ends it with one line and status 128 + the signal,
+  not a traceback: e.g. Ctrl-C while TensorFlow loads, before anything is written."""
+  signal.signal(signal.SIGINT, raise_interrupt)
+  signal.signal(signal.SIGTERM, raise_interrupt)
+
+  def _main(argv):
+    try:
+      status = main(argv)
+    except KeyboardInterrupt as interrupt:
+      signum = signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
+      print(f"{program}: interrupted ({signal.Signals(signum).name}) while nothing was being written; run the "
+            f"same command to start or resume", file=sys.stderr, flush=True)
+      status = 128 + signum
+    sys.exit(status)
+  app.run(_main, flags_parser=flags_parser)
 
 
 # ---- argparse (the tools) -----------------------------------------------------------------------------
@@ -138,6 +217,7 @@ def import_tensorflow():
     os.dup2(capture.fileno(), 2)
     try:
       import tensorflow  # pylint: disable=g-import-not-at-top
+      raise_if_interrupted()
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)

@@ -42,7 +42,7 @@ import sys
 import time
 import traceback
 
-from absl import app, flags
+from absl import flags
 
 from configs import common
 from maddpg_tf import cli, loggers
@@ -737,9 +737,7 @@ def main(argv):
 
 def run():
   """Console entry point."""
-  def _main(argv):
-    sys.exit(main(argv))
-  app.run(_main, flags_parser=_parse_flags)
+  cli.run_main(PROG, main, _parse_flags)
 
 
 if __name__ == "__main__":

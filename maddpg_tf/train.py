@@ -11,7 +11,7 @@ import datetime
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from maddpg_tf import cli
@@ -42,26 +42,17 @@ def _parse_flags(argv):
   return cli.parse_flags(PROGRAM, argv, {"config": _DEFAULT_CONFIG}, _CONFIG_DEFINE_ERROR)
 
 
-def _load_config():
-  try:
-    config = _CONFIG.value
-    config.task  # the config is loaded lazily: a missing or broken file raises on first use
-    return config
-  except Exception as error:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    raise ValueError(lines[-1] if lines else repr(error)) from None
-
-
 def main(argv):
   if len(argv) > 1:
     return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet")
+  try:
+    config = cli.config_value(_CONFIG, "config")
+  except ValueError as error:
+    return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   cli.import_tensorflow()  # without its import-time log lines
-  from maddpg_tf import checkpointing, experiment  # after flag parsing: --help stays fast
-  try:
-    config = _load_config()
-  except ValueError as error:
-    return _error(f"--config: {error}")
+  from maddpg_tf import checkpointing, experiment  # after the config loads: bad files fail fast
+  cli.raise_if_interrupted()  # a Ctrl-C that an import swallowed
   workdir = _WORKDIR.value or os.path.join(
       "runs", f"{config.task}_{config.estimator.label}_s{config.seed}_"
               f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
@@ -84,9 +75,7 @@ def main(argv):
 
 def run():
   """Console entry point."""
-  def _main(argv):
-    sys.exit(main(argv))
-  app.run(_main, flags_parser=_parse_flags)
+  cli.run_main(PROGRAM, main, _parse_flags)
 
 
 if __name__ == "__main__":

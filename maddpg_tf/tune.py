@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from maddpg_tf import cli
@@ -69,17 +69,6 @@ def _parse_flags(argv):
   return cli.parse_flags(PROGRAM, argv, {"config": None, "search": _SEARCH_FILE}, _SEARCH_DEFINE_ERROR)
 
 
-def _value(handle, name):
-  try:
-    value = handle.value
-    if value is not None:
-      value.keys()  # loaded lazily: a missing or broken file raises on first use
-    return value
-  except Exception as error:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    raise ValueError(f"--{name}: {lines[-1] if lines else repr(error)}") from None
-
-
 def role():
   """'single', 'chief' or 'worker', from keras-tuner's environment variables; ValueError if incomplete."""
   if "KERASTUNER_ORACLE_IP" not in os.environ:
@@ -104,10 +93,10 @@ def _check_arguments(argv):
     raise ValueError(f"--seeds_per_trial must be >= 1, got {_SEEDS.value}")
   if _INITIAL.value is not None and _INITIAL.value < 1:
     raise ValueError(f"--num_initial_points must be >= 1, got {_INITIAL.value}")
-  config = _value(_CONFIG, "config")
+  config = cli.config_value(_CONFIG, "config")
   if config is None:
     raise ValueError("--config is required, e.g. --config=configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck")
-  overrides = _value(_SEARCH, "search")
+  overrides = cli.config_value(_SEARCH, "search")
   try:
     overrides = search_spaces.merge(overrides, search_spaces.parse_compact(_SEARCH_SPACE.value))
     space = search_spaces.resolve(config.estimator.label, overrides)
@@ -123,14 +112,6 @@ def _check_arguments(argv):
   return config, space, directory, role()
 
 
-class _Terminated(KeyboardInterrupt):
-  """SIGTERM outside a training run (inside one, the run checkpoints and stops by itself)."""
-
-
-def _on_sigterm(signum, frame):
-  raise _Terminated()
-
-
 def main(argv):
   try:
     config, space, directory, mode = _check_arguments(argv)
@@ -139,6 +120,7 @@ def main(argv):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   cli.import_tensorflow()  # without its import-time log lines
   from maddpg_tf import experiment, search  # after the cheap checks: bad input fails fast
+  cli.raise_if_interrupted()  # a Ctrl-C that an import swallowed
 
   # The training config must work as given and at a corner of the space before any trial starts.
   corner = {name: spec["choices"][0] if spec["kind"] == "choice" else spec["min"] for name, spec in space.items()}
@@ -175,7 +157,7 @@ def main(argv):
     done = sum(t.status in search.FINISHED for t in tuner.oracle.trials.values())
     log(f"continuing the search in {directory}: {done} of {_MAX_TRIALS.value} trials finished")
 
-  previous = signal.signal(signal.SIGTERM, _on_sigterm)
+  previous = signal.signal(signal.SIGTERM, cli.raise_interrupt)
   status = 0
   try:
     tuner.search()
@@ -185,7 +167,7 @@ def main(argv):
           file=sys.stderr, flush=True)
     return 128 + interrupt.signum
   except KeyboardInterrupt as interrupt:
-    signum = signal.SIGTERM if isinstance(interrupt, _Terminated) else signal.SIGINT
+    signum = signal.SIGTERM if isinstance(interrupt, cli.Terminated) else signal.SIGINT
     print(f"{PROGRAM}: interrupted ({signal.Signals(signum).name}); run the same command to continue the "
           f"search", file=sys.stderr, flush=True)
     if mode == "chief":
@@ -237,9 +219,7 @@ def run(trial_fn=None):
   global _TRIAL_FN
   _TRIAL_FN = trial_fn
 
-  def _main(argv):
-    sys.exit(main(argv))
-  app.run(_main, flags_parser=_parse_flags)
+  cli.run_main(PROGRAM, main, _parse_flags)
 
 
 if __name__ == "__main__":
