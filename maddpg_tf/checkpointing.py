@@ -103,7 +103,8 @@ def load(path, expected_metadata):
   for key, value in expected_metadata.items():
     if metadata.get(key) != value:
       raise CheckpointError(f"checkpoint {path} is of another run: its {key} is {metadata.get(key)!r}, "
-                            f"this run's is {value!r}")
+                            f"this run's is {value!r}; move it out of the workdir to resume from this run's "
+                            f"own checkpoints")
   return arrays, state, metadata
 
 
