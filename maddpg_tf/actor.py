@@ -53,12 +53,17 @@ class NumpyActor:
     self._layers = [(np.asarray(k, np.float32), np.asarray(b, np.float32)) for k, b in layers]
 
   def logits(self, observations):
-    """[E, N, O] -> [E, N, A]."""
+    """[E, N, O] -> [E, N, A].
+
+    Weights that have diverged overflow here silently (no RuntimeWarning on stderr): the learner's check of
+    its losses stops the run at the next update block, naming the step and the loss.
+    """
     hidden = np.asarray(observations, np.float32).transpose(1, 0, 2)
-    for index, (kernel, bias) in enumerate(self._layers):
-      hidden = np.matmul(hidden, kernel) + bias
-      if index < len(self._layers) - 1:
-        np.maximum(hidden, 0.0, out=hidden)
+    with np.errstate(over="ignore", invalid="ignore"):
+      for index, (kernel, bias) in enumerate(self._layers):
+        hidden = np.matmul(hidden, kernel) + bias
+        if index < len(self._layers) - 1:
+          np.maximum(hidden, 0.0, out=hidden)
     return hidden.transpose(1, 0, 2)
 
   def select_actions(self, observations):

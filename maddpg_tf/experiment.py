@@ -212,7 +212,8 @@ class Experiment:
         with open(config_path) as handle:
           existing = json.load(handle)
       except (OSError, ValueError) as error:
-        raise RunError(f"--workdir {workdir}: config.json is unreadable ({error})") from None
+        raise RunError(f"--workdir {workdir}: config.json is unreadable ({error}); restore it, or use a new "
+                       f"--workdir") from None
       differences = _differences(_comparable(existing), _comparable(self.config.to_dict()))
       if differences:
         raise RunError(f"--workdir {workdir} holds a different run ({'; '.join(differences[:3])}); "
@@ -236,17 +237,23 @@ class Experiment:
     return {"task": self.task.name, "estimator": self.config.estimator.name, "seed": self.config.seed,
             "fidelity": self.config.fidelity}
 
-  def save_checkpoint(self):
-    self._drain()
+  def save_checkpoint(self, scheduled=True):
+    """Writes a checkpoint of the run as it stands; returns its path. `scheduled=False` (a signal's
+    checkpoint, off the `checkpoint.every_steps` schedule) changes nothing the run would do next: the acting
+    snapshot is not refreshed early (it is saved as it is, to be refreshed where the uninterrupted run
+    refreshes it) and the schedule keeps its place, so the resumed run equals the uninterrupted one."""
+    self._drain(refresh=scheduled)
     previous = self.counters["last_checkpoint"]
-    self.counters["last_checkpoint"] = self.counters["env_steps"]  # the restored run must see it too
+    if scheduled:
+      self.counters["last_checkpoint"] = self.counters["env_steps"]  # the restored run must see it too
     arrays = {name: variable.numpy() for name, variable in self.learner.state_variables().items()}
     arrays.update(self.buffer.state())
     state = {"counters": dict(self.counters), "evaluations": self.evaluations,
              "recent_returns": list(self.recent_returns),
              "env": self.env, "eval_env": self.eval_env, "observations": self.observations,
              "warmup_rng": self.warmup_rng, "replay_rng": self.replay_rng,
-             "actor_rng": self.actor.rng, "eval_actor_rng": self.eval_actor.rng}
+             "actor_rng": self.actor.rng, "eval_actor_rng": self.eval_actor.rng,
+             "stale_acting_weights": self.actor.weights if self._stale_policy else None}
     if self._tensorboard is not None:  # what TensorBoard holds now, so that a resume can rewind to it
       self._tensorboard.flush()
       state["tensorboard_files"] = loggers.event_file_sizes(self._tensorboard.logdir)
@@ -285,6 +292,10 @@ class Experiment:
     self._event_file_sizes = state.get("tensorboard_files")
     self.recent_returns = state.get("recent_returns", [])
     self._refresh_policy()
+    if state.get("stale_acting_weights") is not None:  # a signal's checkpoint: act as before it, for now
+      self.actor.set_weights(state["stale_acting_weights"])
+      self.eval_actor.set_weights(state["stale_acting_weights"])
+      self._stale_policy = True
     return path
 
   # ---- the loop ----------------------------------------------------------------------------------------
@@ -355,20 +366,22 @@ class Experiment:
       start = end
     return results
 
-  def _drain(self):
-    """Waits for the submitted update block, logs it, and refreshes the acting snapshot."""
-    if self._pending is None:
-      return
-    jobs, future = self._pending
-    self._pending = None
-    self._collect(jobs, future)
-    self._refresh_policy()
+  def _drain(self, refresh=True):
+    """Waits for the submitted update block, logs it, and (`refresh`) refreshes the acting snapshot."""
+    if self._pending is not None:
+      jobs, future = self._pending
+      self._pending = None
+      self._collect(jobs, future)
+      self._stale_policy = True
+    if refresh and self._stale_policy:
+      self._refresh_policy()
 
   def _refresh_policy(self):
     """Copies the actors' weights to the NumPy actors (only while no update block runs)."""
     weights = self.learner.actor_weights()
     self.actor.set_weights(weights)
     self.eval_actor.set_weights(weights)
+    self._stale_policy = False
 
   def _collect(self, jobs, results):
     c = self.config
@@ -487,7 +500,7 @@ class Experiment:
     rate_clock, rate_steps = time.time(), self.counters["env_steps"]
     while self.counters["env_steps"] < c.total_steps:
       if self._stop_signal is not None:
-        path = self.save_checkpoint()
+        path = self.save_checkpoint(scheduled=False)
         name = signal.Signals(self._stop_signal).name
         raise Interrupted(self._stop_signal, f"{name} at env step {self.counters['env_steps']:,}: "
                                              f"checkpoint {path} written; run the same command to resume")
