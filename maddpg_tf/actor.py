@@ -52,6 +52,11 @@ class NumpyActor:
     """`layers`: [(kernel [N, in, out], bias [N, 1, out])], e.g. `MADDPGLearner.actor_weights()`."""
     self._layers = [(np.asarray(k, np.float32), np.asarray(b, np.float32)) for k, b in layers]
 
+  @property
+  def weights(self):
+    """The layers acting uses now, as `set_weights` takes them."""
+    return self._layers
+
   def logits(self, observations):
     """[E, N, O] -> [E, N, A].
 

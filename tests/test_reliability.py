@@ -96,6 +96,29 @@ def test_same_seed_same_curves_other_seed_other_curves(reference, tmp_path):
 
 # ---- kills ----------------------------------------------------------------------------------------------
 
+def test_a_signal_while_an_update_block_runs_resumes_exactly(reference, tmp_path):
+  """The signal's checkpoint finishes the running update block but keeps acting with the weights from
+  before it until the uninterrupted run would refresh them (the next episode's end), and keeps the
+  checkpoint schedule: the resumed run equals the uninterrupted one. (Deterministic: the signal is raised
+  in-process right after a block is submitted, at env step 1,300.)"""
+  workdir = str(tmp_path / "run")
+  run = experiment.Experiment(config(), workdir, progress=False)
+  submit = run._schedule_updates
+
+  def submit_then_signal(count):
+    submit(count)
+    if run._pending is not None and run.counters["env_steps"] >= 1300 and run._stop_signal is None:
+      run._stop_signal = signal.SIGINT
+  run._schedule_updates = submit_then_signal
+  with pytest.raises(experiment.Interrupted, match=r"SIGINT at env step 1,300: checkpoint \S+ckpt-1300 written"):
+    run.run()
+  _, state, _ = checkpointing.load(checkpointing.latest(checkpoints(workdir)), METADATA)
+  assert state["stale_acting_weights"] is not None and state["counters"]["last_checkpoint"] == 1260
+  experiment.Experiment(config(), workdir, progress=False).run()
+  assert evaluations(workdir) == evaluations(reference)
+  assert_same_final_state(workdir, reference)
+
+
 def _wait_for(condition, process, what, timeout=240):
   deadline = time.time() + timeout
   while not condition():
