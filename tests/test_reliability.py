@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LBF = os.path.join(REPO, "configs", "lbf.py")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
 TASK = "lbf-10x10-3p-3f"
-OVERRIDES = {"total_steps": 4000, "jit_compile": False, "checkpoint.every_steps": 250,
+OVERRIDES = {"total_steps": 6000, "jit_compile": False, "checkpoint.every_steps": 250,
              "loop.eval_every_steps": 500, "loop.eval_episodes": 12}
 METADATA = {"task": TASK, "estimator": "gst", "seed": 0, "fidelity": "code"}
 
@@ -73,7 +73,7 @@ def assert_same_final_state(workdir, reference):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-  """An uninterrupted run (seed 0, 4,000 env steps), trained in this process."""
+  """An uninterrupted run (seed 0, 6,000 env steps), trained in this process."""
   workdir = str(tmp_path_factory.mktemp("reference") / "run")
   experiment.Experiment(config(), workdir, progress=False).run()
   return workdir
@@ -147,7 +147,7 @@ def test_kills_at_random_moments_lose_nothing(reference, tmp_path):
   workdir = str(tmp_path / "run")
   # (how, argument): ("checkpoint", k) kills while the k-th checkpoint since the start is being written;
   # ("kill" | "sigint", None) signals after a random delay once the run trains.
-  plan = [("checkpoint", 2), ("kill", None), ("sigint", None), ("checkpoint", 1), ("kill", None), ("kill", None)]
+  plan = [("checkpoint", 2), ("kill", None), ("sigint", None), ("checkpoint", 1), ("kill", None)]
   survived, mid_write = [], 0
   for attempt, (how, argument) in enumerate(plan + [("finish", None)]):
     expected = _complete_checkpoints_load(workdir)
@@ -175,7 +175,7 @@ def test_kills_at_random_moments_lose_nothing(reference, tmp_path):
       elif how in ("kill", "sigint"):  # a random moment once the run trains (past its resume point)
         start = int(re.search(r"ckpt-(\d+)$", expected).group(1)) if expected else 0
         _wait_for(lambda: _progress(tmp_path / f"stderr-{attempt}") > start, process, "training")
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(rng.uniform(0.0, 1.0))
         assert process.poll() is None, "the run finished before the planned interruption"
         process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
         process.wait(timeout=120)
@@ -199,7 +199,9 @@ def test_kills_at_random_moments_lose_nothing(reference, tmp_path):
       survived.append(how)
   assert evaluations(workdir) == evaluations(reference)
   assert_same_final_state(workdir, reference)
-  assert survived.count("checkpoint") + survived.count("kill") == 5 and mid_write >= 1, (survived, mid_write)
+  print(f"interruptions survived with nothing lost: {survived}; SIGKILLs while a checkpoint was being "
+        f"written: {mid_write}")
+  assert survived.count("checkpoint") + survived.count("kill") == 4 and mid_write >= 1, (survived, mid_write)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
