@@ -80,7 +80,10 @@ def save(directory, step, arrays, state, metadata, keep=2):
     raise CheckpointError(f"could not write checkpoint {final}: {error.strerror or error}; "
                           f"the previous checkpoint is kept") from error
   for _, old in complete_checkpoints(directory)[:-keep]:
-    os.remove(os.path.join(old, MARKER))  # first: a kill while deleting leaves no "complete" remains
+    try:  # the marker first: a kill while deleting leaves nothing that looks complete
+      os.remove(os.path.join(old, MARKER))
+    except OSError:
+      pass
     shutil.rmtree(old, ignore_errors=True)
   for name in os.listdir(directory):  # leftovers of writers that were killed
     if name.startswith(".tmp-ckpt-") and not name.endswith(f"-{os.getpid()}"):
