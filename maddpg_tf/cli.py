@@ -32,12 +32,18 @@ def error(program, message, status=2):
 
 # ---- absl flags with ml_collections config files -------------------------------------------------------
 
+def load_module(path, name="_maddpg_cli_config"):
+  """The Python file at `path`, executed as a module (config files, a search's best_config.py)."""
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
 def _load_config_file(spec):
   """The ConfigDict of 'path/to/file.py[:arg]' (as ml_collections' config flags load it)."""
   path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("_maddpg_cli_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  module = load_module(path)
   return module.get_config(arg) if arg else module.get_config()
 
 

@@ -191,6 +191,7 @@ class Experiment:
     self.counters = dict(env_steps=0, warmup_episodes=0, episodes=0, updates=0, last_checkpoint=0)
     self.evaluations = []
     self.recent_returns = []  # returns of recent training episodes, for train/episode_return
+    self._event_file_sizes = None  # TensorBoard's event files at the restored checkpoint, if any
     self.warmup_rng = np.random.default_rng([c.seed, 1])
     self.replay_rng = np.random.default_rng([c.seed, 2])
     self.observations = None
@@ -457,7 +458,7 @@ class Experiment:
     except checkpointing.CheckpointError as error:
       raise RunError(str(error)) from None
     self._write_run_files()
-    if restored is not None and getattr(self, "_event_file_sizes", None) is not None:
+    if restored is not None and self._event_file_sizes is not None:
       # What was logged after the checkpoint is logged again by the resumed run: drop it (kept aside).
       loggers.rewind_event_files(os.path.join(self.workdir, "tb"), self._event_file_sizes,
                                  os.path.join(self.workdir, "tb_superseded"))

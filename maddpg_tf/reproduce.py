@@ -172,15 +172,12 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
 
 def load_tuned(paths):
   """{(family, estimator label): settings} from best_config.py files of `maddpg-search`. Raises UsageError."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
   tuned = {}
   for path in paths or ():
     if not os.path.isfile(path):
       raise UsageError(f"--tuned {path} does not exist; give best_config.py files written by maddpg-search")
     try:
-      spec = importlib.util.spec_from_file_location(f"maddpg_tuned_{len(tuned)}", path)
-      module = importlib.util.module_from_spec(spec)
-      spec.loader.exec_module(module)
+      module = cli.load_module(path, f"maddpg_tuned_{len(tuned)}")
       settings, base = dict(module.BEST), module.get_config()
     except Exception as error:  # pylint: disable=broad-except  (any error in a user's file)
       raise UsageError(f"--tuned {path} is not a maddpg-search best_config.py ({type(error).__name__}: "
