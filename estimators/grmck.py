@@ -15,7 +15,8 @@ def _logaddexp(x, y):
 def _exponential_noise(logits, num_samples, seed, transform):
   """`transform(U)` for the K x logits.shape uniforms behind E_j = -log U_j ~ Exp(1) iid."""
   shape = ps.concat([[num_samples], ps.shape(logits)], axis=0)
-  return base.noise(shape, seed, logits.dtype, transform)
+  # Word-major: no other code reproduces these numbers, and XLA on CPU then skips a transpose.
+  return base.word_major_noise(shape, seed, logits.dtype, transform)
 
 
 def conditional_gumbel(logits, hard, num_samples, seed):
@@ -60,12 +61,15 @@ def conditional_softmax(logits, hard, temperature, num_samples, seed):
 
 
 class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
-  """Forward: a ~ Categorical(softmax(z)) as a hard one-hot.
+  """Forward: a ~ Categorical(softmax(z)) as a hard one-hot, by Gumbel-max: a = argmax(z + g).
 
   Backward: the gradient of (1/K) sum_k softmax((z + g_k) / temperature), where the K noise draws
-  g_k ~ (g | argmax(z + g) = a) are constants (eq. 9): a Rao-Blackwellised STGS. Vectorised over K.
-  The surrogate is only needed for the gradient, so it is computed in the backward pass (a custom
-  gradient): the forward pass costs one categorical sample, as the authors' no-gradient mode does.
+  g_k ~ (g | argmax(z + g) = a) are constants (eq. 9): a Rao-Blackwellised STGS. The forward pass's own
+  g is such a draw (it is a Gumbel vector whose argmax is a), so it is g_1, and only g_2 .. g_K are drawn
+  from the conditional: the estimator's distribution is that of K fresh draws, for (K-1)/K of the noise.
+  (K = 1 is then STGS exactly, with the same noise.) Vectorised over K. The surrogate is only needed for
+  the gradient, so it is computed in the backward pass (a custom gradient): the forward pass costs one
+  categorical sample, as the authors' no-gradient mode does.
   """
 
   hyperparameter_names = ("num_samples",)
@@ -84,15 +88,23 @@ class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
 
   def _relax(self, logits, temperature, seed):
     action_seed, noise_seed = base.split_seed(seed)
-    hard = base.categorical_one_hot(logits, action_seed)
+    perturbed = logits + base.gumbel(ps.shape(logits), action_seed, logits.dtype)
+    hard = base.one_hot_argmax(perturbed)
+    num_samples = self._num_samples
 
     @tf.custom_gradient
     def sample(logits, temperature):
       def gradient(upstream):
-        probs, scaled = conditional_softmax(tf.stop_gradient(logits), hard, temperature,
-                                            self._num_samples, noise_seed)
+        # Sample 1, the forward draw: (z + g) / temperature, shifted by its row maximum.
+        scaled = (perturbed - tf.reduce_max(perturbed, axis=-1, keepdims=True))[tf.newaxis] / temperature
+        probs = tf.math.softmax(scaled)
+        if num_samples > 1:
+          more_probs, more_scaled = conditional_softmax(tf.stop_gradient(logits), hard, temperature,
+                                                        num_samples - 1, noise_seed)
+          probs = tf.concat([probs, more_probs], axis=0)
+          scaled = tf.concat([scaled, more_scaled], axis=0)
         # d/d(scaled) of the mean surrogate's pairing with `upstream`, per sample k.
-        scaled_gradient = base.softmax_vjp(probs, upstream) / self._num_samples
+        scaled_gradient = base.softmax_vjp(probs, upstream) / num_samples
         logits_gradient = tf.reduce_sum(scaled_gradient, axis=0) / temperature
         # scaled = p / temperature: d/d(temperature) = -scaled / temperature. Where an action's
         # probability is exactly 0, scaled is -inf and its gradient 0: that product counts as 0.

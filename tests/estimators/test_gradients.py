@@ -108,16 +108,33 @@ def test_annealed_gst_is_gst_at_the_scheduled_temperature():
   np.testing.assert_allclose(annealed, fixed, rtol=1e-9)
 
 
-def test_grmck_with_one_sample_is_softmax_jacobian_at_its_conditional_noise():
+def test_grmck_with_one_sample_is_stgs_at_the_forward_noise():
+  """K = 1: the one Gumbel draw is the forward pass's own, so the gradient is STGS's at that draw."""
   seed = (21, 4)
   sample, gradient = sample_and_gradient("grmck", seed=seed, temperature=TEMPERATURE, num_samples=1)
   assert_hard_one_hot(sample)
-  action_seed, noise_seed = base.split_seed(tf.constant(seed, tf.int32))
-  hard = base.categorical_one_hot(tf.constant(LOGITS), action_seed)
-  np.testing.assert_array_equal(hard.numpy(), sample)
-  perturbed = grmck.conditional_gumbel(tf.constant(LOGITS), hard, 1, noise_seed).numpy()[0]
+  action_seed, _ = base.split_seed(tf.constant(seed, tf.int32))
+  perturbed = LOGITS + base.gumbel(LOGITS.shape, action_seed, tf.float64).numpy()
+  np.testing.assert_array_equal(sample, np.eye(5)[perturbed.argmax(-1)])
   expected = softmax_vjp(softmax(perturbed / TEMPERATURE), WEIGHTS) / TEMPERATURE
   np.testing.assert_allclose(gradient, expected, rtol=1e-10)
+
+
+def test_grmck_averages_the_forward_draw_and_k_minus_1_conditional_draws():
+  """Eq. 9 with g_1 the forward draw and g_2 .. g_K = conditional_gumbel(K - 1) from the second seed."""
+  seed = (21, 4)
+  sample, gradient = sample_and_gradient("grmck", seed=seed, temperature=TEMPERATURE, num_samples=3)
+  action_seed, noise_seed = base.split_seed(tf.constant(seed, tf.int32))
+  perturbed = LOGITS + base.gumbel(LOGITS.shape, action_seed, tf.float64).numpy()
+  hard = np.eye(5)[perturbed.argmax(-1)]
+  np.testing.assert_array_equal(sample, hard)
+  conditional = grmck.conditional_gumbel(tf.constant(LOGITS), tf.constant(hard), 2, noise_seed).numpy()
+  draws = np.concatenate([perturbed[np.newaxis], conditional])
+  expected = np.mean([softmax_vjp(softmax(draw / TEMPERATURE), WEIGHTS) for draw in draws], 0) / TEMPERATURE
+  np.testing.assert_allclose(gradient, expected, rtol=1e-10)
+  # The forward draw counts once, not as a fresh draw: leaving it out changes the value.
+  without = np.mean([softmax_vjp(softmax(draw / TEMPERATURE), WEIGHTS) for draw in conditional], 0)
+  assert np.abs(without / TEMPERATURE - gradient).max() > 1e-3
 
 
 def test_grmck_conditional_noise_keeps_the_chosen_action_on_top():
@@ -183,9 +200,10 @@ def test_grmck_temperature_gradient_matches_autodiff_of_the_reference_surrogate(
     objective = tf.reduce_sum(sample * WEIGHTS)
   ours = tape.gradient(objective, temperature).numpy()
   action_seed, noise_seed = base.split_seed(seed)
-  hard = base.categorical_one_hot(logits, action_seed)
+  forward = logits + base.gumbel(LOGITS.shape, action_seed, tf.float64)
+  hard = base.one_hot_argmax(forward)
   np.testing.assert_array_equal(hard.numpy(), sample.numpy())
-  perturbed = grmck.conditional_gumbel(logits, hard, 4, noise_seed)
+  perturbed = tf.concat([forward[tf.newaxis], grmck.conditional_gumbel(logits, hard, 3, noise_seed)], 0)
   with tf.GradientTape() as tape:
     surrogate = tf.reduce_mean(tf.math.softmax(perturbed / temperature), axis=0)
     reference_objective = tf.reduce_sum(surrogate * WEIGHTS)

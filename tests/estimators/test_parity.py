@@ -49,3 +49,24 @@ def test_same_seed_same_sample_different_seed_different_sample(name):
   other = estimators.make(name, logits=logits, **PARAMS[name]).sample(seed=(1, 3)).numpy()
   np.testing.assert_array_equal(first, again)
   assert np.any(first != other)
+
+
+@pytest.mark.parametrize("shape", [[7], [3, 2, 50], [9, 64, 6]])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_word_major_noise_is_the_stream_read_word_by_word(shape, dtype):
+  """Value n of word_major_noise is word n // B of Philox block n % B (B blocks of 4 words) of the same
+  stream `noise` reads block by block; the same numbers eagerly and under XLA (where it skips a transpose)."""
+  from estimators import base  # pylint: disable=g-import-not-at-top
+  seed = tf.constant([12, -34], tf.int32)
+  size = int(np.prod(shape))
+  blocks = -(-size // 4)
+  stream = base.noise([4 * blocks], seed, dtype).numpy()
+  expected = stream.reshape(blocks, 4).T.reshape(-1)[:size].reshape(shape)
+  eager = base.word_major_noise(shape, seed, dtype).numpy()
+  np.testing.assert_array_equal(eager, expected)
+  compiled = tf.function(lambda s: base.word_major_noise(shape, s, dtype), jit_compile=True)(seed)
+  np.testing.assert_array_equal(compiled.numpy(), expected)
+  # A transform is applied elementwise (XLA's log may differ from TF's kernel in the last bit).
+  log = lambda values: -tf.math.log(values)
+  compiled = tf.function(lambda s: base.word_major_noise(shape, s, dtype, log), jit_compile=True)(seed)
+  np.testing.assert_allclose(compiled.numpy(), -np.log(expected), rtol=1e-6)
