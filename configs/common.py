@@ -83,6 +83,9 @@ def base_config(task, family, estimator_label, **overrides):
   config.seed = 0
   config.total_steps = TOTAL_STEPS.get(task, 5_000_000)
   config.num_envs = 8                       # environments stepped together (acting is one batched call)
+  # Processes that step them (0: this process). Results are identical for any value; 1 runs the pure-Python
+  # envs beside the learner rather than sharing its interpreter lock (maddpg_tf/env_workers.py).
+  config.env_workers = 1
   config.fidelity = "code"                  # "code" or "text", see the module docstring
   config.jit_compile = True
 

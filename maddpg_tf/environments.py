@@ -280,22 +280,28 @@ def _check_int(value, what: str, low: int, high: int | None = None) -> int:
 class VectorEnvironment:
   """`num_envs` copies of one task, stepped in this process, with auto-reset at episode ends.
 
-  Build it with `make`. Env k is seeded with `env_seed(seed, k)` at its first reset only; later resets carry
-  on with the env's own RNG, so a whole run is reproducible from `seed`.
+  Build it with `make`. Env k is seeded with `env_seed(seed, first_index + k)` at its first reset only; later
+  resets carry on with the env's own RNG, so a whole run is reproducible from `seed`. `first_index` lets a
+  slice of a larger vector (`split`, as worker processes hold them) seed its envs as the whole would.
   """
 
+  first_index = 0  # (class default: vectors pickled before slices existed)
+
   def __init__(self, task: TaskSpec, num_envs: int, seed: int, episode_limit: int,
-               lbf_food_rule: str = "v3"):
+               lbf_food_rule: str = "v3", first_index: int = 0, _wrapped: list | None = None):
     self.task = task
     self.num_envs = num_envs
     self.seed = seed
     self.lbf_food_rule = lbf_food_rule
-    spec = gym.spec(task.gym_id)
-    if task.family == "lbf" and lbf_food_rule == "v2":
-      spec = dataclasses.replace(spec, entry_point=_LegacyFoodForagingEnv)
-    # We keep and step `.unwrapped`: that skips gym.make's OrderEnforcing wrapper on every call
-    # (and there is no TimeLimit wrapper to lose: the cut-off is enforced by our step counter).
-    self._wrapped = [gym.make(spec, disable_env_checker=True) for _ in range(num_envs)]
+    self.first_index = first_index
+    if _wrapped is None:
+      spec = gym.spec(task.gym_id)
+      if task.family == "lbf" and lbf_food_rule == "v2":
+        spec = dataclasses.replace(spec, entry_point=_LegacyFoodForagingEnv)
+      # We keep and step `.unwrapped`: that skips gym.make's OrderEnforcing wrapper on every call
+      # (and there is no TimeLimit wrapper to lose: the cut-off is enforced by our step counter).
+      _wrapped = [gym.make(spec, disable_env_checker=True) for _ in range(num_envs)]
+    self._wrapped = _wrapped
     self.envs = [w.unwrapped for w in self._wrapped]
     self.spec = _environment_spec(self.envs[0], task.gym_id, episode_limit)
     self._cutoff = self.spec.episode_limit
@@ -318,7 +324,7 @@ class VectorEnvironment:
     self._check_open()
     obs = np.empty(self._obs_shape, np.float32)
     for k, reset in enumerate(self._reset_fns):
-      first_obs, _ = reset(seed=env_seed(self.seed, k)) if not self._seeded else reset()
+      first_obs, _ = reset(seed=env_seed(self.seed, self.first_index + k)) if not self._seeded else reset()
       obs[k] = first_obs
       self._t[k] = 0
     self._returns[:] = 0.0
@@ -382,6 +388,50 @@ class VectorEnvironment:
     """Uniform random joint actions, int64 [num_envs, num_agents]."""
     return rng.integers(0, self.spec.num_actions, size=self._action_shape)
 
+  # ----------------------------------------------------------------------------------------------
+  # State and slices: checkpoints hold one whole `VectorEnvironment` whatever process steps it.
+
+  def get_state(self) -> "VectorEnvironment":
+    """The whole state (envs, episode clocks and returns) as a picklable `VectorEnvironment`."""
+    return self
+
+  def set_state(self, state: "VectorEnvironment") -> None:
+    """Continues from `state` (from `get_state`, e.g. of a checkpoint) of a vector of the same task and size."""
+    _check_same_vector(self, state)
+    self.__dict__.update(state.__dict__)
+
+  def split(self, sizes: Sequence[int]) -> list["VectorEnvironment"]:
+    """Consecutive slices of `sizes` envs each (they take over this vector's envs and clocks)."""
+    if sum(sizes) != self.num_envs or min(sizes) < 1:
+      raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={self.num_envs}")
+    parts, start = [], 0
+    for size in sizes:
+      part = VectorEnvironment(self.task, size, self.seed, self._cutoff, self.lbf_food_rule,
+                               first_index=self.first_index + start,
+                               _wrapped=self._wrapped[start:start + size])
+      part._t = self._t[start:start + size]
+      part._returns = self._returns[start:start + size].copy()
+      part._seeded, part._ready, part._closed = self._seeded, self._ready, self._closed
+      parts.append(part)
+      start += size
+    return parts
+
+  @staticmethod
+  def concatenate(parts: Sequence["VectorEnvironment"]) -> "VectorEnvironment":
+    """The inverse of `split`: one vector of consecutive slices."""
+    first = parts[0]
+    for previous, part in zip(parts, parts[1:]):
+      if part.first_index != previous.first_index + previous.num_envs or part.task != first.task:
+        raise ValueError("concatenate needs consecutive slices of one task's vector")
+    whole = VectorEnvironment(first.task, sum(p.num_envs for p in parts), first.seed, first._cutoff,
+                              first.lbf_food_rule, first_index=first.first_index,
+                              _wrapped=[w for p in parts for w in p._wrapped])
+    whole._t = [t for p in parts for t in p._t]
+    whole._returns = np.concatenate([p._returns for p in parts])
+    whole._seeded, whole._ready = first._seeded, all(p._ready for p in parts)
+    whole._closed = any(p._closed for p in parts)
+    return whole
+
   def close(self) -> None:
     if not self._closed:
       for env in self._wrapped:
@@ -404,6 +454,15 @@ class VectorEnvironment:
             f"episode_limit={self._cutoff}, lbf_food_rule={self.lbf_food_rule!r})")
 
 
+def _check_same_vector(env, state) -> None:
+  if not isinstance(state, VectorEnvironment):
+    raise ValueError(f"environment state must be a VectorEnvironment, got {type(state).__name__}")
+  mine = (env.task.gym_id, env.num_envs, env.spec.episode_limit)
+  theirs = (state.task.gym_id, state.num_envs, state.spec.episode_limit)
+  if mine != theirs:
+    raise ValueError(f"environment state is for (task, num_envs, cut-off) {theirs}, this run has {mine}")
+
+
 def env_seed(seed, index):
   """Seed of env `index` in a run seeded `seed`: distinct streams across runs and envs (not seed + k,
   which would make run 0's env 1 the same as run 1's env 0)."""
@@ -411,7 +470,7 @@ def env_seed(seed, index):
 
 
 def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: int | None = None,
-         lbf_food_rule: str = "v3") -> VectorEnvironment:
+         lbf_food_rule: str = "v3", workers: int = 0):
   """Build a `VectorEnvironment`.
 
   task: a short name from `TASKS`, a `TaskSpec`, or any lbforaging/rware gymnasium id.
@@ -420,6 +479,8 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
   lbf_food_rule: "v3" = lbforaging 2.0.0 as installed; "v2" = the paper-era rule (a non-coop food's
     level is drawn below, never equal to, the sum of the three lowest player levels). Ignored for
     RWARE.
+  workers: 0 = step the envs in this process (a `VectorEnvironment`); N >= 1 = in N worker processes
+    (a `maddpg_tf.env_workers.ProcessVectorEnvironment`, at most one per env), with the same numbers.
   """
   spec = resolve_task(task)
   num_envs = _check_int(num_envs, "num_envs", 1)
@@ -431,4 +492,8 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
                                spec.env_episode_limit)
   if lbf_food_rule not in LBF_FOOD_RULES:
     raise ValueError(f"lbf_food_rule must be one of {LBF_FOOD_RULES}, got {lbf_food_rule!r}")
+  workers = _check_int(workers, "env workers", 0, num_envs)
+  if workers:
+    from maddpg_tf import env_workers  # pylint: disable=g-import-not-at-top  (it imports this module)
+    return env_workers.ProcessVectorEnvironment(spec, num_envs, seed, episode_limit, lbf_food_rule, workers)
   return VectorEnvironment(spec, num_envs, seed, episode_limit, lbf_food_rule)

@@ -78,6 +78,10 @@ def resolve_config(config):
   for key in ("total_steps", "loop.warmup_episodes"):
     value = common.get_value(config, key)
     _require(isinstance(value, int) and value >= 0, f"{key} must be an integer >= 0, got {value!r}")
+  if "env_workers" not in config:  # configs written before env workers existed
+    config.env_workers = 0
+  _require(isinstance(config.env_workers, int) and 0 <= config.env_workers <= config.num_envs,
+           f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
   for key in ("num_envs", "replay.batch_size", "replay.capacity", "loop.updates_per_episode",
               "loop.eval_every_steps", "loop.eval_episodes", "loop.eval_num_envs", "checkpoint.every_steps",
               "checkpoint.keep", "log.every_updates", "log.grad_variance_every_steps"):
@@ -143,9 +147,9 @@ def provenance(config):
 
 
 def _comparable(config_dict):
-  """A run's identity: everything but the budget, which a resumed run may extend, and the diagnostics,
-  which only log."""
-  return {k: v for k, v in config_dict.items() if k not in ("total_steps", "diagnostics")}
+  """A run's identity: everything but the budget, which a resumed run may extend, the diagnostics, which
+  only log, and the env worker count, which changes no number."""
+  return {k: v for k, v in config_dict.items() if k not in ("total_steps", "diagnostics", "env_workers")}
 
 
 def _differences(old, new, prefix=""):
@@ -171,9 +175,10 @@ class Experiment:
     c = self.config
     self.task = environments.resolve_task(c.task)
     self.env = environments.make(self.task, num_envs=c.num_envs, seed=c.seed,
-                                 episode_limit=c.loop.episode_limit)
+                                 episode_limit=c.loop.episode_limit, workers=c.env_workers)
     self.eval_env = environments.make(self.task, num_envs=c.loop.eval_num_envs, seed=c.seed + 1_000_003,
-                                      episode_limit=c.loop.episode_limit)
+                                      episode_limit=c.loop.episode_limit,
+                                      workers=min(c.env_workers, c.loop.eval_num_envs))
     spec = self.env.spec
     self.learner = learner_lib.MADDPGLearner(
         spec.num_agents, spec.observation_size, spec.num_actions, learner_config(c),
@@ -197,6 +202,18 @@ class Experiment:
     self.observations = None
     self._stop_signal = None
     self.checkpoint_dir = os.path.join(workdir, "checkpoints")
+
+  def close(self):
+    """Stops the environments' worker processes (a closed Experiment cannot run again)."""
+    for env in (getattr(self, "env", None), getattr(self, "eval_env", None)):
+      if env is not None:
+        env.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
 
   # ---- workdir ---------------------------------------------------------------------------------------
 
@@ -251,7 +268,8 @@ class Experiment:
     arrays.update(self.buffer.state())
     state = {"counters": dict(self.counters), "evaluations": self.evaluations,
              "recent_returns": list(self.recent_returns),
-             "env": self.env, "eval_env": self.eval_env, "observations": self.observations,
+             "env": self.env.get_state(), "eval_env": self.eval_env.get_state(),
+             "observations": self.observations,
              "warmup_rng": self.warmup_rng, "replay_rng": self.replay_rng,
              "actor_rng": self.actor.rng, "eval_actor_rng": self.eval_actor.rng,
              "stale_acting_weights": self.actor.weights if self._stale_policy else None}
@@ -286,7 +304,11 @@ class Experiment:
       raise checkpointing.CheckpointError(str(error)) from None
     self.counters = state["counters"]
     self.evaluations = state["evaluations"]
-    self.env, self.eval_env = state["env"], state["eval_env"]
+    try:
+      self.env.set_state(state["env"])
+      self.eval_env.set_state(state["eval_env"])
+    except ValueError as error:
+      raise checkpointing.CheckpointError(f"checkpoint {path}: {error}") from None
     self.observations = state["observations"]
     self.warmup_rng, self.replay_rng = state["warmup_rng"], state["replay_rng"]
     self.actor.rng, self.eval_actor.rng = state["actor_rng"], state["eval_actor_rng"]

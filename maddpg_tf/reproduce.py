@@ -274,8 +274,8 @@ def train_one(config_dict, workdir, threads=None):
         pass
     from maddpg_tf import checkpointing, experiment
     try:
-      run = experiment.Experiment(ml_collections.ConfigDict(config_dict), workdir, progress=False)
-      summary = run.run()
+      with experiment.Experiment(ml_collections.ConfigDict(config_dict), workdir, progress=False) as run:
+        summary = run.run()
     except (experiment.RunError, checkpointing.CheckpointError) as error:
       return {"status": "failed", "error": one_line(error)}
     except experiment.Interrupted as interrupt:

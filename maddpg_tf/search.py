@@ -110,7 +110,8 @@ def train_and_evaluate(config, workdir, progress=True):
   """The real trial: trains (or resumes) one MADDPG run in `workdir`; returns its evaluation returns."""
   from maddpg_tf import experiment, loggers  # TensorFlow only where training happens
   try:
-    experiment.Experiment(config, workdir, progress=progress).run()
+    with experiment.Experiment(config, workdir, progress=progress) as run:
+      run.run()
   except experiment.Interrupted as interrupt:
     raise SearchInterrupted(interrupt.signum, str(interrupt)) from None
   except experiment.RunError as error:

@@ -57,8 +57,8 @@ def main(argv):
       "runs", f"{config.task}_{config.estimator.label}_s{config.seed}_"
               f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
   try:
-    run = experiment.Experiment(config, workdir, progress=not _QUIET.value)
-    summary = run.run()
+    with experiment.Experiment(config, workdir, progress=not _QUIET.value) as run:
+      summary = run.run()
   except (experiment.RunError, checkpointing.CheckpointError) as error:
     return _error(str(error))
   except experiment.Interrupted as interrupt:

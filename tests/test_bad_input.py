@@ -117,6 +117,8 @@ CASES = [
          ["--config.estimator.num_samples=2.5", "int"]),
     Case("train-gap-zero", "maddpg-train", [*SMOKE, "--config.estimator.gap=0", "--workdir=w"],
          ["gap", "got 0.0", "> 0"]),
+    Case("train-more-env-workers-than-envs", "maddpg-train", [*SMOKE, "--config.env_workers=5", "--workdir=w"],
+         ["env_workers", "0..num_envs (4)", "got 5"]),
     Case("train-negative-steps", "maddpg-train", [*SMOKE, "--config.total_steps=-1", "--workdir=w"],
          ["total_steps", "got -1", ">= 0"]),
     Case("train-steps-not-a-number", "maddpg-train", [f"--config={LBF}:smoke", "--config.total_steps=lots"],

@@ -47,13 +47,15 @@ def test_smoke_run_writes_results_and_a_complete_checkpoint(tmp_path):
     assert tag in tags, (tag, sorted(tags))
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
-  """Stopping at 1,000 steps and resuming to 2,000 gives the evaluations of a straight 2,000-step run."""
+def test_resumed_run_equals_uninterrupted_run_whatever_steps_the_envs(tmp_path):
+  """Stopping at 1,000 steps and resuming to 2,000 gives the evaluations of a straight 2,000-step run. The
+  straight run steps its envs in this process, the interrupted one in two worker processes and the resumed
+  one in one: the worker count changes no number, and a checkpoint resumes under any count."""
   straight = str(tmp_path / "straight")
-  experiment.Experiment(smoke_config(), straight, progress=False).run()
+  experiment.Experiment(smoke_config(env_workers=0), straight, progress=False).run()
   resumed = str(tmp_path / "resumed")
-  experiment.Experiment(smoke_config(total_steps=1000), resumed, progress=False).run()
-  summary = experiment.Experiment(smoke_config(), resumed, progress=False).run()
+  experiment.Experiment(smoke_config(total_steps=1000, env_workers=2), resumed, progress=False).run()
+  summary = experiment.Experiment(smoke_config(env_workers=1), resumed, progress=False).run()
   assert summary["env_steps"] == 2000
   with open(os.path.join(straight, "evaluations.csv")) as a, open(os.path.join(resumed,
                                                                               "evaluations.csv")) as b:

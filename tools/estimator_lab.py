@@ -183,8 +183,9 @@ def critic_problem(workdir, agent, rows, seed):
   try:
     with open(config_path) as handle:
       config = ml_collections.ConfigDict(json.load(handle))
-    run = experiment.Experiment(config, workdir, progress=False)
-    path = run.restore_latest()
+    config.env_workers = 0  # only the learner and buffer are needed: no env processes
+    with experiment.Experiment(config, workdir, progress=False) as run:
+      path = run.restore_latest()
   except (OSError, ValueError, experiment.RunError, checkpointing.CheckpointError) as error:
     raise LabError(f"--checkpoint {workdir}: {error}") from None
   if path is None:
