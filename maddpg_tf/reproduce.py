@@ -102,7 +102,8 @@ _FIGURE4_TASK = flags.DEFINE_string("figure4_task", FIGURE4_TASK, "Task of Figur
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); default: start a "
                                    "local Ray on this machine.")
 _NUM_CPUS = flags.DEFINE_integer("num_cpus", None, "CPUs of the local Ray (default: all of this machine's).")
-_CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow threads) per run.")
+_CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow threads) per run; with 2 or "
+                                    "more, the envs step in a worker process beside the learner.")
 _RETRIES = flags.DEFINE_integer("retries", 0, "Times Ray restarts a run whose worker died (it resumes).")
 _TUNED = flags.DEFINE_list("tuned", None, "best_config.py files written by maddpg-search: each one's settings "
                           "replace the paper's for its estimator on every task of its environment family.")
@@ -252,6 +253,12 @@ def run_state(spec):
   return "new", 0
 
 
+def _cpu_seconds(resource):
+  """CPU seconds of this process and of its finished children (the env workers)."""
+  return sum(usage.ru_utime + usage.ru_stime
+             for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+
+
 def train_one(config_dict, workdir, threads=None):
   """Trains (or resumes) one run; never raises for a run's own failure. `threads`: TensorFlow's intra- and
   inter-op threads (None: TensorFlow's default). Returns a result dict:
@@ -262,7 +269,11 @@ def train_one(config_dict, workdir, threads=None):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import resource
   started = time.time()
-  usage = resource.getrusage(resource.RUSAGE_SELF)
+  usage = _cpu_seconds(resource)
+  # One CPU per run: the envs step in this process (a worker process would take a CPU the grid did not
+  # give the run); with two or more (or the whole machine), in a worker process beside the learner
+  # (maddpg_tf/env_workers.py). No number depends on it.
+  config_dict = dict(config_dict, env_workers=0 if threads and int(threads) < 2 else 1)
   try:
     import ml_collections
     import tensorflow as tf
@@ -283,11 +294,10 @@ def train_one(config_dict, workdir, threads=None):
   except Exception as error:  # pylint: disable=broad-except  (reported by name, the grid goes on)
     traceback.print_exc()
     return {"status": "failed", "error": one_line(f"{type(error).__name__}: {error}")}
-  now = resource.getrusage(resource.RUSAGE_SELF)
   # This call's time (including TensorFlow's start in a fresh worker): CPU seconds measure the work even
   # on a busy machine, wall seconds what it took here.
   summary["wall_seconds"] = time.time() - started
-  summary["cpu_seconds"] = now.ru_utime + now.ru_stime - usage.ru_utime - usage.ru_stime
+  summary["cpu_seconds"] = _cpu_seconds(resource) - usage
   _write_json(os.path.join(workdir, "summary.json"), summary)
   with open(os.path.join(workdir, "evaluations.csv")) as handle:
     evaluations = handle.read()

@@ -135,6 +135,23 @@ def environment_info():
   }
 
 
+def _children_cpu_s():
+  """CPU seconds so far of this process's live child processes (Linux /proc; 0 elsewhere)."""
+  total = 0.0
+  try:
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
+      with open(f"/proc/self/task/{task}/children") as handle:
+        pids.update(handle.read().split())
+    for pid in pids:
+      with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+      total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+  except (OSError, ValueError, IndexError):
+    pass
+  return total
+
+
 class CpuMeter:
   """CPU use by this process and by everything else on the machine between `start()` and `stop()`
   (Linux /proc/stat; on a shared machine the second number says how much of the cores others took)."""
@@ -155,8 +172,9 @@ class CpuMeter:
 
   @staticmethod
   def _own_s():
+    """CPU seconds of this process and its children (the env worker processes), live or finished."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system + _children_cpu_s()
 
   def start(self):
     self.wall, self.machine, self.own = time.perf_counter(), self._machine_busy_s(), self._own_s()
@@ -588,6 +606,7 @@ def measure_training(task, estimator="gst", windows=MODES["quick"], seed=0, num_
         "batch_size": config.replay.batch_size, "updates_per_episode": config.loop.updates_per_episode,
         "hidden_sizes": list(config.learner.hidden_sizes), "fidelity": config.fidelity,
         "asynchronous_updates": asynchronous, "overrides": dict(overrides or {}),
+        "env_workers": int(_config_get(config, "env_workers", 0)),
         "num_agents": exp.env.spec.num_agents, "observation_size": exp.env.spec.observation_size,
         "train_steps_per_s": env_steps / elapsed, "window_s": elapsed, "window_env_steps": env_steps,
         "window_updates": updates, "window_episodes": episodes,
@@ -764,13 +783,18 @@ def _json_safe(value):
   return _finite(value)
 
 
+def _where_envs_step(workers):
+  return "in the training process" if not workers else f"by {workers} worker process{'es' * (workers > 1)}"
+
+
 def _log_task(log, r, target):
   ratio = r["train_over_bare"]
   verdict = "" if target is None else f"  target >= {target:.2f}: {'PASS' if ratio >= target else 'FAIL'}"
   log(f"\n{r['task']} ({r['num_agents']} agents, obs {r['observation_size']}, {r['num_envs']} envs, cut-off "
       f"{r['episode_limit']}, {r['updates_per_episode']} update(s)/episode, batch {r['batch_size']}, "
       f"{'x'.join(map(str, r['hidden_sizes']))}, fidelity {r['fidelity']}, {r['estimator']}, "
-      f"{'asynchronous' if r['asynchronous_updates'] else 'sequential'} updates)")
+      f"{'asynchronous' if r['asynchronous_updates'] else 'sequential'} updates, "
+      f"envs stepped {_where_envs_step(r.get('env_workers', 0))})")
   a, b = r["bare_halves_steps_per_s"]
   log(f"  bare  {r['bare_steps_per_s']:9,.0f} env steps/s   (before {a:,.0f}, after {b:,.0f})")
   log(f"  train {r['train_steps_per_s']:9,.0f} env steps/s   ({r['window_env_steps']:,} steps, "
