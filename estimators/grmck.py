@@ -1,5 +1,6 @@
 """Gumbel-Rao Monte Carlo with K samples (GRMCK; Paulus et al. 2021; paper sec. 3.4, eq. 8-9)."""
 
+import numpy as np
 import tensorflow as tf
 from tensorflow_probability.python.internal import prefer_static as ps
 
@@ -38,7 +39,7 @@ def conditional_gumbel(logits, hard, num_samples, seed):
   return tf.where(hard > 0, chosen, others)
 
 
-def conditional_softmax(logits, hard, temperature, num_samples, seed):
+def conditional_softmax(logits, hard, temperature, num_samples, seed, power=None):
   """softmax(p_k / temperature) for the K samples p_k = `conditional_gumbel(logits, hard, K, seed)`.
 
   Returns (probs, scaled), both [K] + logits.shape, where scaled = (p_k - c) / temperature for a constant
@@ -50,14 +51,40 @@ def conditional_softmax(logits, hard, temperature, num_samples, seed):
     others:  E_j exp(m - z_j) + E_i / S
   and p_j = m - log X_j. exp(m - z_j) >= 1 is computed once per row, not per sample; where it overflows
   (a logit gap over ~88 in float32) X_j = inf, p_j = -inf and the softmax gives that action exactly 0.
+
+  `power`: an integer n with temperature = 1 / n (a fixed temperature of 1, 1/2, 1/3, ...), or None. Then
+  softmax(p / temperature)_j = r_j^n / sum_l r_l^n with r_j = X_i / X_j in [0, 1] (r_i = 1: the chosen
+  action holds the row's largest p), which needs one transcendental function per element (the
+  exponential noise) instead of three, and cannot overflow. `scaled` = n log r is then only computed if
+  something uses it (the temperature's gradient).
   """
   exponential = _exponential_noise(logits, num_samples, seed, lambda values: -tf.math.log(values))
   shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
   weights = tf.exp(-shifted)
   chosen = (tf.reduce_sum(exponential * hard, axis=-1, keepdims=True)
             / tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True))
-  scaled = -tf.math.log(tf.where(hard > 0, chosen, exponential * weights + chosen)) / temperature
-  return tf.math.softmax(scaled), scaled
+  gaps = tf.where(hard > 0, chosen, exponential * weights + chosen)
+  if power is None:
+    scaled = -tf.math.log(gaps) / temperature
+    return tf.math.softmax(scaled), scaled
+  ratio = chosen / gaps
+  powered = ratio
+  for _ in range(power - 1):
+    powered = powered * ratio
+  probs = powered / tf.reduce_sum(powered, axis=-1, keepdims=True)
+  return probs, tf.math.log(ratio) * tf.cast(power, ratio.dtype)
+
+
+def integer_inverse(temperature, largest=8):
+  """n if `temperature` is statically known to be 1/n everywhere for an integer n in 1..`largest`, else None."""
+  value = tf.get_static_value(temperature)
+  if value is None:
+    return None
+  inverse = 1. / np.asarray(value, np.float64)
+  if inverse.size == 0 or not np.all(inverse == inverse.flat[0]):
+    return None
+  n = int(round(float(inverse.flat[0])))
+  return n if 1 <= n <= largest and abs(float(inverse.flat[0]) - n) < 1e-6 else None
 
 
 class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
@@ -91,6 +118,9 @@ class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
     perturbed = logits + base.gumbel(ps.shape(logits), action_seed, logits.dtype)
     hard = base.one_hot_argmax(perturbed)
     num_samples = self._num_samples
+    # A fixed temperature of 1/n (the paper's 1 and LBF's 0.5) takes the cheaper exact form (see
+    # `conditional_softmax`); any other, or a schedule's tensor, the general one.
+    power = integer_inverse(self._temperature)
 
     @tf.custom_gradient
     def sample(logits, temperature):
@@ -100,7 +130,7 @@ class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
         probs = tf.math.softmax(scaled)
         if num_samples > 1:
           more_probs, more_scaled = conditional_softmax(tf.stop_gradient(logits), hard, temperature,
-                                                        num_samples - 1, noise_seed)
+                                                        num_samples - 1, noise_seed, power)
           probs = tf.concat([probs, more_probs], axis=0)
           scaled = tf.concat([scaled, more_scaled], axis=0)
         # d/d(scaled) of the mean surrogate's pairing with `upstream`, per sample k.

@@ -78,15 +78,15 @@ def resolve_config(config):
   for key in ("total_steps", "loop.warmup_episodes"):
     value = common.get_value(config, key)
     _require(isinstance(value, int) and value >= 0, f"{key} must be an integer >= 0, got {value!r}")
-  if "env_workers" not in config:  # configs written before env workers existed
-    config.env_workers = 0
-  _require(isinstance(config.env_workers, int) and 0 <= config.env_workers <= config.num_envs,
-           f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
   for key in ("num_envs", "replay.batch_size", "replay.capacity", "loop.updates_per_episode",
               "loop.eval_every_steps", "loop.eval_episodes", "loop.eval_num_envs", "checkpoint.every_steps",
               "checkpoint.keep", "log.every_updates", "log.grad_variance_every_steps"):
     value = common.get_value(config, key)
     _require(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
+  if "env_workers" not in config:  # configs written before env workers existed
+    config.env_workers = 0
+  _require(isinstance(config.env_workers, int) and 0 <= config.env_workers <= config.num_envs,
+           f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
   if "diagnostics" not in config:  # runs written before diagnostics existed
     config.diagnostics = common.diagnostics_config()
   for key, minimum in (("diagnostics.exact_gradient_every", 0), ("diagnostics.num_repeats", 2)):

@@ -204,6 +204,12 @@ def test_training_errors_become_failed_trials_and_signals_stop_the_search(tmp_pa
     def __init__(self, config, workdir, progress=True):
       self.seed = config.seed
 
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self.closed = True
+
     def run(self):
       if self.seed == 0:
         raise experiment.RunError("training stopped: the actor loss is NaN")

@@ -189,6 +189,58 @@ def test_grmck_conditional_softmax_is_softmax_of_conditional_gumbel(dtype):
   np.testing.assert_array_equal(scaled.numpy().argmax(-1), np.broadcast_to(hard.numpy().argmax(-1), (8, 65)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("power", [1, 2, 3])
+def test_grmck_integer_inverse_temperature_form_equals_the_reference(dtype, power):
+  """At temperature 1/n the surrogate is r^n / sum r^n (one transcendental per element): the same values
+  as softmax(conditional_gumbel / temperature), also with a logit gap of 120, and its `scaled` gives the
+  same temperature gradient (equal to the general form's up to a constant per row)."""
+  rng = np.random.default_rng(4)
+  logits = np.concatenate([rng.normal(size=(64, 6)) * 3, [[60., -60., 0., 1., 2., 3.]]]).astype(dtype)
+  logits = tf.constant(logits)
+  hard = base.categorical_one_hot(logits, tf.constant([1, 2]))
+  temperature = tf.constant(1. / power, logits.dtype)
+  assert grmck.integer_inverse(temperature) == power
+  probs, scaled = grmck.conditional_softmax(logits, hard, temperature, 8, tf.constant([3, 4]), power=power)
+  reference = tf.math.softmax(grmck.conditional_gumbel(logits, hard, 8, tf.constant([3, 4])) / temperature)
+  assert np.all(np.isfinite(probs.numpy()))
+  np.testing.assert_allclose(probs.numpy(), reference.numpy(), rtol=2e-4 if dtype == np.float32 else 1e-9,
+                             atol=1e-6 if dtype == np.float32 else 1e-12)
+  general_probs, general_scaled = grmck.conditional_softmax(logits, hard, temperature, 8, tf.constant([3, 4]))
+  difference = (general_scaled - scaled).numpy()[..., :64, :]  # rows without -inf
+  np.testing.assert_allclose(difference, np.broadcast_to(difference[..., :1], difference.shape),
+                             rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-4 if dtype == np.float32 else 1e-9)
+
+
+def test_integer_inverse_only_for_fixed_temperatures_of_one_over_n():
+  assert [grmck.integer_inverse(tf.constant(t)) for t in (1.0, 0.5, 1 / 3, 0.25)] == [1, 2, 3, 4]
+  assert [grmck.integer_inverse(tf.constant(t)) for t in (0.7, 2.0, 0.4, 1 / 9)] == [None] * 4
+  assert grmck.integer_inverse(tf.constant([0.5, 1.0])) is None  # not one value
+  traced = tf.function(lambda t: tf.constant(0) if grmck.integer_inverse(t) is None else tf.constant(1))
+  assert traced(tf.constant(0.5)).numpy() == 0  # a run-time tensor: the general form
+
+
+def test_grmck_at_a_fixed_half_temperature_equals_the_general_form():
+  """The same sample and gradient from a constant temperature 0.5 (fast form) and a variable one read
+  inside tf.function (general form)."""
+  logits = tf.constant(LOGITS)
+  seed = tf.constant([5, 6])
+  variable = tf.Variable(0.5, dtype=tf.float64)
+
+  def run(temperature):
+    with tf.GradientTape() as tape:
+      tape.watch(logits)
+      sample = estimators.make("grmck", logits=logits, temperature=temperature, num_samples=6).sample(seed=seed)
+      objective = tf.reduce_sum(sample * WEIGHTS)
+    return sample, tape.gradient(objective, logits)
+
+  fast_sample, fast_gradient = run(0.5)
+  general_sample, general_gradient = tf.function(lambda: run(variable))()
+  np.testing.assert_array_equal(fast_sample.numpy(), general_sample.numpy())
+  np.testing.assert_allclose(fast_gradient.numpy(), general_gradient.numpy(), rtol=1e-9, atol=1e-12)
+  assert np.abs(fast_gradient.numpy()).sum() > 0
+
+
 def test_grmck_temperature_gradient_matches_autodiff_of_the_reference_surrogate():
   """The custom gradient also serves a trainable temperature: d/d(temperature) equals autodiff of
   mean_k softmax(conditional_gumbel / temperature), paired with the same upstream weights."""
