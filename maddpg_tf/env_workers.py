@@ -29,6 +29,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import struct
+import time
 import traceback
 from multiprocessing import connection as mp_connection
 
@@ -120,8 +122,12 @@ class ProcessVectorEnvironment:
       self._slices.append(slice(start, start + size_w))
       start += size_w
     self._connections, self._processes = [], []
+    # Seconds the slowest worker spent stepping, summed over `step` calls (the rest of a step's wall time is
+    # messaging and waiting to be scheduled).
+    self.worker_step_seconds = 0.0
     self._closed = False
     self._ready = False
+    self._stepping = False
     descriptor = _shared_file(size)
     try:
       self._map = mmap.mmap(descriptor, max(size, 1))
@@ -180,8 +186,13 @@ class ProcessVectorEnvironment:
       raise WorkerError(f"environment worker {index} failed:\n{reply[1:].decode(errors='replace')}")
     return reply[1:]
 
-  def _broadcast(self, command):
+  def _check_idle(self):
     self._check_open()
+    if self._stepping:
+      raise RuntimeError("a step is in flight: call step_wait first")
+
+  def _broadcast(self, command):
+    self._check_idle()
     for index in range(self.workers):
       self._send(index, command)
     return [self._receive(index) for index in range(self.workers)]
@@ -196,14 +207,31 @@ class ProcessVectorEnvironment:
 
   def step(self, actions):
     """Apply one joint action per env (int [num_envs, num_agents]); see `environments.Step`."""
+    self.step_async(actions)
+    return self.step_wait()
+
+  def step_async(self, actions):
+    """Starts `step(actions)` in the workers and returns at once; `step_wait()` collects the result. In
+    between, this process is free (the training loop stores the previous transition meanwhile)."""
     if not self._ready:
       self._check_open()
       raise RuntimeError("ProcessVectorEnvironment.step called before reset()")
+    if self._stepping:
+      raise RuntimeError("step_async called twice without step_wait")
     actions = np.asarray(actions)
     if actions.shape != self._arrays["actions"].shape:
       raise ValueError(f"actions must have shape {self._arrays['actions'].shape}, got {actions.shape}")
     self._arrays["actions"][...] = actions
-    self._broadcast(_STEP)
+    for index in range(self.workers):
+      self._send(index, _STEP)
+    self._stepping = True
+
+  def step_wait(self):
+    if not self._stepping:
+      raise RuntimeError("step_wait called without step_async")
+    self._stepping = False
+    replies = [self._receive(index) for index in range(self.workers)]
+    self.worker_step_seconds += max(struct.unpack("d", reply)[0] for reply in replies)
     a = self._arrays
     return environments.Step(a["observation"].copy(), a["reward"].copy(), a["terminated"].copy(),
                              a["truncated"].copy(), a["next_observation"].copy(), a["episode_return"].copy(),
@@ -220,7 +248,7 @@ class ProcessVectorEnvironment:
 
   def set_state(self, state):
     """Continues from `state` (a `VectorEnvironment` of the same task and size, e.g. from a checkpoint)."""
-    self._check_open()
+    self._check_idle()
     environments._check_same_vector(self, state)  # pylint: disable=protected-access
     for index, part in enumerate(state.split(self._sizes)):
       self._send(index, _SET_STATE + pickle.dumps(part))
@@ -302,8 +330,10 @@ def _serve(conn, descriptor):
     try:
       kind = command[:1]
       if kind == _STEP:
+        started = time.perf_counter()
         for name, value in zip(environments.Step._fields, env.step(mine["actions"])):
           mine[name][...] = value
+        reply = _OK + struct.pack("d", time.perf_counter() - started)
       elif kind == _RESET:
         mine["next_observation"][...] = env.reset()
       elif kind == _GET_STATE:

@@ -286,6 +286,7 @@ class VectorEnvironment:
   """
 
   first_index = 0  # (class default: vectors pickled before slices existed)
+  _async_actions = None
 
   def __init__(self, task: TaskSpec, num_envs: int, seed: int, episode_limit: int,
                lbf_food_rule: str = "v3", first_index: int = 0, _wrapped: list | None = None):
@@ -377,6 +378,15 @@ class VectorEnvironment:
         t_list[k] = 0
         self._returns[k] = 0.0
     return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
+
+  def step_async(self, actions) -> None:
+    """`step` in two halves, as `ProcessVectorEnvironment` has them (where the envs step in between):
+    here the actions are kept and `step_wait` steps."""
+    self._async_actions = actions
+
+  def step_wait(self) -> Step:
+    actions, self._async_actions = self._async_actions, None
+    return self.step(actions)
 
   def _really_over(self, k: int) -> bool:
     """At the env's own time limit: did the episode also end for a real reason?"""

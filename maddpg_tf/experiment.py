@@ -192,6 +192,9 @@ class Experiment:
     self._executor = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
                       if c.loop.asynchronous_updates else None)
     self._pending = None
+    self._unstored = None  # the last env step's transition, until `_store_transition`
+    # One compiled block shape: the updates of one vector step whose envs all end an episode together.
+    self._block_size = min(16, c.num_envs * c.loop.updates_per_episode)
     self._tensorboard = None
     self.counters = dict(env_steps=0, warmup_episodes=0, episodes=0, updates=0, last_checkpoint=0)
     self.evaluations = []
@@ -260,6 +263,7 @@ class Experiment:
     checkpoint, off the `checkpoint.every_steps` schedule) changes nothing the run would do next: the acting
     snapshot is not refreshed early (it is saved as it is, to be refreshed where the uninterrupted run
     refreshes it) and the schedule keeps its place, so the resumed run equals the uninterrupted one."""
+    self._store_transition()
     self._drain(refresh=scheduled)
     previous = self.counters["last_checkpoint"]
     if scheduled:
@@ -323,6 +327,15 @@ class Experiment:
 
   # ---- the loop ----------------------------------------------------------------------------------------
 
+  def _store_transition(self):
+    """Adds the last env step's transition to the buffer if the loop has not yet. The loop stores it while
+    the envs take the next step, so every reader of the buffer (update sampling, evaluation episodes
+    stored in it, checkpoints) calls this first: the buffer's contents and order are those of storing at
+    once."""
+    if self._unstored is not None:
+      transition, self._unstored = self._unstored, None
+      self.buffer.add(*transition)
+
   def _terminal(self, step):
     if self.config.loop.truncation_is_terminal:
       return (step.terminated | step.truncated).astype(np.float32)
@@ -341,6 +354,7 @@ class Experiment:
     are deterministic and resumable either way.
     """
     c = self.config
+    self._store_transition()
     jobs = []
     for _ in range(count):
       if len(self.buffer) < c.replay.batch_size:
@@ -384,7 +398,8 @@ class Experiment:
       while end < len(jobs) and not jobs[end][4] and not diagnose(jobs[end]):
         end += 1
       run = jobs[start:end]
-      metrics = self.learner.step_block([j[1] for j in run], [j[2] for j in run], [j[3] for j in run])
+      metrics = self.learner.step_block([j[1] for j in run], [j[2] for j in run], [j[3] for j in run],
+                                        block_size=self._block_size)
       results.append((run, {**metrics, **diagnostics}))
       start = end
     return results
@@ -447,6 +462,7 @@ class Experiment:
   def evaluate(self):
     """`eval_episodes` episodes of the stochastic policy; returns their team returns."""
     c = self.config
+    self._store_transition()  # training transitions before any evaluation episode's (eval_into_replay)
     env = self.eval_env
     quota = np.full(env.num_envs, c.loop.eval_episodes // env.num_envs)
     quota[:c.loop.eval_episodes % env.num_envs] += 1
@@ -528,8 +544,10 @@ class Experiment:
         raise Interrupted(self._stop_signal, f"{name} at env step {self.counters['env_steps']:,}: "
                                              f"checkpoint {path} written; run the same command to resume")
       actions = self.actor.select_actions(self.observations)
-      step = self.env.step(actions)
-      self.buffer.add(self.observations, actions, step.reward, self._terminal(step), step.observation)
+      self.env.step_async(actions)
+      self._store_transition()  # the previous step's, while the envs step (in a worker process)
+      step = self.env.step_wait()
+      self._unstored = (self.observations, actions, step.reward, self._terminal(step), step.observation)
       self.observations = step.next_observation
       steps_before = self.counters["env_steps"]
       self.counters["env_steps"] += self.env.num_envs
@@ -562,6 +580,7 @@ class Experiment:
           self.save_checkpoint()
         except checkpointing.CheckpointError as error:
           raise RunError(str(error)) from None
+    self._store_transition()
     self._drain()
     if self.counters["last_checkpoint"] != self.counters["env_steps"] or not checkpointing.latest(
         self.checkpoint_dir):

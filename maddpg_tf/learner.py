@@ -407,8 +407,10 @@ class MADDPGLearner(tf.Module):
     after it and returns its metrics. Returns (metrics of the last update, index of the first update
     with a non-finite loss or -1, and 0 = critic / 1 = actor loss for that update).
     """
+    # tf.gather, not x[index]: an XLA slice would need `count - 1` as a compile-time constant, so every
+    # block length would compile its own executable (seconds each, mid-run).
     def take(index):
-      return type(batches)(*(x[index] for x in batches))
+      return type(batches)(*(tf.gather(x, index) for x in batches))
 
     def body(index, first_bad, bad_loss):
       metrics = self._step(take(index), seeds[index], estimator_steps[index])
@@ -417,7 +419,8 @@ class MADDPGLearner(tf.Module):
 
     _, first_bad, bad_loss = tf.while_loop(lambda index, *_: index < count - 1, body,
                                            (tf.constant(0), tf.constant(-1), tf.constant(-1)))
-    metrics = self._step(take(count - 1), seeds[count - 1], estimator_steps[count - 1])
+    last = count - 1
+    metrics = self._step(take(last), tf.gather(seeds, last), tf.gather(estimator_steps, last))
     first_bad, bad_loss = self._record_non_finite(metrics, count - 1, first_bad, bad_loss)
     return metrics, first_bad, bad_loss
 
@@ -428,21 +431,23 @@ class MADDPGLearner(tf.Module):
     new = (first_bad < 0) & ~(critic_ok & actor_ok)
     return (tf.where(new, index, first_bad), tf.where(new, tf.where(critic_ok, 1, 0), bad_loss))
 
-  def step_block(self, batches, seeds, estimator_steps, max_block=16):
+  def step_block(self, batches, seeds, estimator_steps, block_size=8):
     """Consecutive updates, several per compiled call (cheaper per update than `step`): the same
-    updates, in the same order, as calling `step` on each. Returns the last update's metrics."""
+    updates, in the same order, as calling `step` on each. Returns the last update's metrics.
+
+    Every call of the compiled block holds exactly `block_size` batches (more updates are split into
+    chunks of that size, fewer are padded with copies that are not run): XLA compiles once per shape,
+    and once the envs' episodes no longer end together, blocks of every size from 1 to `block_size`
+    occur; each new shape would cost a compilation of the whole update (seconds) in the middle of a run.
+    """
     metrics = None
-    for start in range(0, len(batches), max_block):
-      chunk = batches[start:start + max_block]
+    for start in range(0, len(batches), block_size):
+      chunk = batches[start:start + block_size]
       count = len(chunk)
-      if count == 1:  # the single-update function is compiled anyway
-        metrics = self.step(chunk[0], seed=seeds[start], estimator_step=estimator_steps[start])
-        continue
-      size = 1 << (count - 1).bit_length()  # padded to a power of two: few distinct traces
-      padded = chunk + [chunk[-1]] * (size - count)
+      padded = chunk + [chunk[-1]] * (block_size - count)
       stacked = type(chunk[0])(*(tf.convert_to_tensor(np.stack(parts)) for parts in zip(*padded)))
-      chunk_seeds = np.stack(list(seeds[start:start + count]) + [seeds[start + count - 1]] * (size - count))
-      chunk_steps = np.array(list(estimator_steps[start:start + count]) + [0] * (size - count), np.float32)
+      chunk_seeds = np.stack(list(seeds[start:start + count]) + [seeds[start + count - 1]] * (block_size - count))
+      chunk_steps = np.array(list(estimator_steps[start:start + count]) + [0] * (block_size - count), np.float32)
       metrics, first_bad, bad_loss = self._compiled_block(
           stacked, tf.cast(chunk_seeds, tf.int32), tf.convert_to_tensor(chunk_steps), tf.constant(count))
       if int(first_bad) >= 0:

@@ -239,7 +239,7 @@ def test_step_block_equals_consecutive_steps():
   one_by_one, blocked = make(), make()
   for batch, seed, step in zip(batches, seeds, range(5)):
     last = one_by_one.step(batch, seed=seed, estimator_step=step)
-  block_last = blocked.step_block(batches, seeds, list(range(5)), max_block=4)  # a block of 4, then 1
+  block_last = blocked.step_block(batches, seeds, list(range(5)), block_size=4)  # a block of 4, then 1 padded
   np.testing.assert_allclose(block_last["critic_loss"].numpy(), last["critic_loss"].numpy(), rtol=1e-4)
   for name, variable in one_by_one.state_variables().items():
     np.testing.assert_allclose(blocked.state_variables()[name].numpy(), variable.numpy(), rtol=1e-4,

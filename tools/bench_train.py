@@ -14,7 +14,7 @@ For each task, in one process and side by side (the machine is shared and noisy:
 2. train: a real `experiment.Experiment` at the config's defaults (fidelity "code", batch 512, 64-64
    networks, LBF 1 update per 25-step episode, RWARE 10 per 500-step episode, 8 envs), with the warm-up
    shrunk to about two batches and evaluation/checkpoints pushed out of the window. `Experiment.run()`
-   runs its own loop; the window is cut at `env.step` calls (instrumented on the instance, nothing is
+   runs its own loop; the window is cut at `env.step_async` calls (instrumented on the instance, nothing is
    edited), starts right after an update burst once the first updates have compiled, and ends right after
    a later burst, so it holds whole update cycles. Env steps and updates come from the experiment's
    counters;
@@ -233,11 +233,11 @@ class _WindowDone(BaseException):
 class _LoopProbe:
   """Instruments one Experiment on the instance (nothing is edited) and cuts the timed window.
 
-  Window boundaries are `env.step` entries: everything between two entries is one loop iteration
+  Window boundaries are `env.step_async` entries: everything between two entries is one loop iteration
   (env step, store, any updates, logging, the next acting call). Update bursts are seen as increments of
-  `counters["updates"]`. Timed, where the loop has them: `env.step`, `actor.select_actions`, `buffer.add`,
-  `buffer.sample`, and the update path: `_update` (one update, in the loop), `_schedule_updates` (the loop's
-  share: sampling, and running the block or waiting for the previous one), `_drain` (waiting for the learner
+  `counters["updates"]`. Timed, where the loop has them: `env.step_async` + `env.step_wait`,
+  `actor.select_actions`, `buffer.add`, `buffer.sample`, and the update path: `_update` (one update, in the
+  loop), `_schedule_updates` (the loop's share: sampling, and running the block or waiting for the previous one), `_drain` (waiting for the learner
   thread), `_run_updates` (a block of `learner.step` calls, possibly on a learner thread).
   """
 
@@ -300,11 +300,14 @@ class _LoopProbe:
                 episodes=self.exp.counters["episodes"])
 
   def _wrap_env(self):
+    """The loop starts each env step with `env.step_async` (the iteration boundary) and collects it with
+    `env.step_wait`; the env's time is the two calls' (what the loop does in between, storing the previous
+    transition, is timed as buffer add)."""
     env = self.exp.env
-    original = env.step
+    original_async, original_wait = env.step_async, env.step_wait
     probe = self
 
-    def step(actions):
+    def step_async(actions):
       now = time.perf_counter()
       updates = probe.exp.counters["updates"]
       burst = updates > probe.last_updates  # updates were scheduled in the iteration that just ended
@@ -322,16 +325,23 @@ class _LoopProbe:
         raise _WindowDone()
       elif now - probe.start > probe.windows.max_wait_s:
         raise RuntimeError(f"no update burst within {probe.windows.max_wait_s:.0f} s of the window's start")
-      if not probe.timing:
-        return original(actions)
-      started = time.perf_counter()
-      try:
-        return original(actions)
-      finally:
-        probe.time["env"] += time.perf_counter() - started
-        probe.calls["env"] += 1
-    env.step = step
+      return probe._timed("env", original_async, actions)
+
+    def step_wait():
+      return probe._timed("env", original_wait, count=False)
+
+    env.step_async, env.step_wait = step_async, step_wait
     self.hooked.append("env")
+
+  def _timed(self, key, function, *args, count=True):
+    if not self.timing:
+      return function(*args)
+    started = time.perf_counter()
+    try:
+      return function(*args)
+    finally:
+      self.time[key] += time.perf_counter() - started
+      self.calls[key] += int(count)
 
 
 def _time_calls(function, reps):
