@@ -245,3 +245,22 @@ def test_step_block_equals_consecutive_steps():
     np.testing.assert_allclose(blocked.state_variables()[name].numpy(), variable.numpy(), rtol=1e-4,
                                atol=1e-6, err_msg=name)
   assert int(blocked.num_updates.numpy()) == 5
+
+
+def test_one_compiled_update_block_serves_every_block_length():
+  """The number of updates in a block is a run-time argument of ONE XLA program: were it a compile-time
+  constant, every new block length (they vary once episodes stop ending together) would compile the whole
+  update again in the middle of a run. The program for 2 updates is the one for 3."""
+  rng = np.random.default_rng(5)
+  batch = lambda: types.Transition(rng.normal(size=(32, 2, 3)).astype(np.float32),
+                                   rng.integers(0, 3, (32, 2)).astype(np.int32),
+                                   rng.normal(size=(32, 2)).astype(np.float32),
+                                   (rng.random(32) < 0.2).astype(np.float32),
+                                   rng.normal(size=(32, 2, 3)).astype(np.float32))
+  learner = learner_lib.MADDPGLearner(2, 3, 3, learner_lib.LearnerConfig(hidden_sizes=(16, 16)), "gst",
+                                      {"temperature": 0.5}, seed=1)
+  batches = [batch() for _ in range(4)]
+  stacked = types.Transition(*(tf.convert_to_tensor(np.stack(parts)) for parts in zip(*batches)))
+  program = lambda count: learner._compiled_block.experimental_get_compiler_ir(
+      stacked, tf.zeros([4, 2], tf.int32), tf.zeros([4]), tf.constant(count))(stage="hlo")
+  assert program(2) == program(3)
