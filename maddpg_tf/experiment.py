@@ -188,6 +188,7 @@ class Experiment:
                                              c.replay.observation_dtype)
     self.actor = NumpyActor(c.seed, stream=0)
     self.eval_actor = NumpyActor(c.seed, stream=1)
+    self._next_weights = None  # the actors a collected block left, read on the learner thread
     self._refresh_policy()
     self._executor = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
                       if c.loop.asynchronous_updates else None)
@@ -375,7 +376,12 @@ class Experiment:
       self._refresh_policy()
     else:
       self._drain()
-      self._pending = (jobs, self._executor.submit(self._run_updates, jobs))
+      self._pending = (jobs, self._executor.submit(self._run_block, jobs))
+
+  def _run_block(self, jobs):
+    """On the learner thread: the updates, then the NumPy copy of the actors they leave (read there, off
+    the env loop's path)."""
+    return self._run_updates(jobs), self.learner.actor_weights()
 
   def _run_updates(self, jobs):
     """Runs the jobs in order: runs of ordinary updates as compiled blocks, a Figure 4 update alone.
@@ -409,22 +415,26 @@ class Experiment:
     if self._pending is not None:
       jobs, future = self._pending
       self._pending = None
-      self._collect(jobs, future)
+      self._next_weights = self._collect(jobs, future)
       self._stale_policy = True
     if refresh and self._stale_policy:
       self._refresh_policy()
 
   def _refresh_policy(self):
     """Copies the actors' weights to the NumPy actors (only while no update block runs)."""
-    weights = self.learner.actor_weights()
+    weights = self._next_weights if self._next_weights is not None else self.learner.actor_weights()
+    self._next_weights = None
     self.actor.set_weights(weights)
     self.eval_actor.set_weights(weights)
     self._stale_policy = False
 
   def _collect(self, jobs, results):
+    """Logs a finished block (`results`: `_run_updates`' list, or a future of `_run_block`'s pair); returns
+    the actor weights the block left, if it read them."""
     c = self.config
     try:
-      metrics = results.result() if isinstance(results, concurrent.futures.Future) else results
+      metrics, weights = (results.result() if isinstance(results, concurrent.futures.Future)
+                          else (results, None))
     except tf.errors.InvalidArgumentError as error:
       message = str(error)
       losses = [name for name in ("critic loss", "actor loss") if name in message]
@@ -435,7 +445,7 @@ class Experiment:
                      f"{self.counters['env_steps']:,}): the {losses[0]} is NaN or infinite; last "
                      f"good checkpoint: {last or 'none'}") from None
     if self._tensorboard is None:
-      return
+      return weights
     variance_prefixes = ("policy_grad_variance", "per_sample_grad_variance")
     for call_jobs, values in metrics:
       first, last = call_jobs[0][0], call_jobs[-1][0]
@@ -449,6 +459,7 @@ class Experiment:
       if call_jobs[0][4]:
         self._tensorboard.write({k: v.numpy() for k, v in values.items() if k.startswith(variance_prefixes)},
                                 self.counters["env_steps"])
+    return weights
 
   def warm_up(self):
     c = self.config
