@@ -174,7 +174,12 @@ def run_main(program, main, flags_parser):
       signum = signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
       print(f"{program}: interrupted ({signal.Signals(signum).name}) while nothing was being written; run the "
             f"same command to start or resume", file=sys.stderr, flush=True)
-      status = 128 + signum
+      sys.stdout.flush()
+      # Not sys.exit: after a KeyboardInterrupt has passed through some import machinery, CPython can end
+      # the process with SIGINT at exit whatever status we give (seen: -2 instead of 130 in about one run
+      # in three when Ctrl-C landed during imports; CPython's "unhandled KeyboardInterrupt" exit). Nothing
+      # has been written yet (see above), so there is nothing to clean up.
+      os._exit(128 + signum)
     sys.exit(status)
   app.run(_main, flags_parser=flags_parser)
 

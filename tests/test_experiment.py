@@ -62,6 +62,25 @@ def test_resumed_run_equals_uninterrupted_run_whatever_steps_the_envs(tmp_path):
     assert a.read() == b.read()
 
 
+def test_every_finished_episode_owes_its_update_and_blocks_stay_full(tmp_path):
+  """One update per finished episode (the smoke config's LBF setting), submitted to the learner in blocks of
+  at least num_envs (4) updates: fewer are owed, and kept in the checkpoint, until a block is full."""
+  workdir = str(tmp_path / "run")
+  blocks = []
+  run = experiment.Experiment(smoke_config(), workdir, progress=False)
+  original = run._run_updates
+  run._run_updates = lambda jobs: blocks.append(len(jobs)) or original(jobs)
+  run.run()
+  run.close()
+  _, state, _ = checkpointing.load(checkpointing.latest(os.path.join(workdir, "checkpoints")),
+                                   {"task": "lbf-8x8-2p-2f-coop", "estimator": "gst", "seed": 0,
+                                    "fidelity": "code"})
+  counters = state["counters"]
+  assert counters["updates"] + counters["owed_updates"] == counters["episodes"]  # 1 update per episode
+  assert 0 <= counters["owed_updates"] < 4
+  assert sum(blocks) == counters["updates"] and min(blocks) >= 4
+
+
 def test_text_fidelity_uses_targets_and_the_env_limit(tmp_path):
   config = experiment.resolve_config(smoke_config(fidelity="text"))
   assert config.learner.use_target_networks is True and config.loop.episode_limit == 50
