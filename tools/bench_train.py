@@ -12,7 +12,7 @@ For each task, in one process and side by side (the machine is shared and noisy:
 1. bare:  `environments.make(task, num_envs)` stepped with `random_actions`, half the window before the
    training measurement and half after (the spread says how steady the machine was);
 2. train: a real `experiment.Experiment` at the config's defaults (fidelity "code", batch 512, 64-64
-   networks, LBF 1 update per 25-step episode, RWARE 10 per 500-step episode, 8 envs), with the warm-up
+   networks, LBF 1 update per 25-step episode, RWARE 10 per 500-step episode, 16 envs), with the warm-up
    shrunk to about two batches and evaluation/checkpoints pushed out of the window. `Experiment.run()`
    runs its own loop; the window is cut at `env.step_async` calls (instrumented on the instance, nothing is
    edited), starts right after an update burst once the first updates have compiled, and ends right after
