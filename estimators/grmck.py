@@ -61,13 +61,16 @@ def conditional_softmax(logits, hard, temperature, num_samples, seed, power=None
   exponential = _exponential_noise(logits, num_samples, seed, lambda values: -tf.math.log(values))
   shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
   weights = tf.exp(-shifted)
-  chosen = (tf.reduce_sum(exponential * hard, axis=-1, keepdims=True)
-            / tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True))
-  gaps = tf.where(hard > 0, chosen, exponential * weights + chosen)
+  chosen_exponential = tf.reduce_sum(exponential * hard, axis=-1, keepdims=True)
+  normaliser = tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True)
   if power is None:
-    scaled = -tf.math.log(gaps) / temperature
+    chosen = chosen_exponential / normaliser
+    scaled = -tf.math.log(tf.where(hard > 0, chosen, exponential * weights + chosen)) / temperature
     return tf.math.softmax(scaled), scaled
-  ratio = chosen / gaps
+  # r_j = X_i / X_j = 1 / (1 + E_j exp(m - z_j) S / E_i): products where X_j would need a sum and a
+  # division per element (~15% of GRMCK's time at 512 x 6). An overflowing exp(m - z_j) gives r_j = 0.
+  ratio = tf.where(hard > 0, tf.ones_like(exponential),
+                   1. / (1. + exponential * weights * (normaliser / chosen_exponential)))
   powered = ratio
   for _ in range(power - 1):
     powered = powered * ratio
