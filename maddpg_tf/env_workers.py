@@ -117,10 +117,7 @@ class ProcessVectorEnvironment:
     self._layout = _array_layout(num_envs, self.spec.num_agents, self.spec.observation_size)
     size = _layout_bytes(self._layout)
     self._sizes = _split_sizes(num_envs, workers)
-    self._slices, start = [], 0
-    for size_w in self._sizes:
-      self._slices.append(slice(start, start + size_w))
-      start += size_w
+    starts = np.cumsum([0] + self._sizes)
     self._connections, self._processes = [], []
     # Seconds the slowest worker spent stepping, summed over `step` calls (the rest of a step's wall time is
     # messaging and waiting to be scheduled).
@@ -132,12 +129,11 @@ class ProcessVectorEnvironment:
     try:
       self._map = mmap.mmap(descriptor, max(size, 1))
       self._arrays = _map_arrays(self._map, self._layout)
-      for envs in self._slices:
-        arguments = dict(task=task, num_envs=envs.stop - envs.start, seed=seed, episode_limit=episode_limit,
-                         lbf_food_rule=lbf_food_rule, first_index=envs.start)
-        self._start_worker(descriptor, size, envs, arguments)
-      for index in range(workers):
-        self._receive(index)  # each worker reports its envs built (or why not)
+      for start, stop in zip(starts[:-1], starts[1:]):
+        arguments = dict(task=task, num_envs=int(stop - start), seed=seed, episode_limit=episode_limit,
+                         lbf_food_rule=lbf_food_rule, first_index=int(start))
+        self._start_worker(descriptor, size, (int(start), int(stop)), arguments)
+      self._receive_all()  # each worker reports its envs built (or why not)
     except BaseException:
       self.close()
       raise
@@ -158,7 +154,7 @@ class ProcessVectorEnvironment:
     self._processes.append(process)
     self._connections.append(mp_connection.Connection(ours.detach()))
     self._connections[-1].send_bytes(pickle.dumps(
-        dict(size=size, layout=self._layout, envs=(envs.start, envs.stop), arguments=arguments)))
+        dict(size=size, layout=self._layout, envs=envs, arguments=arguments)))
 
   # ---- messages --------------------------------------------------------------------------------------
 
@@ -186,6 +182,19 @@ class ProcessVectorEnvironment:
       raise WorkerError(f"environment worker {index} failed:\n{reply[1:].decode(errors='replace')}")
     return reply[1:]
 
+  def _receive_all(self):
+    """Every worker's reply, in order; all are read before an error is raised, so the next command and
+    its replies stay paired."""
+    replies, failure = [], None
+    for index in range(self.workers):
+      try:
+        replies.append(self._receive(index))
+      except WorkerError as error:
+        failure = failure or error
+    if failure is not None:
+      raise failure
+    return replies
+
   def _check_idle(self):
     self._check_open()
     if self._stepping:
@@ -195,7 +204,7 @@ class ProcessVectorEnvironment:
     self._check_idle()
     for index in range(self.workers):
       self._send(index, command)
-    return [self._receive(index) for index in range(self.workers)]
+    return self._receive_all()
 
   # ---- the VectorEnvironment interface ----------------------------------------------------------------
 
@@ -230,7 +239,7 @@ class ProcessVectorEnvironment:
     if not self._stepping:
       raise RuntimeError("step_wait called without step_async")
     self._stepping = False
-    replies = [self._receive(index) for index in range(self.workers)]
+    replies = self._receive_all()
     self.worker_step_seconds += max(struct.unpack("d", reply)[0] for reply in replies)
     a = self._arrays
     return environments.Step(a["observation"].copy(), a["reward"].copy(), a["terminated"].copy(),
@@ -252,8 +261,7 @@ class ProcessVectorEnvironment:
     environments._check_same_vector(self, state)  # pylint: disable=protected-access
     for index, part in enumerate(state.split(self._sizes)):
       self._send(index, _SET_STATE + pickle.dumps(part))
-    for index in range(self.workers):
-      self._receive(index)
+    self._receive_all()
     self._ready = state._ready  # pylint: disable=protected-access
 
   def close(self):

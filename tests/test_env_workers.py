@@ -65,6 +65,13 @@ def test_a_failing_env_reports_the_workers_traceback_and_bad_shapes_fail_here():
       remote.step(np.zeros((2, 3), np.int64))
     with pytest.raises(env_workers.WorkerError, match=r"(?s)worker 1 failed.*Traceback.*99"):
       remote.step(np.array([[0, 0], [99, 0]]))  # not an LBF action
+    with pytest.raises(env_workers.WorkerError, match=r"(?s)worker 0 failed.*Traceback.*99"):
+      remote.step(np.array([[99, 0], [0, 0]]))
+    # Every worker's reply was read: the next step's replies are its own (worker 0's reset state is fresh).
+    remote.reset()
+    step = remote.step(np.zeros((2, 2), np.int64))
+    assert step.observation.shape == (2, 2, remote.spec.observation_size)
+    assert remote.worker_step_seconds > 0
 
 
 def test_a_dead_worker_is_named_and_close_still_works():
