@@ -421,7 +421,7 @@ class MADDPGLearner(tf.Module):
                                            (tf.constant(0), tf.constant(-1), tf.constant(-1)))
     last = count - 1
     metrics = self._step(take(last), tf.gather(seeds, last), tf.gather(estimator_steps, last))
-    first_bad, bad_loss = self._record_non_finite(metrics, count - 1, first_bad, bad_loss)
+    first_bad, bad_loss = self._record_non_finite(metrics, last, first_bad, bad_loss)
     return metrics, first_bad, bad_loss
 
   @staticmethod
@@ -444,10 +444,11 @@ class MADDPGLearner(tf.Module):
     for start in range(0, len(batches), block_size):
       chunk = batches[start:start + block_size]
       count = len(chunk)
-      padded = chunk + [chunk[-1]] * (block_size - count)
-      stacked = type(chunk[0])(*(tf.convert_to_tensor(np.stack(parts)) for parts in zip(*padded)))
-      chunk_seeds = np.stack(list(seeds[start:start + count]) + [seeds[start + count - 1]] * (block_size - count))
-      chunk_steps = np.array(list(estimator_steps[start:start + count]) + [0] * (block_size - count), np.float32)
+      padding = block_size - count
+      stacked = type(chunk[0])(*(tf.convert_to_tensor(np.stack(parts))
+                                 for parts in zip(*(chunk + [chunk[-1]] * padding))))
+      chunk_seeds = np.stack(list(seeds[start:start + count]) + [seeds[start + count - 1]] * padding)
+      chunk_steps = np.array(list(estimator_steps[start:start + count]) + [0] * padding, np.float32)
       metrics, first_bad, bad_loss = self._compiled_block(
           stacked, tf.cast(chunk_seeds, tf.int32), tf.convert_to_tensor(chunk_steps), tf.constant(count))
       if int(first_bad) >= 0:

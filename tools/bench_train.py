@@ -14,8 +14,8 @@ For each task, in one process and side by side (the machine is shared and noisy:
 2. train: a real `experiment.Experiment` at the config's defaults (fidelity "code", batch 512, 64-64
    networks, LBF 1 update per 25-step episode, RWARE 10 per 500-step episode, 16 envs), with the warm-up
    shrunk to about two batches and evaluation/checkpoints pushed out of the window. `Experiment.run()`
-   runs its own loop; the window is cut at `env.step_async` calls (instrumented on the instance, nothing is
-   edited), starts right after an update burst once the first updates have compiled, and ends right after
+   runs its own loop; the window is cut at `env.step_async` calls (instrumented on the instance, nothing
+   is edited), starts right after an update burst once the first updates have compiled, and ends right after
    a later burst, so it holds whole update cycles. Env steps and updates come from the experiment's
    counters;
 3. the breakdown: in-loop time shares (env, acting, buffer add, updates, the rest), and isolated
@@ -237,8 +237,9 @@ class _LoopProbe:
   (env step, store, any updates, logging, the next acting call). Update bursts are seen as increments of
   `counters["updates"]`. Timed, where the loop has them: `env.step_async` + `env.step_wait`,
   `actor.select_actions`, `buffer.add`, `buffer.sample`, and the update path: `_update` (one update, in the
-  loop), `_schedule_updates` (the loop's share: sampling, and running the block or waiting for the previous one), `_drain` (waiting for the learner
-  thread), `_run_updates` (a block of `learner.step` calls, possibly on a learner thread).
+  loop), `_schedule_updates` (the loop's share: sampling, and running the block or waiting for the
+  previous one), `_drain` (waiting for the learner thread), `_run_updates` (a block of `learner.step`
+  calls, possibly on a learner thread).
   """
 
   KEYS = ("env", "act", "add", "sample", "update", "schedule", "drain", "learner")
