@@ -51,17 +51,22 @@ def test_same_seed_same_sample_different_seed_different_sample(name):
   assert np.any(first != other)
 
 
-@pytest.mark.parametrize("shape", [[7], [3, 2, 50], [9, 64, 6]])
+@pytest.mark.parametrize("shape", [[7], [3, 2, 50], [9, 64, 6], [9, 512, 6], [7, 333, 5], [50, 512, 6]])
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 def test_word_major_noise_is_the_stream_read_word_by_word(shape, dtype):
-  """Value n of word_major_noise is word n // B of Philox block n % B (B blocks of 4 words) of the same
-  stream `noise` reads block by block; the same numbers eagerly and under XLA (where it skips a transpose)."""
+  """Chunk by chunk, value n of word_major_noise is word n // P of Philox block n % P of the chunk (P blocks
+  of 4 words) of the same stream `noise` reads block by block; the same numbers eagerly and under XLA
+  (where each chunk is computed on its own and no transpose is needed). [9, 512, 6] is 9 chunks,
+  [7, 333, 5] ends inside its last chunk, and [50, 512, 6] is over the size that is chunked."""
   from estimators import base  # pylint: disable=g-import-not-at-top
   seed = tf.constant([12, -34], tf.int32)
   size = int(np.prod(shape))
   blocks = -(-size // 4)
-  stream = base.noise([4 * blocks], seed, dtype).numpy()
-  expected = stream.reshape(blocks, 4).T.reshape(-1)[:size].reshape(shape)
+  chunks, per_chunk = (int(n) for n in base.word_major_chunks(blocks))
+  assert chunks * per_chunk >= blocks > (chunks - 1) * per_chunk
+  assert per_chunk <= base.WORD_MAJOR_CHUNK_BLOCKS or (chunks == 1 and blocks > base.WORD_MAJOR_CHUNKED_UP_TO_BLOCKS)
+  stream = base.noise([4 * chunks * per_chunk], seed, dtype).numpy()
+  expected = stream.reshape(chunks, per_chunk, 4).transpose(0, 2, 1).reshape(-1)[:size].reshape(shape)
   eager = base.word_major_noise(shape, seed, dtype).numpy()
   np.testing.assert_array_equal(eager, expected)
   compiled = tf.function(lambda s: base.word_major_noise(shape, s, dtype), jit_compile=True)(seed)
@@ -70,3 +75,14 @@ def test_word_major_noise_is_the_stream_read_word_by_word(shape, dtype):
   log = lambda values: -tf.math.log(values)
   compiled = tf.function(lambda s: base.word_major_noise(shape, s, dtype, log), jit_compile=True)(seed)
   np.testing.assert_allclose(compiled.numpy(), -np.log(expected), rtol=1e-6)
+
+
+def test_word_major_noise_of_a_shape_known_only_when_run_is_the_same():
+  """The chunking is then computed by the graph (word_major_chunks' tensor path): the same numbers."""
+  from estimators import base  # pylint: disable=g-import-not-at-top
+  seed = tf.constant([5, 6], tf.int32)
+  for shape in ([9, 512, 6], [7, 333, 5], [50, 512, 6]):
+    static = base.word_major_noise(shape, seed, tf.float32).numpy()
+    dynamic = tf.function(lambda s: base.word_major_noise(s, seed, tf.float32),
+                          input_signature=[tf.TensorSpec([None], tf.int32)])(tf.constant(shape))
+    np.testing.assert_array_equal(dynamic.numpy(), static)
