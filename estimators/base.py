@@ -243,8 +243,8 @@ def philox_map_xla(shape, seed, transform=None, word_major=False):
     return state
 
   blocks = (size + 3) // 4
-  chunks, per_chunk = word_major_chunks(blocks)
-  if not word_major or (isinstance(chunks, int) and chunks == 1):
+  chunks, per_chunk = word_major_chunks(blocks) if word_major else (1, blocks)
+  if isinstance(chunks, int) and chunks == 1:
     state = blocks_from(0, blocks)
     values = _barrier(lambda: transform(state))
     if word_major:
