@@ -279,19 +279,13 @@ class _LoopProbe:
     probe = self
 
     def wrapper(*args, **kwargs):
-      timing = probe.timing
-      if not timing and not (first and probe.first_update_s is None):
-        return original(*args, **kwargs)
+      if not (first and probe.first_update_s is None):
+        return probe._timed(key, original, *args, **kwargs)
       started = time.perf_counter()
       try:
-        return original(*args, **kwargs)
+        return probe._timed(key, original, *args, **kwargs)
       finally:
-        elapsed = time.perf_counter() - started
-        if first and probe.first_update_s is None:
-          probe.first_update_s = elapsed
-        if timing:
-          probe.time[key] += elapsed
-          probe.calls[key] += 1
+        probe.first_update_s = time.perf_counter() - started
     setattr(owner, name, wrapper)
     self.hooked.append(key)
     return True
@@ -329,20 +323,21 @@ class _LoopProbe:
       return probe._timed("env", original_async, actions)
 
     def step_wait():
-      return probe._timed("env", original_wait, count=False)
+      return probe._timed("env", original_wait, count_call=False)
 
     env.step_async, env.step_wait = step_async, step_wait
     self.hooked.append("env")
 
-  def _timed(self, key, function, *args, count=True):
+  def _timed(self, key, function, *args, count_call=True, **kwargs):
+    """`function(*args, **kwargs)`; while timing, its time (and with `count_call` one call) go under `key`."""
     if not self.timing:
-      return function(*args)
+      return function(*args, **kwargs)
     started = time.perf_counter()
     try:
-      return function(*args)
+      return function(*args, **kwargs)
     finally:
       self.time[key] += time.perf_counter() - started
-      self.calls[key] += int(count)
+      self.calls[key] += int(count_call)
 
 
 def _time_calls(function, reps):

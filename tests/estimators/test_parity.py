@@ -64,7 +64,8 @@ def test_word_major_noise_is_the_stream_read_word_by_word(shape, dtype):
   blocks = -(-size // 4)
   chunks, per_chunk = (int(n) for n in base.word_major_chunks(blocks))
   assert chunks * per_chunk >= blocks > (chunks - 1) * per_chunk
-  assert per_chunk <= base.WORD_MAJOR_CHUNK_BLOCKS or (chunks == 1 and blocks > base.WORD_MAJOR_CHUNKED_UP_TO_BLOCKS)
+  above_limit = blocks > base.WORD_MAJOR_CHUNKED_UP_TO_BLOCKS
+  assert per_chunk <= base.WORD_MAJOR_CHUNK_BLOCKS or (chunks == 1 and above_limit)
   stream = base.noise([4 * chunks * per_chunk], seed, dtype).numpy()
   expected = stream.reshape(chunks, per_chunk, 4).transpose(0, 2, 1).reshape(-1)[:size].reshape(shape)
   eager = base.word_major_noise(shape, seed, dtype).numpy()
