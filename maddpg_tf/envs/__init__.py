@@ -1,0 +1,1 @@
+"""Environment backends: the reference packages stepped as a batch, fast re-implementations, adapters."""
