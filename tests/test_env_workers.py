@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from maddpg_tf import env_workers, environments
+from maddpg_tf import environments
+from maddpg_tf.envs import workers as env_workers
 
 
 def _assert_same_step(expected, got, where):

@@ -6,6 +6,7 @@ import pytest
 from lbforaging.foraging import ForagingEnv
 
 from maddpg_tf import environments
+from maddpg_tf.envs import tasks
 from maddpg_tf.environments import EnvironmentSpec, Step, TaskSpec
 from tests.fakes import FakeVectorEnvironment, make_fake, right_actions
 
@@ -63,7 +64,7 @@ def test_task_spec_is_frozen():
 
 
 def test_five_food_15x15_ids_registered_like_lbforaging_registers_its_own():
-  environments._register_extra_lbf_ids()  # again: must be idempotent
+  tasks._register_extra_lbf_ids()  # again: must be idempotent
   for players in (3, 4):
     ours = gym.spec(f"Foraging-15x15-{players}p-5f-v3")
     stock = gym.spec(f"Foraging-15x15-{players}p-4f-v3")  # registered by lbforaging itself

@@ -36,13 +36,13 @@ from multiprocessing import connection as mp_connection
 
 import numpy as np
 
-from maddpg_tf import environments
+from maddpg_tf.envs import vector
 
 # Commands (training process -> worker) and replies (worker -> training process).
 _STEP, _RESET, _GET_STATE, _SET_STATE, _CLOSE = b"s", b"r", b"g", b"p", b"c"
 _OK, _ERROR = b"k", b"e"
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class WorkerError(RuntimeError):
@@ -100,7 +100,7 @@ def _split_sizes(num_envs, workers):
 class ProcessVectorEnvironment:
   """`num_envs` copies of one task stepped by `workers` processes (see the module docstring).
 
-  Build it with `environments.make(..., workers=N)`. Arguments as `VectorEnvironment`'s.
+  Build it with `maddpg_tf.environments.make(..., workers=N)`. Arguments as `VectorEnvironment`'s.
   """
 
   def __init__(self, task, num_envs, seed, episode_limit, lbf_food_rule="v3", workers=1):
@@ -111,7 +111,7 @@ class ProcessVectorEnvironment:
     self.seed = seed
     self.workers = workers
     # One env here for the spec (cheap), so the shared arrays can be laid out before the workers start.
-    probe = environments.VectorEnvironment(task, 1, seed, episode_limit, lbf_food_rule)
+    probe = vector.VectorEnvironment(task, 1, seed, episode_limit, lbf_food_rule)
     self.spec = probe.spec
     probe.close()
     self._layout = _array_layout(num_envs, self.spec.num_agents, self.spec.observation_size)
@@ -147,7 +147,7 @@ class ProcessVectorEnvironment:
                                                               environment.get("PYTHONPATH")]))
     try:
       process = subprocess.Popen(
-          [sys.executable, "-m", "maddpg_tf.env_workers", str(theirs.fileno()), str(descriptor)],
+          [sys.executable, "-m", "maddpg_tf.envs.workers", str(theirs.fileno()), str(descriptor)],
           pass_fds=(theirs.fileno(), descriptor), env=environment, start_new_session=True)
     finally:
       theirs.close()
@@ -215,7 +215,7 @@ class ProcessVectorEnvironment:
     return self._arrays["next_observation"].copy()
 
   def step(self, actions):
-    """Apply one joint action per env (int [num_envs, num_agents]); see `environments.Step`."""
+    """Apply one joint action per env (int [num_envs, num_agents]); see `vector.Step`."""
     self.step_async(actions)
     return self.step_wait()
 
@@ -242,7 +242,7 @@ class ProcessVectorEnvironment:
     replies = self._receive_all()
     self.worker_step_seconds += max(struct.unpack("d", reply)[0] for reply in replies)
     a = self._arrays
-    return environments.Step(a["observation"].copy(), a["reward"].copy(), a["terminated"].copy(),
+    return vector.Step(a["observation"].copy(), a["reward"].copy(), a["terminated"].copy(),
                              a["truncated"].copy(), a["next_observation"].copy(), a["episode_return"].copy(),
                              a["episode_length"].copy())
 
@@ -253,16 +253,16 @@ class ProcessVectorEnvironment:
   def get_state(self):
     """The whole state as one picklable `VectorEnvironment` (what a one-process run would hold)."""
     parts = [pickle.loads(state) for state in self._broadcast(_GET_STATE)]
-    return environments.VectorEnvironment.concatenate(parts)
+    return vector.VectorEnvironment.concatenate(parts)
 
   def set_state(self, state):
     """Continues from `state` (a `VectorEnvironment` of the same task and size, e.g. from a checkpoint)."""
     self._check_idle()
-    environments._check_same_vector(self, state)  # pylint: disable=protected-access
+    vector.check_same_vector(self, state)
     for index, part in enumerate(state.split(self._sizes)):
       self._send(index, _SET_STATE + pickle.dumps(part))
     self._receive_all()
-    self._ready = state._ready  # pylint: disable=protected-access
+    self._ready = state.ready
 
   def close(self):
     """Stops the workers (politely, then by force); safe to call twice."""
@@ -324,7 +324,7 @@ def _serve(conn, descriptor):
   start, stop = setup["envs"]
   mine = {name: array[start:stop] for name, array in _map_arrays(memory, setup["layout"]).items()}
   try:
-    env = environments.VectorEnvironment(**setup["arguments"])
+    env = vector.VectorEnvironment(**setup["arguments"])
   except Exception:  # pylint: disable=broad-except
     conn.send_bytes(_ERROR + traceback.format_exc().encode())
     return
@@ -339,7 +339,7 @@ def _serve(conn, descriptor):
       kind = command[:1]
       if kind == _STEP:
         started = time.perf_counter()
-        for name, value in zip(environments.Step._fields, env.step(mine["actions"])):
+        for name, value in zip(vector.Step._fields, env.step(mine["actions"])):
           mine[name][...] = value
         reply = _OK + struct.pack("d", time.perf_counter() - started)
       elif kind == _RESET:

@@ -1,0 +1,135 @@
+"""The paper's tasks and every lbforaging/rware gymnasium id, as `TaskSpec`s (no environment is built here).
+
+lbforaging 2.0.0 registers at most 4 food; the two 15x15 ...-5f tasks are registered here (on import,
+idempotently) with the same kwargs lbforaging uses for its own ids. Neither package registers
+`max_episode_steps`: the limit is the ctor kwarg `max_episode_steps` (LBF) or `max_steps` (rware).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import lbforaging  # noqa: F401  (registers the Foraging-*-v3 ids)
+import rware  # noqa: F401  (registers the rware-*-v2 ids)
+
+__all__ = ["TaskSpec", "TASKS", "resolve_task", "FAMILIES"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Extra registrations: the two 15x15 five-food tasks (lbforaging 2.0.0 stops at 4 food).
+
+def _lbf_kwargs(size: int, players: int, food: int, coop: bool, partial: bool) -> dict:
+  """The kwargs lbforaging 2.0.0 uses for `Foraging{-2s}-{s}x{s}-{p}p-{f}f{-coop}-v3`."""
+  return {
+    "players": players,
+    "min_player_level": 1,
+    "max_player_level": 2,
+    "field_size": (size, size),
+    "min_food_level": 1,
+    "max_food_level": None,
+    "max_num_food": food,
+    "sight": 2 if partial else size,
+    "max_episode_steps": 50,
+    "force_coop": coop,
+    "grid_observation": False,
+    "penalty": 0.0,
+  }
+
+
+_EXTRA_LBF_IDS = {
+  "Foraging-15x15-3p-5f-v3": _lbf_kwargs(15, 3, 5, coop=False, partial=False),
+  "Foraging-15x15-4p-5f-v3": _lbf_kwargs(15, 4, 5, coop=False, partial=False),
+}
+
+
+def _register_extra_lbf_ids() -> None:
+  for gym_id, kwargs in _EXTRA_LBF_IDS.items():
+    if gym_id not in gym.registry:
+      gym.register(id=gym_id, entry_point="lbforaging.foraging:ForagingEnv", kwargs=kwargs)
+
+
+_register_extra_lbf_ids()
+
+
+# --------------------------------------------------------------------------------------------------
+# Tasks
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+  """One task: `env_episode_limit` is the env's own limit, `code_cutoff` the authors' cut-off."""
+
+  name: str
+  gym_id: str
+  env_episode_limit: int
+  code_cutoff: int
+  family: str  # "lbf" or "rware": the family decides the paper's settings (maddpg_tf.config)
+
+
+def _lbf(name: str, gym_id: str) -> TaskSpec:
+  return TaskSpec(name, gym_id, env_episode_limit=50, code_cutoff=25, family="lbf")
+
+
+def _rware(name: str, gym_id: str) -> TaskSpec:
+  return TaskSpec(name, gym_id, env_episode_limit=500, code_cutoff=500, family="rware")
+
+
+TASKS: dict[str, TaskSpec] = {
+  t.name: t
+  for t in (
+    _lbf("lbf-8x8-2p-2f-coop", "Foraging-8x8-2p-2f-coop-v3"),
+    _lbf("lbf-8x8-2p-2f-2s-coop", "Foraging-2s-8x8-2p-2f-coop-v3"),
+    _lbf("lbf-10x10-3p-3f", "Foraging-10x10-3p-3f-v3"),
+    _lbf("lbf-10x10-3p-3f-2s", "Foraging-2s-10x10-3p-3f-v3"),
+    _lbf("lbf-15x15-3p-5f", "Foraging-15x15-3p-5f-v3"),
+    _lbf("lbf-15x15-4p-3f", "Foraging-15x15-4p-3f-v3"),
+    _lbf("lbf-15x15-4p-5f", "Foraging-15x15-4p-5f-v3"),
+    _rware("rware-tiny-2ag", "rware-tiny-2ag-v2"),
+    _rware("rware-tiny-4ag", "rware-tiny-4ag-v2"),
+  )
+}
+
+FAMILIES = ("lbf", "rware")
+_FAMILY_BY_PACKAGE = {"lbforaging": "lbf", "rware": "rware"}
+
+
+def _family_of(spec: gym.envs.registration.EnvSpec) -> str | None:
+  entry = spec.entry_point
+  module = entry if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
+  return _FAMILY_BY_PACKAGE.get(module.split(".", 1)[0].split(":", 1)[0])
+
+
+def _env_limit_of(spec: gym.envs.registration.EnvSpec) -> int | None:
+  """The smallest of the spec's TimeLimit and the env's own max-steps kwarg (None if neither)."""
+  limits = [spec.max_episode_steps, spec.kwargs.get("max_episode_steps"), spec.kwargs.get("max_steps")]
+  limits = [int(x) for x in limits if x is not None]
+  return min(limits) if limits else None
+
+
+def _unknown_task_error(name: object) -> ValueError:
+  return ValueError(
+    f"unknown task {name!r}: expected one of {', '.join(TASKS)}, "
+    "or any gymnasium id registered by lbforaging or rware "
+    "(e.g. 'Foraging-5x5-2p-1f-v3', 'rware-small-4ag-v2')"
+  )
+
+
+def resolve_task(name: str | TaskSpec) -> TaskSpec:
+  """A short task name (see `TASKS`), or any lbforaging/rware gymnasium id, as a `TaskSpec`.
+
+  A raw gymnasium id (including the ids behind the nine short names) runs the env as registered:
+  its limit comes from the registration, and the cut-off equals it. Use the short names for the
+  paper's settings (LBF cut at 25 steps).
+  """
+  if isinstance(name, TaskSpec):
+    return name
+  if isinstance(name, str):
+    if name in TASKS:
+      return TASKS[name]
+    if name in gym.registry:
+      spec = gym.spec(name)
+      family = _family_of(spec)
+      limit = _env_limit_of(spec)
+      if family is not None and limit is not None:
+        return TaskSpec(name, name, env_episode_limit=limit, code_cutoff=limit, family=family)
+  raise _unknown_task_error(name)
