@@ -3,7 +3,7 @@
 The packages' own renderers open a pyglet window; these draw into an image, so they work on a server or
 in CI. Each frame is a uint8 array [H, W, 3]:
 
-    H = header_height + rows * cell,    W = cols * cell,
+    H = header_height + rows * cell + 1,    W = cols * cell + 1,
     header_height = (1 + num_agents) * HEADER_LINE + 2 * HEADER_PAD.
 
 The header holds one line "step t" (plus the team reward when rewards are given) and one line per agent
@@ -12,7 +12,8 @@ frames share one size. Below it the grid: cell (row, col) covers pixels
 
     x in [col * cell, (col + 1) * cell),   y in [header_height + row * cell, header_height + (row + 1) * cell),
 
-with a 1-pixel GRID_LINE on each cell's top and left edge (`Layout.cell_box`, `Layout.point`). Shapes are
+with a 1-pixel GRID_LINE on each cell's top and left edge and one more line closing the grid on the
+right and at the bottom (`Layout.cell_box`, `Layout.point`). Shapes are
 centred on their cell and sized in fractions of `cell` (the constants below), so a point at a known
 fraction from a cell's centre shows a known colour: e.g. `Layout.point(r, c, 0.22, 0.22)` lies on an
 agent's disc and on no text.
@@ -118,11 +119,11 @@ class Layout:
 
   @property
   def width(self) -> int:
-    return self.cols * self.cell
+    return self.cols * self.cell + 1
 
   @property
   def height(self) -> int:
-    return self.header_height + self.rows * self.cell
+    return self.header_height + self.rows * self.cell + 1
 
   def cell_box(self, row: int, col: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of cell (row, col), x1 and y1 exclusive; the grid line is at x0 and y0."""
