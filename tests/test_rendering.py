@@ -278,20 +278,20 @@ def distinct_frames(count, height=33, width=47):
 
 
 def test_gif_has_the_frames(tmp_path):
-  TMP = str(tmp_path)
+  tmp = str(tmp_path)
   frames = distinct_frames(7)
-  path = video.write_video(os.path.join(TMP, "a.gif"), frames, fps=5)
+  path = video.write_video(os.path.join(tmp, "a.gif"), frames, fps=5)
   back = iio.imread(path, index=None)
   assert back.shape == (7, 33, 47, 3)
   # Four flat colours survive the GIF palette exactly.
   assert np.array_equal(back, frames)
-  assert not [n for n in os.listdir(TMP) if n.startswith(".")]  # no partial file left
+  assert not [n for n in os.listdir(tmp) if n.startswith(".")]  # no partial file left
 
 
 def test_mp4_has_the_frames_with_even_sides(tmp_path):
-  TMP = str(tmp_path)
+  tmp = str(tmp_path)
   frames = distinct_frames(9)
-  path = video.write_video(os.path.join(TMP, "a.MP4"), list(frames), fps=10)
+  path = video.write_video(os.path.join(tmp, "a.MP4"), list(frames), fps=10)
   reader = imageio_v2.get_reader(path, format="FFMPEG")
   try:
     assert reader.count_frames() == 9
@@ -305,7 +305,7 @@ def test_mp4_has_the_frames_with_even_sides(tmp_path):
 
 
 def test_rendered_episode_to_gif_has_one_frame_per_step(tmp_path):
-  TMP = str(tmp_path)
+  tmp = str(tmp_path)
   env = lbf_env()
   rng = np.random.default_rng(1)
   frames = [rendering.render(env, cell=16)]
@@ -313,7 +313,7 @@ def test_rendered_episode_to_gif_has_one_frame_per_step(tmp_path):
     actions = rng.integers(0, 6, size=2)
     _, rewards, _, _, _ = env.step(actions.tolist())
     frames.append(rendering.render(env, actions=actions, rewards=rewards, cell=16))
-  path = video.write_video(os.path.join(TMP, "episode.gif"), frames, fps=10)
+  path = video.write_video(os.path.join(tmp, "episode.gif"), frames, fps=10)
   assert iio.improps(path, index=None).shape == (7,) + frames[0].shape
 
 
@@ -324,16 +324,16 @@ def test_rendered_episode_to_gif_has_one_frame_per_step(tmp_path):
   ("existing.gif", r"already exists: expected a new file"),
 ])
 def test_bad_video_path_writes_nothing(name, message, tmp_path):
-  TMP = str(tmp_path)
-  with open(os.path.join(TMP, "existing.gif"), "wb") as f:
+  tmp = str(tmp_path)
+  with open(os.path.join(tmp, "existing.gif"), "wb") as f:
     f.write(b"keep")
-  before = sorted(os.listdir(TMP))
+  before = sorted(os.listdir(tmp))
   with pytest.raises(ValueError, match=message):
-    video.check_video_path(os.path.join(TMP, name))
+    video.check_video_path(os.path.join(tmp, name))
   with pytest.raises(ValueError, match=message):
-    video.write_video(os.path.join(TMP, name), distinct_frames(2))
-  assert sorted(os.listdir(TMP)) == before
-  with open(os.path.join(TMP, "existing.gif"), "rb") as f:
+    video.write_video(os.path.join(tmp, name), distinct_frames(2))
+  assert sorted(os.listdir(tmp)) == before
+  with open(os.path.join(tmp, "existing.gif"), "rb") as f:
     assert f.read() == b"keep"
 
 
@@ -345,29 +345,29 @@ def test_bad_video_path_writes_nothing(name, message, tmp_path):
   (np.zeros((2, 4, 4, 3), np.uint8), 0, r"fps=0 is not allowed: expected a number in \(0, 100\]"),
 ])
 def test_bad_frames_write_nothing(frames, fps, message, tmp_path):
-  TMP = str(tmp_path)
-  before = sorted(os.listdir(TMP))
+  tmp = str(tmp_path)
+  before = sorted(os.listdir(tmp))
   with pytest.raises(ValueError, match=message):
-    video.write_video(os.path.join(TMP, "bad.mp4"), frames, fps=fps)
-  assert sorted(os.listdir(TMP)) == before
+    video.write_video(os.path.join(tmp, "bad.mp4"), frames, fps=fps)
+  assert sorted(os.listdir(tmp)) == before
 
 
 def test_png_frames_round_trip_and_refuse_a_used_directory(tmp_path):
-  TMP = str(tmp_path)
+  tmp = str(tmp_path)
   frames = distinct_frames(3)
-  paths = video.write_frames(os.path.join(TMP, "frames"), frames)
+  paths = video.write_frames(os.path.join(tmp, "frames"), frames)
   assert [p.name for p in paths] == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
   for p, frame in zip(paths, frames):
     assert np.array_equal(iio.imread(p), frame)
   with pytest.raises(ValueError, match="is not empty: expected a new or empty directory"):
-    video.write_frames(os.path.join(TMP, "frames"), frames)
+    video.write_frames(os.path.join(tmp, "frames"), frames)
   with pytest.raises(ValueError, match="is a file: expected a new or empty directory"):
     video.write_frames(paths[0], frames)
   with pytest.raises(ValueError, match="parent '.*nowhere' does not exist"):
-    video.write_frames(os.path.join(TMP, "nowhere", "frames"), frames)
-  assert len(os.listdir(os.path.join(TMP, "frames"))) == 3
-  os.mkdir(os.path.join(TMP, "empty"))
-  assert len(video.write_frames(os.path.join(TMP, "empty"), frames[:1])) == 1
+    video.write_frames(os.path.join(tmp, "nowhere", "frames"), frames)
+  assert len(os.listdir(os.path.join(tmp, "frames"))) == 3
+  os.mkdir(os.path.join(tmp, "empty"))
+  assert len(video.write_frames(os.path.join(tmp, "empty"), frames[:1])) == 1
 
 
 def test_summary_frames_are_evenly_spaced_with_first_and_last():
@@ -390,9 +390,9 @@ def test_encode_gif_timing():
 
 @pytest.mark.slow
 def test_tensorboard_summaries_hold_the_frames(tmp_path):
-  TMP = str(tmp_path)
+  tmp = str(tmp_path)
   import tensorflow as tf
-  logdir = os.path.join(TMP, "tb")
+  logdir = os.path.join(tmp, "tb")
   frames = distinct_frames(12)
   writer = tf.summary.create_file_writer(logdir)
   with writer.as_default():
