@@ -166,7 +166,8 @@ def layout_for(env, *, cell: int = DEFAULT_CELL) -> Layout:
 def _per_agent(values, num_agents: int, what: str) -> list | None:
   if values is None:
     return None
-  values = list(np.asarray(values, dtype=object).reshape(-1)) if np.ndim(values) else [values]
+  # One entry per agent along the first axis (an rware action with message bits is a row).
+  values = list(values) if np.ndim(values) else [values]
   if len(values) != num_agents:
     raise ValueError(f"{what} has {len(values)} entries: expected one per agent ({num_agents})")
   return values

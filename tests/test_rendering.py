@@ -121,6 +121,9 @@ def test_header_lines_name_step_actions_and_rewards():
   assert rendering.header_lines(2, None) == ["step -", "agent 0  -      reward -", "agent 1  -      reward -"]
   assert rendering.header_lines(1, 0, [4], None, rendering.RWARE_ACTION_NAMES) == [
     "step 0", "agent 0  TOGGLE_LOAD  reward -"]
+  # rware with message bits: each agent's action is [move, bit, ...].
+  assert rendering.header_lines(2, 1, np.array([[2, 1], [0, 0]]), None, rendering.RWARE_ACTION_NAMES)[1:] == [
+    "agent 0  LEFT         reward -", "agent 1  NOOP         reward -"]
   assert rendering.LBF_ACTION_NAMES == tuple(a.name for a in lbforaging.foraging.environment.Action)
   assert rendering.RWARE_ACTION_NAMES == tuple(a.name for a in rware.warehouse.Action)
 
