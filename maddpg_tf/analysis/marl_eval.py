@@ -48,7 +48,7 @@ def to_marl_eval_json(runs, environment_of=None, metric=METRIC):
     raise ValueError(f"environment_of must be a function task -> environment name, got {environment_of!r}")
   if not isinstance(metric, str) or not metric or metric == "step_count":
     raise ValueError(f"metric={metric!r}: must be a non-empty name other than 'step_count'")
-  checked = aggregate.check_runs(runs)
+  checked = runs if aggregate._is_checked(runs) else aggregate.check_runs(runs)  # pylint: disable=protected-access
   data = {}
   for run in sorted(checked, key=lambda r: (r["task"], r["estimator"], r["seed"])):
     environment = environment_of(run["task"])
