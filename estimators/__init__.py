@@ -8,9 +8,27 @@ they differ in the gradient a sample carries back to `logits`.
     dist = estimators.make("gst", logits=logits, temperature=0.7)
     action = dist.sample(seed=(1, 2))                   # hard one-hot forward, GST gradient backward
 
-Any estimator can anneal its temperature: pass `start_temperature`, `end_temperature`, `period` and `step`
-instead of `temperature` (`tags` is STGS that requires them).
+Any estimator with a temperature can anneal it: pass `start_temperature`, `end_temperature`, `period` and
+`step` instead of `temperature` (`tags` is STGS that requires them).
+
+Your own estimator (the contract is in `estimators.base.DiscreteGradientEstimator`'s docstring):
+  - subclass `estimators.DiscreteGradientEstimator` and write `_surrogate(logits, temperature, sample)`
+    (straight-through: the base draws the one-hot sample, your surrogate gives the gradient) or
+    `_relax(logits, temperature, seed)` (full control); its parameters are its `__init__` keywords,
+    each checked there with one ValueError line;
+  - name it anywhere an estimator name goes, by import path "module.path:ClassName" (`make`,
+    `parameter_names`, `check_parameters`, `resolve`, and `--config.estimator.name=` in training), or
+    `register("short_name", cls)` it;
+  - check it with `estimators.testing.check_estimator(cls, **params)`, the battery every built-in passes;
+  - `source_of(name)` gives the module file and its SHA-256 for a run's provenance.
 """
+
+import hashlib
+import importlib
+import inspect
+import os
+import re
+import sys
 
 from estimators import schedules
 from estimators.base import DiscreteGradientEstimator
@@ -21,8 +39,9 @@ from estimators.reinmax import ReinMax
 from estimators.st import StraightThrough
 from estimators.stgs import StraightThroughGumbelSoftmax
 from estimators.tags import TemperatureAnnealedGumbelSoftmax
+from estimators.zgr import ZGR
 
-_REGISTRY = {
+_BUILT_IN = {
     "stgs": StraightThroughGumbelSoftmax,
     "tags": TemperatureAnnealedGumbelSoftmax,
     "grmck": GumbelRaoMonteCarlo,
@@ -30,10 +49,17 @@ _REGISTRY = {
     "st": StraightThrough,
     "gumbel_softmax": GumbelSoftmax,
     "reinmax": ReinMax,
+    "zgr": ZGR,
 }
+_REGISTRY = dict(_BUILT_IN)
 
 # The estimators of the paper (Table 1 columns are STGS-1, STGS-T, TAGS, GRMCK, GST).
 PAPER_ESTIMATORS = ("stgs", "tags", "grmck", "gst")
+
+# A registered name: no ':' (that marks an import path) and nothing a command line or file name mangles.
+_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_\-]*")
+_PATH_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+_PATH_FORM = f"module.path:ClassName naming a subclass of estimators.{DiscreteGradientEstimator.__name__}"
 
 
 def names():
@@ -41,16 +67,110 @@ def names():
   return tuple(sorted(_REGISTRY))
 
 
+def _allowed():
+  return f"allowed: {', '.join(names())}, or {_PATH_FORM}"
+
+
+def _one_line(error):
+  return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _check_class(cls, label):
+  if not (inspect.isclass(cls) and issubclass(cls, DiscreteGradientEstimator)):
+    raise ValueError(f"estimator {label!r} is {cls!r}, not a subclass of "
+                     f"estimators.{DiscreteGradientEstimator.__name__}; {_allowed()}")
+  if cls is DiscreteGradientEstimator:
+    raise ValueError(f"estimator {label!r} is the abstract base class; {_allowed()}")
+  return cls
+
+
+def _import(module_name):
+  """The module `module_name`; if its top package is not on sys.path, the working directory is tried too
+  (console scripts do not put it there, `python -m` does)."""
+  try:
+    return importlib.import_module(module_name)
+  except ModuleNotFoundError as error:
+    top = module_name.partition(".")[0]
+    if error.name != top or os.getcwd() in sys.path or "" in sys.path:
+      raise
+  sys.path.append(os.getcwd())
+  return importlib.import_module(module_name)
+
+
+def _from_path(path):
+  if not _PATH_PATTERN.fullmatch(path):
+    raise ValueError(f"estimator {path!r} is not a registered name or an import path; {_allowed()}")
+  module_name, _, attribute = path.partition(":")
+  try:
+    module = _import(module_name)
+  except Exception as error:  # pylint: disable=broad-except  # whatever the user's module raises
+    raise ValueError(f"estimator {path!r}: module {module_name!r} does not import ({_one_line(error)}); "
+                     f"{_allowed()}") from None
+  value = module
+  for part in attribute.split("."):
+    if not hasattr(value, part):
+      raise ValueError(f"estimator {path!r}: module {module_name!r} has no attribute {attribute!r}; "
+                       f"{_allowed()}")
+    value = getattr(value, part)
+  return _check_class(value, path)
+
+
+def resolve(name):
+  """The estimator class for `name`: a registered name, an import path "module.path:ClassName", or an
+  estimator class itself. Anything else raises ValueError, one line naming it and what is allowed."""
+  if inspect.isclass(name):
+    return _check_class(name, getattr(name, "__qualname__", name))
+  if not isinstance(name, str):
+    raise ValueError(f"unknown estimator {name!r}; {_allowed()}")
+  if name in _REGISTRY:
+    return _REGISTRY[name]
+  if ":" not in name:
+    raise ValueError(f"unknown estimator {name!r}; {_allowed()}")
+  return _from_path(name)
+
+
 def get(name):
-  """The estimator class registered as `name`."""
+  """The estimator class for `name` (the same as `resolve`)."""
+  return resolve(name)
+
+
+def label(name):
+  """A string naming estimator `name`: the name or path given, a class's registered name, or the class's
+  import path "module:QualName"."""
+  if isinstance(name, str):
+    return name
+  cls = resolve(name)
+  registered = [key for key, value in sorted(_REGISTRY.items()) if value is cls]
+  return registered[0] if registered else f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register(name, cls, *, overwrite=False):
+  """Registers estimator class `cls` as `name` (lowercase letters, digits, '_' and '-'), so every tool
+  accepts that name. A name already taken raises ValueError unless `overwrite`. Returns `cls`."""
+  if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+    raise ValueError(f"estimator name {name!r} is not allowed; allowed: a lowercase letter, then lowercase "
+                     f"letters, digits, '_' or '-'")
+  _check_class(cls, name)
+  if name in _REGISTRY and _REGISTRY[name] is not cls and not overwrite:
+    raise ValueError(f"estimator {name!r} is already registered ({_REGISTRY[name].__qualname__}); "
+                     f"pass overwrite=True to replace it")
+  _REGISTRY[name] = cls
+  return cls
+
+
+def unregister(name):
+  """Removes a name `register` added (a built-in name it replaced gets its built-in class back)."""
   if not isinstance(name, str) or name not in _REGISTRY:
     raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(names())}")
-  return _REGISTRY[name]
+  if name in _BUILT_IN:
+    _REGISTRY[name] = _BUILT_IN[name]
+  else:
+    del _REGISTRY[name]
 
 
 def parameter_names(name):
-  """The keyword parameters estimator `name` accepts (besides `logits`)."""
-  return get(name).parameter_names()
+  """The keyword parameters estimator `name` (a name, path or class) accepts (besides `logits`)."""
+  return resolve(name).parameter_names()
 
 
 def check_parameters(name, params):
@@ -58,15 +178,37 @@ def check_parameters(name, params):
   allowed = parameter_names(name)
   unknown = sorted(set(params) - set(allowed))
   if unknown:
-    raise ValueError(f"estimator {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                     f"allowed: {', '.join(allowed)}")
+    raise ValueError(f"estimator {label(name)!r} has no parameter {', '.join(map(repr, unknown))}; "
+                     f"allowed: {', '.join(allowed) or 'none'}")
 
 
 def make(name, logits, **params):
-  """Builds estimator `name` over `logits`; unknown names or parameters raise ValueError."""
+  """Builds estimator `name` (a name, path or class) over `logits`; unknown names or parameters raise
+  ValueError."""
   check_parameters(name, params)
-  return get(name)(logits=logits, **params)
+  return resolve(name)(logits=logits, **params)
 
 
-__all__ = ["names", "get", "make", "parameter_names", "check_parameters", "schedules",
-           "DiscreteGradientEstimator", "PAPER_ESTIMATORS"] + [c.__name__ for c in _REGISTRY.values()]
+def source_of(name):
+  """Where estimator `name`'s code comes from, for a run's provenance: None for this package's own
+  estimators (the package version and git revision identify them), else
+  dict(name=..., path="module:QualName", module_file=<absolute path or None>, sha256=<hex or None>),
+  the hash of the module file's bytes as they are on disk now (call it when the run starts)."""
+  cls = resolve(name)
+  if cls.__module__ == __name__ or cls.__module__.startswith(__name__ + "."):
+    return None
+  module_file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+  digest = None
+  if module_file and os.path.isfile(module_file):
+    module_file = os.path.abspath(module_file)
+    with open(module_file, "rb") as handle:
+      digest = hashlib.sha256(handle.read()).hexdigest()
+  else:
+    module_file = None
+  return dict(name=label(name), path=f"{cls.__module__}:{cls.__qualname__}", module_file=module_file,
+              sha256=digest)
+
+
+__all__ = ["names", "get", "resolve", "label", "register", "unregister", "make", "parameter_names",
+           "check_parameters", "source_of", "schedules", "DiscreteGradientEstimator",
+           "PAPER_ESTIMATORS"] + [c.__name__ for c in _BUILT_IN.values()]

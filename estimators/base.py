@@ -37,21 +37,15 @@ def split_seed(seed, n=2):
   return tf.unstack(seeds)
 
 
-def uniform(shape, seed, dtype):
-  """U(0, 1), both ends excluded, from Philox bits.
+def noise(shape, seed, dtype, transform=None):
+  """`transform(U)` for U ~ U(0, 1) iid of `shape` from Philox bits, both ends excluded; `transform` must be
+  elementwise (default: none, U itself).
 
   The float conversion is done here because XLA's stateless uniform turns the same Philox bits into
   different floats than TF's kernels do; the integer bits agree, so eager, graph and XLA runs share one
-  stream. The half-step offset keeps -log(U) and log(-log(U)) finite without clipping.
-  """
-  return noise(shape, seed, dtype)
-
-
-def noise(shape, seed, dtype, transform=None):
-  """`transform(U)` for U = `uniform(shape, seed, dtype)`; `transform` must be elementwise.
-
-  The same numbers as applying `transform` to `uniform(...)`; under XLA on CPU (float32) the transform is
-  computed in the random-number code's own fusion, where it vectorises (see `philox_map_xla`).
+  stream. The half-step offset keeps -log(U) and log(-log(U)) finite without clipping. Under XLA on CPU
+  (float32) the transform is computed in the random-number code's own fusion, where it vectorises (see
+  `philox_map_xla`).
   """
   dtype = tf.as_dtype(dtype)
   transform = transform or (lambda values: values)
@@ -339,7 +333,25 @@ def record_parameters(local_variables):
   return parameters
 
 
-class DiscreteGradientEstimator(tfp.distributions.Distribution):
+class _EstimatorMeta(type(tfp.distributions.Distribution)):
+  """Gives an estimator class that defines `__init__` its parent's `_parameter_properties`.
+
+  TFP warns when a subclass redefines `__init__` but inherits `_parameter_properties`. An estimator's
+  extra keywords (K, the gap, ...) are Python numbers, not tensor parameters with batch shape, so the
+  base's properties (logits and temperature) stay right for it, and subclasses need not repeat them.
+  A class may still define its own.
+  """
+
+  def __new__(mcs, classname, baseclasses, attrs):
+    if "__init__" in attrs and "_parameter_properties" not in attrs:
+      for klass in (k for base in baseclasses for k in base.__mro__):
+        if "_parameter_properties" in vars(klass):
+          attrs["_parameter_properties"] = vars(klass)["_parameter_properties"]
+          break
+    return super().__new__(mcs, classname, baseclasses, attrs)
+
+
+class DiscreteGradientEstimator(tfp.distributions.Distribution, metaclass=_EstimatorMeta):
   """Base class: a one-hot categorical whose samples carry an estimator's gradient.
 
   Forward, `sample()` returns a hard one-hot vector (except the relaxed `gumbel_softmax`), distributed as
@@ -348,10 +360,42 @@ class DiscreteGradientEstimator(tfp.distributions.Distribution):
 
   The temperature is either fixed (`temperature=`) or a schedule (`start_temperature`, `end_temperature`,
   `period`, evaluated at `step` by `schedule`, see `estimators.schedules`): any estimator can anneal.
+
+  Writing an estimator (the contract; `estimators.testing.check_estimator` checks it):
+
+  1. Subclass `DiscreteGradientEstimator` and write ONE of two hooks. Both receive `logits` [..., A]
+     (any batch shape, float32 or float64) and `temperature` broadcast to [..., 1] (1.0 unless given).
+     - `_surrogate(self, logits, temperature, sample) -> [..., A]`: the straight-through form. The base
+       draws `sample`, a hard one-hot ~ Categorical(softmax(logits)) (`categorical_one_hot`, Gumbel-max
+       on Philox noise), and returns `sample + s - stop_gradient(s)` for s = your surrogate: the forward
+       value is the sample, the gradient is that of s.
+     - `_relax(self, logits, temperature, seed) -> [..., A]`: full control. Return the sample with the
+       estimator's gradient attached; draw every random number from the stateless `seed` (an int32 [2]
+       tensor) with this module's `gumbel`, `noise` and `split_seed`, so the same seed gives the same
+       sample eagerly, under `tf.function` and under XLA. A relaxed (not one-hot) sample must set the
+       class attribute `one_hot_samples = False`; its argmax must then be distributed as softmax(logits).
+  2. Parameters are the keywords of `__init__`: they are what `estimators.parameter_names` reports and
+     `estimators.make` accepts (anything else is refused with one line naming it). Declare them after
+     `logits` and `temperature`, check each at construction (raise ValueError naming the value and what
+     is allowed; `check_integer_at_least` and `schedules.check_positive` do it for the usual cases),
+     and pass the rest on:
+
+         def __init__(self, logits, temperature=None, my_param=1.0, **kwargs):
+           parameters = record_parameters(locals())        # first line: TFP's `parameters`
+           schedules.check_positive("my_param", my_param)
+           self._my_param = my_param
+           super().__init__(logits, temperature, parameters=parameters, **kwargs)
+
+     `**kwargs` passes the temperature schedule keywords on; leave it out (and `temperature`) for an
+     estimator without a temperature: then only the keywords of its own `__init__` are accepted.
+     Without an `__init__`, an estimator's parameters are the base's: the temperature and its schedule.
+  3. Use it by import path (`estimators.make("my_pkg.my_module:MyEstimator", logits=..., ...)`, the
+     same string for `--config.estimator.name`) or register a short name: `estimators.register("mine",
+     MyEstimator)`.
   """
 
-  # Names of the estimator's own hyperparameters beyond the temperature, for registries and searches.
-  hyperparameter_names = ()
+  # False for estimators whose samples are relaxed points of the simplex rather than one-hot vectors.
+  one_hot_samples = True
 
   def __init__(self, logits, temperature=None, *, start_temperature=None, end_temperature=None,
                period=None, step=None, schedule="exponential", validate_args=False,
@@ -418,8 +462,15 @@ class DiscreteGradientEstimator(tfp.distributions.Distribution):
     return self._relax(logits, temperature, seed)
 
   def _relax(self, logits, temperature, seed):
-    """Returns a sample with the estimator's gradient. `temperature` broadcasts against `logits`."""
-    raise NotImplementedError
+    """Returns a sample with the estimator's gradient. `temperature` broadcasts against `logits`.
+
+    This default is the straight-through form over `_surrogate` (see the class docstring)."""
+    sample = categorical_one_hot(logits, seed)
+    return straight_through(sample, self._surrogate(logits, temperature, sample))
+
+  def _surrogate(self, logits, temperature, sample):
+    """The function whose gradient a straight-through sample carries: [..., A], like `logits`."""
+    raise NotImplementedError(f"{type(self).__name__} implements neither _surrogate nor _relax")
 
   # ---- the categorical's statistics --------------------------------------------------------------------
 

@@ -102,11 +102,6 @@ class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
   categorical sample, as the authors' no-gradient mode does.
   """
 
-  hyperparameter_names = ("num_samples",)
-
-  # Same parameter properties as the base; redefined here because __init__ is (TFP checks).
-  _parameter_properties = vars(base.DiscreteGradientEstimator)["_parameter_properties"]
-
   def __init__(self, logits, temperature=None, num_samples=10, **kwargs):
     parameters = base.record_parameters(locals())
     self._num_samples = base.check_integer_at_least("num_samples (K)", num_samples, 1)

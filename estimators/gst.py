@@ -14,11 +14,6 @@ class GappedStraightThrough(base.DiscreteGradientEstimator):
     m2 = -(gap + z - max_j z_j)_+ * (1 - a)        keeps every other logit at least `gap` below it.
   """
 
-  hyperparameter_names = ("gap",)
-
-  # Same parameter properties as the base; redefined here because __init__ is (TFP checks).
-  _parameter_properties = vars(base.DiscreteGradientEstimator)["_parameter_properties"]
-
   def __init__(self, logits, temperature=None, gap=1.0, **kwargs):
     parameters = base.record_parameters(locals())
     schedules.check_positive("gap", gap)

@@ -14,6 +14,8 @@ class GumbelSoftmax(base.DiscreteGradientEstimator):
   a critic trained on one-hot actions sees inputs it never saw in training.
   """
 
+  one_hot_samples = False
+
   def _relax(self, logits, temperature, seed):
     perturbed = logits + base.gumbel(ps.shape(logits), seed, logits.dtype)
     return tf.math.softmax(perturbed / temperature)

@@ -21,7 +21,8 @@ are samples, and returns values [..., *batch], one per row. Rows are independent
     stats = lab.gradient_statistics("gst", f, logits, {"gap": 1.0}, temperature=0.7)
     stats.bias, stats.variance, stats.mse, stats.cosine           # each an Interval(value, low, high)
 
-`estimator` names are the registry's (`estimators.names()`) and `reinforce`, the unbiased score-function
+`estimator` names are the registry's (`estimators.names()`), import paths "module.path:ClassName" and
+estimator classes (as `estimators.resolve` takes them), and `reinforce`, the unbiased score-function
 estimator f(a) (e_a - p), kept here as the reference (it is not a pathwise sample, so not in the registry).
 
 Statistics: R independent replicates of S samples each (fresh seeds, the same logits and f). In each
@@ -59,8 +60,10 @@ def check_estimator(name, params):
     if params:
       raise ValueError(f"estimator {REINFORCE!r} has no parameter {', '.join(map(repr, sorted(params)))}")
     return
-  if not isinstance(name, str) or name not in estimators.names():
-    raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(names())}")
+  if isinstance(name, str) and ":" not in name and name not in estimators.names():
+    raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(names())}, or "
+                     f"module.path:ClassName")
+  estimators.resolve(name)
   estimators.check_parameters(name, params)
 
 
@@ -195,7 +198,7 @@ class GradientSampler:
     logits = tf.convert_to_tensor(logits)
     if temperature is not None:
       if not takes_temperature(self.name):
-        raise ValueError(f"estimator {self.name!r} takes no temperature")
+        raise ValueError(f"estimator {estimators.label(self.name)!r} takes no temperature")
       estimators.schedules.check_positive("temperature", temperature)
       temperature = tf.constant(temperature, logits.dtype)
     seed = tf.cast(tfp.random.sanitize_seed(seed), tf.int32)
@@ -302,5 +305,6 @@ def gradient_statistics(name, f, logits, params=None, *, temperature=None, num_s
   root = lambda x: math.sqrt(max(x, 0.))
   bias = Interval(root(squared_bias.value), root(squared_bias.low), root(squared_bias.high))
   exact_norm = float(np.sqrt(np.square(exact.reshape(-1, exact.shape[-1])).sum(-1).mean()))
-  return GradientStatistics(name, dict(sampler.params), temperature, squared_bias, bias, variance, mse,
+  label = REINFORCE if name == REINFORCE else estimators.label(name)
+  return GradientStatistics(label, dict(sampler.params), temperature, squared_bias, bias, variance, mse,
                             cosine, exact_norm, int(num_samples), int(num_replicates), confidence)

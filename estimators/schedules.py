@@ -5,8 +5,6 @@ steps, see `maddpg_tf` config `estimator.schedule_unit`), so a schedule survives
 and checkpoint restore: restoring the step restores the temperature.
 """
 
-import numbers
-
 import numpy as np
 import tensorflow as tf
 
@@ -75,7 +73,3 @@ def get(name):
   if not isinstance(name, str) or name not in SCHEDULES:
     raise ValueError(f"unknown temperature schedule {name!r}; allowed: {', '.join(sorted(SCHEDULES))}")
   return SCHEDULES[name]
-
-
-def is_number(value):
-  return isinstance(value, numbers.Number) and not isinstance(value, bool)

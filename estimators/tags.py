@@ -10,9 +10,6 @@ class TemperatureAnnealedGumbelSoftmax(stgs.StraightThroughGumbelSoftmax):
   authors' code, or env steps) is the caller's choice: see NOTES section 2 on why it matters.
   """
 
-  # Same parameter properties as the base; redefined here because __init__ is (TFP checks).
-  _parameter_properties = vars(base.DiscreteGradientEstimator)["_parameter_properties"]
-
   def __init__(self, logits, start_temperature, end_temperature, period, step=0, *,
                schedule="exponential", validate_args=False, allow_nan_stats=True, name=None):
     parameters = base.record_parameters(locals())
