@@ -1,0 +1,330 @@
+"""What the fast LBF and RWARE backends share: the batch clock, auto-reset, `Step`, state and slices.
+
+`FastVectorEnvironment(task, num_envs, seed, episode_limit, lbf_food_rule="v3", first_index=0)` has
+`maddpg_tf.environments.VectorEnvironment`'s interface and semantics, and gives the same `Step`s bit for bit
+from the same seeds and actions: the dynamics are re-implemented as numba kernels over all envs at once
+(`fast_lbf`, `fast_rware`), and every random draw is made by the same `numpy.random.Generator` per env,
+seeded as gymnasium seeds it, with the same calls in the same order as the packages make them.
+
+Clock semantics (as the reference): env k is seeded with `env_seed(seed, first_index + k)` at the first
+`reset()` only; an env whose episode ends (the env's own end, or the cut-off `episode_limit`) is reset at
+once, and `Step.next_observation` holds its first observation. `terminated` = the env ended the episode
+for a real reason (LBF: no food left), `truncated` = the cut-off was reached.
+
+Checkpoints: `get_state()` is the vector itself (picklable: arrays and Generators); `to_reference()` gives a
+reference `VectorEnvironment` in exactly the same state and `from_reference(vector)` the inverse, so a run
+can change backend at a checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+from gymnasium.utils import seeding
+
+from maddpg_tf.environments import Step, TaskSpec, VectorEnvironment, env_seed, resolve_task
+
+__all__ = ["FastVectorEnvironment", "check_actions_dtype"]
+
+
+def check_actions_dtype(actions: np.ndarray) -> np.ndarray:
+  """`actions` as int64, refusing values that are not whole numbers (the packages' Enums refuse them)."""
+  if actions.dtype.kind in "iub":
+    return actions.astype(np.int64, copy=False)
+  as_int = actions.astype(np.int64)
+  if not np.array_equal(as_int, actions):
+    raise ValueError(f"actions must be whole numbers, got dtype {actions.dtype} with a fractional value")
+  return as_int
+
+
+_PROBES: dict = {}
+
+
+def _probe(task: TaskSpec, episode_limit: int, lbf_food_rule: str):
+  """(EnvironmentSpec, one fresh reference env) for a task: the spec exactly as the reference computes it."""
+  key = (task, int(episode_limit), lbf_food_rule)
+  if key not in _PROBES:
+    probe = VectorEnvironment(task, 1, 0, episode_limit, lbf_food_rule)
+    _PROBES[key] = (probe.spec, probe.envs[0])
+  return _PROBES[key]
+
+
+class FastVectorEnvironment:
+  """`num_envs` copies of one task as arrays, stepped by numba kernels; `VectorEnvironment`'s interface.
+
+  Calling `FastVectorEnvironment(task, ...)` builds the family's class (`fast_lbf.FastLBFVectorEnvironment`
+  or `fast_rware.FastRWAREVectorEnvironment`). Subclasses hold each env's state in `self._arrays`
+  (name -> array with a leading env axis) and `self._rngs` (one Generator per env, None before the first
+  reset), and implement `_configure`, `_reset_env`, `_step_envs`, `_observe`, `_really_over`, and the
+  per-env conversions `_env_to_reference` / `_env_from_reference`.
+  """
+
+  family = ""
+  _async_actions = None
+
+  def __new__(cls, task=None, *args, **kwargs):
+    if cls is FastVectorEnvironment:
+      cls = _family_class(resolve_task(task).family)
+    return super().__new__(cls)
+
+  def __init__(self, task: TaskSpec | str, num_envs: int, seed: int, episode_limit: int,
+               lbf_food_rule: str = "v3", first_index: int = 0):
+    task = resolve_task(task)
+    if task.family != self.family:
+      raise ValueError(f"task {task.name!r} is a {task.family!r} task; {type(self).__name__} steps "
+                       f"{self.family!r} tasks")
+    self.task = task
+    self.num_envs = int(num_envs)
+    self.seed = int(seed)
+    self.lbf_food_rule = lbf_food_rule
+    self.first_index = int(first_index)
+    self.spec, probe_env = _probe(task, episode_limit, lbf_food_rule)
+    self._cutoff = self.spec.episode_limit
+    self._env_limit = task.env_episode_limit
+    n, a, o = self.num_envs, self.spec.num_agents, self.spec.observation_size
+    self._obs_shape = (n, a, o)
+    self._reward_shape = (n, a)
+    self._action_shape = (n, a)
+    self._configure(probe_env)
+    self._arrays = self._new_arrays(n)
+    self._rngs: list = [None] * n
+    self._rng_seeds: list = [None] * n
+    self._t = np.zeros(n, np.int64)  # steps taken in each env's current episode
+    self._returns = np.zeros(n, np.float64)  # team return so far of each current episode
+    self._seeded = False
+    self._ready = False
+    self._closed = False
+    # Per env, the number of steps whose outcome in the reference package depends on the process (see
+    # the family's module); `last_order_dependent` marks those of the latest step.
+    self.order_dependent_steps = np.zeros(n, np.int64)
+    self.last_order_dependent = np.zeros(n, bool)
+
+  # ---- family hooks ----------------------------------------------------------------------------------
+  def _configure(self, env) -> None:
+    raise NotImplementedError
+
+  def _new_arrays(self, num_envs: int) -> dict:
+    raise NotImplementedError
+
+  def _reset_env(self, k: int) -> None:
+    raise NotImplementedError
+
+  def _step_envs(self, actions: np.ndarray):
+    """Steps every env: (obs float32 [E, N, O], reward float32 [E, N], done bool [E])."""
+    raise NotImplementedError
+
+  def _observe(self, indices: np.ndarray, out: np.ndarray) -> None:
+    raise NotImplementedError
+
+  def _really_over(self) -> np.ndarray:
+    raise NotImplementedError
+
+  def _env_to_reference(self, k: int, env) -> None:
+    raise NotImplementedError
+
+  def _env_from_reference(self, k: int, env) -> None:
+    raise NotImplementedError
+
+  # ---- the VectorEnvironment interface -----------------------------------------------------------------
+  def reset(self) -> np.ndarray:
+    """Start a new episode in every env; float32 [num_envs, num_agents, observation_size]."""
+    self._check_open()
+    for k in range(self.num_envs):
+      if not self._seeded:
+        self._rngs[k], self._rng_seeds[k] = seeding.np_random(env_seed(self.seed, self.first_index + k))
+      self._reset_env(k)
+    obs = np.empty(self._obs_shape, np.float32)
+    self._observe(np.arange(self.num_envs), obs)
+    self._t[:] = 0
+    self._returns[:] = 0.0
+    self._seeded = True
+    self._ready = True
+    return obs
+
+  def step(self, actions) -> Step:
+    """Apply one joint action per env (int [num_envs, num_agents]); see `maddpg_tf.environments.Step`."""
+    if not self._ready:
+      self._check_open()
+      raise RuntimeError(f"{type(self).__name__}.step called before reset()")
+    actions = np.asarray(actions)
+    if actions.shape != self._action_shape:
+      raise ValueError(f"actions must have shape {self._action_shape}, got {actions.shape}")
+    obs, reward, done = self._step_envs(check_actions_dtype(actions))
+    t = self._t
+    t += 1
+    self._returns += reward.sum(axis=1, dtype=np.float64)
+    truncated = t >= self._cutoff
+    ended = done | truncated
+    terminated = done & ((t < self._env_limit) | self._really_over())
+    n = self.num_envs
+    episode_return = np.full(n, np.nan, np.float32)
+    episode_length = np.zeros(n, np.int64)
+    next_obs = obs.copy()
+    if ended.any():
+      where = np.flatnonzero(ended)
+      episode_return[where] = self._returns[where]
+      episode_length[where] = t[where]
+      for k in where:
+        self._reset_env(int(k))
+      self._observe(where, next_obs)
+      t[where] = 0
+      self._returns[where] = 0.0
+    return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
+
+  def step_async(self, actions) -> None:
+    """`step` in two halves, as the worker-process vector has them: here `step_wait` steps."""
+    self._async_actions = actions
+
+  def step_wait(self) -> Step:
+    actions, self._async_actions = self._async_actions, None
+    return self.step(actions)
+
+  def random_actions(self, rng: np.random.Generator) -> np.ndarray:
+    """Uniform random joint actions, int64 [num_envs, num_agents] (the same draws as the reference)."""
+    return rng.integers(0, self.spec.num_actions, size=self._action_shape)
+
+  @property
+  def ready(self) -> bool:
+    """Whether `step` may be called (reset and not closed)."""
+    return self._ready
+
+  # ---- state, slices, conversions ----------------------------------------------------------------------
+  def get_state(self) -> "FastVectorEnvironment":
+    """The whole state (envs, random generators, clocks) as a picklable vector."""
+    return self
+
+  def set_state(self, state) -> None:
+    """Continues from `state`: a vector of this class or a reference `VectorEnvironment` (converted), of the
+    same task, size and cut-off."""
+    if isinstance(state, VectorEnvironment):
+      _check_same(self, state)
+      state = type(self).from_reference(state)
+    elif not isinstance(state, type(self)):
+      raise ValueError(f"environment state must be a {type(self).__name__} or a VectorEnvironment, "
+                       f"got {type(state).__name__}")
+    _check_same(self, state)
+    self.__dict__.update(copy.copy(state.__dict__))
+
+  def split(self, sizes: Sequence[int]) -> list:
+    """Consecutive slices of `sizes` envs each (they take over this vector's envs, generators and clocks)."""
+    if sum(sizes) != self.num_envs or min(sizes) < 1:
+      raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={self.num_envs}")
+    parts, start = [], 0
+    for size in sizes:
+      part = self._like(size, self.first_index + start)
+      part._take(self, slice(start, start + size))
+      parts.append(part)
+      start += size
+    return parts
+
+  @staticmethod
+  def concatenate(parts: Sequence["FastVectorEnvironment"]) -> "FastVectorEnvironment":
+    """The inverse of `split`: one vector of consecutive slices."""
+    first = parts[0]
+    for previous, part in zip(parts, parts[1:]):
+      if (part.first_index != previous.first_index + previous.num_envs or part.task != first.task
+          or type(part) is not type(first)):
+        raise ValueError("concatenate needs consecutive slices of one task's vector")
+    whole = first._like(sum(p.num_envs for p in parts), first.first_index)
+    for name in whole._arrays:
+      whole._arrays[name] = np.concatenate([p._arrays[name] for p in parts])
+    whole._rngs = [g for p in parts for g in p._rngs]
+    whole._rng_seeds = [s for p in parts for s in p._rng_seeds]
+    whole._t = np.concatenate([p._t for p in parts])
+    whole._returns = np.concatenate([p._returns for p in parts])
+    whole.order_dependent_steps = np.concatenate([p.order_dependent_steps for p in parts])
+    whole.last_order_dependent = np.concatenate([p.last_order_dependent for p in parts])
+    whole._seeded, whole._ready = first._seeded, all(p._ready for p in parts)
+    whole._closed = any(p._closed for p in parts)
+    return whole
+
+  def to_reference(self) -> VectorEnvironment:
+    """A reference `VectorEnvironment` in exactly this state (its generators are copies)."""
+    vector = VectorEnvironment(self.task, self.num_envs, self.seed, self._cutoff, self.lbf_food_rule,
+                               first_index=self.first_index)
+    if self._seeded:
+      for k, env in enumerate(vector.envs):
+        env._np_random = copy.deepcopy(self._rngs[k])
+        env._np_random_seed = self._rng_seeds[k]
+        self._env_to_reference(k, env)
+    vector._t = [int(t) for t in self._t]
+    vector._returns = self._returns.copy()
+    vector._seeded, vector._ready, vector._closed = self._seeded, self._ready, self._closed
+    if self._closed:
+      vector.close()
+      vector._closed = True
+    return vector
+
+  @classmethod
+  def from_reference(cls, vector: VectorEnvironment) -> "FastVectorEnvironment":
+    """A fast vector in exactly the state of the reference `vector` (its generators are copies)."""
+    if not isinstance(vector, VectorEnvironment):
+      raise ValueError(f"from_reference needs a VectorEnvironment, got {type(vector).__name__}")
+    if cls is FastVectorEnvironment:
+      cls = _family_class(vector.task.family)
+    fast = cls(vector.task, vector.num_envs, vector.seed, vector.spec.episode_limit, vector.lbf_food_rule,
+               first_index=getattr(vector, "first_index", 0))
+    if vector._seeded:
+      for k, env in enumerate(vector.envs):
+        fast._rngs[k] = copy.deepcopy(env._np_random)
+        fast._rng_seeds[k] = getattr(env, "_np_random_seed", None)
+        fast._env_from_reference(k, env)
+    fast._t = np.asarray(vector._t, np.int64).copy()
+    fast._returns = np.asarray(vector._returns, np.float64).copy()
+    fast._seeded, fast._ready, fast._closed = vector._seeded, vector._ready, vector._closed
+    return fast
+
+  def _like(self, num_envs: int, first_index: int) -> "FastVectorEnvironment":
+    return type(self)(self.task, num_envs, self.seed, self._cutoff, self.lbf_food_rule,
+                      first_index=first_index)
+
+  def _take(self, other: "FastVectorEnvironment", where: slice) -> None:
+    for name in self._arrays:
+      self._arrays[name] = other._arrays[name][where].copy()
+    self._rngs = other._rngs[where]
+    self._rng_seeds = other._rng_seeds[where]
+    self._t = other._t[where].copy()
+    self._returns = other._returns[where].copy()
+    self.order_dependent_steps = other.order_dependent_steps[where].copy()
+    self.last_order_dependent = other.last_order_dependent[where].copy()
+    self._seeded, self._ready, self._closed = other._seeded, other._ready, other._closed
+
+  def close(self) -> None:
+    self._closed = True
+    self._ready = False
+
+  def _check_open(self) -> None:
+    if self._closed:
+      raise RuntimeError(f"{type(self).__name__} is closed")
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def __getnewargs__(self):
+    return (self.task,)
+
+  def __repr__(self) -> str:
+    return (f"{type(self).__name__}({self.task.name!r}, num_envs={self.num_envs}, seed={self.seed}, "
+            f"episode_limit={self._cutoff}, lbf_food_rule={self.lbf_food_rule!r})")
+
+
+def _check_same(env, state) -> None:
+  mine = (env.task.gym_id, env.num_envs, env.spec.episode_limit)
+  theirs = (state.task.gym_id, state.num_envs, state.spec.episode_limit)
+  if mine != theirs:
+    raise ValueError(f"environment state is for (task, num_envs, cut-off) {theirs}, this run has {mine}")
+
+
+def _family_class(family: str) -> type:
+  if family == "lbf":
+    from maddpg_tf.envs.fast_lbf import FastLBFVectorEnvironment  # pylint: disable=g-import-not-at-top
+    return FastLBFVectorEnvironment
+  if family == "rware":
+    from maddpg_tf.envs.fast_rware import FastRWAREVectorEnvironment  # pylint: disable=g-import-not-at-top
+    return FastRWAREVectorEnvironment
+  raise ValueError(f"no fast backend for task family {family!r}: expected 'lbf' or 'rware'")
