@@ -432,3 +432,29 @@ def test_parity_with_rliable():
       {"x,y": [scores, other]}, lambda x, y: np.array([rly_metrics.probability_of_improvement(x, y)]), reps=2_000)
   _, low, high = aggregate.probability_of_improvement(scores, other, reps=2_000, seed=0)
   assert (low, high) == pytest.approx((theirs["x,y"][0, 0], theirs["x,y"][1, 0]), abs=0.03)
+
+
+# ---- reading a results directory ----------------------------------------------------------------------
+
+def test_runs_are_read_back_from_the_files_maddpg_train_writes(tmp_path):
+  from maddpg_tf import loggers  # pylint: disable=g-import-not-at-top
+  written = {("lbf-a", "gst", 0): [dict(step=0, returns=[0.5, 0.25]), dict(step=50, returns=[1.0])],
+             ("lbf-a", "gst", 1): [dict(step=0, returns=[0.125, 0.75, 2.0])],
+             ("rware-b", "stgs-1", 3): []}  # not evaluated yet: left out
+  for (task, estimator, seed), evaluations in written.items():
+    workdir = tmp_path / task / estimator / f"seed{seed}"
+    workdir.mkdir(parents=True)
+    loggers.write_evaluations_csv(str(workdir / "evaluations.csv"), evaluations)
+  (tmp_path / "logs").mkdir()
+  runs = aggregate.runs_from_results(str(tmp_path))
+  assert runs == [dict(task="lbf-a", estimator="gst", seed=0, evaluations=[(0, [0.5, 0.25]), (50, [1.0])]),
+                  dict(task="lbf-a", estimator="gst", seed=1, evaluations=[(0, [0.125, 0.75, 2.0])])]
+  bad = tmp_path / "bad.csv"
+  bad.write_text("step,mean_return\n0,1.0\n")
+  with pytest.raises(ValueError, match="not an evaluations CSV"):
+    aggregate.read_evaluations(str(bad))
+  bad.write_text("step,mean_return,episodes,return_0\n0,1.0,2,1.0\n")
+  with pytest.raises(ValueError, match="line 2"):
+    aggregate.read_evaluations(str(bad))
+  with pytest.raises(ValueError, match="is not a directory"):
+    aggregate.runs_from_results(str(bad))

@@ -150,6 +150,55 @@ def check_runs(runs):
   return checked
 
 
+def read_evaluations(path):
+  """[(step, [episode returns])] from a run's evaluations.csv (columns step, mean_return, episodes,
+  return_0, ...; each row holds `episodes` returns)."""
+  evaluations = []
+  with open(path, newline="") as handle:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None or header[:3] != ["step", "mean_return", "episodes"]:
+      raise ValueError(f"{path}: not an evaluations CSV (its header is {header!r}, expected step, mean_return, "
+                       f"episodes, return_0, ...)")
+    for line, row in enumerate(reader, start=2):
+      try:
+        count = int(row[2])
+        returns = [float(v) for v in row[3:3 + count]]
+        if len(returns) != count:
+          raise ValueError
+        evaluations.append((int(row[0]), returns))
+      except (ValueError, IndexError):
+        raise ValueError(f"{path}: line {line} is not step, mean_return, episodes and that many returns: "
+                         f"{row[:5]!r}") from None
+  return evaluations
+
+
+def runs_from_results(results):
+  """Run records of every `<results>/<task>/<estimator>/seed<k>/evaluations.csv` with an evaluation.
+
+  Records come in sorted (task, estimator, seed) order; a run without evaluations yet is left out.
+  """
+  if not os.path.isdir(results):
+    raise ValueError(f"results={results!r} is not a directory")
+  runs = []
+  for task in sorted(os.listdir(results)):
+    task_dir = os.path.join(results, task)
+    if not os.path.isdir(task_dir) or task in ("logs", "figures", "aggregate"):
+      continue
+    for estimator in sorted(os.listdir(task_dir)):
+      estimator_dir = os.path.join(task_dir, estimator)
+      if not os.path.isdir(estimator_dir):
+        continue
+      for name in os.listdir(estimator_dir):
+        path = os.path.join(estimator_dir, name, "evaluations.csv")
+        if not (name.startswith("seed") and name[4:].isdigit() and os.path.isfile(path)):
+          continue
+        evaluations = read_evaluations(path)
+        if evaluations:
+          runs.append(dict(task=task, estimator=estimator, seed=int(name[4:]), evaluations=evaluations))
+  return sorted(runs, key=lambda r: (r["task"], r["estimator"], r["seed"]))
+
+
 # ---- normalisation and scores -----------------------------------------------------------------------------
 
 def normalisation_bounds(runs, over="episodes"):

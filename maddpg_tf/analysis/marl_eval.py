@@ -185,7 +185,7 @@ def write_marl_eval_json(data, path):
   check_marl_eval_json(data)
   temporary = path + ".tmp"
   with open(temporary, "w") as handle:
-    json.dump(data, handle, indent=1, allow_nan=False)
+    json.dump(data, handle, separators=(",", ":"), allow_nan=False)  # compact: a grid holds millions of returns
     handle.write("\n")
   os.replace(temporary, path)
   return path
