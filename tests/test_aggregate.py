@@ -48,6 +48,8 @@ def test_iqm_is_the_mean_of_the_middle_half_of_all_run_x_task_scores():
   assert aggregate.iqm(scores) == pytest.approx(stats.trim_mean(scores, 0.25, axis=None))
   # ten scores: floor(2.5) = 2 cut at each end, the middle six of 0..9 average 4.5
   assert aggregate.iqm([np.arange(5.0), np.arange(5.0, 10.0)]) == pytest.approx(4.5)
+  # seven scores: floor(1.75) = 1 cut at each end (rounding would cut 2 and give 5)
+  assert aggregate.iqm([np.array([0.0, 20.0, 2.0]), np.array([3.0, 100.0, 1.0, 10.0])]) == pytest.approx(7.2)
   # the trim pools all tasks: per-task trimming would give a different number here
   assert aggregate.iqm(scores) != pytest.approx(np.mean([stats.trim_mean(c, 0.25) for c in scores.T]))
 
@@ -125,6 +127,9 @@ def test_a_resample_never_moves_a_run_to_another_task():
   for n, index in zip(sizes, indices):
     assert index.shape == (3_000, n)
     assert index.min() == 0 and index.max() == n - 1  # every run of the task is drawn, none beyond it
+    # uniformly: each run's share of the 3,000 n draws is 1/n within 6 standard deviations
+    shares = np.bincount(index.reshape(-1), minlength=n) / index.size
+    assert np.all(np.abs(shares - 1 / n) <= 6 * math.sqrt((1 / n) * (1 - 1 / n) / index.size) + 1e-12), shares
   # tasks on disjoint ranges: each task's resampled values stay within that task's own values
   strata = [np.array([0.1, 0.2]), np.array([10.0, 11.0, 12.0]), np.array([-5.0])]
   seen = []
