@@ -463,3 +463,13 @@ def test_runs_are_read_back_from_the_files_maddpg_train_writes(tmp_path):
     aggregate.read_evaluations(str(bad))
   with pytest.raises(ValueError, match="is not a directory"):
     aggregate.runs_from_results(str(bad))
+
+
+def test_the_aggregate_modules_import_no_tensorflow():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ("import sys\nfrom maddpg_tf.analysis import aggregate, marl_eval, aggregate_plots\n"
+          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert out.stdout.strip() == "[]"
