@@ -18,14 +18,14 @@ The checks (`CHECKS`, in order; all draws use fixed seeds, so a result is reprod
   frequencies     the sampled actions (argmax) of DRAWS draws per row of FREQUENCY_LOGITS are distributed
                   as softmax(logits): Pearson chi-square over the rows, df = rows x (A - 1), p > LEVEL.
   seed            the same seed gives the same sample eagerly (two separate builds); another seed, another.
-  tf_function     under `tf.function` the same seed gives the eager sample and gradient.
-  xla             under XLA (`jit_compile=True`) too, for two seeds, and the same again on a second call.
   sample_shapes   logits [A], [B, A] and [B, N, A]: `sample()` has the logits' shape, `sample(4)` [4] + it.
   gradient_shapes at those shapes, the gradient of a quadratic function of the sample with respect to the
                   logits has the logits' shape and is finite.
   dtypes          float32 and float64 logits give samples and gradients of their dtype.
   large_logits    logits of magnitude 1000 (float32 and float64): finite samples and gradients, and the
                   sampled action is one whose probability is (numerically) not 0.
+  tf_function     under `tf.function` the same seed gives the eager sample and gradient.
+  xla             under XLA (`jit_compile=True`) too, for two seeds, and the same again on a second call.
   bias_variance   bias and variance of the gradient against the exact one (`estimators.lab`) on a
                   quadratic test function, 4 rows x 5 actions, 5 replicates of 200 samples: reported, and
                   required to be finite.
@@ -42,8 +42,8 @@ import tensorflow as tf
 import estimators
 from estimators import lab
 
-CHECKS = ("one_hot", "frequencies", "seed", "tf_function", "xla", "sample_shapes", "gradient_shapes",
-          "dtypes", "large_logits", "bias_variance")
+CHECKS = ("one_hot", "frequencies", "seed", "sample_shapes", "gradient_shapes", "dtypes", "large_logits",
+          "tf_function", "xla", "bias_variance")
 
 LEVEL = 1e-3   # the chi-square test's significance level
 DRAWS = 4000   # samples per row for the chi-square test
@@ -224,7 +224,11 @@ def check_sample_shapes(subject):
 
 def check_gradient_shapes(subject):
   for shape in SHAPES:
-    _, gradient = _sample_and_gradient(subject, _shaped_logits(shape), tf.constant(SEED))
+    try:
+      _, gradient = _sample_and_gradient(subject, _shaped_logits(shape), tf.constant(SEED))
+    except Exception as error:  # pylint: disable=broad-except  # e.g. TF refusing a mis-shaped gradient
+      raise AssertionError(f"logits {list(shape)}: computing the gradient raised "
+                           f"{_one_line(error)}") from error
     _require(gradient is not None, f"logits {list(shape)}: no gradient reaches the logits")
     _require(tuple(gradient.shape) == shape,
              f"logits {list(shape)}: the gradient has shape {gradient.shape}, not the logits' {list(shape)}")
