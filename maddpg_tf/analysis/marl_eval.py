@@ -33,6 +33,8 @@ import math
 import numbers
 import os
 
+import numpy as np
+
 METRIC = "return"
 ABSOLUTE = "absolute_metrics"
 
@@ -64,8 +66,11 @@ def to_marl_eval_json(runs, environment_of=None, metric=METRIC):
 
 
 def _finite_numbers(values):
-  return (isinstance(values, list) and values
-          and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values))
+  if not isinstance(values, list) or not values:
+    return False
+  if all(type(v) is float or type(v) is int for v in values):  # pylint: disable=unidiomatic-typecheck  (fast path: JSON's own types)
+    return bool(np.all(np.isfinite(np.asarray(values, dtype=np.float64))))
+  return all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
 def _lower_case_clashes(mapping, where):
@@ -184,9 +189,10 @@ def write_marl_eval_json(data, path):
   """Checks the format (not strict), writes `data` to `path` atomically, returns the path."""
   check_marl_eval_json(data)
   temporary = path + ".tmp"
+  # compact, and dumps (not dump) so that the C encoder writes it: a grid holds millions of returns
+  text = json.dumps(data, separators=(",", ":"), allow_nan=False)
   with open(temporary, "w") as handle:
-    json.dump(data, handle, separators=(",", ":"), allow_nan=False)  # compact: a grid holds millions of returns
-    handle.write("\n")
+    handle.write(text + "\n")
   os.replace(temporary, path)
   return path
 
