@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from typing import Sequence
 
+import numba
 import numpy as np
 from gymnasium.utils import seeding
 
@@ -57,7 +58,7 @@ class FastVectorEnvironment:
   Calling `FastVectorEnvironment(task, ...)` builds the family's class (`fast_lbf.FastLBFVectorEnvironment`
   or `fast_rware.FastRWAREVectorEnvironment`). Subclasses hold each env's state in `self._arrays`
   (name -> array with a leading env axis) and `self._rngs` (one Generator per env, None before the first
-  reset), and implement `_configure`, `_reset_env`, `_step_envs`, `_observe`, `_really_over`, and the
+  reset), and implement `_configure`, `_reset_env`, `_step_envs`, `_observe`, and the
   per-env conversions `_env_to_reference` / `_env_from_reference`.
   """
 
@@ -112,13 +113,12 @@ class FastVectorEnvironment:
     raise NotImplementedError
 
   def _step_envs(self, actions: np.ndarray):
-    """Steps every env: (obs float32 [E, N, O], reward float32 [E, N], done bool [E])."""
+    """Steps every env: (obs float32 [E, N, O], reward float32 [E, N], done bool [E], over bool [E]), where
+    `over` says the episode is over for a real reason (the reference's `_really_over`, read after the
+    step, before any reset)."""
     raise NotImplementedError
 
   def _observe(self, indices: np.ndarray, out: np.ndarray) -> None:
-    raise NotImplementedError
-
-  def _really_over(self) -> np.ndarray:
     raise NotImplementedError
 
   def _env_to_reference(self, k: int, env) -> None:
@@ -151,27 +151,40 @@ class FastVectorEnvironment:
     actions = np.asarray(actions)
     if actions.shape != self._action_shape:
       raise ValueError(f"actions must have shape {self._action_shape}, got {actions.shape}")
-    obs, reward, done = self._step_envs(check_actions_dtype(actions))
+    obs, reward, done, over = self._step_envs(check_actions_dtype(actions))
+    n = self.num_envs
+    terminated = np.empty(n, bool)
+    truncated = np.empty(n, bool)
+    episode_return = np.empty(n, np.float32)
+    episode_length = np.empty(n, np.int64)
+    if reward.shape[1] < 8:
+      ended = _advance_clocks(reward, done, over, self._t, self._returns, self._cutoff, self._env_limit,
+                              terminated, truncated, episode_return, episode_length)
+    else:
+      ended = self._advance_clocks_numpy(reward, done, over, terminated, truncated, episode_return,
+                                         episode_length)
+    next_obs = obs.copy()
+    if ended.size:
+      for k in ended:
+        self._reset_env(int(k))
+      self._observe(ended, next_obs)
+    return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
+
+  def _advance_clocks_numpy(self, reward, done, over, terminated, truncated, episode_return, episode_length):
+    """`_advance_clocks` for 8 or more agents, where NumPy's float64 sum over agents is pairwise."""
     t = self._t
     t += 1
     self._returns += reward.sum(axis=1, dtype=np.float64)
-    truncated = t >= self._cutoff
-    ended = done | truncated
-    terminated = done & ((t < self._env_limit) | self._really_over())
-    n = self.num_envs
-    episode_return = np.full(n, np.nan, np.float32)
-    episode_length = np.zeros(n, np.int64)
-    next_obs = obs.copy()
-    if ended.any():
-      where = np.flatnonzero(ended)
-      episode_return[where] = self._returns[where]
-      episode_length[where] = t[where]
-      for k in where:
-        self._reset_env(int(k))
-      self._observe(where, next_obs)
-      t[where] = 0
-      self._returns[where] = 0.0
-    return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
+    truncated[:] = t >= self._cutoff
+    terminated[:] = done & ((t < self._env_limit) | over)
+    ended = np.flatnonzero(done | truncated)
+    episode_return[:] = np.nan
+    episode_return[ended] = self._returns[ended]
+    episode_length[:] = 0
+    episode_length[ended] = t[ended]
+    t[ended] = 0
+    self._returns[ended] = 0.0
+    return ended
 
   def step_async(self, actions) -> None:
     """`step` in two halves, as the worker-process vector has them: here `step_wait` steps."""
@@ -311,6 +324,39 @@ class FastVectorEnvironment:
   def __repr__(self) -> str:
     return (f"{type(self).__name__}({self.task.name!r}, num_envs={self.num_envs}, seed={self.seed}, "
             f"episode_limit={self._cutoff}, lbf_food_rule={self.lbf_food_rule!r})")
+
+
+@numba.njit(cache=True)
+def _advance_clocks(reward, done, over, t, returns, cutoff, env_limit, terminated, truncated, episode_return,
+                    episode_length):
+  """One step of every env's episode clock and return (as the reference keeps them); the indices of the
+  envs whose episode ended (their clocks are already zero for the next episode).
+
+  reward float32 [E, N] (fewer than 8 agents: summed in float64 in agent order, as NumPy sums them);
+  done: the env ended its episode; over: it also ended for a real reason (used at the env's own limit).
+  """
+  num_envs, num_agents = reward.shape
+  ended = np.empty(num_envs, np.int64)
+  count = 0
+  for e in range(num_envs):
+    total = 0.0
+    for i in range(num_agents):
+      total += np.float64(reward[e, i])
+    returns[e] += total
+    t[e] += 1
+    truncated[e] = t[e] >= cutoff
+    terminated[e] = done[e] and (t[e] < env_limit or over[e])
+    if done[e] or truncated[e]:
+      episode_return[e] = returns[e]
+      episode_length[e] = t[e]
+      t[e] = 0
+      returns[e] = 0.0
+      ended[count] = e
+      count += 1
+    else:
+      episode_return[e] = np.nan
+      episode_length[e] = 0
+  return ended[:count]
 
 
 def _check_same(env, state) -> None:

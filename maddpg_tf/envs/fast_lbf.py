@@ -452,10 +452,7 @@ class FastLBFVectorEnvironment(FastVectorEnvironment):
       raise ValueError(f"actions must be in 0..{self.spec.num_actions - 1}, got values "
                        f"{sorted(set(actions[(actions < 0) | (actions > _LOAD)].tolist()))}")
     self.order_dependent_steps += self.last_order_dependent
-    return obs, reward, done
-
-  def _really_over(self) -> np.ndarray:
-    return ~self._arrays["field"].any(axis=(1, 2))
+    return obs, reward, done, ~s["field"].any(axis=(1, 2))
 
   # ---- conversions --------------------------------------------------------------------------------------
   def _env_to_reference(self, k: int, env) -> None:
