@@ -20,14 +20,17 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "matplotlib==3.11.2",
     "ray[default]==2.60.0",  # maddpg-reproduce runs its grids as Ray tasks (local or a cluster)
+    "imageio==2.38.2",        # videos of trained policies (GIF, MP4)
+    "imageio-ffmpeg==0.8.1",  # its wheel ships the ffmpeg binary MP4 needs
 ]
 
 setuptools.setup(
     name="maddpg-tf",
     version="0.1.0",
     description="MADDPG with discrete gradient estimators (STGS, TAGS, GRMCK, GST, ...) in TensorFlow 2",
-    packages=setuptools.find_packages(include=["maddpg_tf", "maddpg_tf.*", "estimators", "estimators.*",
-                                               "configs", "configs.*", "tools", "tools.*"]),
+    # The library and the estimators only: configs/ (presets) and tools/ (scripts, benchmarks) stay in the
+    # source tree, so no top-level `configs` or `tools` package lands in site-packages.
+    packages=setuptools.find_packages(include=["maddpg_tf", "maddpg_tf.*", "estimators", "estimators.*"]),
     package_data={"maddpg_tf": ["data/*.csv"]},
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
@@ -36,9 +39,9 @@ setuptools.setup(
         "console_scripts": [
             "maddpg-train=maddpg_tf.train:run",
             "maddpg-search=maddpg_tf.tune:run",
-            "maddpg-bench-estimators=tools.bench_estimators:run",
+            "maddpg-bench-estimators=maddpg_tf.estimator_timing:run",
             "maddpg-reproduce=maddpg_tf.reproduce:run",
-            "maddpg-estimator-lab=tools.estimator_lab:run",
+            "maddpg-estimator-lab=maddpg_tf.estimator_lab:run",
         ],
     },
 )

@@ -1,5 +1,8 @@
 """Checkpoints that are either complete or ignored.
 
+`Checkpointer` saves and restores a run's parts (anything with `save() -> dict` and `restore(dict)`, the
+`Saveable` protocol): their arrays go to `arrays.npz`, everything else to `state.pkl`.
+
 A checkpoint is a directory `ckpt-<env steps>` holding `arrays.npz` (network, optimiser and reward
 statistics variables, the replay buffer), `state.pkl` (environments, random generators, counters,
 evaluation history) and `COMPLETE` (metadata, written last). It is written under a temporary name,
@@ -15,6 +18,8 @@ import re
 import shutil
 
 import numpy as np
+
+from maddpg_tf import faults
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
 MARKER = "COMPLETE"
@@ -65,6 +70,7 @@ def save(directory, step, arrays, state, metadata, keep=2):
     state_path = os.path.join(temporary, "state.pkl")
     with open(state_path, "wb") as handle:
       pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    faults.point("checkpoint-before-marker")  # tests: a kill between the data and the marker
     marker_path = os.path.join(temporary, MARKER)
     with open(marker_path, "w") as handle:
       json.dump(dict(metadata, step=step), handle)
@@ -116,3 +122,44 @@ def latest(directory):
   """Path of the newest complete checkpoint, or None."""
   found = complete_checkpoints(directory)
   return found[-1][1] if found else None
+
+
+class Checkpointer:
+  """Checkpoints of a run's parts in `directory` (`keep` newest complete ones), tagged with `metadata`
+  (task, estimator, ...) so that another run's checkpoints are refused.
+
+  `parts`: {name: Saveable}, restored in their order (the learner before what reads its weights). The
+  keys of the parts' dicts must differ: NumPy arrays go to `arrays.npz`, other values to `state.pkl`.
+  """
+
+  def __init__(self, directory, metadata, keep=2):
+    self.directory, self.metadata, self.keep = directory, dict(metadata), keep
+
+  def latest(self):
+    return latest(self.directory)
+
+  def save(self, step, parts):
+    """Writes checkpoint `step` of `parts`; returns its path (CheckpointError: nothing is lost)."""
+    arrays, state = {}, {}
+    for part in parts.values():
+      for key, value in part.save().items():
+        is_array = isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype != object
+        (arrays if is_array else state)[key] = value
+    return save(self.directory, step, arrays, state, self.metadata, keep=self.keep)
+
+  def restore_latest(self, parts):
+    """Restores `parts` from the newest complete checkpoint; returns its path, or None if there is none.
+    CheckpointError (one line) for a checkpoint that is corrupt, of another run, or does not fit."""
+    path = self.latest()
+    if path is None:
+      return None
+    arrays, state, _ = load(path, self.metadata)
+    merged = {**state, **arrays}
+    for part in parts.values():
+      try:
+        part.restore(merged)
+      except (ValueError, KeyError) as error:
+        detail = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise CheckpointError(f"checkpoint {path}: {detail}"
+                              + (" is missing: not this run's" if isinstance(error, KeyError) else "")) from None
+    return path

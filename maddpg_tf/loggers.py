@@ -1,4 +1,10 @@
-"""Where metrics go: TensorBoard (scalars, per-agent values, hparams) and a CSV of evaluations.
+"""Where metrics go, behind one protocol: `write(values, step)`, `flush()`, `close()`.
+
+* `TensorBoardLogger`: scalars (a per-agent vector [N] becomes `name/agent_i` plus its mean as `name`),
+  hparams; its event files rewind with the run's checkpoints.
+* `ProgressBar`: the terminal (a tqdm bar of env steps; evaluations on its postfix).
+* `Dispatcher`: one write fanned out to several loggers.
+The CSV of evaluations has its own writer (`write_evaluations_csv`): it holds whole evaluations.
 
 TensorFlow is imported only by `TensorBoardLogger`: the CSV and event-file helpers serve programs that do
 not otherwise need it (`maddpg-reproduce`'s driver, tables and plots).
@@ -8,21 +14,56 @@ import csv
 import os
 import shutil
 import time
+from typing import Protocol
 
 import numpy as np
 
 
-class TensorBoardLogger:
-  """Writes scalars; a per-agent vector [N] becomes `name/agent_i` plus its mean as `name`."""
+class Logger(Protocol):
+  def write(self, values, step): ...
 
-  def __init__(self, logdir):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    self._summary = tf.summary
-    self.logdir = logdir
-    self._writer = tf.summary.create_file_writer(logdir)
+  def flush(self): ...
+
+  def close(self): ...
+
+
+class Dispatcher:
+  """Writes to every logger of `loggers`, in order."""
+
+  def __init__(self, loggers):
+    self.loggers = list(loggers)
 
   def write(self, values, step):
-    with self._writer.as_default(step=int(step)):
+    for logger in self.loggers:
+      logger.write(values, step)
+
+  def flush(self):
+    for logger in self.loggers:
+      logger.flush()
+
+  def close(self):
+    for logger in self.loggers:
+      logger.close()
+
+
+class TensorBoardLogger:
+  """Scalars in `logdir`. The event file is opened at the first write, so that a resumed run can first
+  rewind `logdir` to its checkpoint (`restore`): what was logged after it is logged again by the resume."""
+
+  def __init__(self, logdir, superseded_dir=None):
+    self.logdir = logdir
+    self.superseded_dir = superseded_dir or logdir + "_superseded"
+    self._writer = None
+
+  def _file_writer(self):
+    if self._writer is None:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      self._summary = tf.summary
+      self._writer = tf.summary.create_file_writer(self.logdir)
+    return self._writer
+
+  def write(self, values, step):
+    with self._file_writer().as_default(step=int(step)):
       for name, value in values.items():
         value = np.asarray(value, np.float64)
         if value.ndim == 0:
@@ -34,14 +75,51 @@ class TensorBoardLogger:
 
   def write_hparams(self, hparams, run_name):
     from tensorboard.plugins.hparams import api as hparams_api  # imported only when used
-    with self._writer.as_default():
+    with self._file_writer().as_default():
       hparams_api.hparams(hparams, trial_id=run_name)
 
   def flush(self):
-    self._writer.flush()
+    if self._writer is not None:
+      self._writer.flush()
 
   def close(self):
-    self._writer.close()
+    if self._writer is not None:
+      self._writer.close()
+
+  def save(self):
+    """What the event files hold now (flushed), for a resume to rewind to."""
+    self.flush()
+    return {"tensorboard_files": event_file_sizes(self.logdir)}
+
+  def restore(self, state):
+    """Rewinds the event files to `save()`'s sizes (originals kept under `superseded_dir`)."""
+    if state.get("tensorboard_files") is not None and self._writer is None:
+      rewind_event_files(self.logdir, state["tensorboard_files"], self.superseded_dir)
+
+
+class ProgressBar:
+  """A terminal progress bar of env steps (tqdm); `write` shows an evaluation's return on it."""
+
+  def __init__(self, total, initial, description):
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc=description,
+                     mininterval=1.0)
+
+  def update(self, env_steps, note=None):
+    if note is not None:
+      self._bar.set_postfix_str(note)
+    self._bar.update(env_steps - self._bar.n)
+
+  def write(self, values, step):
+    del step
+    if "eval/mean_return" in values:
+      self._bar.set_postfix_str(f"eval return {float(values['eval/mean_return']):.3f}")
+
+  def flush(self):
+    pass
+
+  def close(self):
+    self._bar.close()
 
 
 def event_file_sizes(logdir):

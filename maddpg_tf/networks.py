@@ -80,6 +80,7 @@ class StackedCritic(keras.Model):
   def __init__(self, num_agents, observation_size, num_actions, hidden_sizes, initializer=None, seed=0,
                **kwargs):
     super().__init__(**kwargs)
+    self.num_agents, self.num_actions = int(num_agents), int(num_actions)
     self.observation_width = num_agents * observation_size
     self.action_width = num_agents * num_actions
     self.input_layer = StackedDense(num_agents, hidden_sizes[0], activation=None, initializer=initializer,
@@ -106,6 +107,25 @@ class StackedCritic(keras.Model):
       action_features = tf.matmul(actions, kernel)
     hidden = tf.nn.relu(observation_features + action_features)
     return tf.squeeze(self.body(hidden), axis=-1)
+
+  def own_action_q(self, observation_features, replay, own_actions):
+    """Q_i(o, a_-i, x_i) [N, K, B]: critic i on the replayed joint action with agent i's block replaced by
+    `own_actions` [N, K, B, A] (K candidate actions per row; features [N, B, H], replay [B, N*A])."""
+    n, a = self.num_agents, self.num_actions
+    k = tf.shape(own_actions)[1]
+    own_block = tf.reshape(tf.repeat(tf.eye(n), a, axis=1), [n, 1, 1, n * a])    # [N, 1, 1, N*A]
+    blocks = tf.reshape(tf.einsum("nkba,nm->nkbma", own_actions, tf.eye(n)), [n, k, -1, n * a])
+    joint = replay * (1. - own_block) + blocks                                   # [N, K, B, N*A]
+    q = self.q_values(tf.tile(observation_features, [1, k, 1]), tf.reshape(joint, [n, -1, n * a]))
+    return tf.reshape(q, [n, k, -1])
+
+  def own_action_values(self, observation_features, replay):
+    """[N, B, A]: Q_i(o, a_-i, e_a) for every own action a of every agent i (the other agents' replayed
+    actions fixed): what the exact expectation over agent i's action sums."""
+    batch = tf.shape(replay)[0]
+    vertices = tf.broadcast_to(tf.eye(self.num_actions)[tf.newaxis, :, tf.newaxis],
+                               [self.num_agents, self.num_actions, batch, self.num_actions])
+    return tf.transpose(self.own_action_q(observation_features, replay, vertices), [0, 2, 1])
 
   def call(self, observations, actions):
     return self.q_values(self.observation_features(observations), actions)

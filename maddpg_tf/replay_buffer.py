@@ -89,3 +89,49 @@ class ReplayBuffer:
       array[:size] = stored
     self.size = size
     self.cursor = int(state["replay/cursor"])
+
+
+class StagedReplay:
+  """A `ReplayBuffer` that can hold back one batch of transitions (`stage`) and stores it before anything
+  reads or adds.
+
+  The environment loop stages the last step's transitions and stores them while the envs take the next
+  step (in a worker process); every reader (update sampling, evaluation episodes stored in the buffer,
+  checkpoints) sees the buffer as if each step had been stored at once: same contents, same order.
+  """
+
+  def __init__(self, buffer):
+    self.buffer = buffer
+    self._staged = None
+
+  def stage(self, observation, action, reward, terminal, next_observation):
+    """Holds these transitions back (storing any held before)."""
+    self.flush()
+    self._staged = (observation, action, reward, terminal, next_observation)
+
+  def flush(self):
+    """Stores the held transitions, if any."""
+    if self._staged is not None:
+      staged, self._staged = self._staged, None
+      self.buffer.add(*staged)
+
+  def add(self, *transition):
+    self.flush()
+    self.buffer.add(*transition)
+
+  def sample(self, batch_size, rng):
+    self.flush()
+    return self.buffer.sample(batch_size, rng)
+
+  def __len__(self):
+    self.flush()
+    return len(self.buffer)
+
+  def save(self):
+    """The buffer's arrays (held transitions stored first), for checkpoints."""
+    self.flush()
+    return self.buffer.state()
+
+  def restore(self, arrays):
+    self._staged = None
+    self.buffer.restore(arrays)

@@ -44,7 +44,7 @@ import traceback
 
 from absl import flags
 
-from configs import common
+from maddpg_tf import config as common
 from maddpg_tf import cli, loggers
 from maddpg_tf.cli import one_line
 
@@ -140,7 +140,9 @@ class RunSpec:
 
 
 def family(task):
-  return "rware" if task.startswith("rware") else "lbf"
+  """The task's environment family (its `TaskSpec.family`), which decides the paper's settings."""
+  from maddpg_tf.envs import tasks  # pylint: disable=g-import-not-at-top
+  return tasks.resolve_task(task).family
 
 
 def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None, figure4=False, overrides=None,
@@ -150,14 +152,10 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
   `tuned`: {(family, estimator label): {dotted config key: value}} from `load_tuned` (searched settings that
   replace the paper's); `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs).
   """
-  if family(task) == "rware":
-    from configs import rware as config_module
-  else:
-    from configs import lbf as config_module
   arg = f"task={task},estimator={estimator}"
   if budget in ("smoke", "small"):
     arg += ",smoke" if budget == "smoke" else ",short"
-  config = config_module.get_config(arg)
+  config = common.get_config(arg)
   if budget == "small":
     config.total_steps = SMALL_FIGURE4_STEPS if figure4 else SMALL_TOTAL_STEPS
   if budget == "smoke":
@@ -546,8 +544,8 @@ def describe(budget, fidelity, seeds, total_steps=None, tuned=None):
 
 
 def write_table1(results, tasks, estimators, seeds, meta):
-  from maddpg_tf import statistics
-  from tools import tables
+  from maddpg_tf.analysis import statistics
+  from maddpg_tf.analysis import tables
   found = collect_curves(results, tasks, estimators, seeds)
   if not found:
     raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
@@ -568,7 +566,7 @@ def write_table1(results, tasks, estimators, seeds, meta):
 
 
 def write_figures(results, tasks, estimators, seeds, meta):
-  from tools import plots
+  from maddpg_tf.analysis import plots
   found = collect_curves(results, tasks, estimators, seeds)
   if not found:
     raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)}: run the grid first")
@@ -580,7 +578,7 @@ def write_figures(results, tasks, estimators, seeds, meta):
 
 
 def write_figure4(results, task, seeds, meta):
-  from tools import plots
+  from maddpg_tf.analysis import plots
   runs = {}
   for estimator in FIGURE4_ESTIMATORS:
     dirs = [os.path.join(workdir_of(results, task, estimator, seed), "tb") for seed in seeds]
@@ -597,7 +595,8 @@ def write_figure4(results, task, seeds, meta):
 
 
 def write_table2(results, budget, meta):
-  from tools import bench_estimators, tables
+  from maddpg_tf import estimator_timing as bench_estimators
+  from maddpg_tf.analysis import tables
   bench = bench_estimators.run_benchmark(quick=budget == "small", tiny=budget == "smoke")
   return tables.write_table2(bench, results, meta)
 

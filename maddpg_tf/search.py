@@ -1,6 +1,6 @@
 """Bayesian search over estimator settings: a `keras_tuner.Tuner` whose trials are MADDPG training runs.
 
-    tuner = EstimatorSearch(config, configs.search.resolve("grmck"), "searches/grmck", max_trials=20)
+    tuner = EstimatorSearch(config, search_spaces.resolve("grmck"), "searches/grmck", max_trials=20)
     tuner.search()                          # trains trial after trial; resumes an interrupted search
     print(format_table(tuner.oracle, "average_return"))
 
@@ -66,7 +66,7 @@ def write_json_atomic(path, content):
 
 
 def declare_hyperparameters(space):
-  """`configs.search.resolve(...)`'s space as keras-tuner `HyperParameters` (declared up front)."""
+  """`search_spaces.resolve(...)`'s space as keras-tuner `HyperParameters` (declared up front)."""
   hp = keras_tuner.HyperParameters()
   for name, spec in space.items():
     if spec["kind"] == "choice":
@@ -279,7 +279,7 @@ class _PatientStub:
 # ---- the tuner -----------------------------------------------------------------------------------------
 
 class EstimatorSearch(keras_tuner.Tuner):
-  """Searches `space` (from `configs.search.resolve`) around the training `config`; results in `directory`.
+  """Searches `space` (from `search_spaces.resolve`) around the training `config`; results in `directory`.
 
   Each trial trains `seeds_per_trial` runs (seeds config.seed, config.seed + 1, ...) with `trial_fn(config,
   workdir) -> [evaluation mean returns]` (default: `train_and_evaluate`, real MADDPG training) and reports
@@ -489,13 +489,13 @@ def get_config(arg=None):
 
 
 def config_source(config_file, overrides=None):
-  """How best_config.py finds the base config: a module of our `configs` package, else the file's path."""
+  """How best_config.py finds the base config: a module of this package (its own config file), else the
+  file's absolute path."""
   path, _, arg = config_file.partition(":")
   path = os.path.abspath(path)
-  import configs
-  package = os.path.dirname(os.path.abspath(configs.__file__))
-  if os.path.dirname(path) == package and path.endswith(".py"):
-    base = "module:configs." + os.path.basename(path)[:-3]
+  library = os.path.dirname(os.path.abspath(__file__))
+  if os.path.dirname(path) == library and path.endswith(".py"):
+    base = "module:maddpg_tf." + os.path.basename(path)[:-3]
   else:
     base = path
   return {"base": base, "base_arg": arg, "overrides": dict(overrides or {})}

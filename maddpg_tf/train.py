@@ -15,11 +15,11 @@ from absl import flags
 from ml_collections import config_flags
 
 from maddpg_tf import cli
-
-import configs
+from maddpg_tf import config as config_lib
 
 PROGRAM = "maddpg-train"
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "lbf.py") + ":short"
+# The default job: the library's own config file (configs/ is a preset directory, not installed).
+_DEFAULT_CONFIG = config_lib.__file__ + ":short"
 _CONFIG_DEFINE_ERROR = None
 try:
   _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG,

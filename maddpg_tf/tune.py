@@ -6,7 +6,7 @@
         --search_space=num_samples=5|10
 
 Each trial trains MADDPG with the trial's estimator settings (`--config` plus any `--config.*` override is
-the base) and scores it by its evaluation returns. The search space comes from `configs/search.py` (the
+the base) and scores it by its evaluation returns. The search space comes from `maddpg_tf/search_spaces.py` (the
 paper's ranges), overridable as `--search.<hyperparameter>.<field>=...` or with the `--search_space`
 shorthand. When the search ends, the trial table is printed and written to <dir>/trials.csv, and the best
 settings to <dir>/best_config.py (`maddpg-train --config=<dir>/best_config.py` trains with them). Running
@@ -26,13 +26,12 @@ from ml_collections import config_flags
 
 from maddpg_tf import cli
 
-import configs
-from configs import search as search_spaces
+from maddpg_tf import search_spaces
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training config file and arguments, e.g. configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck "
     "(the base of every trial; --config.* overrides apply).", lock_config=True)
-_SEARCH_FILE = os.path.join(os.path.dirname(configs.__file__), "search.py")
+_SEARCH_FILE = search_spaces.__file__  # a config file itself (get_config); configs/search.py is the same
 _SEARCH_DEFINE_ERROR = None
 try:
   _SEARCH = config_flags.DEFINE_config_file(

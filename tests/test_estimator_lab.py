@@ -179,7 +179,8 @@ def test_tool_refuses_an_out_path_that_is_a_file(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def expected_run(tmp_path_factory):
-  from configs import common, lbf
+  from configs import lbf
+  from maddpg_tf import config as common
   from maddpg_tf import experiment
   config = lbf.get_config("smoke,estimator=expected")
   for key, value in (("total_steps", 400), ("jit_compile", False), ("loop.eval_episodes", 1),

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import common, lbf
-from maddpg_tf import experiment
+from configs import lbf
+from maddpg_tf import config as common
+from maddpg_tf import diagnostics, experiment
 from maddpg_tf import learner as learner_lib
 from maddpg_tf import types
 
@@ -101,7 +102,7 @@ def test_own_action_values_match_the_critic_called_directly():
   learner = make_learner("gst", {"temperature": 0.7}, seed=3)
   np.testing.assert_allclose(learner.own_action_values(BATCH).numpy(), numpy_own_action_values(learner, BATCH),
                              rtol=1e-5, atol=1e-6)
-  f = learner.own_action_function(BATCH, agent=1)
+  f = diagnostics.own_action_function(learner, BATCH, agent=1)
   one_hots = np.eye(A, dtype=np.float32)[np.array([[0, 1, 2], [2, 2, 1]])]            # [2 samples, B, A]
   expected = numpy_own_action_values(learner, BATCH)[1][np.arange(3), np.array([[0, 1, 2], [2, 2, 1]])]
   np.testing.assert_allclose(f(tf.constant(one_hots)).numpy(), expected, rtol=1e-5, atol=1e-6)
@@ -124,7 +125,7 @@ def test_diagnostics_are_exact_where_the_estimator_is(estimator, params):
   """With positive weights and non-negative observations every ReLU of the critic is active, so Q is
   linear in the action: then straight-through at temperature 1 is the exact gradient, sample by sample."""
   learner = make_learner(estimator, params, initializer=POSITIVE)
-  metrics = {k: v.numpy() for k, v in learner.exact_gradient_diagnostics(BATCH, [1, 2], 0, 8).items()}
+  metrics = {k: v.numpy() for k, v in diagnostics.ExactGradientDiagnostics(learner, 8)(BATCH, [1, 2], 0).items()}
   np.testing.assert_allclose(metrics["exact_gradient/cosine"], 1.0, atol=1e-5)
   np.testing.assert_allclose(metrics["exact_gradient/relative_error"], 0.0, atol=1e-4)
   np.testing.assert_allclose(metrics["exact_gradient/variance"], 0.0, atol=1e-12)
@@ -138,11 +139,11 @@ def test_diagnostics_are_exact_where_the_estimator_is(estimator, params):
 
 def test_diagnostics_see_stgs_noise_and_bias():
   learner = make_learner("stgs", {"temperature": 1.0}, initializer=POSITIVE)
-  metrics = {k: v.numpy() for k, v in learner.exact_gradient_diagnostics(BATCH, [1, 2], 0, 16).items()}
+  metrics = {k: v.numpy() for k, v in diagnostics.ExactGradientDiagnostics(learner, 16)(BATCH, [1, 2], 0).items()}
   assert np.all(metrics["exact_gradient/cosine"] < 0.99) and np.all(metrics["exact_gradient/cosine"] > -1)
   assert np.all(metrics["exact_gradient/variance"] > 0) and np.all(metrics["exact_gradient/relative_error"] > 0.01)
   with pytest.raises(ValueError, match="num_repeats must be an integer >= 2, got 1"):
-    learner.exact_gradient_diagnostics(BATCH, [1, 2], 0, 1)
+    diagnostics.ExactGradientDiagnostics(learner, 1)
 
 
 def test_expected_is_selectable_in_configs_and_validated():

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pytest
 
-from configs import common, lbf
+from configs import lbf
+from maddpg_tf import config as common
 from maddpg_tf import checkpointing, experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

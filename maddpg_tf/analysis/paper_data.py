@@ -2,7 +2,7 @@
 
 Transcribed from "Revisiting the Gumbel-Softmax in MADDPG" (Tilbury, Christianos and Albrecht):
 
-    from tools import paper_data
+    from maddpg_tf.analysis import paper_data
     paper_data.table2()[0]   # Table2Row(dimension=3, estimator='STGS', microseconds=135.28, ci95=0.19, ...)
     paper_data.table2_lookup()[(5, "STGS")].microseconds   # 135.65
 

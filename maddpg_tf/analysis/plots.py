@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top  (after c
 import matplotlib.ticker  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from maddpg_tf import statistics
+from maddpg_tf.analysis import statistics
 
 FIGURE_GROUPS = (
     ("figure1", "Figure 1: LBF 10x10 tasks", ("lbf-10x10-3p-3f", "lbf-10x10-3p-3f-2s")),
@@ -81,7 +81,7 @@ def _steps_formatter(axis, max_step):
 
 def _paper_best_max(task):
   try:
-    from tools import tables  # pylint: disable=g-import-not-at-top
+    from maddpg_tf.analysis import tables  # pylint: disable=g-import-not-at-top
     paper, best = tables.paper_cells()
     return best.get((task, "max")), next((row.train_steps for (t, _), row in paper.items() if t == task), None)
   except Exception:  # pylint: disable=broad-except  (a missing data file must not stop the figures)

@@ -13,7 +13,7 @@ import csv
 import math
 import os
 
-from tools import paper_data
+from maddpg_tf.analysis import paper_data
 
 # Our task names -> the paper's (environment, task) labels in `maddpg_tf/data/paper_table1.csv`.
 PAPER_TASKS = {
@@ -355,7 +355,7 @@ def table2_latex(rows, bench, meta):
 def write_table2(bench, out_dir, meta):
   """Writes table2.md, table2.tex, table2.csv, table2.json under out_dir; returns their paths."""
   import json
-  from tools import bench_estimators
+  from maddpg_tf import estimator_timing as bench_estimators
   os.makedirs(out_dir, exist_ok=True)
   rows = table2_rows(bench, meta)
   paths = [os.path.join(out_dir, f"table2.{ext}") for ext in ("md", "tex", "csv", "json")]

@@ -1,0 +1,317 @@
+"""The run config: its schema, every default, the paper's settings and the named budgets (one home).
+
+`get_config("task=...,estimator=...,short")` returns a `ml_collections.ConfigDict` (this file is itself a
+config file: `maddpg-train --config=maddpg_tf/config.py:short`; `configs/*.py` are presets that choose a
+default task). `maddpg-train` locks it, so a misspelled `--config.x` override fails. Fields left `None` are
+filled from `fidelity` by `resolve`:
+
+  fidelity="code": as the authors' code ran (no target networks, evaluation episodes stored in the replay
+    buffer, LBF episodes cut at 25 steps with the cut treated as terminal, TAGS period in update calls);
+  fidelity="text": standard MADDPG as the paper describes it (Polyak target networks, evaluation kept out
+    of the buffer, the env's own episode limit, bootstrapping through time-outs, TAGS period in env steps).
+"""
+
+import dataclasses
+
+import ml_collections
+from ml_collections import config_dict
+
+from maddpg_tf.envs import tasks as tasks_lib
+
+
+class ConfigError(ValueError):
+  """A config value the user must fix; the message is one line naming the value and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+  """MADDPG hyperparameters; defaults are the authors' LBF settings (NOTES section 1). `config.learner` is
+  built from these fields, so this is their one home (RWARE's learning rates: `FAMILY_SETTINGS`)."""
+  hidden_sizes: tuple = (64, 64)
+  actor_learning_rate: float = 3e-4
+  critic_learning_rate: float = 3e-4
+  adam_epsilon: float = 1e-3
+  max_grad_norm: float = 1.0
+  logit_l2: float = 1e-3
+  gamma: float = 0.95
+  tau: float = 0.01
+  use_target_networks: bool = False
+  standardise_rewards: bool = True
+
+  def __post_init__(self):
+    for name in ("actor_learning_rate", "critic_learning_rate", "adam_epsilon", "max_grad_norm"):
+      if not getattr(self, name) > 0:
+        raise ConfigError(f"learner.{name} must be > 0, got {getattr(self, name)!r}")
+    if not 0 <= self.gamma <= 1:
+      raise ConfigError(f"learner.gamma must be in [0, 1], got {self.gamma!r}")
+    if not 0 < self.tau <= 1:
+      raise ConfigError(f"learner.tau must be in (0, 1], got {self.tau!r}")
+    if self.logit_l2 < 0:
+      raise ConfigError(f"learner.logit_l2 must be >= 0, got {self.logit_l2!r}")
+    if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+      raise ConfigError(f"learner.hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
+
+
+# The settings `fidelity` chooses: (value under "code", value under "text").
+FIDELITY_DEFAULTS = {
+    "learner.use_target_networks": (False, True),
+    "loop.truncation_is_terminal": (True, False),
+    "loop.eval_into_replay": (True, False),
+    "estimator.schedule_unit": ("updates", "env_steps"),
+}
+
+# What differs between environment families in the authors' code (NOTES section 1).
+FAMILY_SETTINGS = {
+    "lbf": {"learner.actor_learning_rate": 3e-4, "learner.critic_learning_rate": 3e-4,
+            "loop.updates_per_episode": 1},
+    "rware": {"learner.actor_learning_rate": 5e-4, "learner.critic_learning_rate": 5e-4,
+              "loop.updates_per_episode": 10},
+}
+
+# Paper Table 1 training budgets (env steps).
+TOTAL_STEPS = {
+    "lbf-8x8-2p-2f-coop": 5_000_000, "lbf-8x8-2p-2f-2s-coop": 5_000_000,
+    "lbf-10x10-3p-3f": 6_000_000, "lbf-10x10-3p-3f-2s": 6_000_000,
+    "lbf-15x15-3p-5f": 7_500_000, "lbf-15x15-4p-3f": 7_500_000, "lbf-15x15-4p-5f": 7_500_000,
+    "rware-tiny-2ag": 7_500_000, "rware-tiny-4ag": 7_500_000,
+}
+
+# The estimator settings of the paper's final runs (NOTES section 2), by environment family. Names are
+# the paper's labels; `estimator.name` accepts them and the registry's own names.
+PAPER_ESTIMATORS = {
+    "lbf": {
+        "stgs-1": dict(name="stgs", temperature=1.0),
+        "stgs-t": dict(name="stgs", temperature=0.5),
+        "tags": dict(name="tags", start_temperature=4.0, end_temperature=0.1, period=3_000_000),
+        "grmck": dict(name="grmck", temperature=0.5, num_samples=10),
+        "gst": dict(name="gst", temperature=0.7, gap=1.0),
+    },
+    "rware": {
+        "stgs-1": dict(name="stgs", temperature=1.0),
+        "stgs-t": dict(name="stgs", temperature=0.6),
+        "tags": dict(name="tags", start_temperature=1.0, end_temperature=0.3, period=4_000_000),
+        "grmck": dict(name="grmck", temperature=0.7, num_samples=5),
+        "gst": dict(name="gst", temperature=0.7, gap=1.0),
+    },
+}
+# Estimators beyond the paper, at defaults chosen by us (not tuned).
+EXTRA_ESTIMATORS = {
+    "stgs": dict(name="stgs", temperature=1.0),
+    "st": dict(name="st", temperature=1.0),
+    "gumbel_softmax": dict(name="gumbel_softmax", temperature=1.0),
+    "reinmax": dict(name="reinmax", temperature=1.0),
+    # Not a sampled estimator: the actor loss as the exact expectation over the agent's own action under
+    # the critic (maddpg_tf.learner), the best a pathwise gradient can do; it has no parameters.
+    "expected": dict(name="expected"),
+}
+
+ESTIMATOR_FIELDS = ("temperature", "num_samples", "gap", "start_temperature", "end_temperature", "period")
+
+
+ARG_KEYS = ("task", "estimator", "smoke", "short")
+DEFAULT_TASK = "lbf-8x8-2p-2f-coop"
+
+
+def parse_arg(arg):
+  """'task=lbf-8x8-2p-2f-coop,estimator=gst,smoke' -> {'task': ..., 'estimator': ..., 'smoke': True}."""
+  parsed = {}
+  for item in filter(None, (arg or "").split(",")):
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if key not in ARG_KEYS:
+      raise ValueError(f"unknown config argument {key!r} in {arg!r}; allowed: {', '.join(ARG_KEYS)}")
+    parsed[key] = value.strip() if sep else True
+  return parsed
+
+
+def estimator_settings(family, label):
+  """The paper's settings for estimator `label` (a paper label or a registry name)."""
+  table = {**EXTRA_ESTIMATORS, **PAPER_ESTIMATORS.get(family, PAPER_ESTIMATORS["lbf"])}
+  if label not in table:
+    raise ValueError(f"unknown estimator {label!r}; allowed: {', '.join(sorted(table))}")
+  return table[label]
+
+
+def base_config(task, family, estimator_label, **overrides):
+  """The full schema with the authors' settings for `family` ('lbf' or 'rware')."""
+  config = ml_collections.ConfigDict()
+  config.task = task
+  config.seed = 0
+  config.total_steps = TOTAL_STEPS.get(task, 5_000_000)
+  # Environments stepped together: acting is one batched call and their episodes' updates one compiled
+  # block, so per-call costs are shared (LBF 8x8 on 2 cores: 0.48 of the bare env rate with 8, 0.6 with 16,
+  # tools/bench_train.py). The ratio of updates to env steps is the paper's for any value; the acting
+  # snapshot lags the learner by one block (min(16, num_envs x updates_per_episode) updates).
+  config.num_envs = 16
+  # Processes that step them (0: this process). Results are identical for any value; 1 runs the pure-Python
+  # envs beside the learner rather than sharing its interpreter lock (maddpg_tf/envs/workers.py).
+  config.env_workers = 1
+  config.fidelity = "code"                  # "code" or "text", see the module docstring
+  config.jit_compile = True
+
+  settings = estimator_settings(family, estimator_label)
+  config.estimator = ml_collections.ConfigDict()
+  config.estimator.label = estimator_label  # the paper's column name, for tables
+  config.estimator.name = settings["name"]
+  config.estimator.temperature = config_dict.placeholder(float)
+  config.estimator.num_samples = config_dict.placeholder(int)
+  config.estimator.gap = config_dict.placeholder(float)
+  config.estimator.start_temperature = config_dict.placeholder(float)
+  config.estimator.end_temperature = config_dict.placeholder(float)
+  config.estimator.period = config_dict.placeholder(float)
+  config.estimator.schedule = "exponential"
+  config.estimator.schedule_unit = config_dict.placeholder(str)  # "updates" or "env_steps"
+  for key, value in settings.items():
+    if key != "name":
+      config.estimator[key] = value
+
+  config.learner = ml_collections.ConfigDict(
+      {k: v for k, v in dataclasses.asdict(LearnerConfig()).items() if k != "use_target_networks"})
+  config.learner.use_target_networks = config_dict.placeholder(bool)
+
+  config.replay = ml_collections.ConfigDict(dict(capacity=2_000_000, batch_size=512,
+                                                 observation_dtype="float16"))
+
+  config.loop = ml_collections.ConfigDict(dict(
+      warmup_episodes=400, updates_per_episode=1,
+      eval_every_steps=50_000, eval_episodes=100, eval_num_envs=20,
+      # Updates run on a second thread while the envs step on, acting with the actors as of the previous
+      # update block (a lag of up to 16 updates: one block). False: the strictly sequential order of the code.
+      asynchronous_updates=True))
+  config.loop.episode_limit = config_dict.placeholder(int)
+  config.loop.truncation_is_terminal = config_dict.placeholder(bool)
+  config.loop.eval_into_replay = config_dict.placeholder(bool)
+
+  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=500_000, keep=2))
+  config.log = ml_collections.ConfigDict(dict(every_updates=100, grad_variance_every_steps=1000))
+  config.diagnostics = diagnostics_config()
+
+  for key, value in {**FAMILY_SETTINGS.get(family, {}), **overrides}.items():
+    set_value(config, key, value)
+  return config
+
+
+def diagnostics_config():
+  """Every `exact_gradient_every` updates (0: never), TensorBoard gets `exact_gradient/*`: the estimator's
+  logit gradient against the exact one under the current critic, over `num_repeats` samples."""
+  return ml_collections.ConfigDict(dict(exact_gradient_every=0, num_repeats=16))
+
+
+def get_value(config, dotted):
+  """config["a"]["b"] for dotted = "a.b"."""
+  for part in dotted.split("."):
+    config = config[part]
+  return config
+
+
+def set_value(config, dotted, value):
+  """config["a"]["b"] = value for dotted = "a.b"."""
+  *parents, leaf = dotted.split(".")
+  target = get_value(config, ".".join(parents)) if parents else config
+  target[leaf] = value
+
+
+# Named budgets. `smoke`: seconds, for tests. `short`: the default job, a few minutes on 2 cores.
+BUDGETS = {
+    "smoke": {"total_steps": 2_000, "num_envs": 4, "replay.capacity": 20_000, "replay.batch_size": 64,
+              "loop.warmup_episodes": 8, "loop.eval_every_steps": 1_000, "loop.eval_episodes": 4,
+              "loop.eval_num_envs": 4, "checkpoint.every_steps": 1_000, "log.every_updates": 10},
+    "short": {"total_steps": 150_000, "loop.warmup_episodes": 100, "loop.updates_per_episode": 4,
+              "loop.eval_every_steps": 10_000, "loop.eval_episodes": 40, "checkpoint.every_steps": 50_000},
+}
+# Where a family needs other values: RWARE's 500-step episodes (smoke: cut at 100 steps; short: 300k steps,
+# 20 warm-up episodes, the paper's 10 updates per episode, 20 evaluation episodes).
+FAMILY_BUDGETS = {
+    ("rware", "smoke"): {"loop.warmup_episodes": 2, "loop.updates_per_episode": 2, "loop.episode_limit": 100},
+    ("rware", "short"): {"total_steps": 300_000, "loop.warmup_episodes": 20, "loop.updates_per_episode": 10,
+                         "loop.eval_every_steps": 25_000, "loop.eval_episodes": 20},
+}
+
+
+def apply_budget(config, arg, family=None):
+  """Applies the budget named in `arg` (`smoke` or `short`), if any, for the task's family."""
+  family = family or tasks_lib.resolve_task(config.task).family
+  for budget in ("smoke", "short"):
+    if arg.get(budget):
+      for key, value in {**BUDGETS[budget], **FAMILY_BUDGETS.get((family, budget), {})}.items():
+        set_value(config, key, value)
+  return config
+
+
+def get_config(arg=None, default_task=DEFAULT_TASK):
+  """The config of 'task=<name>,estimator=<label>[,smoke|,short]' (the paper's settings for the task's
+  family, then the budget). An unknown task or estimator raises ConfigError naming it."""
+  arg = parse_arg(arg)
+  task = arg.get("task", default_task)
+  try:
+    family = tasks_lib.resolve_task(task).family
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  config = base_config(task, family, arg.get("estimator", "gst"))
+  return apply_budget(config, arg, family)
+
+
+def resolve(config):
+  """A concrete, validated copy of `config`: `None` fields filled from `fidelity`, every value checked
+  (ConfigError naming the first bad one). The estimator's parameters and the task are checked by the
+  estimator registry and the environments, which `maddpg_tf.experiment.resolve_config` adds."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  _require(config.fidelity in ("code", "text"), f"fidelity must be 'code' or 'text', got {config.fidelity!r}")
+  try:
+    task = tasks_lib.resolve_task(config.task)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  column = 0 if config.fidelity == "code" else 1
+  for key, values in FIDELITY_DEFAULTS.items():
+    if get_value(config, key) is None:
+      set_value(config, key, values[column])
+  if config.loop.episode_limit is None:
+    config.loop.episode_limit = task.code_cutoff if config.fidelity == "code" else task.env_episode_limit
+  _require(config.estimator.schedule_unit in ("updates", "env_steps"),
+           f"estimator.schedule_unit must be 'updates' or 'env_steps', got {config.estimator.schedule_unit!r}")
+  for key in ("total_steps", "loop.warmup_episodes"):
+    value = get_value(config, key)
+    _require(isinstance(value, int) and value >= 0, f"{key} must be an integer >= 0, got {value!r}")
+  for key in ("num_envs", "replay.batch_size", "replay.capacity", "loop.updates_per_episode",
+              "loop.eval_every_steps", "loop.eval_episodes", "loop.eval_num_envs", "checkpoint.every_steps",
+              "checkpoint.keep", "log.every_updates", "log.grad_variance_every_steps"):
+    value = get_value(config, key)
+    _require(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
+  if "env_workers" not in config:  # configs written before env workers existed
+    config.env_workers = 0
+  _require(isinstance(config.env_workers, int) and 0 <= config.env_workers <= config.num_envs,
+           f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
+  if "diagnostics" not in config:  # runs written before diagnostics existed
+    config.diagnostics = diagnostics_config()
+  for key, minimum in (("diagnostics.exact_gradient_every", 0), ("diagnostics.num_repeats", 2)):
+    value = get_value(config, key)
+    _require(isinstance(value, int) and value >= minimum,
+             f"{key} must be an integer >= {minimum}, got {value!r}")
+  _require(config.replay.capacity >= config.replay.batch_size,
+           f"replay.capacity ({config.replay.capacity}) must be >= replay.batch_size "
+           f"({config.replay.batch_size})")
+  learner_config(config)
+  return config
+
+
+def _require(condition, message):
+  if not condition:
+    raise ConfigError(message)
+
+
+def estimator_params(config):
+  """The estimator's keyword arguments: the config fields that are set."""
+  params = {k: config.estimator[k] for k in ESTIMATOR_FIELDS if config.estimator[k] is not None}
+  if "period" in params:
+    params["schedule"] = config.estimator.schedule
+  if params.get("num_samples") is not None:
+    params["num_samples"] = int(params["num_samples"])
+  return params
+
+
+def learner_config(config):
+  """`config.learner` as a checked `LearnerConfig`."""
+  fields = {f.name for f in dataclasses.fields(LearnerConfig)}
+  values = {k: v for k, v in config.learner.items() if k in fields}
+  values["hidden_sizes"] = tuple(values["hidden_sizes"])
+  return LearnerConfig(**values)

@@ -1,0 +1,345 @@
+"""Estimator lab: each estimator's gradient against the exact gradient, over temperatures and action-set sizes.
+
+    python tools/estimator_lab.py --function=quadratic --out=lab/quadratic
+    python tools/estimator_lab.py --function=linear --temperatures=0.5,1 --num-actions=6 --out=lab/linear
+    python tools/estimator_lab.py --estimators=grmck:num_samples=1,grmck:num_samples=10,stgs --out=lab/k
+    python tools/estimator_lab.py --checkpoint=runs/gst-s0 --agent=0 --out=lab/critic
+    maddpg-estimator-lab ...                                   # the console script (same thing)
+
+For f a random linear (f(a) = <w, a>) or quadratic (f(a) = a^T M a + <w, a>) function of the one-hot
+action, one per row (`--rows` rows, logits ~ N(0, logit_scale^2)), or with `--checkpoint` the critic of a
+`maddpg-train` run, f(a) = Q_agent(o, a_-agent, a) on a replay batch (the other agents' replayed actions
+fixed, the agent's own logits from its trained actor), the lab measures each estimator's gradient of
+f(sample) with respect to the logits against the exact gradient of E_{a ~ softmax(logits)} f(a) (a sum over
+the actions): bias, variance (trace), MSE and cosine similarity, each with a Student-t confidence interval
+over `--replicates` independent replicates of `--samples` samples (see `estimators/lab.py`).
+
+Estimators: registry names (`estimators.names()`, except `tags`: the lab sweeps temperatures itself) and
+`reinforce` (the unbiased score-function reference, independent of the temperature), optionally with
+parameters: `grmck:num_samples=1`, `gst:gap=0.5`.
+
+Prints a Markdown table and writes to `--out`: `estimator_lab.csv`, `estimator_lab.md`, and
+`bias_vs_temperature.png`, `variance_vs_temperature.png` (one panel per action-set size, one line per
+estimator, the confidence interval as error bars; the variance axis is logarithmic and spans at most five
+decades, so an exactly zero variance lies below it). Bad arguments give one line and exit status 2, with
+nothing written.
+"""
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python tools/estimator_lab.py`: make the repository importable
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+PROG = "estimator-lab"
+DEFAULT_ESTIMATORS = "st,stgs,gst,grmck,reinmax,gumbel_softmax,reinforce"
+CSV_NAME, MARKDOWN_NAME = "estimator_lab.csv", "estimator_lab.md"
+PLOTS = (("bias", "bias_vs_temperature.png", "bias ||E g_hat - g||", False),
+         ("variance", "variance_vs_temperature.png", "variance tr Cov(g_hat)", True))
+
+
+class LabError(Exception):
+  """A problem with the arguments; the message is one line."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Arguments.
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):
+    raise LabError(message)
+
+
+def parse_args(argv):
+  parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--function", choices=("linear", "quadratic"), default=None,
+                      help="the random test function family (default quadratic; not with --checkpoint)")
+  parser.add_argument("--estimators", default=DEFAULT_ESTIMATORS,
+                      help="comma-separated name[:key=value...] (default: %(default)s)")
+  parser.add_argument("--temperatures", default="0.25,0.5,1,2", help="comma-separated, each > 0")
+  parser.add_argument("--num-actions", "--num_actions", dest="num_actions", default=None,
+                      help="comma-separated action-set sizes, each >= 2 (default 3,6,10; not with --checkpoint)")
+  parser.add_argument("--rows", type=int, default=16, help="independent problems (logit rows / replay rows)")
+  parser.add_argument("--samples", type=int, default=1000, help="samples per replicate (S)")
+  parser.add_argument("--replicates", type=int, default=20, help="independent replicates (R) for the intervals")
+  parser.add_argument("--confidence", type=float, default=0.95)
+  parser.add_argument("--logit-scale", "--logit_scale", dest="logit_scale", type=float, default=1.0)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--checkpoint", default=None, metavar="WORKDIR",
+                      help="a maddpg-train run directory: f is its critic on a replay batch")
+  parser.add_argument("--agent", type=int, default=0, help="with --checkpoint: whose critic and actor")
+  parser.add_argument("--out", default="estimator-lab", help="output directory (default: %(default)s)")
+  return parser.parse_args(argv)
+
+
+def _numbers(text, kind, name):
+  values = []
+  for item in filter(None, (part.strip() for part in text.split(","))):
+    try:
+      values.append(kind(item))
+    except ValueError:
+      raise LabError(f"--{name}: {item!r} is not a{'n integer' if kind is int else ' number'}") from None
+  if not values:
+    raise LabError(f"--{name} is empty")
+  return values
+
+
+def _value(text):
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text
+
+
+def parse_estimators(text):
+  """'grmck:num_samples=1,stgs' -> [(label, name, params)]."""
+  from estimators import lab  # pylint: disable=g-import-not-at-top
+  specs = []
+  for item in filter(None, (part.strip() for part in text.split(","))):
+    name, *assignments = item.split(":")
+    params = {}
+    for assignment in assignments:
+      key, sep, value = assignment.partition("=")
+      if not sep:
+        raise LabError(f"--estimators: {assignment!r} in {item!r} is not key=value")
+      params[key.strip()] = _value(value.strip())
+    if name == "tags":
+      raise LabError("--estimators: tags is stgs with an annealed temperature; the lab sweeps "
+                     "--temperatures itself: use stgs")
+    if "temperature" in params:
+      raise LabError(f"--estimators: {item!r}: give temperatures with --temperatures")
+    try:
+      lab.check_estimator(name, params)
+      if name != lab.REINFORCE:  # build once: bad values (K < 1, gap <= 0, ...) fail now
+        import estimators  # pylint: disable=g-import-not-at-top
+        estimators.make(name, logits=np.zeros([1, 2], np.float32), **params)
+    except (ValueError, TypeError) as error:
+      raise LabError(f"--estimators: {error}") from None
+    specs.append((item, name, params))
+  if not specs:
+    raise LabError("--estimators is empty")
+  return specs
+
+
+def check_args(args):
+  """Validates everything that can be checked before any work; returns the parsed lists."""
+  specs = parse_estimators(args.estimators)
+  temperatures = _numbers(args.temperatures, float, "temperatures")
+  for temperature in temperatures:
+    if not (math.isfinite(temperature) and temperature > 0):
+      raise LabError(f"--temperatures: temperature must be > 0 and finite, got {temperature!r}")
+  if args.checkpoint is not None:
+    if args.function is not None or args.num_actions is not None:
+      raise LabError("--checkpoint uses the run's critic as f and its action set: drop --function and "
+                     "--num-actions")
+    if not os.path.isdir(args.checkpoint):
+      raise LabError(f"--checkpoint {args.checkpoint} is not a directory")
+    sizes = None
+  else:
+    sizes = _numbers(args.num_actions or "3,6,10", int, "num-actions")
+    if min(sizes) < 2:
+      raise LabError(f"--num-actions: every size must be >= 2, got {min(sizes)}")
+  for name, minimum in (("rows", 1), ("samples", 2), ("replicates", 2)):
+    if getattr(args, name) < minimum:
+      raise LabError(f"--{name} must be >= {minimum}, got {getattr(args, name)}")
+  if not 0 < args.confidence < 1:
+    raise LabError(f"--confidence must be in (0, 1), got {args.confidence}")
+  if not (math.isfinite(args.logit_scale) and args.logit_scale > 0):
+    raise LabError(f"--logit-scale must be > 0, got {args.logit_scale}")
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise LabError(f"--out {args.out} is a file, not a directory")
+  return specs, temperatures, sizes
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The problems: (description, num_actions, logits, f).
+
+def random_problems(family, sizes, rows, logit_scale, seed):
+  from estimators import lab  # pylint: disable=g-import-not-at-top
+  for k, size in enumerate(sizes):
+    logits = lab.random_logits(rows, size, seed=[seed, k, 0], scale=logit_scale)
+    yield family, size, logits, lab.random_function(family, rows, size, seed=[seed, k, 1])
+
+
+def critic_problem(workdir, agent, rows, seed):
+  """The trained critic of run `workdir` as f, on `rows` replay transitions; the agent's actor's logits."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from maddpg_tf import checkpointing, diagnostics, experiment  # pylint: disable=g-import-not-at-top
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(config_path):
+    raise LabError(f"--checkpoint {workdir} holds no maddpg-tf run (no config.json)")
+  try:
+    with open(config_path) as handle:
+      config = ml_collections.ConfigDict(json.load(handle))
+    config.env_workers = 0  # only the learner and buffer are needed: no env processes
+    with experiment.Experiment(config, workdir, progress=False) as run:
+      path = run.restore_latest()
+  except (OSError, ValueError, experiment.RunError, checkpointing.CheckpointError) as error:
+    raise LabError(f"--checkpoint {workdir}: {error}") from None
+  if path is None:
+    raise LabError(f"--checkpoint {workdir} has no complete checkpoint yet")
+  learner = run.learner
+  if not 0 <= agent < learner.num_agents:
+    raise LabError(f"--agent must be in 0..{learner.num_agents - 1}, got {agent}")
+  batch = run.replay.sample(min(rows, len(run.replay)), np.random.default_rng(seed))
+  logits = learner.policy_logits(batch.observation).numpy()[:, agent].astype(np.float64)
+  description = (f"critic Q_{agent} of {os.path.basename(os.path.normpath(workdir))} "
+                 f"({os.path.basename(path)}, {len(batch.action)} replay rows)")
+  yield description, learner.num_actions, logits, diagnostics.own_action_function(learner, batch, agent)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The sweep.
+
+def run_lab(problems, specs, temperatures, samples, replicates, confidence, seed, progress=None):
+  """[row dict] for every problem x estimator x temperature (once for estimators without one)."""
+  from estimators import lab  # pylint: disable=g-import-not-at-top
+  rows = []
+  for description, size, logits, f in problems:
+    exact = lab.exact_gradient(f, logits)
+    for label, name, params in specs:
+      sampler = lab.GradientSampler(name, f, params)
+      for temperature in (temperatures if lab.takes_temperature(name) else [None]):
+        if progress:
+          progress(f"{description}, A={size}: {label}" + (f" at T={temperature:g}" if temperature else ""))
+        stats = lab.gradient_statistics(name, f, logits, params, temperature=temperature,
+                                        num_samples=samples, num_replicates=replicates, seed=seed,
+                                        confidence=confidence, exact=exact, sampler=sampler)
+        rows.append(dict(function=description, num_actions=size, label=label, **stats.as_row()))
+  return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Outputs.
+
+def _interval(row, name):
+  return f"{row[name]:.4g} [{row[name + '_low']:.3g}, {row[name + '_high']:.3g}]"
+
+
+def markdown_table(rows, confidence):
+  lines = [f"| f | A | estimator | T | bias [{confidence:.0%} CI] | bias / norm | variance [CI] | MSE [CI] "
+           f"| cosine [CI] |", "|---|---|---|---|---|---|---|---|---|"]
+  for row in rows:
+    temperature = "-" if row["temperature"] == "" else f"{row['temperature']:g}"
+    lines.append(f"| {row['function']} | {row['num_actions']} | {row['label']} | {temperature} | "
+                 f"{_interval(row, 'bias')} | {row['relative_bias']:.3f} | {_interval(row, 'variance')} | "
+                 f"{_interval(row, 'mse')} | {_interval(row, 'cosine')} |")
+  return "\n".join(lines)
+
+
+def csv_text(rows):
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  return buffer.getvalue()
+
+
+def plot(rows, metric, ylabel, log_scale, path):
+  """One panel per (function, action-set size), one line per estimator against the temperature."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+  panels = list(dict.fromkeys((row["function"], row["num_actions"]) for row in rows))
+  labels = list(dict.fromkeys(row["label"] for row in rows))
+  colours = dict(zip(labels, plt.get_cmap("tab10").colors * 3))
+  figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+  temperatures = sorted({row["temperature"] for row in rows if row["temperature"] != ""}) or [1.0]
+  for axis, (function, size) in zip(axes[0], panels):
+    for label in labels:
+      mine = [r for r in rows if r["label"] == label and (r["function"], r["num_actions"]) == (function, size)]
+      if not mine:
+        continue
+      value = np.array([r[metric] for r in mine])
+      error = np.array([[r[metric] - r[f"{metric}_low"] for r in mine], [r[f"{metric}_high"] - r[metric]
+                                                                         for r in mine]])
+      if mine[0]["temperature"] == "":  # no temperature: a horizontal line with its interval as a band
+        axis.axhline(value[0], color=colours[label], linestyle="--", label=label)
+        axis.axhspan(mine[0][f"{metric}_low"], mine[0][f"{metric}_high"], color=colours[label], alpha=0.15)
+        continue
+      axis.errorbar([r["temperature"] for r in mine], value, yerr=np.maximum(error, 0), marker="o",
+                    capsize=3, color=colours[label], label=label)
+    axis.set_xscale("log")
+    if log_scale:  # exact zeros (e.g. straight-through on linear f) would squash the axis: keep 5 decades
+      axis.set_yscale("log")
+      largest = max(r[f"{metric}_high"] for r in rows if (r["function"], r["num_actions"]) == (function, size))
+      axis.set_ylim(bottom=max(axis.get_ylim()[0], largest * 1e-5))
+    axis.set_xticks(temperatures, [f"{t:g}" for t in temperatures])
+    axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axis.set_xlabel("temperature")
+    axis.set_ylabel(ylabel)
+    axis.set_title(f"{function}, A = {size}", fontsize=9)
+    axis.grid(alpha=0.3)
+  axes[0][-1].legend(fontsize=7, loc="best")
+  figure.tight_layout()
+  figure.savefig(path, dpi=120)
+  plt.close(figure)
+
+
+def write_outputs(rows, out, confidence):
+  """Writes the CSV, the Markdown table and the plots into `out` (each file replaced atomically)."""
+  os.makedirs(out, exist_ok=True)
+  paths = []
+  for name, text in ((CSV_NAME, csv_text(rows)), (MARKDOWN_NAME, markdown_table(rows, confidence) + "\n")):
+    path = os.path.join(out, name)
+    with open(path + ".tmp", "w") as handle:
+      handle.write(text)
+    os.replace(path + ".tmp", path)
+    paths.append(path)
+  for metric, name, ylabel, log_scale in PLOTS:
+    path = os.path.join(out, name)
+    plot(rows, metric, ylabel, log_scale, path + ".tmp.png")
+    os.replace(path + ".tmp.png", path)
+    paths.append(path)
+  return paths
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line.
+
+def main(argv):
+  """Returns the exit status: 0, or 2 after one line on stderr for bad arguments."""
+  try:
+    args = parse_args(argv)
+    specs, temperatures, sizes = check_args(args)
+    if args.checkpoint is not None:
+      problems = list(critic_problem(args.checkpoint, args.agent, args.rows, args.seed))
+    else:
+      problems = random_problems(args.function or "quadratic", sizes, args.rows, args.logit_scale, args.seed)
+  except LabError as error:
+    print(f"{PROG}: error: {error}", file=sys.stderr)
+    return 2
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.get_logger().setLevel("ERROR")  # one trace per estimator and action-set size
+  rows = run_lab(problems, specs, temperatures, args.samples, args.replicates, args.confidence, args.seed,
+                 progress=lambda message: print(message, file=sys.stderr, flush=True))
+  print(f"Estimator gradients against the exact gradient: {args.replicates} replicates x {args.samples} "
+        f"samples, {args.rows} rows, seed {args.seed}; {args.confidence:.0%} Student-t intervals over "
+        f"replicates; bias = sqrt of the noise-corrected squared bias; variance = trace of the covariance "
+        f"(per row, averaged over rows)\n")
+  print(markdown_table(rows, args.confidence), flush=True)
+  paths = write_outputs(rows, args.out, args.confidence)
+  print(f"\nwrote {', '.join(paths)}")
+  return 0
+
+
+def run(argv=None):
+  """Console-script entry point (`maddpg-estimator-lab`)."""
+  return main(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+  sys.exit(run())

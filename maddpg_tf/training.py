@@ -1,0 +1,127 @@
+"""The training run's timeline: warm-up, then vector steps with updates, evaluations and checkpoints on
+their schedules, to `total_steps`; a stop request (SIGINT/SIGTERM) checkpoints and ends it.
+
+Schedule (the authors' code, NOTES section 1): `warmup_episodes` episodes of uniform random actions fill
+the buffer first and do not count as training steps; then every finished training episode earns its
+updates (`UpdateScheduler`). An evaluation runs when the steps before a vector step reach the next
+multiple of `eval_every_steps`, starting at step 0, and once more at the end on the final policy (after
+the final checkpoint, so a run extended later is the run it would have been). A checkpoint is written
+every `checkpoint_every` steps and at the end.
+"""
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from maddpg_tf import checkpointing, errors, faults, loggers
+
+
+class Schedule(NamedTuple):
+  total_steps: int
+  warmup_episodes: int
+  eval_every_steps: int
+  checkpoint_every_steps: int
+
+
+class TrainingLoop:
+  """Runs the timeline over injected parts: `loop` (EnvironmentLoop), `updates` (UpdateScheduler),
+  `evaluator` (Evaluator), `checkpointer` (Checkpointer) and the `parts` it saves, `logger`, `stop`
+  (StopRequest), `progress` (ProgressBar or None) and `evaluations_csv` (a path)."""
+
+  def __init__(self, schedule, counters, loop, updates, evaluator, checkpointer, parts, logger, stop,
+               episode_returns, evaluations_csv, warmup_rng, progress=None):
+    self.schedule, self.counters, self.loop, self.updates = schedule, counters, loop, updates
+    self.evaluator, self.checkpointer, self.parts, self.logger = evaluator, checkpointer, parts, logger
+    self.stop, self.episode_returns, self.evaluations_csv = stop, episode_returns, evaluations_csv
+    self.warmup_rng, self.progress = warmup_rng, progress
+    self.evaluations = []
+    self.steps_per_second = float("nan")
+    self._rate = (time.time(), 0)
+
+  # ---- what the loop itself checkpoints ----------------------------------------------------------------
+
+  def save(self):
+    return {"evaluations": self.evaluations, "warmup_rng": self.warmup_rng}
+
+  def restore(self, state):
+    self.evaluations, self.warmup_rng = state["evaluations"], state["warmup_rng"]
+
+  # ---- the timeline -----------------------------------------------------------------------------------
+
+  def save_checkpoint(self, scheduled=True):
+    """Writes a checkpoint of the run as it stands; returns its path. `scheduled=False` (a signal's
+    checkpoint, off the schedule) changes nothing the run would do next: the acting snapshot is not
+    refreshed early (it is saved as it is) and the schedule keeps its place, so the resumed run equals
+    the uninterrupted one."""
+    self.loop.replay.flush()
+    self.updates.drain(refresh=scheduled)
+    previous = self.counters.last_checkpoint
+    if scheduled:
+      self.counters.last_checkpoint = self.counters.env_steps  # the restored run must see it too
+    try:
+      return self.checkpointer.save(self.counters.env_steps, self.parts)
+    except checkpointing.CheckpointError:
+      self.counters.last_checkpoint = previous
+      raise
+
+  def evaluate(self, step, final=False):
+    """An evaluation of the current policy, recorded at env step `step` (CSV, loggers)."""
+    faults.point("evaluation")
+    self.updates.drain()
+    self.loop.replay.flush()  # training transitions before any evaluation episode's
+    result = self.evaluator.run()
+    self.evaluations.append({"step": step, "returns": result.returns})
+    loggers.write_evaluations_csv(self.evaluations_csv, self.evaluations)
+    now, steps = time.time(), self.counters.env_steps
+    values = {"eval/mean_return": np.mean(result.returns),
+              "perf/env_steps_per_s": (steps - self._rate[1]) / max(now - self._rate[0], 1e-9),
+              "perf/updates": self.counters.updates}
+    if not final:
+      self._rate = (now, steps)
+      values.update(self.episode_returns.metrics())
+    self.logger.write(values, step)
+    self.logger.flush()
+
+  def run(self):
+    """Warms up if needed, trains to `total_steps`, checkpoints and evaluates the final policy."""
+    s, c = self.schedule, self.counters
+    if c.warmup_episodes < s.warmup_episodes:
+      if self.progress is not None:
+        self.progress.update(c.env_steps, f"warm-up: {s.warmup_episodes} random episodes")
+      self.loop.warm_up(s.warmup_episodes, self.warmup_rng)
+    started, steps_at_start = time.time(), c.env_steps
+    self._rate = (started, c.env_steps)
+    while c.env_steps < s.total_steps:
+      self._step()
+    self.loop.replay.flush()
+    self.updates.drain()
+    if c.last_checkpoint != c.env_steps or self.checkpointer.latest() is None:
+      self._scheduled_checkpoint()
+    self.steps_per_second = (c.env_steps - steps_at_start) / max(time.time() - started, 1e-9)
+    if not self.evaluations or self.evaluations[-1]["step"] < c.env_steps:
+      self.evaluate(c.env_steps, final=True)
+
+  def _step(self):
+    s, c = self.schedule, self.counters
+    if self.stop.signum is not None:
+      path = self.save_checkpoint(scheduled=False)
+      raise errors.Interrupted(self.stop.signum, f"{self.stop.name} at env step {c.env_steps:,}: checkpoint "
+                                                 f"{path} written; run the same command to resume")
+    steps_before = c.env_steps
+    ended = self.loop.step()
+    faults.point("env-step", c.env_steps)
+    if ended:
+      self.updates.episodes_ended(ended)
+    if steps_before >= len(self.evaluations) * s.eval_every_steps:
+      self.evaluate(steps_before)
+    if self.progress is not None:
+      self.progress.update(c.env_steps)
+    if c.env_steps - c.last_checkpoint >= s.checkpoint_every_steps:
+      self._scheduled_checkpoint()
+
+  def _scheduled_checkpoint(self):
+    try:
+      self.save_checkpoint()
+    except checkpointing.CheckpointError as error:
+      raise errors.RunError(str(error)) from None

@@ -1,0 +1,130 @@
+"""A run's directory: whose it is (its config), what produced it (provenance), and where its files go.
+
+    <workdir>/config.json        the resolved config: the run's identity
+    <workdir>/provenance.json    package versions, git revision, command line, seed, fidelity, user code
+    <workdir>/evaluations.csv    step, mean team return, each episode's return
+    <workdir>/checkpoints/       ckpt-<env step>/ (complete only with their COMPLETE marker)
+    <workdir>/tb/                TensorBoard event files (tb_superseded/: what a resume rewound)
+"""
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from maddpg_tf import errors
+
+PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
+            "rware", "numpy", "ml-collections", "keras-tuner")
+# Keys that do not make a run another run: the budget (a resumed run may extend it), the diagnostics
+# (they only log) and the env worker count (it changes no number).
+NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers")
+
+
+def file_sha256(path):
+  with open(path, "rb") as handle:
+    return hashlib.sha256(handle.read()).hexdigest()
+
+
+def git_revision(directory):
+  """(revision, dirty) of the git checkout holding `directory`, ("unknown", None) outside one."""
+  try:
+    revision = subprocess.run(["git", "-C", directory, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    dirty = bool(subprocess.run(["git", "-C", directory, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10).stdout.strip())
+  except (OSError, subprocess.SubprocessError):
+    return "unknown", None
+  return revision, dirty
+
+
+def package_versions(packages=PACKAGES):
+  versions = {}
+  for package in packages:
+    try:
+      versions[package] = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+      versions[package] = None
+  return versions
+
+
+def provenance(config, task, user_code=()):
+  """What produced a result: versions, git revision, command line, fidelity, seed, and `user_code`:
+  [{"path": import path, "module_file": ..., "sha256": ...}] for every user module the run imported."""
+  revision, dirty = git_revision(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return {"git_revision": revision, "git_dirty": dirty, "packages": package_versions(),
+          "python": platform.python_version(), "command": sys.argv, "seed": config.seed,
+          "fidelity": config.fidelity, "task": task.name, "gym_id": task.gym_id,
+          "user_code": list(user_code),
+          "note": "lbforaging 2.0.0 / rware 2.0.0 ids (-v3 / -v2) differ from the paper's (-v2 / -v1); "
+                  "see NOTES section 5"}
+
+
+def differences(old, new, prefix=""):
+  """["key: old there, new here"] for every leaf where two config dicts differ."""
+  found = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      found += differences(a, b, f"{prefix}{key}.")
+    elif a != b and not (isinstance(a, list) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+      found.append(f"{prefix}{key}: {a!r} there, {b!r} here")
+  return found
+
+
+def _identity(config_dict):
+  return {k: v for k, v in config_dict.items() if k not in NOT_IDENTITY}
+
+
+class Workdir:
+  """The run directory `path`; `check(config)` refuses one that holds anything but this run."""
+
+  def __init__(self, path):
+    self.path = path
+    self.checkpoints = os.path.join(path, "checkpoints")
+    self.tensorboard = os.path.join(path, "tb")
+    self.superseded = os.path.join(path, "tb_superseded")
+    self.evaluations = os.path.join(path, "evaluations.csv")
+    self.name = os.path.basename(os.path.normpath(path))
+
+  def check(self, config):
+    """RunError unless `path` is new, empty, or a run of `config` (up to `NOT_IDENTITY`)."""
+    path, config_path = self.path, os.path.join(self.path, "config.json")
+    if os.path.exists(path) and not os.path.isdir(path):
+      raise errors.RunError(f"--workdir {path} is a file, not a directory")
+    if os.path.isdir(path) and os.listdir(path) and not os.path.isfile(config_path):
+      raise errors.RunError(f"--workdir {path} exists and holds no maddpg-tf run (no config.json); "
+                            f"choose a new or empty directory")
+    if os.path.isfile(config_path):
+      try:
+        with open(config_path) as handle:
+          existing = json.load(handle)
+      except (OSError, ValueError) as error:
+        raise errors.RunError(f"--workdir {path}: config.json is unreadable ({error}); restore it, or use a "
+                              f"new --workdir") from None
+      found = differences(_identity(existing), _identity(config.to_dict()))
+      if found:
+        raise errors.RunError(f"--workdir {path} holds a different run ({'; '.join(found[:3])}); use a new "
+                              f"--workdir, or the same config to resume")
+
+  def write_run_files(self, config, provenance_record):
+    """config.json (rewritten: a resume may extend the budget) and provenance.json (a resume's goes
+    beside the first one's), each written atomically."""
+    os.makedirs(self.path, exist_ok=True)
+    for name, content in (("config.json", config.to_dict()), ("provenance.json", provenance_record)):
+      target = os.path.join(self.path, name)
+      if name == "provenance.json" and os.path.exists(target):
+        target = os.path.join(self.path, f"provenance-resume-{int(time.time())}.json")
+      write_json(target, content)
+
+
+def write_json(path, content):
+  """Writes `content` as JSON atomically (a temporary file, then a rename)."""
+  temporary = f"{path}.tmp{os.getpid()}"
+  with open(temporary, "w") as handle:
+    json.dump(content, handle, indent=2, sort_keys=True, default=str)
+  os.replace(temporary, path)
