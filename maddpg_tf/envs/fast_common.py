@@ -63,6 +63,7 @@ class FastVectorEnvironment:
   """
 
   family = ""
+  diagnostics: tuple = ()  # names in `_arrays` that count events of this backend, not env state
   _async_actions = None
 
   def __new__(cls, task=None, *args, **kwargs):

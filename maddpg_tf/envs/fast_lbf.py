@@ -7,8 +7,8 @@ the same seeds and actions); see `fast_common`. One env's state, per player p an
   position    int64 [P, 2]   (row, col); `placed` says whether the player has ever been placed
   level       int64 [P]
   reward      float64 [P]    the latest step's reward (the package's `player.reward`), score its running sum
-  food_cells  int64 [F]      flat cells (row * C + col) of the foods spawned at the last reset, ascending
-                             (the row-major order observations list them in), -1 for food never spawned
+  food_cells  int64 [F]      flat cells (row * C + col) of the foods on the field, ascending (the
+                             row-major order observations list them in), then -1
   steps, spawned, game_over  the package's `current_step`, `_food_spawned` (sum of spawned levels), `_game_over`
 
 Step (the package's rules): an action that is not valid now becomes NONE (a move is valid when the target
@@ -35,7 +35,8 @@ an episode started by `reset` is order-dependent (0 in 1M random steps per task:
 reference env). The fixed rule here is player index order: the loading player taken next is always the
 lowest-indexed one not yet taken. A step where the result would differ under some other order is counted
 in `order_dependent_steps` and marked in `last_order_dependent` (every order of up to 6 loading players is
-tried; with more, a touching player is enough to mark the step).
+tried; with more, a touching player is enough to mark the step); `touching_steps()` counts the steps where
+a loading player touched two foods, order-dependent or not.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def load_foods(field, position, level, loading, order, spawned, penalty, normali
 @numba.njit(cache=True)
 def _order_dependent(field_before, position, level, loading, spawned, penalty, normalize, field_after,
                      reward_after):
-  """Whether some order of taking the loading players gives another outcome than index order."""
+  """0: no loading player touches two foods; 1: one does, but every order of taking the loading players
+  gives the outcome of index order; 2: some order gives another outcome."""
   num_players = loading.shape[0]
   rows, cols = field_before.shape
   touching = False
@@ -136,9 +138,9 @@ def _order_dependent(field_before, position, level, loading, spawned, penalty, n
     if foods > 1:
       touching = True
   if not touching:
-    return False
+    return 0
   if loaders > _MAX_ENUMERATED_LOADERS:
-    return True
+    return 2
   ids = np.empty(loaders, np.int64)
   n = 0
   for p in range(num_players):
@@ -149,7 +151,7 @@ def _order_dependent(field_before, position, level, loading, spawned, penalty, n
   counters = np.zeros(loaders, np.int64)
   if _differs(field_before, position, level, loading, _pad_order(ids, loaders, num_players), spawned,
               penalty, normalize, field_after, reward_after):
-    return True
+    return 2
   i = 1
   while i < loaders:
     if counters[i] < i:
@@ -159,13 +161,13 @@ def _order_dependent(field_before, position, level, loading, spawned, penalty, n
         ids[counters[i]], ids[i] = ids[i], ids[counters[i]]
       if _differs(field_before, position, level, loading, _pad_order(ids, loaders, num_players), spawned,
                   penalty, normalize, field_after, reward_after):
-        return True
+        return 2
       counters[i] += 1
       i = 1
     else:
       counters[i] = 0
       i += 1
-  return False
+  return 1
 
 
 @numba.njit(cache=True)
@@ -260,8 +262,7 @@ def _observe_envs(field, position, level, food_cells, sight, observe_levels, ind
 
 @numba.njit(cache=True)
 def _step_envs(actions, field, position, level, reward, score, steps, spawned, game_over, food_cells,
-               max_steps, penalty, normalize, sight, observe_levels, obs, reward_out, done,
-               order_dependent):
+               max_steps, penalty, normalize, sight, observe_levels, obs, reward_out, done, load_code):
   """Steps every env in place; False (and nothing changed) if an action is outside 0..5."""
   num_envs, num_players = actions.shape
   for e in range(num_envs):
@@ -311,12 +312,19 @@ def _step_envs(actions, field, position, level, reward, score, steps, spawned, g
     for i in range(num_players):
       if moves[i]:
         pos[i, 0], pos[i, 1] = target[i, 0], target[i, 1]
-    order_dependent[e] = False
+    load_code[e] = 0
     if any_load:
       field_before[:] = f
       load_foods(f, pos, level[e], loading, order, spawned[e], penalty, normalize, reward[e])
-      order_dependent[e] = _order_dependent(field_before, pos, level[e], loading, spawned[e], penalty,
-                                            normalize, f, reward[e])
+      cells = food_cells[e]
+      kept = 0
+      for k in range(cells.shape[0]):
+        if cells[k] >= 0 and f[cells[k] // cols, cells[k] % cols] > 0:
+          cells[kept] = cells[k]
+          kept += 1
+      cells[kept:] = -1
+      load_code[e] = _order_dependent(field_before, pos, level[e], loading, spawned[e], penalty,
+                                      normalize, f, reward[e])
     left = 0
     for r in range(rows):
       for c in range(cols):
@@ -336,6 +344,7 @@ class FastLBFVectorEnvironment(FastVectorEnvironment):
   """LBF tasks as arrays; see the module docstring and `fast_common.FastVectorEnvironment`."""
 
   family = "lbf"
+  diagnostics = ("touching_steps",)
 
   def _configure(self, env) -> None:
     if env._grid_observation:
@@ -368,6 +377,7 @@ class FastLBFVectorEnvironment(FastVectorEnvironment):
       "spawned": np.zeros(n, np.int64),
       "game_over": np.zeros(n, bool),
       "food_cells": np.full((n, self._num_food), -1, np.int64),
+      "touching_steps": np.zeros(n, np.int64),  # steps where a loading player touched two foods
     }
 
   # ---- reset: the package's spawn_players and spawn_food, drawing from the env's generator ------------
@@ -434,6 +444,10 @@ class FastLBFVectorEnvironment(FastVectorEnvironment):
     s["spawned"][k] = sum(value for _, _, value in foods)
     s["game_over"][k] = False
 
+  def touching_steps(self) -> np.ndarray:
+    """Per env, the steps where a loading player touched two foods (int64 [num_envs])."""
+    return self._arrays["touching_steps"].copy()
+
   def _observe(self, indices: np.ndarray, out: np.ndarray) -> None:
     s = self._arrays
     _observe_envs(s["field"], s["position"], s["level"], s["food_cells"], self._sight, self._observe_levels,
@@ -444,14 +458,16 @@ class FastLBFVectorEnvironment(FastVectorEnvironment):
     obs = np.empty(self._obs_shape, np.float32)
     reward = np.empty(self._reward_shape, np.float32)
     done = np.empty(self.num_envs, bool)
+    load_code = np.empty(self.num_envs, np.int8)
     ok = _step_envs(actions, s["field"], s["position"], s["level"], s["reward"], s["score"], s["steps"],
                     s["spawned"], s["game_over"], s["food_cells"], self._max_steps, self._penalty,
-                    self._normalize, self._sight, self._observe_levels, obs, reward, done,
-                    self.last_order_dependent)
+                    self._normalize, self._sight, self._observe_levels, obs, reward, done, load_code)
     if not ok:
       raise ValueError(f"actions must be in 0..{self.spec.num_actions - 1}, got values "
                        f"{sorted(set(actions[(actions < 0) | (actions > _LOAD)].tolist()))}")
+    self.last_order_dependent = load_code == 2
     self.order_dependent_steps += self.last_order_dependent
+    s["touching_steps"] += load_code > 0
     return obs, reward, done, ~s["field"].any(axis=(1, 2))
 
   # ---- conversions --------------------------------------------------------------------------------------

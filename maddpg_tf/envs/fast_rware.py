@@ -298,6 +298,7 @@ class FastRWAREVectorEnvironment(FastVectorEnvironment):
   """RWARE tasks as arrays; see the module docstring and `fast_common.FastVectorEnvironment`."""
 
   family = "rware"
+  diagnostics = ("networkx_steps",)
 
   def _configure(self, env) -> None:
     if not env.fast_obs or env.image_obs or env.image_dict_obs:
