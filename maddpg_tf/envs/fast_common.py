@@ -11,6 +11,11 @@ Clock semantics (as the reference): env k is seeded with `env_seed(seed, first_i
 once, and `Step.next_observation` holds its first observation. `terminated` = the env ended the episode
 for a real reason (LBF: no food left), `truncated` = the cut-off was reached.
 
+Why numba, not NumPy over the env axis: at 16 envs a NumPy version of LBF's moves alone (action validity,
+collisions) took 62 us per step, the whole numba step (moves, loads, observations) 20 us; RWARE's move
+resolution walks chains and cycles, a loop per env. The kernels are compiled once per checkout
+(`cache=True`; the first use compiles for about 15 s, later processes load them in well under a second).
+
 Checkpoints: `get_state()` is the vector itself (picklable: arrays and Generators); `to_reference()` gives a
 reference `VectorEnvironment` in exactly the same state and `from_reference(vector)` the inverse, so a run
 can change backend at a checkpoint.
