@@ -41,6 +41,7 @@ setuptools.setup(
             "maddpg-search=maddpg_tf.tune:run",
             "maddpg-bench-estimators=maddpg_tf.estimator_timing:run",
             "maddpg-reproduce=maddpg_tf.reproduce:run",
+            "maddpg-evaluate=maddpg_tf.evaluate:run",
             "maddpg-estimator-lab=maddpg_tf.estimator_lab:run",
         ],
     },

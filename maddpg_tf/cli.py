@@ -198,6 +198,8 @@ class ArgumentParser(argparse.ArgumentParser):
 _TF_LOG_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]\s]+:\d+\] ")
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+# What TensorFlow's CUDA probe logs when a machine has no usable GPU: expected, not an error of the run.
+_NO_GPU_PROBE = re.compile(r"\] failed call to cuInit: |Could not find cuda drivers on your machine")
 
 
 def _below_level(line, level):
@@ -213,11 +215,12 @@ def import_tensorflow():
   TensorFlow 2.21 logs INFO lines (oneDNN, CUDA drivers) while its libraries load, before absl logging
   is initialised, so TF_CPP_MIN_LOG_LEVEL does not reach them and a one-line error would arrive with six
   lines of noise. File descriptor 2 goes to a temporary file during the import; lines in TensorFlow's
-  log format below the level (and absl's preamble about them) are dropped, everything else is written
-  back. Returns the module.
+  log format below the level (and absl's preamble about them) are dropped, and so is the CUDA probe's
+  "failed call to cuInit" error when no GPU is found; everything else is written back. Returns the module.
   """
   if "tensorflow" in sys.modules:
     return sys.modules["tensorflow"]
+  gpus = None
   try:
     level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
   except ValueError:
@@ -227,14 +230,20 @@ def import_tensorflow():
   with tempfile.TemporaryFile() as capture:
     os.dup2(capture.fileno(), 2)
     try:
+      from maddpg_tf import faults  # pylint: disable=g-import-not-at-top  (tests: a signal while it loads)
+      faults.point("importing-tensorflow")
       import tensorflow  # pylint: disable=g-import-not-at-top
       raise_if_interrupted()
+      # The device probe logs "failed call to cuInit" at level E on every machine without a GPU; run it
+      # here, captured, so that line can go when no GPU was found (GPUs are still used where they exist).
+      gpus = tensorflow.config.list_physical_devices("GPU")
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)
       os.close(saved)
       capture.seek(0)
       lines = capture.read().decode(errors="replace").splitlines(keepends=True)
-      sys.stderr.write("".join(line for line in lines if not _below_level(line, level)))
+      sys.stderr.write("".join(line for line in lines if not _below_level(line, level)
+                               and not (not gpus and _NO_GPU_PROBE.search(line))))
       sys.stderr.flush()
   return tensorflow

@@ -322,7 +322,8 @@ def main(argv):
   except LabError as error:
     print(f"{PROG}: error: {error}", file=sys.stderr)
     return 2
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from maddpg_tf import cli  # pylint: disable=g-import-not-at-top
+  tf = cli.import_tensorflow()  # without its import-time log lines
   tf.get_logger().setLevel("ERROR")  # one trace per estimator and action-set size
   rows = run_lab(problems, specs, temperatures, args.samples, args.replicates, args.confidence, args.seed,
                  progress=lambda message: print(message, file=sys.stderr, flush=True))

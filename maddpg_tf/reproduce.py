@@ -270,11 +270,11 @@ def train_one(config_dict, workdir, threads=None):
   usage = _cpu_seconds(resource)
   # One CPU per run: the envs step in this process (a worker process would take a CPU the grid did not
   # give the run); with two or more (or the whole machine), in a worker process beside the learner
-  # (maddpg_tf/env_workers.py). No number depends on it.
+  # (maddpg_tf/envs/workers.py). No number depends on it.
   config_dict = dict(config_dict, env_workers=0 if threads and int(threads) < 2 else 1)
   try:
     import ml_collections
-    import tensorflow as tf
+    tf = cli.import_tensorflow()  # quietly (no CUDA probe noise in the grid's logs)
     if threads:
       try:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))

@@ -15,11 +15,14 @@ The "matching game" (per env copy):
   where the joint action is wrong (to test that a learner stops bootstrapping at real terminals).
 
 It has the same API as `VectorEnvironment`: ``spec``, ``task``, ``num_envs``, ``reset()``,
-``step(actions) -> Step``, ``random_actions(rng)``, ``close()``, with the same seeding (env ``k``
+``step(actions) -> Step``, ``step_async``/``step_wait``, ``random_actions(rng)``, ``get_state``/``set_state``,
+``close()``, with the same seeding (env ``k``
 gets ``seed + k`` at its first reset only) and the same auto-reset semantics.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
@@ -100,8 +103,25 @@ class FakeVectorEnvironment:
     return Step(observation, reward, terminated, truncated, next_observation, episode_return,
                 episode_length)
 
+  def step_async(self, actions) -> None:
+    self._pending_actions = actions
+
+  def step_wait(self) -> Step:
+    actions, self._pending_actions = self._pending_actions, None
+    return self.step(actions)
+
   def random_actions(self, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, NUM_ACTIONS, size=(self.num_envs, NUM_AGENTS))
+
+  def get_state(self) -> dict:
+    """Everything a checkpoint needs to continue this vector (copies)."""
+    return {"rngs": copy.deepcopy(self._rngs), "targets": self._targets.copy(), "t": self._t.copy(),
+            "returns": self._returns.copy(), "ready": self._ready}
+
+  def set_state(self, state: dict) -> None:
+    self._rngs = copy.deepcopy(state["rngs"])
+    self._targets, self._t, self._returns = state["targets"].copy(), state["t"].copy(), state["returns"].copy()
+    self._ready = state["ready"]
 
   def close(self) -> None:
     self._ready = False

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tools import bench_estimators
-from tools import paper_data
+from maddpg_tf import estimator_timing as bench_estimators
+from maddpg_tf.analysis import paper_data
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADLINE_KEYS = ("stgs_batch1_us_dim5", "stgs_train_us", "gst_over_stgs_train", "grmck10_over_stgs_train")

@@ -13,14 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from configs import lbf
 from maddpg_tf import config as common
-from maddpg_tf import checkpointing, experiment
+from maddpg_tf import checkpointing, experiment, faults
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LBF = os.path.join(REPO, "configs", "lbf.py")
@@ -97,41 +96,21 @@ def test_same_seed_same_curves_other_seed_other_curves(reference, tmp_path):
 
 # ---- kills ----------------------------------------------------------------------------------------------
 
-def test_a_signal_while_an_update_block_runs_resumes_exactly(reference, tmp_path):
+def test_a_signal_while_an_update_block_runs_resumes_exactly(reference, tmp_path, monkeypatch):
   """The signal's checkpoint finishes the running update block but keeps acting with the weights from
   before it until the uninterrupted run would refresh them (the next episode's end), and keeps the
-  checkpoint schedule: the resumed run equals the uninterrupted one. (Deterministic: the signal is raised
-  in-process right after a block is submitted, at env step 1,300.)"""
+  checkpoint schedule: the resumed run equals the uninterrupted one. (Deterministic: a fault point sends
+  SIGINT right after the block at env step 1,300 is submitted to the learner thread.)"""
   workdir = str(tmp_path / "run")
-  run = experiment.Experiment(config(), workdir, progress=False)
-  submit = run._schedule_updates
-
-  def submit_then_signal(count):
-    submit(count)
-    if run._pending is not None and run.counters["env_steps"] >= 1300 and run._stop_signal is None:
-      run._stop_signal = signal.SIGINT
-  run._schedule_updates = submit_then_signal
+  monkeypatch.setenv(faults.VARIABLE, "updates-submitted@1300:INT")
   with pytest.raises(experiment.Interrupted, match=r"SIGINT at env step 1,300: checkpoint \S+ckpt-1300 written"):
-    run.run()
+    experiment.Experiment(config(), workdir, progress=False).run()
+  monkeypatch.delenv(faults.VARIABLE)
   _, state, _ = checkpointing.load(checkpointing.latest(checkpoints(workdir)), METADATA)
   assert state["stale_acting_weights"] is not None and state["counters"]["last_checkpoint"] == 1260
   experiment.Experiment(config(), workdir, progress=False).run()
   assert evaluations(workdir) == evaluations(reference)
   assert_same_final_state(workdir, reference)
-
-
-def _wait_for(condition, process, what, timeout=240):
-  deadline = time.time() + timeout
-  while not condition():
-    assert process.poll() is None, f"the run ended (status {process.returncode}) before {what}"
-    assert time.time() < deadline, f"timed out waiting for {what}"
-    time.sleep(0.002)
-
-
-def _progress(stderr):
-  """The env step the run's progress bar shows last (0 before it shows one)."""
-  steps = re.findall(r"\| *(\d+)/\d+ \[", read(stderr))
-  return int(steps[-1]) if steps else 0
 
 
 def _complete_checkpoints_load(workdir):
@@ -141,83 +120,73 @@ def _complete_checkpoints_load(workdir):
   return checkpointing.latest(checkpoints(workdir))
 
 
+def _leftovers(workdir):
+  directory = checkpoints(workdir)
+  return [n for n in os.listdir(directory) if n.startswith(".tmp-ckpt-")] if os.path.isdir(directory) else []
+
+
 def test_kills_at_random_moments_lose_nothing(reference, tmp_path):
-  """SIGKILL at seeded random moments, twice while a checkpoint is being written, and a SIGINT: every
-  restart resumes from the newest complete checkpoint, and the run ends as the uninterrupted one."""
+  """SIGKILL at seeded random env steps, twice between a checkpoint's data and its completion marker, and
+  a SIGINT: every restart resumes from the newest complete checkpoint, and the run ends as the
+  uninterrupted one. The moments are fault points (`maddpg_tf.faults`), so nothing waits on wall time."""
   rng = random.Random(10)
   workdir = str(tmp_path / "run")
-  # (how, argument): ("checkpoint", k) kills while the k-th checkpoint since the start is being written;
-  # ("kill" | "sigint", None) signals after a random delay once the run trains.
+  # (how, argument): ("checkpoint", k) kills after the k-th checkpoint's data since the start is written,
+  # before its marker; ("kill" | "sigint", None) signals at a random env step past the resume point.
   plan = [("checkpoint", 2), ("kill", None), ("sigint", None), ("checkpoint", 1), ("kill", None)]
   survived, mid_write = [], 0
   for attempt, (how, argument) in enumerate(plan + [("finish", None)]):
     expected = _complete_checkpoints_load(workdir)
-    log = tmp_path / f"stdout-{attempt}"
-    with open(log, "w") as stdout, open(tmp_path / f"stderr-{attempt}", "w") as stderr:
-      process = subprocess.Popen(command(workdir), cwd=REPO, env=ENV, stdout=stdout, stderr=stderr)
-    try:
-      if expected is not None:  # resumed from the newest complete checkpoint, not an older one or scratch
-        _wait_for(lambda: "resuming from" in read(log), process, "the resume")
-        step = int(re.search(r"ckpt-(\d+)$", expected).group(1))
-        assert f"resuming from {expected} (env step {step:,})" in read(log)
-      if how == "checkpoint":
-        seen = []
-
-        def writing():
-          names = [n for n in os.listdir(checkpoints(workdir)) if n.startswith(".tmp-ckpt-")
-                   and n.endswith(f"-{process.pid}")] if os.path.isdir(checkpoints(workdir)) else []
-          seen.extend(n for n in names if n not in seen)
-          return len(seen) >= argument
-
-        _wait_for(writing, process, f"checkpoint write {argument}")
-        process.kill()
-        process.wait()
-        mid_write += os.path.isdir(os.path.join(checkpoints(workdir), seen[argument - 1]))
-      elif how in ("kill", "sigint"):  # a random moment once the run trains (past its resume point)
-        start = int(re.search(r"ckpt-(\d+)$", expected).group(1)) if expected else 0
-        _wait_for(lambda: _progress(tmp_path / f"stderr-{attempt}") > start, process, "training")
-        time.sleep(rng.uniform(0.0, 1.0))
-        assert process.poll() is None, "the run finished before the planned interruption"
-        process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
-        process.wait(timeout=120)
-      else:
-        assert process.wait(timeout=300) == 0, read(tmp_path / f"stderr-{attempt}")[-2000:]
-    finally:
-      if process.poll() is None:
-        process.kill()
-        process.wait()
+    before = set(_leftovers(workdir))
+    start = int(re.search(r"ckpt-(\d+)$", expected).group(1)) if expected else 0
+    if how == "checkpoint":
+      fault = f"checkpoint-before-marker@{argument}:KILL"
+    elif how in ("kill", "sigint"):
+      fault = f"env-step@{rng.randrange(start + 100, OVERRIDES['total_steps'] - 100)}:" \
+              f"{'KILL' if how == 'kill' else 'INT'}"
+    else:
+      fault = ""
+    result = subprocess.run(command(workdir), cwd=REPO, env=dict(ENV, **{faults.VARIABLE: fault}),
+                            capture_output=True, text=True, timeout=600)
+    if expected is not None:  # resumed from the newest complete checkpoint, not an older one or scratch
+      assert f"resuming from {expected} (env step {start:,})" in result.stdout, result.stdout[-2000:]
+    if how == "checkpoint":
+      new = [n for n in _leftovers(workdir) if n not in before]  # this process's half-written checkpoint
+      mid_write += len(new) == 1 and not os.path.exists(os.path.join(checkpoints(workdir), new[0],
+                                                                     checkpointing.MARKER))
     if how == "sigint":
-      assert process.returncode == 128 + signal.SIGINT
-      line = read(tmp_path / f"stderr-{attempt}").splitlines()[-1]
+      assert result.returncode == 128 + signal.SIGINT, result.stderr[-2000:]
+      line = result.stderr.splitlines()[-1]
       match = re.fullmatch(r"maddpg-train: interrupted: SIGINT at env step ([\d,]+): checkpoint (\S+) written; "
                            r"run the same command to resume", line)
       assert match, line
       assert match.group(2) == checkpointing.latest(checkpoints(workdir))
       assert match.group(2).endswith(f"ckpt-{int(match.group(1).replace(',', ''))}")
-    elif how != "finish":
-      assert process.returncode == -signal.SIGKILL
+    elif how == "finish":
+      assert result.returncode == 0, result.stderr[-2000:]
+    else:
+      assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
     if how != "finish":
       survived.append(how)
   assert evaluations(workdir) == evaluations(reference)
   assert_same_final_state(workdir, reference)
-  print(f"interruptions survived with nothing lost: {survived}; SIGKILLs while a checkpoint was being "
-        f"written: {mid_write}")
-  assert survived.count("checkpoint") + survived.count("kill") == 4 and mid_write >= 1, (survived, mid_write)
+  print(f"interruptions survived with nothing lost: {survived}; SIGKILLs between a checkpoint's data and "
+        f"its marker: {mid_write}")
+  assert survived.count("checkpoint") + survived.count("kill") == 4 and mid_write == 2, (survived, mid_write)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_starting_exits_with_one_line(signum, tmp_path):
-  """Before training starts (here: while TensorFlow loads) there is nothing to checkpoint: the program
-  stops at once with one line and status 128 + the signal, not a traceback, and writes nothing."""
+  """Before training starts (here: as TensorFlow starts to load, a fault point) there is nothing to
+  checkpoint: the program stops at once with one line and status 128 + the signal, not a traceback, and
+  writes nothing."""
   workdir = tmp_path / "run"
-  process = subprocess.Popen(command(workdir, quiet=True), cwd=REPO, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-  time.sleep(1.5)
-  process.send_signal(signum)
-  _, stderr = process.communicate(timeout=120)
-  assert process.returncode == 128 + signum, stderr
-  assert stderr.splitlines() == [f"maddpg-train: interrupted ({signal.Signals(signum).name}) while nothing was "
-                                 f"being written; run the same command to start or resume"]
+  fault = f"importing-tensorflow@1:{signal.Signals(signum).name[3:]}"
+  result = subprocess.run(command(workdir, quiet=True), cwd=REPO, env=dict(ENV, **{faults.VARIABLE: fault}),
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 128 + signum, result.stderr
+  assert result.stderr.splitlines() == [f"maddpg-train: interrupted ({signal.Signals(signum).name}) while nothing "
+                                        f"was being written; run the same command to start or resume"]
   assert not workdir.exists()
 
 
@@ -275,7 +244,7 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkp
     with open(os.path.join(workdir, "config.json")) as handle:  # rewritten (atomically) for the new budget
       assert json.load(handle)["total_steps"] == 2000
     resumed = experiment.Experiment(config(total_steps=2000), workdir, progress=False)
-    assert resumed.restore_latest() == kept and resumed.counters["env_steps"] == 1000
+    assert resumed.restore_latest() == kept and resumed.counters.env_steps == 1000
   finally:
     if mounted:
       subprocess.run(["umount", "-l", disk], check=False)

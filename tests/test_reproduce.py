@@ -98,7 +98,7 @@ def test_table1_and_figures_from_the_grid(grid):
   assert all(r["budget"] == "smoke" and r["fidelity"] == "code" for r in rows)
   assert "Budget smoke" in open(paths[0]).read()
 
-  from tools import plots
+  from maddpg_tf.analysis import plots
   series = plots.read_grad_variance(os.path.join(grid["specs"][0].workdir, "tb"))["policy_grad_variance"]
   assert sorted(parameter for _, parameter in series) == ["bias"] * 3 + ["kernel"] * 3  # 3 policy layers
   assert all(sorted(per_agent) == [0, 1] and per_agent[0] for per_agent in series.values())  # 2 agents

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from maddpg_tf import statistics
-from tools import plots, tables
+from maddpg_tf.analysis import statistics
+from maddpg_tf.analysis import plots, tables
 
 T2, T4, T5 = 4.302653, 2.776445, 2.570582
 
