@@ -53,9 +53,6 @@ _BUILT_IN = {
 }
 _REGISTRY = dict(_BUILT_IN)
 
-# The estimators of the paper (Table 1 columns are STGS-1, STGS-T, TAGS, GRMCK, GST).
-PAPER_ESTIMATORS = ("stgs", "tags", "grmck", "gst")
-
 # A registered name: no ':' (that marks an import path) and nothing a command line or file name mangles.
 _NAME_PATTERN = re.compile(r"[a-z][a-z0-9_\-]*")
 _PATH_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
@@ -210,5 +207,4 @@ def source_of(name):
 
 
 __all__ = ["names", "get", "resolve", "label", "register", "unregister", "make", "parameter_names",
-           "check_parameters", "source_of", "schedules", "DiscreteGradientEstimator",
-           "PAPER_ESTIMATORS"] + [c.__name__ for c in _BUILT_IN.values()]
+           "check_parameters", "source_of", "schedules", "DiscreteGradientEstimator"] + [c.__name__ for c in _BUILT_IN.values()]

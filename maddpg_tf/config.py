@@ -103,6 +103,8 @@ EXTRA_ESTIMATORS = {
     # Not a sampled estimator: the actor loss as the exact expectation over the agent's own action under
     # the critic (maddpg_tf.learner), the best a pathwise gradient can do; it has no parameters.
     "expected": dict(name="expected"),
+    # ZGR (Shekhovtsov 2023): temperature-free, no parameters.
+    "zgr": dict(name="zgr"),
 }
 
 ESTIMATOR_FIELDS = ("temperature", "num_samples", "gap", "start_temperature", "end_temperature", "period")
@@ -126,6 +128,8 @@ def parse_arg(arg):
 
 def estimator_settings(family, label):
   """The paper's settings for estimator `label` (a paper label or a registry name)."""
+  if isinstance(label, str) and ":" in label:  # a user's estimator by import path: no preset settings
+    return dict(name=label)
   table = {**EXTRA_ESTIMATORS, **PAPER_ESTIMATORS.get(family, PAPER_ESTIMATORS["lbf"])}
   if label not in table:
     raise ValueError(f"unknown estimator {label!r}; allowed: {', '.join(sorted(table))}")
@@ -160,6 +164,9 @@ def base_config(task, family, estimator_label, **overrides):
   config.estimator.end_temperature = config_dict.placeholder(float)
   config.estimator.period = config_dict.placeholder(float)
   config.estimator.schedule = "exponential"
+  # Parameters of a user's estimator (estimator.name=module.path:ClassName) beyond the fields above, as
+  # "name=value,..." (values are Python literals): the locked config has no key for them.
+  config.estimator.options = ""
   config.estimator.schedule_unit = config_dict.placeholder(str)  # "updates" or "env_steps"
   for key, value in settings.items():
     if key != "name":
@@ -306,7 +313,23 @@ def estimator_params(config):
     params["schedule"] = config.estimator.schedule
   if params.get("num_samples") is not None:
     params["num_samples"] = int(params["num_samples"])
+  params.update(parse_options(config.estimator.get("options", "")))
   return params
+
+
+def parse_options(text):
+  """'weight=0.3,mode="hard"' -> {"weight": 0.3, "mode": "hard"} (ConfigError naming a bad item)."""
+  import ast  # pylint: disable=g-import-not-at-top
+  options = {}
+  for item in filter(None, (part.strip() for part in (text or "").split(","))):
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip().isidentifier():
+      raise ConfigError(f"estimator.options item {item!r} must be name=value (e.g. weight=0.3)")
+    try:
+      options[key.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      options[key.strip()] = value.strip()  # a bare word is a string
+  return options
 
 
 def learner_config(config):

@@ -104,11 +104,13 @@ def _value(text):
 
 
 def parse_estimators(text):
-  """'grmck:num_samples=1,stgs' -> [(label, name, params)]."""
+  """'grmck:num_samples=1,stgs,my_module:MyEstimator:weight=0.3' -> [(label, name, params)]."""
   from estimators import lab  # pylint: disable=g-import-not-at-top
   specs = []
   for item in filter(None, (part.strip() for part in text.split(","))):
     name, *assignments = item.split(":")
+    if assignments and "=" not in assignments[0]:  # module.path:ClassName, then its assignments
+      name += ":" + assignments.pop(0)
     params = {}
     for assignment in assignments:
       key, sep, value = assignment.partition("=")

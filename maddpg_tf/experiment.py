@@ -11,8 +11,9 @@ workdir holds this run). Every part has one role and is injected here (see each 
 
 import math
 
-import ml_collections
 import numpy as np
+
+import estimators
 
 from maddpg_tf import (actor as actor_lib, checkpointing, config as config_lib, diagnostics,
                        environment_loop, environments, evaluation, interrupts, learner as learner_lib,
@@ -27,11 +28,30 @@ def resolve_config(config):
   """`config_lib.resolve`, plus the estimator's parameters and the task's env checked by building them."""
   try:
     config = config_lib.resolve(config)
+    _drop_preset_parameters(config)
     learner_lib.check_estimator(config.estimator.name, estimator_params(config))
     environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit).close()
   except ValueError as error:
     raise RunError(f"{error}") from None
   return config
+
+
+def _drop_preset_parameters(config):
+  """With `estimator.name` overridden by an import path, the preset's settings for `estimator.label`
+  (GST's gap, say) that the user's estimator does not take are unset; values set to anything else stay,
+  and are refused by the estimator's own check."""
+  name = config.estimator.name
+  if not isinstance(name, str) or ":" not in name:
+    return
+  try:
+    preset = config_lib.estimator_settings(environments.resolve_task(config.task).family, config.estimator.label)
+  except ValueError:
+    return
+  config.estimator.label = name  # tables and summaries name the user's estimator, not the preset's
+  accepted = set(estimators.parameter_names(name))
+  for key, value in preset.items():
+    if key != "name" and key not in accepted and config.estimator[key] == value:
+      config.estimator[key] = None
 
 
 def _default_make_env(config):
@@ -118,7 +138,8 @@ class Experiment:
       restored = self.restore_latest()
     except checkpointing.CheckpointError as error:
       raise RunError(str(error)) from None
-    self.workdir.write_run_files(c, workdir_lib.provenance(c, self.task))
+    source = estimators.source_of(c.estimator.name) if c.estimator.name != learner_lib.EXPECTED else None
+    self.workdir.write_run_files(c, workdir_lib.provenance(c, self.task, [source] if source else []))
     if restored is None:
       self.tensorboard.write_hparams(self._hparams(), self.workdir.name)
       self.loop.reset()

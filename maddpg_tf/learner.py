@@ -47,8 +47,10 @@ def check_estimator(name, params):
       raise ValueError(f"estimator {EXPECTED!r} has no parameter {', '.join(map(repr, sorted(params)))} "
                        f"(it has none: choose it with estimator={EXPECTED} after the config file's colon)")
     return
-  if not isinstance(name, str) or name not in estimators.names():
-    raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(estimator_names())}")
+  if not isinstance(name, str) or (":" not in name and name not in estimators.names()):
+    raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(estimator_names())}, or "
+                     f"module.path:ClassName naming a subclass of estimators.DiscreteGradientEstimator")
+  estimators.resolve(name)  # an import path that does not import, or is no estimator: one line
   estimators.check_parameters(name, params)
   scheduled = name == "tags" or "start_temperature" in params or "period" in params
   estimators.make(name, logits=tf.zeros([1, 2]), **dict(params, **({"step": 0} if scheduled else {})))

@@ -65,7 +65,8 @@ SPACES = {
     "reinmax": {"temperature": _range(0.5, 5.0, sampling="log")},
 }
 NOTHING_TO_SEARCH = {"stgs-1": "stgs-1 fixes the temperature at 1; search stgs-t instead",
-                     "expected": "the exact expectation has no hyperparameters"}
+                     "expected": "the exact expectation has no hyperparameters",
+                     "zgr": "ZGR has no hyperparameters (it is temperature-free)"}
 
 
 class SpaceError(ValueError):
