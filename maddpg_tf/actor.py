@@ -75,3 +75,15 @@ class NumpyActor:
     """[E, N, O] observations -> [E, N] int actions."""
     logits = self.logits(observations)
     return np.argmax(logits + self.rng.gumbel(size=logits.shape).astype(np.float32), axis=-1)
+
+
+class GreedyNumpyActor(NumpyActor):
+  """a_i = argmax_a mu_i(o_i)_a: the mode of the policy, from the same NumPy weights as `NumpyActor`.
+
+  Ties go to the lowest action index (np.argmax). It keeps an `rng` like `NumpyActor` (an `Evaluator`
+  saves and restores it) but never draws from it, so evaluating greedily leaves the stream untouched.
+  """
+
+  def select_actions(self, observations):
+    """[E, N, O] observations -> [E, N] int actions."""
+    return np.argmax(self.logits(observations), axis=-1)

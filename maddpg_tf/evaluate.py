@@ -1,0 +1,586 @@
+"""`maddpg-evaluate`: evaluate a saved policy, watch it act, or export it.
+
+    maddpg-evaluate --workdir=runs/gst-s0                                  # the latest complete checkpoint
+    maddpg-evaluate --workdir=runs/gst-s0 --checkpoint=ckpt-500000 --episodes=1000 --greedy
+    maddpg-evaluate --workdir=runs/gst-s0 --best                           # the absolute metric
+    maddpg-evaluate --workdir=runs/gst-s0 --episodes=3 --video=videos/gst.mp4   # or .gif; --frames=DIR (PNG)
+    maddpg-evaluate --workdir=runs/gst-s0 --export=exported/gst             # actors as a SavedModel
+
+The run is rebuilt from its own `config.json` (its task, evaluation envs and episode cut-off;
+`--episode_limit` overrides the cut-off) and the chosen checkpoint's actors. Actions are sampled,
+a_i ~ Categorical(softmax(mu_i(o_i))) as in training's evaluations, or with `--greedy` a_i = argmax mu_i(o_i).
+
+Which episodes (the evaluation stream). A checkpoint holds the run's evaluation envs (their RNGs, mid-way
+through the run's sequence of evaluation episodes) and the evaluation actor's generator, as they were
+when it was written. Without `--seed`, those are what is evaluated: the episodes are the ones the run's
+next evaluation after the checkpoint played. The run's final evaluation comes right after its final
+checkpoint with the same weights, so evaluating the final checkpoint with the run's `loop.eval_episodes`
+reproduces that evaluation's returns exactly (the test of this module). An earlier checkpoint reproduces
+the next evaluation only where no update ran between the two. With `--seed=K` (or a cut-off of another
+length, which the saved envs cannot have) the stream is a fresh one built as the run builds its own
+evaluation stream at the start: `loop.eval_num_envs` envs seeded from K + `EVAL_SEED_OFFSET`, the actor
+from (K, stream 1) (K defaults to the run's seed then). Either way the same command gives the same numbers.
+
+What is reported (printed, and written to `<workdir>/evaluations/<ckpt>-<mode>-<episodes>[-seed<K>]
+[-limit<L>].json` and `.csv`; an existing file is never overwritten, the run's own files are never
+touched): the mean team return over the episodes with a 95% Student-t interval, mean +- t_{0.975, n-1}
+s / sqrt(n) (s the sample standard deviation), each agent's mean return, the mean episode length, and the
+task's own success measure (`success_measure`): LBF the fraction of the spawned food collected, RWARE the
+number of shelves delivered. The CSV has one row per episode.
+
+`--best` is the absolute metric of the MARL evaluation protocol (Gorsane et al. 2022): the evaluation with
+the highest mean in the run's `evaluations.csv`, the complete checkpoint at the step nearest to it (the
+run keeps `checkpoint.keep` of them; which one and how far is printed and recorded), evaluated with 10 x
+`loop.eval_episodes` episodes.
+
+`--video`/`--frames` play `--episodes` episodes (default 1 there) on one environment of a fresh stream
+(as `--seed` above, env 0 of it), drawing every state with each agent's action and reward
+(`maddpg_tf.rendering`), and write a GIF or MP4 (`maddpg_tf.video`) and/or PNG frames. `--export=DIR`
+writes the actors as a TensorFlow SavedModel (`maddpg_tf.export`). With any of these three the command
+does those and writes no evaluation files.
+
+Bad input is one line on stderr and exit status 2, checked before anything is written.
+"""
+
+import csv
+import json
+import math
+import os
+import re
+import sys
+
+from absl import flags
+
+from maddpg_tf import checkpointing, cli, errors
+from maddpg_tf import config as config_lib
+from maddpg_tf import environments, evaluation, loggers, video
+
+PROGRAM = "maddpg-evaluate"
+DEFAULT_EPISODES = 100
+BEST_EPISODES_FACTOR = 10
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (as given to maddpg-train).")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "ckpt-<env step> (default: the latest complete one).")
+_BEST = flags.DEFINE_bool("best", False, "Evaluate the checkpoint nearest the run's best evaluation, with "
+                                         f"{BEST_EPISODES_FACTOR}x the run's evaluation episodes.")
+_EPISODES = flags.DEFINE_integer("episodes", DEFAULT_EPISODES, "Episodes to evaluate (to play: default 1).")
+_GREEDY = flags.DEFINE_bool("greedy", False, "Greedy actions (argmax) instead of sampled ones.")
+_SEED = flags.DEFINE_integer("seed", None, "A fresh evaluation stream seeded so (default: the checkpoint's).")
+_EPISODE_LIMIT = flags.DEFINE_integer("episode_limit", None, "Episode cut-off (default: the run's).")
+_VIDEO = flags.DEFINE_string("video", None, "Write the played episodes as a video (.gif or .mp4).")
+_FRAMES = flags.DEFINE_string("frames", None, "Write the played episodes' frames as PNGs in this directory.")
+_FPS = flags.DEFINE_float("fps", 5.0, "Frames per second of --video.")
+_CELL = flags.DEFINE_integer("cell", 48, "Pixels per grid cell of --video/--frames.")
+_EXPORT = flags.DEFINE_string("export", None, "Write the actors as a TensorFlow SavedModel in this new directory.")
+
+_CKPT_NAME = re.compile(r"^ckpt-(\d+)$")
+
+
+# ---- the run and its checkpoints (no TensorFlow) ---------------------------------------------------------
+
+def load_run_config(workdir):
+  """The resolved config of the run in `workdir` (from its config.json), with `env_workers=0`.
+  RunError (one line) if `workdir` holds no run."""
+  if not os.path.isdir(workdir):
+    raise errors.RunError(f"--workdir {workdir} is not a directory: expected a run directory of "
+                          f"maddpg-train (it holds config.json)")
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise errors.RunError(f"--workdir {workdir} holds no maddpg-tf run (no config.json)")
+  try:
+    with open(path) as handle:
+      content = json.load(handle)
+    import ml_collections  # pylint: disable=g-import-not-at-top
+    config = config_lib.resolve(ml_collections.ConfigDict(content))
+  except (OSError, ValueError, TypeError, AttributeError, KeyError) as error:
+    raise errors.RunError(f"--workdir {workdir}: config.json is not a usable run config ({error})") from None
+  config.env_workers = 0
+  return config
+
+
+def checkpoint_metadata(config):
+  """What a run tags its checkpoints with (as `experiment.Experiment` does), to refuse another run's."""
+  return {"task": environments.resolve_task(config.task).name, "estimator": config.estimator.name,
+          "seed": config.seed, "fidelity": config.fidelity}
+
+
+def find_checkpoint(workdir, name=None):
+  """(step, path) of checkpoint `name` ("ckpt-<step>") of the run in `workdir`, or of its latest complete
+  one. RunError for a malformed name, a missing checkpoint, or one without its COMPLETE marker."""
+  directory = os.path.join(workdir, "checkpoints")
+  complete = checkpointing.complete_checkpoints(directory)
+  names = ", ".join(os.path.basename(p) for _, p in complete) or "none"
+  if name is None:
+    if not complete:
+      raise errors.RunError(f"--workdir {workdir} has no complete checkpoint in {directory}")
+    return complete[-1]
+  match = _CKPT_NAME.match(name)
+  if not match:
+    raise errors.RunError(f"--checkpoint={name!r} is not allowed: expected ckpt-<env step>, one of {names}")
+  path = os.path.join(directory, name)
+  if not os.path.isdir(path):
+    raise errors.RunError(f"--checkpoint={name}: no such checkpoint in {directory}; complete ones: {names}")
+  if not os.path.isfile(os.path.join(path, checkpointing.MARKER)):
+    raise errors.RunError(f"--checkpoint={name} is incomplete (no {checkpointing.MARKER} marker: it was "
+                          f"being written when the run stopped); complete ones: {names}")
+  return int(match.group(1)), path
+
+
+def best_checkpoint(workdir):
+  """The absolute metric's checkpoint: {"best_step", "best_mean_return", "step", "path", "distance"}: the
+  evaluation with the highest mean in evaluations.csv (ties: the earliest) and the complete checkpoint
+  nearest its step (ties: the later one). RunError without evaluations or checkpoints."""
+  path = os.path.join(workdir, "evaluations.csv")
+  try:
+    rows = loggers.read_evaluations_csv(path)
+  except (OSError, ValueError, KeyError) as error:
+    raise errors.RunError(f"--best: cannot read the run's evaluations {path} ({error})") from None
+  rows = [(step, mean) for step, mean in rows if math.isfinite(mean)]
+  if not rows:
+    raise errors.RunError(f"--best: {path} holds no evaluation")
+  best_step, best_mean = max(rows, key=lambda row: (row[1], -row[0]))
+  complete = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))
+  if not complete:
+    raise errors.RunError(f"--workdir {workdir} has no complete checkpoint in "
+                          f"{os.path.join(workdir, 'checkpoints')}")
+  step, ckpt = min(complete, key=lambda item: (abs(item[0] - best_step), -item[0]))
+  return {"best_step": best_step, "best_mean_return": best_mean, "step": step, "path": ckpt,
+          "distance": abs(step - best_step)}
+
+
+def output_paths(workdir, checkpoint_name, greedy, episodes, seed=None, episode_limit=None):
+  """(json, csv) paths of an evaluation's results in `<workdir>/evaluations/`."""
+  stem = f"{checkpoint_name}-{'greedy' if greedy else 'sampled'}-{episodes}"
+  if seed is not None:
+    stem += f"-seed{seed}"
+  if episode_limit is not None:
+    stem += f"-limit{episode_limit}"
+  directory = os.path.join(workdir, "evaluations")
+  return os.path.join(directory, stem + ".json"), os.path.join(directory, stem + ".csv")
+
+
+# ---- success measures --------------------------------------------------------------------------------
+
+def success_measure(family, base_env):
+  """(name, per_step) of the task's own success measure, or None where it has none we can read:
+  `per_step(rewards float [E, N]) -> [E]` is summed over an episode's steps.
+
+  LBF, "food_collected": the fraction of the episode's spawned food collected, weighted by level as
+  lbforaging counts it (`_food_spawned` = the sum of the food levels on the field after a reset). With
+  its normalised rewards (every registered id) a food of level F loaded by players of total level P pays
+  player i level_i F / (P _food_spawned), so the loaders' rewards sum to F / _food_spawned, and failed
+  loads only ever cost (a penalty): the fraction collected is the sum of the positive rewards. (The
+  vector envs reset an env inside the step that ends its episode, so the final field is not there to be
+  read; the tests check this sum against the field of envs stepped by hand.)
+
+  RWARE, "deliveries": shelves delivered. Individual rewards (every registered id) pay +1 to the agent
+  at the goal, at most one per agent and step: the count of positive rewards. Global rewards pay +1 to
+  every agent: agent 0's reward. Two-stage rewards mix deliveries with returns: None.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if family == "lbf":
+    if not getattr(base_env, "_normalize_reward", True):
+      return None
+    return "food_collected", lambda rewards: np.maximum(rewards, 0.0).sum(axis=1, dtype=np.float64)
+  if family == "rware":
+    reward_type = getattr(getattr(base_env, "reward_type", None), "name", None)
+    if reward_type == "INDIVIDUAL":
+      return "deliveries", lambda rewards: (rewards > 0).sum(axis=1).astype(np.float64)
+    if reward_type == "GLOBAL":
+      return "deliveries", lambda rewards: np.asarray(rewards[:, 0], np.float64)
+  return None
+
+
+class _MeasuredEnvironment:
+  """A vector env seen through the success measure: forwards what an `Evaluator` calls and records, per
+  finished episode, (env index, measure, team return) in the order the episodes finished."""
+
+  def __init__(self, env, per_step):
+    self.env, self.per_step = env, per_step
+    self.num_envs, self.spec = env.num_envs, env.spec
+    self.finished = []
+    self._running = None
+
+  def reset(self):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    self._running = np.zeros(self.num_envs, np.float64)
+    return self.env.reset()
+
+  def step(self, actions):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    step = self.env.step(actions)
+    self._running += self.per_step(step.reward)
+    for k in np.flatnonzero(~np.isnan(step.episode_return)):
+      self.finished.append((int(k), float(self._running[k]), float(step.episode_return[k])))
+      self._running[k] = 0.0
+    return step
+
+  def get_state(self):
+    return self.env.get_state()
+
+  def set_state(self, state):
+    self.env.set_state(state)
+
+  def measures_of(self, episodes, returns):
+    """The measures of the episodes an `Evaluator` of `episodes` counted (each env's first quota ones, as
+    it shares them out), checked against its `returns`."""
+    quota = [episodes // self.num_envs + (1 if k < episodes % self.num_envs else 0)
+             for k in range(self.num_envs)]
+    counted, values, seen = [0] * self.num_envs, [], []
+    for k, value, team_return in self.finished:
+      if counted[k] < quota[k]:
+        counted[k] += 1
+        values.append(value)
+        seen.append(team_return)
+    if seen != list(returns):
+      raise RuntimeError("the success measures do not line up with the evaluation's episodes")
+    return values
+
+
+# ---- statistics --------------------------------------------------------------------------------------
+
+def mean_interval(values, confidence=0.95):
+  """(mean, low, high): mean +- t_{(1+confidence)/2, n-1} s / sqrt(n), s with n-1 degrees of freedom;
+  low and high are NaN for one value."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  values = np.asarray(values, np.float64)
+  mean = float(values.mean())
+  if len(values) < 2:
+    return mean, math.nan, math.nan
+  half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+  return mean, mean - half, mean + half
+
+
+# ---- checkpoint -> policy, evaluation, video (TensorFlow) ---------------------------------------------
+
+def _eval_seed_offset():
+  from maddpg_tf import experiment  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  return experiment.EVAL_SEED_OFFSET
+
+
+def make_eval_env(config, num_envs=None, seed=None, episode_limit=None):
+  """Evaluation envs as the run builds them (seeded from `seed` + EVAL_SEED_OFFSET, default the run's
+  seed), with `num_envs` (default `loop.eval_num_envs`) and the cut-off `episode_limit` (the run's)."""
+  seed = config.seed if seed is None else seed
+  return environments.make(config.task, num_envs=num_envs or config.loop.eval_num_envs,
+                           seed=seed + _eval_seed_offset(),
+                           episode_limit=episode_limit or config.loop.episode_limit)
+
+
+def load_policy(config, path):
+  """(learner, state) of checkpoint `path`: a `MADDPGLearner` holding its networks, and the checkpoint's
+  other parts ({name: value}, e.g. "eval_env", "eval_actor_rng"). CheckpointError (one line) for a
+  checkpoint that is corrupt, incomplete or of another run."""
+  from maddpg_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  arrays, state, _ = checkpointing.load(path, checkpoint_metadata(config))
+  probe = environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit)
+  spec = probe.spec
+  probe.close()
+  learner = learner_lib.MADDPGLearner(
+      spec.num_agents, spec.observation_size, spec.num_actions, config_lib.learner_config(config),
+      estimator=config.estimator.name, estimator_params=config_lib.estimator_params(config), seed=config.seed,
+      jit_compile=False)
+  try:
+    learner.restore(arrays)
+  except ValueError as error:
+    raise checkpointing.CheckpointError(f"checkpoint {path}: {error}") from None
+  return learner, state
+
+
+def make_actor(config, weights, greedy=False, seed=None):
+  """The evaluation actor (`NumpyActor`, or `GreedyNumpyActor`) with `weights`; its generator is the
+  run's evaluation actor's for seed `seed` (default the run's), i.e. seeded from (seed, stream 1)."""
+  from maddpg_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  cls = actor_lib.GreedyNumpyActor if greedy else actor_lib.NumpyActor
+  actor = cls(config.seed if seed is None else seed, stream=1)
+  actor.set_weights(weights)
+  return actor
+
+
+def evaluate_policy(config, learner, state=None, episodes=DEFAULT_EPISODES, greedy=False, seed=None,
+                    episode_limit=None):
+  """Plays `episodes` evaluation episodes of `learner`'s actors; returns a dict of the results.
+
+  `state`: the checkpoint's parts (from `load_policy`); its evaluation stream is used unless `seed` is
+  given or `episode_limit` differs from the run's (see the module docstring), or `state` is None.
+  Keys: stream ("checkpoint" or "seed <K>"), episodes, episode_limit, returns [n], agent_returns [n, N],
+  lengths [n], success_name (or None), success [n] (or None), and the summary (`summarise`).
+  """
+  if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+    raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+  limit = config.loop.episode_limit if episode_limit is None else episode_limit
+  own_stream = state is not None and seed is None and limit == config.loop.episode_limit
+  env = make_eval_env(config, seed=seed, episode_limit=limit)
+  try:
+    actor = make_actor(config, learner.actor_weights(), greedy, seed)
+    measure = success_measure(environments.resolve_task(config.task).family, env.envs[0])
+    measured = _MeasuredEnvironment(env, measure[1] if measure else lambda rewards: rewards[:, 0] * 0.0)
+    evaluator = evaluation.Evaluator(measured, actor, episodes, config.loop.truncation_is_terminal)
+    if own_stream:
+      evaluator.restore(state)
+    result = evaluator.run()
+    success = measured.measures_of(episodes, result.returns) if measure else None
+  finally:
+    env.close()
+  report = {"stream": "checkpoint" if own_stream else f"seed {config.seed if seed is None else seed}",
+            "episodes": episodes, "episode_limit": int(limit), "eval_num_envs": int(env.num_envs),
+            "mode": "greedy" if greedy else "sampled", "returns": list(result.returns),
+            "agent_returns": result.agent_returns.tolist(), "lengths": list(result.lengths),
+            "success_name": measure[0] if measure else None, "success": success}
+  report.update(summarise(report))
+  return report
+
+
+def summarise(report):
+  """{mean_return, ci95 [low, high], std_return, agent_mean_returns [N], mean_length, success_mean}."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  mean, low, high = mean_interval(report["returns"])
+  returns = np.asarray(report["returns"], np.float64)
+  return {"mean_return": mean, "ci95": [low, high],
+          "std_return": float(returns.std(ddof=1)) if len(returns) > 1 else math.nan,
+          "agent_mean_returns": np.asarray(report["agent_returns"], np.float64).mean(axis=0).tolist(),
+          "mean_length": float(np.mean(report["lengths"])),
+          "success_mean": float(np.mean(report["success"])) if report["success"] is not None else None}
+
+
+def play(config, weights, episodes=1, greedy=False, seed=None, episode_limit=None, cell=48):
+  """Plays `episodes` episodes on env 0 of a fresh evaluation stream (see `make_eval_env`), stepping the
+  package's own env and drawing every state. Returns (frames [T] of uint8 [H, W, 3], returns, lengths):
+  per episode one frame of its first state, then one per step with each agent's action and reward.
+
+  The episodes are those a one-env `Evaluator` of the same stream plays: the same first reset (seeded),
+  the same auto-resets after (the env's own RNG), the same cut-off and the same actor draws.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from maddpg_tf import rendering  # pylint: disable=g-import-not-at-top
+  if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+    raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+  limit = config.loop.episode_limit if episode_limit is None else episode_limit
+  vector = make_eval_env(config, num_envs=1, seed=seed, episode_limit=limit)
+  try:
+    observations = vector.reset()
+    env = vector.envs[0]
+    actor = make_actor(config, weights, greedy, seed)
+    frames, returns, lengths = [], [], []
+    for episode in range(episodes):
+      if episode:
+        observations = np.asarray(env.reset()[0], np.float32)[np.newaxis]
+      frames.append(rendering.render(env, step=0, cell=cell))
+      total, t, done = 0.0, 0, False
+      while not done:
+        actions = actor.select_actions(observations)
+        observation, rewards, over, _, _ = env.step(actions[0].tolist())
+        t += 1
+        rewards = np.asarray(rewards, np.float32)
+        total += float(rewards.sum(dtype=np.float64))
+        frames.append(rendering.render(env, step=t, actions=actions[0], rewards=rewards, cell=cell))
+        observations = np.asarray(observation, np.float32)[np.newaxis]
+        done = bool(over) or t >= limit
+      returns.append(total)
+      lengths.append(t)
+  finally:
+    vector.close()
+  return frames, returns, lengths
+
+
+# ---- files -------------------------------------------------------------------------------------------
+
+def _write_new(path, text):
+  """Writes `path` only if it does not exist (a temporary file, then a hard link: never overwrites)."""
+  temporary = f"{path}.tmp{os.getpid()}"
+  with open(temporary, "w", newline="") as handle:
+    handle.write(text)
+  try:
+    os.link(temporary, path)
+  finally:
+    os.remove(temporary)
+
+
+def write_results(report, json_path, csv_path):
+  """The report as JSON and its episodes as CSV (episode, team_return, agent_<i>_return, length, success)."""
+  import io  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(json_path), exist_ok=True)
+  buffer = io.StringIO()
+  writer = csv.writer(buffer)
+  num_agents = len(report["agent_returns"][0]) if report["agent_returns"] else 0
+  success_name = report["success_name"]
+  writer.writerow(["episode", "team_return"] + [f"agent_{i}_return" for i in range(num_agents)] + ["length"]
+                  + ([success_name] if success_name else []))
+  for k, team_return in enumerate(report["returns"]):
+    writer.writerow([k, f"{team_return:.6f}"] + [f"{r:.6f}" for r in report["agent_returns"][k]]
+                    + [report["lengths"][k]] + ([f"{report['success'][k]:.6f}"] if success_name else []))
+  _write_new(csv_path, buffer.getvalue())
+  _write_new(json_path, json.dumps(_finite_or_none(report), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _finite_or_none(value):
+  # Strict JSON has no NaN (an interval of one episode): null instead.
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _finite_or_none(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_finite_or_none(v) for v in value]
+  return value
+
+
+def _describe(report):
+  low, high = report["ci95"]
+  interval = f" (95% CI {low:.4f} to {high:.4f})" if math.isfinite(low) else ""
+  line = (f"mean team return {report['mean_return']:.4f}{interval} over {report['episodes']} episodes; per agent "
+          f"{' '.join(f'{r:.4f}' for r in report['agent_mean_returns'])}; mean length {report['mean_length']:.2f}")
+  if report["success_name"]:
+    line += f"; {report['success_name'].replace('_', ' ')} {report['success_mean']:.4f}"
+  return line
+
+
+# ---- the command -------------------------------------------------------------------------------------
+
+def _error(message):
+  return cli.error(PROGRAM, message)
+
+
+def _parse_flags(argv):
+  return cli.parse_flags(PROGRAM, argv, {})
+
+
+def _check_request():
+  """Every flag and path, before anything is loaded or written; returns what to do (a dict)."""
+  if not _WORKDIR.value:
+    raise errors.RunError("--workdir is required: the run directory of maddpg-train")
+  workdir = _WORKDIR.value
+  config = load_run_config(workdir)
+  task = environments.resolve_task(config.task)
+  playing = bool(_VIDEO.value or _FRAMES.value)
+  episodes = _EPISODES.value
+  if episodes < 1:
+    raise errors.RunError(f"--episodes={episodes} is not allowed: expected an integer >= 1")
+  if _SEED.value is not None and _SEED.value < 0:
+    raise errors.RunError(f"--seed={_SEED.value} is not allowed: expected an integer >= 0")
+  if _EPISODE_LIMIT.value is not None and not 1 <= _EPISODE_LIMIT.value <= task.env_episode_limit:
+    raise errors.RunError(f"--episode_limit={_EPISODE_LIMIT.value} is not allowed for {task.name}: expected "
+                          f"an integer in 1..{task.env_episode_limit} (the env's own limit)")
+  if not 0 < _FPS.value <= 100:
+    raise errors.RunError(f"--fps={_FPS.value:g} is not allowed: expected a number in (0, 100]")
+  if not 8 <= _CELL.value <= 512:
+    raise errors.RunError(f"--cell={_CELL.value} is not allowed: expected an integer number of pixels in [8, 512]")
+  if _BEST.value and _CHECKPOINT.value:
+    raise errors.RunError("--best and --checkpoint both choose the checkpoint: give one of them")
+  best = None
+  if _BEST.value:
+    best = best_checkpoint(workdir)
+    step, path = best["step"], best["path"]
+  else:
+    step, path = find_checkpoint(workdir, _CHECKPOINT.value)
+  if not _EPISODES.present:
+    if playing:
+      episodes = 1
+    elif best is not None:
+      episodes = BEST_EPISODES_FACTOR * config.loop.eval_episodes
+  try:
+    if _VIDEO.value:
+      video.check_video_path(_VIDEO.value)
+    if _FRAMES.value:
+      video.check_frames_directory(_FRAMES.value)
+    if _EXPORT.value:
+      _check_export_directory(_EXPORT.value)
+  except ValueError as error:
+    raise errors.RunError(str(error)) from None
+  evaluating = not (playing or _EXPORT.value)
+  outputs = None
+  if evaluating:
+    limit = _EPISODE_LIMIT.value if _EPISODE_LIMIT.value not in (None, config.loop.episode_limit) else None
+    outputs = output_paths(workdir, os.path.basename(path), _GREEDY.value, episodes, _SEED.value, limit)
+    for output in outputs:
+      if os.path.lexists(output):
+        raise errors.RunError(f"{output} already exists: this evaluation was written before (nothing is "
+                              f"overwritten; move it away to evaluate again)")
+    if os.path.exists(os.path.dirname(outputs[0])) and not os.path.isdir(os.path.dirname(outputs[0])):
+      raise errors.RunError(f"{os.path.dirname(outputs[0])} is a file: expected a directory for the results")
+  return {"workdir": workdir, "config": config, "task": task, "step": step, "path": path, "best": best,
+          "episodes": episodes, "outputs": outputs, "evaluating": evaluating}
+
+
+def _check_export_directory(directory):
+  # The same rule as `export.check_export_directory`, which imports TensorFlow.
+  if os.path.lexists(directory):
+    raise ValueError(f"export directory {directory!r} already exists: expected a new directory "
+                     "(nothing is overwritten)")
+  parent = os.path.dirname(os.path.normpath(directory)) or "."
+  if not os.path.isdir(parent):
+    raise ValueError(f"export directory {directory!r}: parent {parent!r} does not exist "
+                     "(expected a new directory in an existing one)")
+
+
+def main(argv):
+  if len(argv) > 1:
+    return _error(f"unexpected arguments {argv[1:]}; see --help for the flags")
+  try:
+    request = _check_request()
+  except (errors.RunError, ValueError) as error:
+    return _error(error)
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  cli.import_tensorflow()
+  cli.raise_if_interrupted()
+  config, name = request["config"], os.path.basename(request["path"])
+  try:
+    learner, state = load_policy(config, request["path"])
+  except checkpointing.CheckpointError as error:
+    return _error(error)
+  head = (f"{name} (env step {request['step']:,}) of {request['task'].name} {config.estimator.label} "
+          f"seed {config.seed}")
+  best = request["best"]
+  if best is not None:
+    print(f"best evaluation: step {best['best_step']:,}, mean return {best['best_mean_return']:.4f}; nearest "
+          f"complete checkpoint {name}, {best['distance']:,} env steps from it", flush=True)
+  if _EXPORT.value:
+    from maddpg_tf import export  # pylint: disable=g-import-not-at-top
+    try:
+      target = export.export_actors(learner, _EXPORT.value, {
+          "task": request["task"].name, "estimator": config.estimator.label, "checkpoint": name,
+          "step": request["step"]})
+    except (ValueError, OSError) as error:
+      return _error(error)
+    print(f"{head}: actors exported to {target} (tf.saved_model.load(path).act(observations))")
+  if _VIDEO.value or _FRAMES.value:
+    frames, returns, lengths = play(config, learner.actor_weights(), request["episodes"], _GREEDY.value,
+                                    _SEED.value, _EPISODE_LIMIT.value, _CELL.value)
+    try:
+      if _VIDEO.value:
+        video.write_video(_VIDEO.value, frames, fps=_FPS.value)
+        print(f"video: {_VIDEO.value} ({len(frames)} frames)")
+      if _FRAMES.value:
+        video.write_frames(_FRAMES.value, frames)
+        print(f"frames: {_FRAMES.value} ({len(frames)} PNGs)")
+    except (ValueError, OSError) as error:
+      return _error(error)
+    print(f"{head}: {'greedy' if _GREEDY.value else 'sampled'} actions, episode returns "
+          f"{' '.join(f'{r:.4f}' for r in returns)}, lengths {' '.join(str(n) for n in lengths)}")
+  if not request["evaluating"]:
+    return 0
+  report = evaluate_policy(config, learner, state, request["episodes"], _GREEDY.value, _SEED.value,
+                           _EPISODE_LIMIT.value)
+  report.update({"workdir": request["workdir"], "checkpoint": name, "step": request["step"],
+                 "task": request["task"].name, "estimator": config.estimator.label, "run_seed": config.seed,
+                 "fidelity": config.fidelity, "best": best})
+  stream = ("the checkpoint's evaluation stream" if report["stream"] == "checkpoint"
+            else f"a fresh evaluation stream ({report['stream']})")
+  print(f"{head}: {report['mode']} actions, {stream}, episode cut-off {report['episode_limit']}")
+  print(_describe(report))
+  json_path, csv_path = request["outputs"]
+  try:
+    write_results(report, json_path, csv_path)
+  except OSError as error:
+    return _error(f"could not write the results: {error}")
+  print(f"results: {json_path} and {csv_path}")
+  return 0
+
+
+def run():
+  """Console entry point."""
+  cli.run_main(PROGRAM, main, _parse_flags)
+
+
+if __name__ == "__main__":
+  sys.exit(run())
