@@ -24,7 +24,9 @@ Budgets (`--budget`):
          every 50,000 steps. Figure 4 reuses the `lbf-15x15-4p-5f` STGS-1 and GST runs.
 `--fidelity` (code or text; see README) is recorded in every run and stated in every output.
 
-Outputs under `--results`: `table1.{md,tex,csv}`, `figures/figure{1,2,3,S1}.{png,pdf}`,
+Outputs under `--results`: `table1.{md,tex,csv}`, `aggregate/` (with table1 and aggregate: IQM, median,
+mean, optimality gap with stratified bootstrap intervals, probabilities of improvement, profiles and
+sample-efficiency figures, `marl_eval.json`; see `maddpg_tf.analysis.aggregate`), `figures/figure{1,2,3,S1}.{png,pdf}`,
 `figures/figure4.{png,pdf}`, `table2.{md,tex,csv,json}`, and `grid.json` (each run's state). On a
 multi-node cluster `--results` should be a shared filesystem (resuming and Figure 4 read the run
 directories); without one the driver still writes each finished run's evaluations and summary.
@@ -49,7 +51,7 @@ from maddpg_tf import cli, loggers
 from maddpg_tf.cli import one_line
 
 PROG = "maddpg-reproduce"
-WHATS = ("table1", "figures", "figure4", "table2", "all")
+WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "all")
 BUDGET_NAMES = ("smoke", "small", "paper")
 TASKS = tuple(common.TOTAL_STEPS)                       # the paper's nine tasks, in Table 1's order
 PAPER_ESTIMATORS = tuple(common.PAPER_ESTIMATORS["lbf"])  # stgs-1, stgs-t, tags, grmck, gst
@@ -107,6 +109,11 @@ _CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow th
 _RETRIES = flags.DEFINE_integer("retries", 0, "Times Ray restarts a run whose worker died (it resumes).")
 _TUNED = flags.DEFINE_list("tuned", None, "best_config.py files written by maddpg-search: each one's settings "
                           "replace the paper's for its estimator on every task of its environment family.")
+_BOOTSTRAP_REPS = flags.DEFINE_integer("bootstrap_reps", 50_000, "Bootstrap replicates of the aggregate "
+                                       "intervals (IQM, median, mean, optimality gap), as rliable.")
+_POI_REPS = flags.DEFINE_integer("poi_bootstrap_reps", 2_000, "Bootstrap replicates of the probabilities of "
+                                 "improvement (and the bands of profiles and curves).")
+_BOOTSTRAP_SEED = flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap: same seed, same numbers.")
 _RUN = flags.DEFINE_bool("run", True, "Train missing runs; --norun builds the outputs from existing runs only.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
@@ -565,6 +572,23 @@ def write_table1(results, tasks, estimators, seeds, meta):
   return tables.write_table1(cells, results, meta, info)
 
 
+def write_aggregates(results, tasks, estimators, seeds, meta):
+  """The field's aggregates (rliable / marl-eval) of the grid's runs: `<results>/aggregate/`."""
+  from maddpg_tf.analysis import aggregate
+  for name, value, least in (("--bootstrap_reps", _BOOTSTRAP_REPS.value, 1),
+                             ("--poi_bootstrap_reps", _POI_REPS.value, 1)):
+    if value < least:
+      raise UsageError(f"{name} must be an integer >= {least}, got {value}")
+  wanted = {str(seed) for seed in seeds}
+  runs = [run for run in aggregate.runs_from_results(results) if run["task"] in tasks
+          and run["estimator"] in estimators and str(run["seed"]) in wanted]
+  if not runs:
+    raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
+                     f"{','.join(estimators)}: run the grid first (without --norun)")
+  return aggregate.write_aggregates(runs, os.path.join(results, "aggregate"), reps=_BOOTSTRAP_REPS.value,
+                                    poi_reps=_POI_REPS.value, seed=_BOOTSTRAP_SEED.value, meta=meta)
+
+
 def write_figures(results, tasks, estimators, seeds, meta):
   from maddpg_tf.analysis import plots
   found = collect_curves(results, tasks, estimators, seeds)
@@ -727,6 +751,8 @@ def main(argv):
   try:
     if what in ("table1", "all"):
       written += write_table1(results, tasks, estimators, seeds, meta)
+    if what in ("table1", "aggregate", "all"):
+      written += write_aggregates(results, tasks, estimators, seeds, meta)
     if what in ("figures", "all"):
       written += write_figures(results, tasks, estimators, seeds, meta)
     if what in ("figure4", "all"):

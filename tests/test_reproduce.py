@@ -202,3 +202,24 @@ def test_the_driver_does_not_import_tensorflow():
   done = subprocess.run([sys.executable, "-c", "import sys, maddpg_tf.reproduce, maddpg_tf.loggers, tools.tables; "
                          "print('tensorflow' in sys.modules)"], cwd=REPO, capture_output=True, text=True)
   assert done.stdout.strip() == "False", done.stderr
+
+
+def test_cli_writes_the_fields_aggregates_from_the_grid(grid):
+  """IQM / bootstrap intervals / probability of improvement / marl-eval JSON through maddpg-reproduce."""
+  done = _cli("--what=aggregate", "--budget=smoke", f"--results={grid['results']}", "--norun",
+              "--bootstrap_reps=500", "--poi_bootstrap_reps=200")
+  assert done.returncode == 0, done.stderr
+  out = os.path.join(grid["results"], "aggregate")
+  for name in ("aggregate.csv", "aggregate.md", "probability_of_improvement.csv", "marl_eval.json",
+               "aggregate_intervals.png", "probability_of_improvement.png", "performance_profiles.png",
+               "sample_efficiency.png"):
+    assert os.path.isfile(os.path.join(out, name)), name
+  with open(os.path.join(out, "aggregate.csv")) as handle:
+    rows = list(csv.DictReader(handle))
+  assert {(r["estimator"], r["score"], r["metric"]) for r in rows} == {
+      (e, s, m) for e in ESTIMATORS for s in ("average", "final")
+      for m in ("iqm", "median", "mean", "optimality_gap")}
+  assert all(float(r["low"]) <= float(r["point"]) <= float(r["high"]) and r["reps"] == "500" for r in rows)
+  from maddpg_tf.analysis import marl_eval
+  with open(os.path.join(out, "marl_eval.json")) as handle:
+    assert marl_eval.validate_marl_eval_json(json.load(handle)) == []
