@@ -42,6 +42,7 @@ does those and writes no evaluation files.
 Bad input is one line on stderr and exit status 2, checked before anything is written.
 """
 
+import copy
 import csv
 import json
 import math
@@ -318,7 +319,8 @@ def evaluate_policy(config, learner, state=None, episodes=DEFAULT_EPISODES, gree
     measured = _MeasuredEnvironment(env, measure[1] if measure else lambda rewards: rewards[:, 0] * 0.0)
     evaluator = evaluation.Evaluator(measured, actor, episodes, config.loop.truncation_is_terminal)
     if own_stream:
-      evaluator.restore(state)
+      # A copy: the restored envs and generator are stepped in place, and `state` may be evaluated again.
+      evaluator.restore(copy.deepcopy({key: state[key] for key in ("eval_env", "eval_actor_rng")}))
     result = evaluator.run()
     success = measured.measures_of(episodes, result.returns) if measure else None
   finally:
