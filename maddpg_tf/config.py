@@ -150,6 +150,9 @@ def base_config(task, family, estimator_label, **overrides):
   # Processes that step them (0: this process). Results are identical for any value; 1 runs the pure-Python
   # envs beside the learner rather than sharing its interpreter lock (maddpg_tf/envs/workers.py).
   config.env_workers = 1
+  # Where the env dynamics run: "fast" (numba re-implementations of lbforaging/rware, the same Steps bit for
+  # bit; maddpg_tf/envs/fast_*.py) or "reference" (the packages' own envs). Changes no number.
+  config.env_backend = "reference"
   config.fidelity = "code"                  # "code" or "text", see the module docstring
   config.jit_compile = True
 
@@ -288,6 +291,10 @@ def resolve(config):
     config.env_workers = 0
   _require(isinstance(config.env_workers, int) and 0 <= config.env_workers <= config.num_envs,
            f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
+  if "env_backend" not in config:  # configs written before the fast backends existed
+    config.env_backend = "reference"
+  _require(config.env_backend in ("fast", "reference"),
+           f"env_backend must be 'fast' or 'reference', got {config.env_backend!r}")
   if "diagnostics" not in config:  # runs written before diagnostics existed
     config.diagnostics = diagnostics_config()
   for key, minimum in (("diagnostics.exact_gradient_every", 0), ("diagnostics.num_repeats", 2)):

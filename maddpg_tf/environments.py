@@ -16,11 +16,31 @@ from maddpg_tf.envs.vector import (LBF_FOOD_RULES, EnvironmentSpec, Step, Vector
                                    env_seed)
 
 __all__ = ["TaskSpec", "TASKS", "resolve_task", "EnvironmentSpec", "Step", "VectorEnvironment", "env_seed",
-           "make", "LBF_FOOD_RULES"]
+           "make", "vector_class", "BACKENDS", "LBF_FOOD_RULES"]
+
+
+BACKENDS = ("reference", "fast")
+
+
+def vector_class(task: TaskSpec, backend: str = "reference"):
+  """The class that steps `task` under `backend`: "reference" (the packages themselves) or "fast" (the
+  step-for-step re-implementations in `maddpg_tf.envs.fast_lbf` / `fast_rware`)."""
+  if backend not in BACKENDS:
+    raise ValueError(f"env_backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+  if backend == "reference":
+    return VectorEnvironment
+  if task.family == "lbf":
+    from maddpg_tf.envs.fast_lbf import FastLBFVectorEnvironment  # pylint: disable=g-import-not-at-top
+    return FastLBFVectorEnvironment
+  if task.family == "rware":
+    from maddpg_tf.envs.fast_rware import FastRWAREVectorEnvironment  # pylint: disable=g-import-not-at-top
+    return FastRWAREVectorEnvironment
+  raise ValueError(f"env_backend 'fast' has no implementation for {task.name} (family {task.family!r}); "
+                   f"use env_backend=reference")
 
 
 def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: int | None = None,
-         lbf_food_rule: str = "v3", workers: int = 0):
+         lbf_food_rule: str = "v3", workers: int = 0, backend: str = "reference"):
   """Build a `VectorEnvironment`.
 
   task: a short name from `TASKS`, a `TaskSpec`, or any lbforaging/rware gymnasium id.
@@ -29,6 +49,7 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
   lbf_food_rule: "v3" = lbforaging 2.0.0 as installed; "v2" = the paper-era rule (a non-coop food's
     level is drawn below, never equal to, the sum of the three lowest player levels). Ignored for
     RWARE.
+  backend: "reference" (the packages' envs) or "fast" (numba re-implementations, the same numbers).
   workers: 0 = step the envs in this process (a `VectorEnvironment`); N >= 1 = in N worker processes
     (a `maddpg_tf.envs.workers.ProcessVectorEnvironment`, at most one per env), with the same numbers.
   """
@@ -43,7 +64,9 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
   if lbf_food_rule not in LBF_FOOD_RULES:
     raise ValueError(f"lbf_food_rule must be one of {LBF_FOOD_RULES}, got {lbf_food_rule!r}")
   workers = check_int(workers, "env workers", 0, num_envs)
+  cls = vector_class(spec, backend)
   if workers:
     from maddpg_tf.envs import workers as env_workers  # pylint: disable=g-import-not-at-top  (spawns processes)
-    return env_workers.ProcessVectorEnvironment(spec, num_envs, seed, episode_limit, lbf_food_rule, workers)
-  return VectorEnvironment(spec, num_envs, seed, episode_limit, lbf_food_rule)
+    return env_workers.ProcessVectorEnvironment(spec, num_envs, seed, episode_limit, lbf_food_rule, workers,
+                                                vector_class=cls)
+  return cls(spec, num_envs, seed, episode_limit, lbf_food_rule)

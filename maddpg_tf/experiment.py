@@ -31,6 +31,7 @@ def resolve_config(config):
     _drop_preset_parameters(config)
     learner_lib.check_estimator(config.estimator.name, estimator_params(config))
     environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit).close()
+    environments.vector_class(environments.resolve_task(config.task), config.env_backend)
   except ValueError as error:
     raise RunError(f"{error}") from None
   return config
@@ -57,7 +58,7 @@ def _drop_preset_parameters(config):
 def _default_make_env(config):
   def make_env(num_envs, seed, workers):
     return environments.make(config.task, num_envs=num_envs, seed=seed, episode_limit=config.loop.episode_limit,
-                             workers=workers)
+                             workers=workers, backend=config.env_backend)
   return make_env
 
 

@@ -21,8 +21,8 @@ from maddpg_tf import errors
 PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
             "rware", "numpy", "ml-collections", "keras-tuner")
 # Keys that do not make a run another run: the budget (a resumed run may extend it), the diagnostics
-# (they only log) and the env worker count (it changes no number).
-NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers")
+# (they only log), the env worker count and the env backend (they change no number).
+NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend")
 
 
 def file_sha256(path):

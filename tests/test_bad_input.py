@@ -229,7 +229,7 @@ CASES = [
     Case("reproduce-unknown-budget", "maddpg-reproduce", ["--budget=huge", "--results=r"],
          ["--budget=huge", "<smoke|small|paper>"]),
     Case("reproduce-unknown-output", "maddpg-reproduce", ["--what=table3", "--results=r"],
-         ["--what=table3", "<table1|figures|figure4|table2|all>"]),
+         ["--what=table3", "<table1|aggregate|figures|figure4|table2|all>"]),
     Case("reproduce-norun-without-results", "maddpg-reproduce", ["--budget=smoke", "--norun", "--results=none"],
          ["--results none does not exist", "an existing --results directory"]),
     Case("reproduce-norun-tables-without-runs", "maddpg-reproduce", ["--budget=smoke", "--norun", "--results=empty"],

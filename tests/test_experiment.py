@@ -190,3 +190,26 @@ def test_resumed_run_logs_each_tensorboard_point_once(tmp_path):
   archived = os.listdir(os.path.join(resumed, "tb_superseded"))
   assert len(archived) == 1
   assert len(_scalar_points(os.path.join(resumed, "tb_superseded", archived[0]))) > len(points) // 2
+
+
+@pytest.mark.slow
+def test_a_run_resumes_across_env_backends_with_the_same_numbers(tmp_path):
+  """LBF 10x10 (random policies score there): a straight run on the reference envs, and a run whose first
+  half steps the fast backend in two worker processes and whose second half resumes on the reference envs
+  in one, end with the same evaluations and networks (the checkpoint's env state converts)."""
+  base = {"task": "lbf-10x10-3p-3f", "jit_compile": False, "loop.eval_every_steps": 500,
+          "loop.eval_episodes": 8}
+  straight = str(tmp_path / "straight")
+  first = experiment.Experiment(smoke_config(**base, env_workers=0, env_backend="reference"), straight,
+                                progress=False)
+  first.run()
+  resumed = str(tmp_path / "resumed")
+  experiment.Experiment(smoke_config(**base, total_steps=1000, env_workers=2, env_backend="fast"), resumed,
+                        progress=False).run()
+  second = experiment.Experiment(smoke_config(**base, env_workers=1, env_backend="reference"), resumed,
+                                 progress=False)
+  second.run()
+  second.close()
+  assert evaluation_means(straight) == evaluation_means(resumed) and max(evaluation_means(straight)) > 0
+  for name, value in first.learner.save().items():
+    np.testing.assert_array_equal(value, second.learner.save()[name], err_msg=name)

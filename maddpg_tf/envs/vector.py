@@ -35,7 +35,7 @@ from lbforaging.foraging import ForagingEnv
 from maddpg_tf.envs.tasks import TaskSpec
 
 __all__ = ["EnvironmentSpec", "Step", "VectorEnvironment", "env_seed", "check_int", "check_same_vector",
-           "LBF_FOOD_RULES"]
+           "as_backend", "LBF_FOOD_RULES"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,7 +278,9 @@ class VectorEnvironment:
     return self
 
   def set_state(self, state: "VectorEnvironment") -> None:
-    """Continues from `state` (from `get_state`, e.g. of a checkpoint) of a vector of the same task and size."""
+    """Continues from `state` (from `get_state`, e.g. of a checkpoint) of a vector of the same task and size;
+    a fast backend's state is converted (`to_reference`)."""
+    state = as_backend(state, VectorEnvironment)
     check_same_vector(self, state)
     self.__dict__.update(state.__dict__)
 
@@ -341,8 +343,21 @@ class VectorEnvironment:
             f"episode_limit={self._cutoff}, lbf_food_rule={self.lbf_food_rule!r})")
 
 
+def as_backend(state, vector_class):
+  """`state` (a reference `VectorEnvironment` or a fast backend's vector) as a `vector_class` vector in the
+  same state: checkpoints resume under either backend."""
+  if isinstance(state, vector_class):
+    return state
+  if vector_class is VectorEnvironment and hasattr(state, "to_reference"):
+    return state.to_reference()
+  if isinstance(state, VectorEnvironment) and hasattr(vector_class, "from_reference"):
+    return vector_class.from_reference(state)
+  raise ValueError(f"environment state must be a VectorEnvironment or a fast backend's vector, got "
+                   f"{type(state).__name__}")
+
+
 def check_same_vector(env, state) -> None:
-  if not isinstance(state, VectorEnvironment):
+  if not (isinstance(state, VectorEnvironment) or hasattr(state, "to_reference")):
     raise ValueError(f"environment state must be a VectorEnvironment, got {type(state).__name__}")
   mine = (env.task.gym_id, env.num_envs, env.spec.episode_limit)
   theirs = (state.task.gym_id, state.num_envs, state.spec.episode_limit)

@@ -103,7 +103,8 @@ class ProcessVectorEnvironment:
   Build it with `maddpg_tf.environments.make(..., workers=N)`. Arguments as `VectorEnvironment`'s.
   """
 
-  def __init__(self, task, num_envs, seed, episode_limit, lbf_food_rule="v3", workers=1):
+  def __init__(self, task, num_envs, seed, episode_limit, lbf_food_rule="v3", workers=1,
+               vector_class=vector.VectorEnvironment):
     if not 1 <= workers <= num_envs:
       raise ValueError(f"env workers must be in 1..num_envs ({num_envs}), got {workers!r}")
     self.task = task
@@ -111,6 +112,7 @@ class ProcessVectorEnvironment:
     self.seed = seed
     self.workers = workers
     # One env here for the spec (cheap), so the shared arrays can be laid out before the workers start.
+    self.vector_class = vector_class  # what each worker steps: the reference vector or a fast backend's
     probe = vector.VectorEnvironment(task, 1, seed, episode_limit, lbf_food_rule)
     self.spec = probe.spec
     probe.close()
@@ -130,7 +132,8 @@ class ProcessVectorEnvironment:
       self._map = mmap.mmap(descriptor, max(size, 1))
       self._arrays = _map_arrays(self._map, self._layout)
       for start, stop in zip(starts[:-1], starts[1:]):
-        arguments = dict(task=task, num_envs=int(stop - start), seed=seed, episode_limit=episode_limit,
+        arguments = dict(vector_class=vector_class, task=task, num_envs=int(stop - start), seed=seed,
+                         episode_limit=episode_limit,
                          lbf_food_rule=lbf_food_rule, first_index=int(start))
         self._start_worker(descriptor, size, (int(start), int(stop)), arguments)
       self._receive_all()  # each worker reports its envs built (or why not)
@@ -253,12 +256,13 @@ class ProcessVectorEnvironment:
   def get_state(self):
     """The whole state as one picklable `VectorEnvironment` (what a one-process run would hold)."""
     parts = [pickle.loads(state) for state in self._broadcast(_GET_STATE)]
-    return vector.VectorEnvironment.concatenate(parts)
+    return self.vector_class.concatenate(parts)
 
   def set_state(self, state):
     """Continues from `state` (a `VectorEnvironment` of the same task and size, e.g. from a checkpoint)."""
     self._check_idle()
     vector.check_same_vector(self, state)
+    state = vector.as_backend(state, self.vector_class)
     for index, part in enumerate(state.split(self._sizes)):
       self._send(index, _SET_STATE + pickle.dumps(part))
     self._receive_all()
@@ -324,7 +328,8 @@ def _serve(conn, descriptor):
   start, stop = setup["envs"]
   mine = {name: array[start:stop] for name, array in _map_arrays(memory, setup["layout"]).items()}
   try:
-    env = vector.VectorEnvironment(**setup["arguments"])
+    arguments = dict(setup["arguments"])
+    env = arguments.pop("vector_class")(**arguments)
   except Exception:  # pylint: disable=broad-except
     conn.send_bytes(_ERROR + traceback.format_exc().encode())
     return
