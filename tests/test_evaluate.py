@@ -242,6 +242,11 @@ def test_checkpoint_evaluation_equals_the_runs_own(trained):
   assert fresh["stream"] == "seed 5"
   assert fresh["returns"][:episodes] != final["returns"]
   assert evaluate.evaluate_policy(config, learner, state, episodes=20, seed=5)["returns"] == fresh["returns"]
+  # Without the checkpoint's stream (the run's first one, as of step 0) the same weights play other episodes.
+  assert evaluate.evaluate_policy(config, learner, None, episodes=episodes)["returns"] != final["returns"]
+  # Another cut-off cannot be the saved envs': a fresh stream, episodes cut there.
+  short = evaluate.evaluate_policy(config, learner, state, episodes=episodes, episode_limit=5)
+  assert short["stream"] == f"seed {config.seed}" and max(short["lengths"]) <= 5
   # Another checkpoint's stream is another point of the run's sequence of evaluation episodes.
   earlier = evaluate.evaluate_policy(config, learner, load(workdir, "ckpt-2000")[2], episodes=episodes)
   assert earlier["returns"] != final["returns"]
