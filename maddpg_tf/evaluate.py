@@ -31,7 +31,7 @@ number of shelves delivered. The CSV has one row per episode.
 `--best` is the absolute metric of the MARL evaluation protocol (Gorsane et al. 2022): the evaluation with
 the highest mean in the run's `evaluations.csv`, the complete checkpoint at the step nearest to it (the
 run keeps `checkpoint.keep` of them; which one and how far is printed and recorded), evaluated with 10 x
-`loop.eval_episodes` episodes.
+`loop.eval_episodes` episodes (unless `--episodes` is given).
 
 `--video`/`--frames` play `--episodes` episodes (default 1 there) on one environment of a fresh stream
 (as `--seed` above, env 0 of it), drawing every state with each agent's action and reward
