@@ -262,11 +262,16 @@ def _eval_seed_offset():
 
 def make_eval_env(config, num_envs=None, seed=None, episode_limit=None):
   """Evaluation envs as the run builds them (seeded from `seed` + EVAL_SEED_OFFSET, default the run's
-  seed), with `num_envs` (default `loop.eval_num_envs`) and the cut-off `episode_limit` (the run's)."""
+  seed), with `num_envs` (default `loop.eval_num_envs`) and the cut-off `episode_limit` (the run's).
+
+  Always the packages' own envs (backend "reference"), stepped in this process: the success measures
+  and the frames read them. A run trained on the fast backends has the same numbers, and its saved
+  evaluation envs convert on `set_state`.
+  """
   seed = config.seed if seed is None else seed
   return environments.make(config.task, num_envs=num_envs or config.loop.eval_num_envs,
                            seed=seed + _eval_seed_offset(),
-                           episode_limit=episode_limit or config.loop.episode_limit)
+                           episode_limit=episode_limit or config.loop.episode_limit, backend="reference")
 
 
 def load_policy(config, path):
