@@ -47,11 +47,14 @@ import estimators
 from estimators import base
 
 REINFORCE = "reinforce"
+# The score-function gradient with K samples and the leave-one-out baseline (Kool et al. 2019); unbiased.
+RLOO = "rloo"
+SCORE_FUNCTION = (REINFORCE, RLOO)
 
 
 def names():
-  """Every estimator the lab measures: the registry's names and `reinforce`, sorted."""
-  return tuple(sorted(estimators.names() + (REINFORCE,)))
+  """Every estimator the lab measures: the registry's names, `reinforce` and `rloo`, sorted."""
+  return tuple(sorted(estimators.names() + SCORE_FUNCTION))
 
 
 def check_estimator(name, params):
@@ -59,6 +62,12 @@ def check_estimator(name, params):
   if name == REINFORCE:
     if params:
       raise ValueError(f"estimator {REINFORCE!r} has no parameter {', '.join(map(repr, sorted(params)))}")
+    return
+  if name == RLOO:
+    unknown = sorted(set(params) - {"num_samples"})
+    if unknown:
+      raise ValueError(f"estimator {RLOO!r} has no parameter {', '.join(map(repr, unknown))}; allowed: num_samples")
+    base.check_integer_at_least("rloo num_samples (K)", params.get("num_samples"), 2)
     return
   if isinstance(name, str) and ":" not in name and name not in estimators.names():
     raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(names())}, or "
@@ -69,7 +78,7 @@ def check_estimator(name, params):
 
 def takes_temperature(name):
   """Whether estimator `name` has a `temperature` parameter (REINFORCE and TAGS do not)."""
-  return name != REINFORCE and "temperature" in estimators.parameter_names(name)
+  return name not in SCORE_FUNCTION and "temperature" in estimators.parameter_names(name)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -164,6 +173,17 @@ def reinforce_sample(f, logits, seed):
   return tf.cast(f(actions), logits.dtype)[..., tf.newaxis] * (actions - tf.math.softmax(logits))
 
 
+def rloo_sample(f, logits, seed, num_samples):
+  """One RLOO gradient per row from K = `num_samples` actions a_k ~ Categorical(softmax(z)):
+  (1/K) sum_k (f(a_k) - mean_{j != k} f(a_j)) (e_{a_k} - softmax(z))."""
+  k = int(num_samples)
+  tiled = tf.broadcast_to(logits, tf.concat([[k], tf.shape(logits)], axis=0))         # [K, ..., A]
+  actions = base.categorical_one_hot(tiled, seed)
+  values = tf.cast(f(actions), logits.dtype)                                           # [K, ...]
+  advantage = values - (tf.reduce_sum(values, axis=0, keepdims=True) - values) / (k - 1.)
+  return tf.reduce_mean(advantage[..., tf.newaxis] * (actions - tf.math.softmax(logits)), axis=0)
+
+
 class GradientSampler:
   """Draws S per-sample gradients of f(sample) with respect to the logits in one compiled call.
 
@@ -185,6 +205,8 @@ class GradientSampler:
     tiled = tf.broadcast_to(logits, tf.concat([[num_samples], tf.shape(logits)], axis=0))
     if self.name == REINFORCE:
       return reinforce_sample(self.f, tiled, seed)
+    if self.name == RLOO:
+      return rloo_sample(self.f, tiled, seed, self.params["num_samples"])
     params = dict(self.params)
     if temperature is not None:
       params["temperature"] = temperature
@@ -305,6 +327,6 @@ def gradient_statistics(name, f, logits, params=None, *, temperature=None, num_s
   root = lambda x: math.sqrt(max(x, 0.))
   bias = Interval(root(squared_bias.value), root(squared_bias.low), root(squared_bias.high))
   exact_norm = float(np.sqrt(np.square(exact.reshape(-1, exact.shape[-1])).sum(-1).mean()))
-  label = REINFORCE if name == REINFORCE else estimators.label(name)
+  label = name if name in SCORE_FUNCTION else estimators.label(name)
   return GradientStatistics(label, dict(sampler.params), temperature, squared_bias, bias, variance, mse,
                             cosine, exact_norm, int(num_samples), int(num_replicates), confidence)

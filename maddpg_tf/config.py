@@ -103,6 +103,9 @@ EXTRA_ESTIMATORS = {
     # Not a sampled estimator: the actor loss as the exact expectation over the agent's own action under
     # the critic (maddpg_tf.learner), the best a pathwise gradient can do; it has no parameters.
     "expected": dict(name="expected"),
+    # RLOO (Kool et al. 2019): the unbiased score-function gradient with K = 4 samples and the leave-one-out
+    # baseline (K is ours, not tuned). Like `expected` it needs the critic (maddpg_tf.learner).
+    "rloo": dict(name="rloo", num_samples=4),
     # ZGR (Shekhovtsov 2023): temperature-free, no parameters.
     "zgr": dict(name="zgr"),
 }

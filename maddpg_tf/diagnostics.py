@@ -7,6 +7,7 @@ agent)` is the critic as a function of one agent's action, for `estimators.lab`.
 import tensorflow as tf
 
 from estimators import lab as estimator_lab
+from maddpg_tf import learner as learner_lib
 
 PREFIX = "exact_gradient"
 
@@ -65,13 +66,17 @@ class ExactGradientDiagnostics:
   def _sampled_gradients(self, logits, features, replay, seed, estimator_step, exact):
     learner, repeats = self.learner, self.num_repeats
     shape = [learner.num_agents, repeats, tf.shape(logits)[1], learner.num_actions]
-    if learner.estimator_name == "expected":
+    if learner.estimator_name == learner_lib.EXPECTED:
       return tf.broadcast_to(exact[:, tf.newaxis], shape)
     repeated = tf.broadcast_to(logits[:, tf.newaxis], shape)                        # [N, R, B, A]
     with tf.GradientTape() as tape:
       tape.watch(repeated)
-      actions = learner.estimator(repeated, estimator_step).sample(seed=seed)
-      q = learner.critics.own_action_q(features, replay, actions)                  # [N, R, B]
+      if learner.estimator_name == learner_lib.RLOO:
+        q = learner_lib.rloo_values(learner.critics, repeated, features, replay, seed,
+                                    int(learner.estimator_params["num_samples"]))
+      else:
+        actions = learner.estimator(repeated, estimator_step).sample(seed=seed)
+        q = learner.critics.own_action_q(features, replay, actions)                # [N, R, B]
     return tape.gradient(q, repeated)                                               # row gradients
 
   def _compute(self, batch, seed, estimator_step):

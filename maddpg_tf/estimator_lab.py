@@ -124,7 +124,7 @@ def parse_estimators(text):
       raise LabError(f"--estimators: {item!r}: give temperatures with --temperatures")
     try:
       lab.check_estimator(name, params)
-      if name != lab.REINFORCE:  # build once: bad values (K < 1, gap <= 0, ...) fail now
+      if name not in lab.SCORE_FUNCTION:  # build once: bad values (K < 1, gap <= 0, ...) fail now
         import estimators  # pylint: disable=g-import-not-at-top
         estimators.make(name, logits=np.zeros([1, 2], np.float32), **params)
     except (ValueError, TypeError) as error:

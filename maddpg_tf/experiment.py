@@ -139,7 +139,8 @@ class Experiment:
       restored = self.restore_latest()
     except checkpointing.CheckpointError as error:
       raise RunError(str(error)) from None
-    source = estimators.source_of(c.estimator.name) if c.estimator.name != learner_lib.EXPECTED else None
+    source = (estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
+              else None)
     self.workdir.write_run_files(c, workdir_lib.provenance(c, self.task, [source] if source else []))
     if restored is None:
       self.tensorboard.write_hparams(self._hparams(), self.workdir.name)

@@ -28,6 +28,10 @@ from maddpg_tf.config import LearnerConfig
 # The actor loss as the exact expectation over the agent's own action (needs the critic, so it lives here,
 # not in the estimators registry).
 EXPECTED = "expected"
+# The actor loss as the unbiased score-function gradient with K samples and the leave-one-out baseline
+# (Kool et al. 2019): K critic evaluations per row, so it also lives here. Parameter: num_samples (K >= 2).
+RLOO = "rloo"
+CRITIC_ESTIMATORS = (EXPECTED, RLOO)
 # Metrics of every update call that say whether a loss was NaN or infinite (values, not exceptions): the
 # index in the call of the first such update (-1: none) and which loss (0 critic, 1 actor; -1: none).
 NON_FINITE_UPDATE, NON_FINITE_LOSS = "non_finite/update", "non_finite/loss"
@@ -35,8 +39,8 @@ LOSS_NAMES = ("critic loss", "actor loss")
 
 
 def estimator_names():
-  """Every estimator the learner accepts: the registry's and `expected`, sorted."""
-  return tuple(sorted(estimators.names() + (EXPECTED,)))
+  """Every estimator the learner accepts: the registry's, `expected` and `rloo`, sorted."""
+  return tuple(sorted(estimators.names() + CRITIC_ESTIMATORS))
 
 
 def check_estimator(name, params):
@@ -46,6 +50,14 @@ def check_estimator(name, params):
     if params:
       raise ValueError(f"estimator {EXPECTED!r} has no parameter {', '.join(map(repr, sorted(params)))} "
                        f"(it has none: choose it with estimator={EXPECTED} after the config file's colon)")
+    return
+  if name == RLOO:
+    unknown = sorted(set(params) - {"num_samples"})
+    if unknown:
+      raise ValueError(f"estimator {RLOO!r} has no parameter {', '.join(map(repr, unknown))}; allowed: num_samples")
+    k = params.get("num_samples")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+      raise ValueError(f"estimator {RLOO!r} needs num_samples (K) an integer >= 2, got {k!r}")
     return
   if not isinstance(name, str) or (":" not in name and name not in estimators.names()):
     raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(estimator_names())}, or "
@@ -87,6 +99,21 @@ class RewardStandardiser(tf.Module):
 def one_hot_sample(logits, seed):
   """A behaviour action Categorical(softmax(logits)) as a one-hot, no gradient."""
   return tf.stop_gradient(estimator_base.categorical_one_hot(logits, seed))
+
+
+def rloo_values(critics, logits, features, replay, seed, num_samples):
+  """[N, M, B] whose value is the mean of Q_i(o, a_-i, a_k) over K = `num_samples` actions a_k ~
+  softmax(logits) and whose gradient with respect to `logits` [N, M, B, A] is RLOO's,
+  (1/K) sum_k grad log p(a_k) (Q(a_k) - mean_{j != k} Q(a_j)) (M: independent repeats, 1 in training)."""
+  n, m, b, a = (tf.shape(logits)[i] for i in range(4))
+  tiled = tf.broadcast_to(logits[:, :, tf.newaxis], [n, m, num_samples, b, a])     # [N, M, K, B, A]
+  actions = one_hot_sample(tiled, seed)
+  q = tf.stop_gradient(tf.reshape(critics.own_action_q(features, replay, tf.reshape(actions, [n, -1, b, a])),
+                                  [n, m, num_samples, b]))
+  advantage = q - (tf.reduce_sum(q, axis=2, keepdims=True) - q) / (num_samples - 1.)
+  log_p = tf.reduce_sum(actions * tf.math.log_softmax(tiled), axis=-1)              # [N, M, K, B]
+  score = tf.reduce_mean(log_p * advantage, axis=2)
+  return tf.reduce_mean(q, axis=2) + score - tf.stop_gradient(score)
 
 
 def _record_non_finite(metrics, index, first_bad, bad_loss):
@@ -156,18 +183,15 @@ class MADDPGLearner(tf.Module):
 
   # ---- the estimator ------------------------------------------------------------------------------------
 
-  def _estimator_kwargs(self, estimator_step):
+  def estimator(self, logits, estimator_step):
+    """The estimator distribution over `logits` at schedule position `estimator_step` (none for
+    `expected` and `rloo`, which need the critic)."""
+    if self.estimator_name in CRITIC_ESTIMATORS:
+      raise ValueError(f"estimator {self.estimator_name!r} needs the critic; it is not a distribution")
     params = dict(self.estimator_params)
     if "start_temperature" in params or self.estimator_name == "tags":
       params["step"] = estimator_step
-    return params
-
-  def estimator(self, logits, estimator_step):
-    """The estimator distribution over `logits` at schedule position `estimator_step` (none for
-    `expected`, which is not a distribution's sample)."""
-    if self.estimator_name == EXPECTED:
-      raise ValueError(f"estimator {EXPECTED!r} is the exact expectation, not a distribution")
-    return estimators.make(self.estimator_name, logits=logits, **self._estimator_kwargs(estimator_step))
+    return estimators.make(self.estimator_name, logits=logits, **params)
 
   # ---- losses (public, checkable) -----------------------------------------------------------------------
 
@@ -195,7 +219,8 @@ class MADDPGLearner(tf.Module):
   def actor_loss(self, batch, seed, estimator_step, layer_inputs=None, pre_activations=None,
                  per_sample=False):
     """Per-agent actor loss [N]: -mean_b Q_i(o, a_-i, a~_i) + logit_l2 * mean(logits_i^2); for estimator
-    `expected`, Q_i(o, a_-i, a~_i) is sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a) (`seed` unused).
+    `expected`, Q_i(o, a_-i, a~_i) is sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a) (`seed` unused); for
+    `rloo`, `rloo_values` (K sampled actions, the leave-one-out score-function gradient).
 
     `per_sample=True` returns the per-sample losses [N, B] instead (their batch mean is the loss).
     If lists are passed as `layer_inputs` / `pre_activations`, each actor layer's input and pre-activation
@@ -214,6 +239,9 @@ class MADDPGLearner(tf.Module):
     if self.estimator_name == EXPECTED:
       values = self.critics.own_action_values(features, replay)                         # [N, B, A]
       q = tf.reduce_sum(tf.math.softmax(logits) * values, axis=2)
+    elif self.estimator_name == RLOO:
+      q = rloo_values(self.critics, logits[:, tf.newaxis], features, replay, seed,
+                      int(self.estimator_params["num_samples"]))[:, 0]
     else:
       sampled = self.estimator(logits, estimator_step).sample(seed=seed)         # [N, B, A]
       q = self.critics.own_action_q(features, replay, sampled[:, tf.newaxis])[:, 0]
@@ -260,7 +288,7 @@ class MADDPGLearner(tf.Module):
     metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": tf.reduce_mean(q, axis=1),
                "target_mean": tf.reduce_mean(targets, axis=1), "critic_grad_norm": critic_norms,
                "actor_grad_norm": actor_norms}
-    if self.estimator_name != EXPECTED:
+    if self.estimator_name not in CRITIC_ESTIMATORS:
       metrics["temperature"] = tf.convert_to_tensor(
           self.estimator(tf.zeros([1, self.num_actions]), estimator_step).temperature)
     names = self._policy_parameter_names()

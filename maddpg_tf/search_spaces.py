@@ -63,6 +63,7 @@ SPACES = {
     "st": {"temperature": _range(0.1, 2.0)},
     "gumbel_softmax": {"temperature": _range(OPEN_EPSILON, 1.0)},
     "reinmax": {"temperature": _range(0.5, 5.0, sampling="log")},
+    "rloo": {"num_samples": _choices(2, 4, 8, 16)},
 }
 NOTHING_TO_SEARCH = {"stgs-1": "stgs-1 fixes the temperature at 1; search stgs-t instead",
                      "expected": "the exact expectation has no hyperparameters",
