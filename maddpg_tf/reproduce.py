@@ -10,7 +10,17 @@ defaults). Each run is one Ray task (one CPU by default, `--cpus_per_run`) that 
 `<results>/<task>/<estimator>/seed<k>` (the files `maddpg-train` writes, plus `summary.json` when done).
 A finished run (its `summary.json`, or a complete checkpoint at its total steps) is skipped; an interrupted
 one resumes from its last complete checkpoint; a failed run is reported by name and the others go on.
-Ctrl-C asks the local runs to checkpoint (SIGTERM) before stopping; run the same command to continue.
+A run whose process or node was lost (killed, out of memory, a node gone) is submitted again, up to
+`--retries` times (default 3), and resumes from its last complete checkpoint on whichever node takes it;
+the summary names each retried run and why. A run that fails for its own reasons (bad config, NaN) is not
+retried. Ctrl-C asks the local runs to checkpoint (SIGTERM) before stopping; run the same command to
+continue.
+
+Network: a local Ray (no `--ray_address`) listens on 127.0.0.1 only, without its dashboard. On a cluster
+Ray's token authentication stays on (every node and the driver need the cluster's token: RAY_AUTH_TOKEN or
+RAY_AUTH_TOKEN_PATH). One grid at a time per `--results` (a lock, `<results>/grid.lock`; a second grid is
+refused with one line naming the first), and one process per run (`<results>/logs/.../seed<k>.lock`).
+Each attempt of a run records its node (`attempts` in its summary.json and in grid.json).
 
 Budgets (`--budget`):
   smoke  seconds per run, for tests: `lbf-8x8-2p-2f-coop`, STGS-1 and GST, seeds 0-1, the configs' `smoke`
@@ -35,11 +45,14 @@ Exit status: 0 all runs finished and the outputs written; 1 some run failed (out
 others); 2 bad flags or input (one line `maddpg-reproduce: error: ...`); 130 interrupted.
 """
 
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -64,6 +77,15 @@ FIGURE4_ESTIMATORS = ("stgs-1", "gst")
 # seconds (STGS-1, GRMCK), 944-990 s of wall time on a machine shared with other jobs. The Table 1 grid's 15
 # runs are 8 rounds of two: about 75 minutes on an idle 2-core machine, a little over 2 hours on a busy one.
 SMALL_TOTAL_STEPS = 400_000
+# A week-long grid loses nodes: a run whose process or node is lost is submitted again this many times.
+DEFAULT_RETRIES = 3
+# How long a retried run waits for the lock of a previous attempt whose node may still be going down (a dead
+# NFS client's lock is released when its lease ends, about 90 s).
+RUN_LOCK_WAIT_SECONDS = 300.0
+# Ray decides at import whether 127.0.0.1 means "this machine's network address" (its cluster mode, on by
+# default on Linux); 0 keeps a local Ray on the loopback interface.
+RAY_CLUSTER_MODE_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
 SMALL_FIGURE4_STEPS = 100_000
 
 
@@ -106,7 +128,9 @@ _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.
 _NUM_CPUS = flags.DEFINE_integer("num_cpus", None, "CPUs of the local Ray (default: all of this machine's).")
 _CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow threads) per run; with 2 or "
                                     "more, the envs step in a worker process beside the learner.")
-_RETRIES = flags.DEFINE_integer("retries", 0, "Times Ray restarts a run whose worker died (it resumes).")
+_RETRIES = flags.DEFINE_integer("retries", DEFAULT_RETRIES, "Times a run whose process or node was lost is "
+                                "submitted again (it resumes from its last complete checkpoint); a run that "
+                                "fails for its own reasons is not retried.")
 _TUNED = flags.DEFINE_list("tuned", None, "best_config.py files written by maddpg-search: each one's settings "
                           "replace the paper's for its estimator on every task of its environment family.")
 _BOOTSTRAP_REPS = flags.DEFINE_integer("bootstrap_reps", 50_000, "Bootstrap replicates of the aggregate "
@@ -264,9 +288,10 @@ def _cpu_seconds(resource):
              for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
 
 
-def train_one(config_dict, workdir, threads=None):
+def train_one(config_dict, workdir, threads=None, attempts=None):
   """Trains (or resumes) one run; never raises for a run's own failure. `threads`: TensorFlow's intra- and
-  inter-op threads (None: TensorFlow's default). Returns a result dict:
+  inter-op threads (None: TensorFlow's default); `attempts`: where each attempt ran (a list of dicts, kept
+  in summary.json). Returns a result dict:
 
   {"status": "finished", "summary": {...}, "evaluations_csv": text} | {"status": "failed", "error": line}
   | {"status": "interrupted", "error": line}.
@@ -303,32 +328,112 @@ def train_one(config_dict, workdir, threads=None):
   # on a busy machine, wall seconds what it took here.
   summary["wall_seconds"] = time.time() - started
   summary["cpu_seconds"] = _cpu_seconds(resource) - usage
+  if attempts is not None:
+    summary["attempts"] = list(attempts)
   _write_json(os.path.join(workdir, "summary.json"), summary)
   with open(os.path.join(workdir, "evaluations.csv")) as handle:
     evaluations = handle.read()
   return {"status": "finished", "summary": summary, "evaluations_csv": evaluations}
 
 
+def _log_stem(results, spec):
+  return os.path.join(results, "logs", spec.task, spec.estimator, f"seed{spec.seed}")
+
+
 def _pid_file(results, spec):
-  return os.path.join(results, "logs", spec.task, spec.estimator, f"seed{spec.seed}.pid")
+  return _log_stem(results, spec) + ".pid"
 
 
-def _train_in_worker(config_dict, workdir, threads, log_path, pid_path):
-  """The Ray task: logs to `log_path`, announces its pid (for Ctrl-C on a local cluster), trains."""
+def _attempts_file(results, spec):
+  return _log_stem(results, spec) + ".attempts.jsonl"
+
+
+def read_attempts(path):
+  """The attempts recorded in a run's `.attempts.jsonl` (one JSON object a line; a torn last line is left
+  out), oldest first."""
+  found = []
+  try:
+    with open(path) as handle:
+      for line in handle:
+        try:
+          found.append(json.loads(line))
+        except ValueError:
+          pass
+  except OSError:
+    pass
+  return found
+
+
+def _this_node():
+  """Where this process runs: Ray's node id and address, the host name, the pid."""
+  place = {"host": socket.gethostname(), "pid": os.getpid(),
+           "started": datetime.datetime.now().isoformat(timespec="seconds")}
+  try:
+    import ray
+    place["node_id"] = ray.get_runtime_context().get_node_id()
+    place["node_ip"] = ray.util.get_node_ip_address()
+  except Exception:  # pylint: disable=broad-except  (outside Ray: host and pid say enough)
+    pass
+  return place
+
+
+class RunBusy(Exception):
+  """Another process holds a run's lock."""
+
+
+@contextlib.contextmanager
+def run_lock(path, wait_seconds=RUN_LOCK_WAIT_SECONDS):
+  """An exclusive lock on `path` (flock: released by the kernel when its process dies, also a SIGKILLed
+  one) for as long as one process trains the run. Waits up to `wait_seconds` for a previous holder (a
+  lost node's process that is still going down), then raises RunBusy naming the holder."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "a+") as handle:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+      try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+      except BlockingIOError:
+        if time.monotonic() >= deadline:
+          handle.seek(0)
+          holder = handle.read().strip() or "unknown"
+          raise RunBusy(f"another process holds {path} ({holder}) after {wait_seconds:.0f} s") from None
+        time.sleep(1.0)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts_path):
+  """The Ray task: logs to `log_path`, records where it runs, announces its pid (for Ctrl-C on a local
+  cluster), takes the run's lock, trains."""
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
   log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
   os.dup2(log, 1)
   os.dup2(log, 2)
-  print(f"--- {datetime.datetime.now().isoformat(timespec='seconds')} pid {os.getpid()} {workdir}", flush=True)
+  place = _this_node()
+  print(f"--- {place['started']} pid {os.getpid()} on {place['host']} (Ray node {place.get('node_id')}) "
+        f"{workdir}", flush=True)
+  with open(attempts_path, "a") as handle:  # one short line per attempt: appends do not interleave
+    handle.write(json.dumps(place, sort_keys=True) + "\n")
   with open(pid_path, "w") as handle:
     handle.write(str(os.getpid()))
   try:
-    result = train_one(config_dict, workdir, threads)
+    with run_lock(attempts_path[:-len(".attempts.jsonl")] + ".lock"):
+      result = train_one(config_dict, workdir, threads, attempts=read_attempts(attempts_path))
+  except RunBusy as busy:
+    result = {"status": "failed", "error": one_line(busy)}
   finally:
     try:
       os.remove(pid_path)
     except OSError:
       pass
+  result["node"] = place
   print(f"--- {result['status']}: {result.get('error', '')}", flush=True)
   return result
 
@@ -339,6 +444,7 @@ class GridReport:
   skipped: list = dataclasses.field(default_factory=list)       # names already finished before
   failed: dict = dataclasses.field(default_factory=dict)        # name -> one-line reason
   interrupted: list = dataclasses.field(default_factory=list)
+  retried: dict = dataclasses.field(default_factory=dict)       # name -> [why each earlier attempt was lost]
   seconds: float = 0.0
 
   @property
@@ -346,20 +452,99 @@ class GridReport:
     return not self.failed and not self.interrupted
 
 
+class GridBusy(Exception):
+  """Another grid holds the lock of a results directory."""
+
+
+_held_grid_locks = {}  # real path of a results directory -> [open lock file, depth] (re-entrant per process)
+
+
+@contextlib.contextmanager
+def grid_lock(results):
+  """One grid at a time on `results` (any node of a shared filesystem): an exclusive lock on
+  `<results>/grid.lock`, which names its holder. Raises GridBusy (one line naming the other grid)."""
+  key = os.path.realpath(results)
+  if key in _held_grid_locks:
+    _held_grid_locks[key][1] += 1
+    try:
+      yield
+    finally:
+      _held_grid_locks[key][1] -= 1
+    return
+  os.makedirs(results, exist_ok=True)
+  handle = open(os.path.join(results, "grid.lock"), "a+")
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    handle.seek(0)
+    holder = handle.read().strip() or "a grid that did not say who it is"
+    handle.close()
+    raise GridBusy(f"--results {results} is in use by another grid ({holder}); wait for it to end or use "
+                   f"another --results") from None
+  handle.seek(0)
+  handle.truncate()
+  handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+               f"{datetime.datetime.now().isoformat(timespec='seconds')}: {' '.join(sys.argv)[:300]}")
+  handle.flush()
+  _held_grid_locks[key] = [handle, 1]
+  try:
+    yield
+  finally:
+    del _held_grid_locks[key]
+    fcntl.flock(handle, fcntl.LOCK_UN)
+    handle.close()
+
+
+def check_writable(results):
+  """Raises UsageError (one line) unless this process can create and remove a file in `results`."""
+  probe = os.path.join(results, f".write-check-{socket.gethostname()}-{os.getpid()}")
+  try:
+    with open(probe, "w") as handle:
+      handle.write("ok")
+    os.remove(probe)
+  except OSError as error:
+    raise UsageError(f"--results {results} is not writable from this machine ({error.strerror or error}); "
+                     f"on a cluster give a path on storage every node mounts") from None
+
+
+def loopback_only():
+  """Makes a Ray that this process starts (and its children) listen and advertise on 127.0.0.1 only.
+
+  Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported: with 0 it stops turning 127.0.0.1 into
+  the machine's network address. Set for the children (gcs, raylet, workers, agents) and, when Ray is
+  already imported here, for this process too."""
+  os.environ[RAY_CLUSTER_MODE_VARIABLE] = "0"
+  os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
+  constants = sys.modules.get("ray._private.ray_constants")
+  if constants is not None:
+    constants.ENABLE_RAY_CLUSTER = False
+
+
 def _init_ray(ray_address, num_cpus, quiet):
+  """ray.init for the grid: a cluster's driver at `ray_address` (its token authentication as configured
+  there), or a local Ray on 127.0.0.1 only with no dashboard. Returns (ray, {address, session_dir})."""
   import logging
-  import ray
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env_vars = {"TF_CPP_MIN_LOG_LEVEL": "2"}
   kwargs = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                 logging_level=logging.WARNING if quiet else logging.INFO)
   if ray_address:
+    import ray
     ray.init(address=ray_address, runtime_env={"env_vars": env_vars}, **kwargs)
   else:
+    loopback_only()
+    import ray
     paths = [repo] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env_vars["PYTHONPATH"] = os.pathsep.join(paths)
-    ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env={"env_vars": env_vars}, **kwargs)
-  return ray
+    ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env={"env_vars": env_vars}, _node_ip_address=LOOPBACK,
+             **kwargs)
+  where = {"address": ray_address or "local"}
+  try:  # private, so only informative: where this grid's Ray keeps its logs
+    node = ray._private.worker._global_node  # pylint: disable=protected-access
+    where.update(address=node.address, session_dir=node.get_session_dir_path())
+  except Exception:  # pylint: disable=broad-except
+    pass
+  return ray, where
 
 
 def _is_ray_worker(pid):
@@ -387,9 +572,25 @@ def _interrupt_local_runs(results, specs):
   return signalled
 
 
-def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, retries=0, progress=True,
-             quiet=False):
-  """Runs every unfinished spec as a Ray task; returns a GridReport. Never raises for one run's failure."""
+def lost_not_failed(error):
+  """Whether a Ray error means the run's process or node was lost (worker crashed, node died, out of
+  memory, object lost), as opposed to the task raising (RayTaskError: the run's own code)."""
+  import ray.exceptions
+  return isinstance(error, ray.exceptions.RayError) and not isinstance(
+      error, (ray.exceptions.RayTaskError, ray.exceptions.TaskCancelledError))
+
+
+def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, retries=DEFAULT_RETRIES,
+             progress=True, quiet=False):
+  """Runs every unfinished spec as a Ray task; returns a GridReport. Never raises for one run's failure.
+
+  A run whose process or node is lost is submitted again (it resumes from its last complete checkpoint) up
+  to `retries` times; raises GridBusy if another grid holds `results`."""
+  with grid_lock(results):
+    return _run_grid(specs, results, ray_address, num_cpus, cpus_per_run, retries, progress, quiet)
+
+
+def _run_grid(specs, results, ray_address, num_cpus, cpus_per_run, retries, progress, quiet):
   report = GridReport()
   started = time.time()
   states = {spec.name: run_state(spec) for spec in specs}
@@ -405,19 +606,25 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
     report.seconds = time.time() - started
     return report
 
-  ray = _init_ray(ray_address, num_cpus, quiet)
+  ray, where = _init_ray(ray_address, num_cpus, quiet)
+  manifest["ray"] = where
   remote = ray.remote(max_calls=1)(_train_in_worker)  # a fresh process per run: thread settings, memory
   pending = {}
+
+  def submit(spec):
+    # Ray's own task retries would hide why a run was lost: the driver resubmits instead (max_retries=0).
+    ref = remote.options(num_cpus=cpus_per_run, max_retries=0, name=spec.name).remote(
+        spec.config, os.path.abspath(spec.workdir), cpus_per_run,
+        os.path.abspath(_log_stem(results, spec) + ".log"), os.path.abspath(_pid_file(results, spec)),
+        os.path.abspath(_attempts_file(results, spec)))
+    pending[ref] = spec
+
   for spec in todo:
-    log_path = os.path.join(results, "logs", spec.task, spec.estimator, f"seed{spec.seed}.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    os.makedirs(os.path.dirname(_log_stem(results, spec)), exist_ok=True)
     if os.path.exists(_pid_file(results, spec)):  # left by a worker that was killed: not this run's
       os.remove(_pid_file(results, spec))
-    ref = remote.options(num_cpus=cpus_per_run, max_retries=retries, name=spec.name).remote(
-        spec.config, os.path.abspath(spec.workdir), cpus_per_run, os.path.abspath(log_path),
-        os.path.abspath(_pid_file(results, spec)))
-    pending[ref] = spec
-    runs[spec.name] = {"status": "running", "workdir": spec.workdir, "log": log_path}
+    submit(spec)
+    runs[spec.name] = {"status": "running", "workdir": spec.workdir, "log": _log_stem(results, spec) + ".log"}
   _write_json(manifest_path, manifest)
 
   total_steps = sum(spec.total_steps for spec in specs)
@@ -429,15 +636,22 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
     bar = tqdm(total=len(specs), initial=len(report.skipped), unit="run", dynamic_ncols=True,
                desc=f"grid ({len(todo)} to run)")
 
+  def say(message):
+    (bar.write if bar is not None else lambda m: print(m, file=sys.stderr, flush=True))(message)
+
   def show():
     if bar is not None:
       steps = sum(done_steps.values())
       failed = f", {len(report.failed)} failed" if report.failed else ""
-      bar.set_postfix_str(f"env steps {steps:,}/{total_steps:,}{failed}")
+      retried = f", {len(report.retried)} retried" if report.retried else ""
+      bar.set_postfix_str(f"env steps {steps:,}/{total_steps:,}{failed}{retried}")
 
   def record(spec, result):
     status = result["status"]
-    runs[spec.name] = {"status": status, "workdir": spec.workdir, "error": result.get("error")}
+    runs[spec.name] = {"status": status, "workdir": spec.workdir, "error": result.get("error"),
+                       "attempts": read_attempts(_attempts_file(results, spec))}
+    if spec.name in report.retried:
+      runs[spec.name]["lost"] = report.retried[spec.name]
     if status == "finished":
       report.finished.append(spec.name)
       done_steps[spec.name] = spec.total_steps
@@ -452,8 +666,7 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
       report.interrupted.append(spec.name)
     else:
       report.failed[spec.name] = result.get("error") or "unknown error"
-      message = f"{PROG}: run failed: {spec.name}: {report.failed[spec.name]}"
-      (bar.write if bar is not None else lambda m: print(m, file=sys.stderr))(message)
+      say(f"{PROG}: run failed: {spec.name}: {report.failed[spec.name]}")
     if bar is not None:
       bar.update(1)
     show()
@@ -471,10 +684,21 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
           try:
             result = ray.get(ref)
           except Exception as error:  # pylint: disable=broad-except  (worker died, task error, ...)
-            result = {"status": "failed", "error": one_line(f"{type(error).__name__}: {error}")[:500]}
+            reason = one_line(f"{type(error).__name__}: {error}")[:500]
             if run_state(spec)[0] == "finished":  # it died after finishing (e.g. while exiting)
               result = {"status": "finished", "summary": _read_json(os.path.join(spec.workdir, "summary.json")),
                         "evaluations_csv": ""}
+            elif not interrupting and lost_not_failed(error) and len(report.retried.get(spec.name, ())) < retries:
+              lost = report.retried.setdefault(spec.name, [])
+              lost.append(reason)
+              say(f"{PROG}: lost {spec.name} (attempt {len(lost)}): {reason[:200]}; submitting it again "
+                  f"({len(lost)} of {retries} retries), it resumes from its last complete checkpoint")
+              runs[spec.name].update(status="retrying", lost=list(lost))
+              _write_json(manifest_path, manifest)
+              submit(spec)
+              continue
+            else:
+              result = {"status": "failed", "error": reason}
           if interrupting and result["status"] != "finished":
             result = {"status": "interrupted", "error": result.get("error")}
           record(spec, result)
@@ -491,9 +715,8 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
         for ref in set(pending) - running:
           ray.cancel(ref)  # queued runs do not start
         count = _interrupt_local_runs(results, [pending[ref] for ref in running])
-        message = (f"{PROG}: interrupted: asked {count} running run(s) to checkpoint; waiting for them "
-                   f"(Ctrl-C again to stop now)")
-        (bar.write if bar is not None else lambda m: print(m, file=sys.stderr))(message)
+        say(f"{PROG}: interrupted: asked {count} running run(s) to checkpoint; waiting for them "
+            f"(Ctrl-C again to stop now)")
   finally:
     if bar is not None:
       bar.close()
@@ -681,6 +904,8 @@ def _check_results(results, budget, fidelity, run=True):
     raise UsageError(f"--results {results}: {error.strerror or error}") from None
   if not os.access(results, os.W_OK):
     raise UsageError(f"--results {results} is not writable")
+  if run:
+    check_writable(results)
 
 
 def main(argv):
@@ -724,21 +949,27 @@ def main(argv):
   status = 0
   if specs and _RUN.value:
     manifest_path = os.path.join(results, "grid.json")
-    manifest = _read_json(manifest_path) or {}
-    manifest.update(budget=budget, fidelity=fidelity)
-    _write_json(manifest_path, manifest)
-    print(f"{PROG}: {len(specs)} runs ({budget} budget, fidelity {fidelity}) under {results}", flush=True)
     try:
-      report = run_grid(specs, results, _RAY_ADDRESS.value, _NUM_CPUS.value, _CPUS_PER_RUN.value,
-                        _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value)
+      with grid_lock(results):  # before grid.json is touched: a refused grid changes nothing
+        manifest = _read_json(manifest_path) or {}
+        manifest.update(budget=budget, fidelity=fidelity)
+        _write_json(manifest_path, manifest)
+        print(f"{PROG}: {len(specs)} runs ({budget} budget, fidelity {fidelity}) under {results}", flush=True)
+        report = run_grid(specs, results, _RAY_ADDRESS.value, _NUM_CPUS.value, _CPUS_PER_RUN.value,
+                          _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value)
+    except GridBusy as busy:
+      return _error(busy)
     except KeyboardInterrupt:
       print(f"{PROG}: interrupted; run the same command to resume", file=sys.stderr)
       return 130
     except Exception as error:  # pylint: disable=broad-except  (Ray could not start, ...)
       return _error(f"the grid could not run: {type(error).__name__}: {error}")
     print(f"{PROG}: {len(report.finished)} trained, {len(report.skipped)} already finished, "
-          f"{len(report.failed)} failed, {len(report.interrupted)} interrupted ({report.seconds:.0f} s)",
-          flush=True)
+          f"{len(report.failed)} failed, {len(report.interrupted)} interrupted, {len(report.retried)} retried "
+          f"({report.seconds:.0f} s)", flush=True)
+    for name, lost in report.retried.items():
+      print(f"{PROG}: retried: {name} ({len(lost)}x): {' | '.join(reason[:200] for reason in lost)}",
+            file=sys.stderr)
     for name, reason in report.failed.items():
       print(f"{PROG}: failed: {name}: {reason}", file=sys.stderr)
     if report.interrupted:

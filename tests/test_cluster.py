@@ -1,0 +1,381 @@
+"""`maddpg-reproduce` on a cluster, on this machine and on 127.0.0.1 only: a local grid's Ray listens on
+loopback alone; a grid across a head and a worker node (Ray's `cluster_utils.Cluster`, token authentication
+on) lands runs on both nodes and gives the local grid's numbers; a worker node killed while its run trains
+costs nothing but time (the run resumes on the head from its last complete checkpoint); two grids on one
+--results, an unwritable --results and the per-run lock.
+
+The grids: lbf-8x8-2p-2f-coop, STGS-1, seeds 0 and 1, the smoke preset extended to 3,000 env steps (three
+checkpoints, so a run can be caught between its first checkpoint and its end), one CPU per node. About
+1.5-3 min per grid on a shared 2-core machine.
+"""
+
+import contextlib
+import csv
+import ipaddress
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from maddpg_tf import checkpointing, reproduce
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASK = "lbf-8x8-2p-2f-coop"
+SEEDS = (0, 1)
+TOTAL_STEPS = 3_000
+GRID_FLAGS = ["--what=table1", "--budget=smoke", "--estimators=stgs-1", "--seeds=0,1",
+              f"--total_steps={TOTAL_STEPS}", "--quiet", "--bootstrap_reps=200", "--poi_bootstrap_reps=100"]
+GRID_TIMEOUT = 480
+
+# Every Ray process of these tests, the test's own included: loopback addresses, token authentication with
+# a token of this test session (never ~/.ray's), no usage reports.
+TOKEN = secrets.token_hex(32)
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN,
+           "RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+# A lost node is declared dead after 3 missed 1-second health checks (Ray's default: 5 of 3 s).
+FAST_HEALTH_CHECKS = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3,
+                      "health_check_timeout_ms": 1000}
+
+
+def _names():
+  return [f"{TASK}/stgs-1/seed{seed}" for seed in SEEDS]
+
+
+def _spec(results, seed):
+  workdir = reproduce.workdir_of(results, TASK, "stgs-1", seed)
+  return reproduce.RunSpec(TASK, "stgs-1", seed, workdir, {"total_steps": TOTAL_STEPS})
+
+
+def _start_grid(results, *extra):
+  """The grid's driver as its own process group (so that cleanup reaches every child)."""
+  os.makedirs(results, exist_ok=True)
+  out = open(os.path.join(os.path.dirname(results), os.path.basename(results) + ".driver.log"), "w")
+  return subprocess.Popen([sys.executable, "-m", "maddpg_tf.reproduce", *GRID_FLAGS, f"--results={results}",
+                           *extra], cwd=REPO, env=dict(os.environ, **RAY_ENV), stdout=out,
+                          stderr=subprocess.STDOUT, text=True, start_new_session=True), out.name
+
+
+def _stop(process):
+  if process.poll() is None:
+    with contextlib.suppress(ProcessLookupError):
+      os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def _wait(condition, timeout, what, process=None):
+  """Polls `condition()` (a file appearing and the like) every 0.1 s until it is true; fails after `timeout`."""
+  deadline = time.monotonic() + timeout
+  while True:
+    value = condition()
+    if value:
+      return value
+    assert process is None or process.poll() is None, f"the grid ended before {what}"
+    assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+    time.sleep(0.1)
+
+
+def _attempts(results, seed):
+  return reproduce.read_attempts(reproduce._attempts_file(results, _spec(results, seed)))
+
+
+def _evaluations(results, seed):
+  with open(os.path.join(_spec(results, seed).workdir, "evaluations.csv")) as handle:
+    return handle.read()
+
+
+def _table1_rows(results):
+  with open(os.path.join(results, "table1.csv")) as handle:
+    return [{k: v for k, v in row.items() if k != "generated"} for row in csv.DictReader(handle)]
+
+
+# ---- sockets and logs ------------------------------------------------------------------------------------
+
+def _process_tree(root):
+  """`root` and every process below it (from /proc's parent links)."""
+  children = {}
+  for name in os.listdir("/proc"):
+    if name.isdigit():
+      try:
+        with open(f"/proc/{name}/stat") as handle:
+          parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+      except (OSError, ValueError, IndexError):
+        continue
+      children.setdefault(parent, []).append(int(name))
+  tree, todo = set(), [root]
+  while todo:
+    pid = todo.pop()
+    if pid not in tree:
+      tree.add(pid)
+      todo += children.get(pid, [])
+  return tree
+
+
+def _listening_sockets(pids):
+  """{(address, port, pid)} of the TCP sockets in LISTEN state held by `pids` (/proc/net/tcp and tcp6)."""
+  listening = {}
+  for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+    with open(table) as handle:
+      for line in handle.read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] != "0A":  # LISTEN
+          continue
+        raw, port = fields[1].split(":")
+        packed = bytes.fromhex(raw)
+        # /proc prints each 32-bit word of the address in host (little-endian) order.
+        packed = b"".join(packed[i:i + 4][::-1] for i in range(0, len(packed), 4))
+        address = ipaddress.ip_address(packed)
+        if address.version == 6 and address.ipv4_mapped:
+          address = address.ipv4_mapped
+        listening[fields[9]] = (str(address), int(port, 16))
+  found = set()
+  for pid in pids:
+    try:
+      links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+      continue
+    for link in links:
+      inode = link[len("socket:["):-1] if link.startswith("socket:[") else None
+      if inode in listening:
+        found.add((*listening[inode], pid))
+  return found
+
+
+def _command(pid):
+  try:
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+      return handle.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+  except OSError:
+    return "?"
+
+
+def _is_loopback(address):
+  return ipaddress.ip_address(address).is_loopback
+
+
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?![\d.])")
+
+
+def _addresses_in_logs(session_dir):
+  """{IPv4 address: a log file naming it} over every log of a Ray session."""
+  found = {}
+  for root, _, files in os.walk(os.path.join(session_dir, "logs")):
+    for name in files:
+      try:
+        with open(os.path.join(root, name), errors="replace") as handle:
+          text = handle.read()
+      except OSError:
+        continue
+      for address in _IPV4.findall(text):
+        with contextlib.suppress(ValueError):
+          ipaddress.ip_address(address)
+          found.setdefault(address, name)
+  return found
+
+
+# ---- the grids -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_grid(tmp_path_factory):
+  """The undisturbed grid on a local Ray (no --ray_address), with the sockets its Ray listened on."""
+  results = str(tmp_path_factory.mktemp("local") / "results")
+  process, log = _start_grid(results, "--num_cpus=2")
+  try:
+    # Ray is up once a run has announced its pid; by then every Ray process of this grid has started.
+    _wait(lambda: any(os.path.isfile(reproduce._pid_file(results, _spec(results, s))) for s in SEEDS), 300,
+          "a run to start", process)
+    sockets = _listening_sockets(_process_tree(process.pid))
+    process.wait(timeout=GRID_TIMEOUT)
+  finally:
+    _stop(process)
+  with open(log) as handle:
+    output = handle.read()
+  assert process.returncode == 0, output[-3000:]
+  with open(os.path.join(results, "grid.json")) as handle:
+    manifest = json.load(handle)
+  return dict(results=results, sockets=sockets, output=output, manifest=manifest)
+
+
+@contextlib.contextmanager
+def two_node_cluster():
+  """A head and one worker node (one CPU each) on 127.0.0.1 with token authentication; shut down always."""
+  saved = {name: os.environ.get(name) for name in RAY_ENV}
+  os.environ.update(RAY_ENV)
+  reproduce.loopback_only()  # the variable is read when Ray is imported: this process may have imported it
+  from ray import cluster_utils
+  cluster = None
+  try:
+    cluster = cluster_utils.Cluster(initialize_head=True, connect=False, head_node_args=dict(
+        num_cpus=1, include_dashboard=False, _system_config=FAST_HEALTH_CHECKS))
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster, cluster.head_node, worker
+  finally:
+    if cluster is not None:
+      cluster.shutdown()
+    for name, value in saved.items():
+      if value is None:
+        os.environ.pop(name, None)
+      else:
+        os.environ[name] = value
+
+
+@pytest.mark.slow
+def test_local_grid_listens_on_loopback_only(local_grid):
+  sockets = local_grid["sockets"]
+  commands = {_command(pid) for _, _, pid in sockets}
+  assert any("gcs_server" in c for c in commands) and any("raylet" in c for c in commands), commands
+  outside = [(address, port, _command(pid)) for address, port, pid in sockets if not _is_loopback(address)]
+  assert outside == [], f"Ray listens beyond loopback: {outside}"
+  session = local_grid["manifest"]["ray"]["session_dir"]
+  assert os.path.isdir(os.path.join(session, "logs"))
+  addresses = _addresses_in_logs(session)
+  assert "127.0.0.1" in addresses
+  named = {address: name for address, name in addresses.items() if not _is_loopback(address)
+           and not address.startswith("0.0.0.")}  # versions like 2.60.0.0 are not addresses of anything
+  assert named == {}, f"the session's logs name other addresses: {named}"
+  assert local_grid["manifest"]["ray"]["address"].startswith("127.0.0.1:")
+
+
+@pytest.mark.slow
+def test_grid_across_two_nodes_lands_on_both_and_equals_the_local_grid(local_grid, tmp_path):
+  results = str(tmp_path / "results")
+  started = time.monotonic()
+  with two_node_cluster() as (cluster, head, worker):
+    process, log = _start_grid(results, f"--ray_address={cluster.address}")
+    try:
+      process.wait(timeout=GRID_TIMEOUT)
+    finally:
+      _stop(process)
+  seconds = time.monotonic() - started
+  with open(log) as handle:
+    output = handle.read()
+  assert process.returncode == 0, output[-3000:]
+  nodes = {seed: [a["node_id"] for a in _attempts(results, seed)] for seed in SEEDS}
+  assert sorted(n for ids in nodes.values() for n in ids) == sorted([head.node_id, worker.node_id]), nodes
+  assert all(a["node_ip"] == "127.0.0.1" for seed in SEEDS for a in _attempts(results, seed))
+  for seed in SEEDS:
+    with open(os.path.join(_spec(results, seed).workdir, "summary.json")) as handle:
+      assert [a["node_id"] for a in json.load(handle)["attempts"]] == nodes[seed]  # the run's own record
+    assert _evaluations(results, seed) == _evaluations(local_grid["results"], seed)
+  assert _table1_rows(results) == _table1_rows(local_grid["results"])
+  print(f"two-node smoke grid: {seconds:.0f} s with the cluster's start")
+
+
+@pytest.mark.slow
+def test_a_node_lost_mid_grid_resumes_its_run_elsewhere_with_the_same_numbers(local_grid, tmp_path):
+  """Fails on a grid that does not retry lost runs by default (the run would be reported failed)."""
+  results = str(tmp_path / "results")
+  with two_node_cluster() as (cluster, head, worker):
+    process, log = _start_grid(results, f"--ray_address={cluster.address}")
+    try:
+      def worker_run_checkpointed():
+        for seed in SEEDS:
+          attempts = _attempts(results, seed)
+          if attempts and attempts[0]["node_id"] == worker.node_id and checkpointing.complete_checkpoints(
+              os.path.join(_spec(results, seed).workdir, "checkpoints")):
+            return seed, attempts[0]["pid"]
+        return None
+      seed, pid = _wait(worker_run_checkpointed, 300, "the worker node's run to write a checkpoint", process)
+      os.kill(pid, signal.SIGSTOP)  # frozen at once: it cannot finish while the node goes down
+      step = reproduce.checkpoint_step(_spec(results, seed).workdir)
+      assert step < TOTAL_STEPS, "the run finished before its node could be killed"
+      os.kill(pid, signal.SIGKILL)
+      cluster.remove_node(worker, allow_graceful=False)  # its raylet and every other process of the node
+      process.wait(timeout=GRID_TIMEOUT)
+    finally:
+      _stop(process)
+  with open(log) as handle:
+    output = handle.read()
+  assert process.returncode == 0, output[-3000:]
+  name = f"{TASK}/stgs-1/seed{seed}"
+  retried = [line for line in output.splitlines() if line.startswith("maddpg-reproduce: retried:")]
+  assert len(retried) == 1 and name in retried[0], output[-3000:]
+  attempts = _attempts(results, seed)
+  assert [a["node_id"] for a in attempts] == [worker.node_id, head.node_id]
+  workdir = _spec(results, seed).workdir
+  assert any(n.startswith("provenance-resume-") for n in os.listdir(workdir)), "started over, not resumed"
+  with open(os.path.join(results, "grid.json")) as handle:
+    manifest = json.load(handle)["runs"]
+  assert manifest[name]["status"] == "finished" and len(manifest[name]["lost"]) == 1
+  assert all(manifest[n]["status"] == "finished" for n in _names())
+  for other in SEEDS:
+    assert _evaluations(results, other) == _evaluations(local_grid["results"], other)
+  assert _table1_rows(results) == _table1_rows(local_grid["results"])
+
+
+# ---- locks, storage, retry rules (no Ray processes) ------------------------------------------------------
+
+def test_a_second_grid_on_the_same_results_is_refused_with_one_line(tmp_path):
+  results = str(tmp_path / "results")
+  with reproduce.grid_lock(results):
+    done = subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", *GRID_FLAGS, f"--results={results}"],
+                          cwd=REPO, env=dict(os.environ, **RAY_ENV), capture_output=True, text=True, timeout=120)
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 2 and len(lines) == 1, done.stderr
+  assert lines[0].startswith(f"maddpg-reproduce: error: --results {results} is in use by another grid (pid "
+                             f"{os.getpid()} on ")
+  assert sorted(os.listdir(results)) == ["grid.lock"]  # no grid.json, no run started
+
+
+def test_grid_lock_is_reentrant_in_its_process_and_released_after(tmp_path):
+  results = str(tmp_path / "r")
+  with reproduce.grid_lock(results):
+    with reproduce.grid_lock(results):  # main() holds it around run_grid
+      pass
+  with reproduce.grid_lock(results):  # free again
+    pass
+
+
+def test_run_lock_refuses_a_second_holder_naming_the_first(tmp_path):
+  path = str(tmp_path / "logs" / "seed0.lock")
+  with reproduce.run_lock(path):
+    with pytest.raises(reproduce.RunBusy, match=rf"another process holds .*seed0.lock \(pid {os.getpid()} on "):
+      with reproduce.run_lock(path, wait_seconds=0):
+        pass
+  with reproduce.run_lock(path, wait_seconds=0):  # released with its holder
+    pass
+
+
+def test_run_lock_waits_for_a_holder_that_goes_away(tmp_path):
+  path = str(tmp_path / "seed0.lock")
+  holding, release = threading.Event(), threading.Event()
+
+  def hold():
+    with reproduce.run_lock(path):
+      holding.set()
+      release.wait(10)
+
+  thread = threading.Thread(target=hold)
+  thread.start()
+  holding.wait(10)
+  release.set()  # the lock is free within the waiter's first retry
+  with reproduce.run_lock(path, wait_seconds=30):
+    pass
+  thread.join()
+
+
+def test_unwritable_results_is_one_line_exit_2():
+  with pytest.raises(reproduce.UsageError, match=r"^--results /proc is not writable from this machine"):
+    reproduce.check_writable("/proc")
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", *GRID_FLAGS, "--results=/proc"], cwd=REPO,
+                        env=dict(os.environ, **RAY_ENV), capture_output=True, text=True, timeout=120)
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 2 and len(lines) == 1 and "--results /proc is not writable" in lines[0], done.stderr
+
+
+def test_only_lost_processes_and_nodes_are_retried():
+  from ray import exceptions
+  assert reproduce.lost_not_failed(exceptions.WorkerCrashedError())
+  assert reproduce.lost_not_failed(exceptions.NodeDiedError("node 1234 died"))
+  assert reproduce.lost_not_failed(exceptions.LocalRayletDiedError())
+  assert not reproduce.lost_not_failed(exceptions.RayTaskError("train", "Traceback ...", ValueError("bad")))
+  assert not reproduce.lost_not_failed(exceptions.TaskCancelledError())
+  assert not reproduce.lost_not_failed(ValueError("not Ray's"))
+  assert reproduce.DEFAULT_RETRIES == 3
