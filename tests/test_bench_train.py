@@ -78,10 +78,15 @@ def test_task_keys_describe_the_reference_run_and_add_the_fast_backends_figures(
   assert "lbf_10x10_3p_3f_train_over_reference_bare" not in other
 
 
-def test_fast_backend_without_the_config_key_is_one_line_and_exit_2(capsys):
-  from maddpg_tf import config as config_lib
-  if "env_backend" in config_lib.get_config(f"task={TASK}"):
-    pytest.skip("the config has env_backend: --backends=reference,fast measures both")
+def test_fast_backend_without_the_config_key_is_one_line_and_exit_2(capsys, monkeypatch):
+  original = bench_train.task_config
+
+  def without_key(*args, **kwargs):  # a config from before the fast backends
+    config = original(*args, **kwargs)
+    del config["env_backend"]
+    return config
+
+  monkeypatch.setattr(bench_train, "task_config", without_key)
   with pytest.raises(SystemExit) as exit_info:
     bench_train.main(["--backends=reference,fast", "--tasks", TASK])
   assert exit_info.value.code == 2
@@ -113,9 +118,10 @@ def test_bare_rate_counts_whole_rounds_of_vector_steps():
 
 
 @pytest.mark.slow
-def test_tiny_run_prints_one_json_object_with_positive_finite_figures(capsys):
+def test_tiny_run_on_both_backends_prints_one_json_object_with_positive_finite_figures(capsys):
   # jit_compile=false: XLA's compile of the update takes 5-15 s here; the structure is the same without it.
-  assert bench_train.main(["--tiny", "--json", "--tasks", TASK, "--set", "jit_compile=false"]) == 0
+  assert bench_train.main(["--tiny", "--json", "--tasks", TASK, "--set", "jit_compile=false",
+                           "--backends=reference,fast"]) == 0
   lines = capsys.readouterr().out.strip().splitlines()
   assert "train/bare" in "\n".join(lines[:-1])
   result = json.loads(lines[-1])
@@ -124,7 +130,9 @@ def test_tiny_run_prints_one_json_object_with_positive_finite_figures(capsys):
   for key in (f"{prefix}_train_over_bare", f"{prefix}_train_steps_per_s", f"{prefix}_bare_steps_per_s",
               f"{prefix}_update_ms", f"{prefix}_update_block_ms", f"{prefix}_update_share", f"{prefix}_sample_ms",
               f"{prefix}_act_us", f"{prefix}_env_vector_step_us", f"{prefix}_updates_per_env_step",
-              "buffer_2m_lbf_15x15_4p_5f_gb", "lbf_8x8_speedup_vs_paper_gst", "lbf_8x8_speedup_vs_paper_stgs1"):
+              f"{prefix}_fast_bare_steps_per_s", f"{prefix}_fast_train_steps_per_s",
+              f"{prefix}_train_over_reference_bare", "buffer_2m_lbf_15x15_4p_5f_gb",
+              "lbf_8x8_speedup_vs_paper_gst", "lbf_8x8_speedup_vs_paper_stgs1"):
     value = result[key]
     assert isinstance(value, (int, float)) and not isinstance(value, bool), key
     assert math.isfinite(value) and value > 0, (key, value)
@@ -132,9 +140,15 @@ def test_tiny_run_prints_one_json_object_with_positive_finite_figures(capsys):
   assert len(result[f"{prefix}_window_steps_per_s"]) == 2
   assert 0 < result[f"{prefix}_updates_per_env_step"] <= 2 / 25
   assert result[f"{prefix}_target"] == 0.5 and isinstance(result[f"{prefix}_pass"], bool)
+  # The fast backend steps LBF 30-200x faster than the package: the two bare runs are different envs.
+  assert result[f"{prefix}_fast_bare_steps_per_s"] > 5 * result[f"{prefix}_bare_steps_per_s"]
+  assert result[f"{prefix}_train_over_reference_bare"] == pytest.approx(
+      result[f"{prefix}_fast_train_steps_per_s"] / result[f"{prefix}_bare_steps_per_s"])
+  out = "\n".join(lines)
+  assert "[reference]" in out and "[fast]" in out and "by 1 worker process" in out
   # Two [2M, 4, 27] observation arrays are at least 0.864 GB in float16 (nbytes, not RSS).
   assert result["buffer_2m_lbf_15x15_4p_5f_gb"] >= 2 * 2_000_000 * 4 * 27 * 2 / 1e9
   assert result["estimator"] == "gst" and result["tf_version"] and result["git_revision"]
-  assert result["overrides"] == {"jit_compile": False} and result["backends"] == ["reference"]
-  for absent in ("lbf_15x15_train_over_bare", "rware_tiny_4ag_train_over_bare", f"{prefix}_fast_bare_steps_per_s"):
+  assert result["overrides"] == {"jit_compile": False} and result["backends"] == ["reference", "fast"]
+  for absent in ("lbf_15x15_train_over_bare", "rware_tiny_4ag_train_over_bare"):
     assert absent not in result

@@ -5,30 +5,28 @@
     python tools/bench_train.py --quick --json  # short windows (~1.5 minutes); JSON on the last line
     python tools/bench_train.py --tasks lbf-8x8-2p-2f-coop --estimator stgs-1
     python tools/bench_train.py --quick --set loop.asynchronous_updates=false   # A/B any config field
-    python tools/bench_train.py --quick --backends reference,fast               # once configs have env_backend
+    python tools/bench_train.py --quick --backends reference,fast               # and the fast backend
 
 For each task (and backend), in one process and side by side (the machine is shared and noisy: compare
-ratios):
+ratios, and read the CPU line: training needs both cores, the bare env one):
 
 1. bare: the task's `VectorEnvironment` (or the fast backend's) at the config's `num_envs`, in this
-   process, stepped with `random_actions`; half the time before the training measurement and half after
-   (their spread says how steady the machine was). Rate b = env steps / s.
-2. train: a real `experiment.Experiment` at the config's defaults, with the warm-up shrunk to about two
-   batches and evaluations and checkpoints pushed past the end. A `WindowClock` observer records
-   (time, env steps, updates scheduled) at every step. An update cycle starts at the first step after
-   an update block was scheduled; once `settle_blocks` blocks have been scheduled (the first compiles,
-   and in the asynchronous loop the second waits for it), `windows` consecutive windows of at least
-   `window_s` seconds each are cut at cycle starts, so each holds whole cycles, and the clock then ends the
-   run by raising `WindowsDone`. Rate t = window env steps / window seconds; the figure is t / b.
-3. the update: `learner.step_block` on real batches from the run's replay buffer, at the run's block
-   size, timed after the run in the same process: ms per update u. Its share of the windows is
-   (updates in the windows) x u / (window seconds): how busy the learner was. Also timed: `sample` on the
-   replay buffer (ms) and the loop's actor on its current observations (us per call).
-4. memory of a 2,000,000-transition `ReplayBuffer` for lbf-15x15-4p-5f at the config's observation dtype
-   (`nbytes`: what a full buffer holds), against 2 GB; the paper code's LBF 8x8 figures beside ours.
-CPU: cores used by this process (its env workers included) and by other processes during each part.
+   process, stepped with `random_actions`, half the time before training and half after. Rate b.
+2. train: a real `experiment.Experiment` at the config's defaults on that backend (env workers:
+   `BACKEND_WORKERS`), its warm-up shrunk to about two batches, evaluations and checkpoints pushed past
+   the end. Its `WindowClock` observer records (time, env steps, updates scheduled) at every step; a
+   step after which an update block was scheduled ends an update cycle. After `settle_blocks` blocks
+   (the first compiles; in the asynchronous loop the second waits for it), `windows` windows of at least
+   `window_s` seconds are cut at cycle ends, so each holds whole cycles, and the clock ends the run
+   (`WindowsDone`). Rate t = window env steps / seconds; the figure is t / b, against the issue's targets
+   (reference backend); with both backends also t(fast) / b(reference).
+3. the update: `learner.step_block` at the run's block size on batches from the run's replay buffer,
+   timed after the run: u ms per update; its share = window updates x u / window seconds (the learner's
+   busy fraction). Also `sample` on the replay buffer and the loop's actor on its observations.
+4. memory of a 2,000,000-transition `ReplayBuffer` for lbf-15x15-4p-5f (`nbytes` at the config's
+   observation dtype) against 2 GB, and the paper code's LBF 8x8 figures beside ours.
 
-`run_benchmark(tasks, mode=..., estimator=...)` returns the dict that `--json` prints (plus "details").
+`run_benchmark(tasks, mode=..., estimator=...)` returns the dict `--json` prints, plus "details".
 """
 
 import argparse
@@ -49,80 +47,66 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULT_TASKS = ("lbf-8x8-2p-2f-coop", "lbf-15x15-4p-5f", "rware-tiny-4ag")
 # JSON key prefixes of the issue's tasks; any other task gets its name with '-' -> '_'.
 KEY_PREFIX = {"lbf-8x8-2p-2f-coop": "lbf_8x8", "lbf-15x15-4p-5f": "lbf_15x15", "rware-tiny-4ag": "rware_tiny_4ag"}
-# The issue's targets: training env steps/s over bare-environment env steps/s (reference backend).
+# The issue's targets: training env steps/s over bare env steps/s, both on the reference backend.
 TARGETS = {"lbf-8x8-2p-2f-coop": 0.5, "lbf-15x15-4p-5f": 0.35, "rware-tiny-4ag": 0.6}
 BACKENDS = ("reference", "fast")
-BUFFER_TASK = "lbf-15x15-4p-5f"
-BUFFER_CAPACITY = 2_000_000
-BUFFER_TARGET_GB = 2.0
+# Env worker processes per backend unless `--set env_workers=N`: the reference envs in one worker, as the
+# targets were measured (in the training process the packages' pure-Python envs share the learner's
+# interpreter lock); the fast backend at the config's own count (0: a fast step costs less than a message).
+BACKEND_WORKERS = {"reference": 1}
+BUFFER_TASK, BUFFER_CAPACITY, BUFFER_TARGET_GB = "lbf-15x15-4p-5f", 2_000_000, 2.0
 # ../shared/paper/BASELINES.md: the authors' PyTorch code on this kind of machine, LBF 8x8-2p-2f-coop.
 PAPER_LBF_8X8 = {"bare_steps_per_s": 13_000,
                  "train_steps_per_s": {"stgs-1": 1010, "stgs-t": 1092, "grmck": 721, "gst": 850},
                  "ms_per_update": {"stgs-1": 8.9, "stgs-t": 8.2, "grmck": 14.1, "gst": 9.9}}
+# The per-task figures that become JSON keys `<prefix>_<name>`.
+TASK_FIGURES = ("bare_steps_per_s", "train_steps_per_s", "train_over_bare", "update_ms", "update_block_ms",
+                "update_share", "sample_ms", "act_us", "env_vector_step_us", "updates_per_env_step",
+                "other_processes_cores", "window_steps_per_s")
 
 
 @dataclasses.dataclass(frozen=True)
 class Mode:
-  bare_s: float         # bare-environment seconds, in two halves (before and after training)
-  window_s: float       # minimum length of each timed training window
-  windows: int          # consecutive training windows
-  settle_blocks: int    # update blocks scheduled before the first window starts
-  update_calls: int     # timed learner.step_block calls
-  act_calls: int        # timed acting / sampling calls
-  max_wait_s: float     # give up if the windows have not started by then
+  bare_s: float       # bare-environment seconds, in two halves (before and after training)
+  window_s: float     # minimum length of each training window
+  windows: int
+  settle_blocks: int  # update blocks scheduled before the first window starts
+  update_calls: int   # timed learner.step_block calls
+  act_calls: int      # timed acting and sampling calls
+  max_wait_s: float   # give up if the first window has not started by then
 
 
-MODES = {
-    "full": Mode(bare_s=16.0, window_s=10.0, windows=3, settle_blocks=3, update_calls=30, act_calls=1000,
-                 max_wait_s=300.0),
-    "quick": Mode(bare_s=3.0, window_s=3.5, windows=2, settle_blocks=2, update_calls=8, act_calls=200,
-                  max_wait_s=120.0),
-    # For tests only: seconds, not a measurement.
-    "tiny": Mode(bare_s=0.3, window_s=0.2, windows=2, settle_blocks=1, update_calls=2, act_calls=5,
-                 max_wait_s=120.0),
-}
+MODES = {"full": Mode(16.0, 10.0, 3, 3, 30, 1000, 300.0), "quick": Mode(3.0, 3.5, 2, 2, 8, 200, 120.0),
+         "tiny": Mode(0.3, 0.2, 2, 2, 2, 5, 120.0)}  # tiny: for tests, seconds, not a measurement
 
 
 def key_prefix(task):
   return KEY_PREFIX.get(task, task.replace("-", "_").replace(".", "_"))
 
 
-# ---- machine ---------------------------------------------------------------------------------------------
-
-def _git_revision():
-  try:
-    revision = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
-    dirty = bool(subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10).stdout.strip())
-  except (OSError, subprocess.SubprocessError):
-    return "unknown", None
-  return revision, dirty
-
-
-def _cpu_model():
-  try:
-    with open("/proc/cpuinfo") as handle:
-      for line in handle:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return None
-
+# ---- the machine ---------------------------------------------------------------------------------------
 
 def environment_info():
   """TF version, git revision, CPU, thread settings and machine load."""
   import tensorflow as tf
-  revision, dirty = _git_revision()
-  return {
-      "tf_version": tf.__version__, "git_revision": revision, "git_dirty": dirty,
-      "python": sys.version.split()[0], "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
-      "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-      "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-      "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-      "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-  }
+  def git(*args):
+    return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True, timeout=10).stdout.strip()
+
+  try:
+    revision, dirty = git("rev-parse", "HEAD") or "unknown", bool(git("status", "--porcelain", "-uno"))
+  except (OSError, subprocess.SubprocessError):
+    revision, dirty = "unknown", None
+  try:
+    with open("/proc/cpuinfo") as handle:
+      cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), None)
+  except OSError:
+    cpu = None
+  return {"tf_version": tf.__version__, "git_revision": revision, "git_dirty": dirty,
+          "python": sys.version.split()[0], "cpu_model": cpu, "cpu_count": os.cpu_count(),
+          "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+          "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+          "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+          "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
 def _children_cpu_s():
@@ -144,7 +128,7 @@ def _children_cpu_s():
 
 class CpuMeter:
   """Average cores busy between `start()` and `stop()`: this process with its children (the env workers),
-  and every other process on the machine (from /proc/stat: how much of the cores neighbours took)."""
+  and every other process on the machine (/proc/stat)."""
 
   def __init__(self):
     self.start()
@@ -171,10 +155,21 @@ class CpuMeter:
     """{"own_cores": ..., "other_cores": ... (None without /proc/stat)}."""
     wall = max(time.perf_counter() - self.wall, 1e-9)
     machine, own = self._machine_busy_s(), self._own_s()
-    result = {"own_cores": (own - self.own) / wall, "other_cores": None}
-    if machine is not None and self.machine is not None:
-      result["other_cores"] = max(0.0, (machine - self.machine) - (own - self.own)) / wall
-    return result
+    other = None if None in (machine, self.machine) else max(0.0, machine - self.machine - (own - self.own)) / wall
+    return {"own_cores": (own - self.own) / wall, "other_cores": other}
+
+
+def set_threads(intra_op=None, inter_op=None):
+  """TF's thread pools; only possible before TF runs its first op (returns False if too late)."""
+  import tensorflow as tf
+  try:
+    if intra_op is not None:
+      tf.config.threading.set_intra_op_parallelism_threads(int(intra_op))
+    if inter_op is not None:
+      tf.config.threading.set_inter_op_parallelism_threads(int(inter_op))
+  except RuntimeError:
+    return False
+  return True
 
 
 # ---- configs -------------------------------------------------------------------------------------------
@@ -183,8 +178,7 @@ def apply_overrides(config, overrides):
   """Sets dotted config fields, e.g. {"loop.asynchronous_updates": False}; an unknown field raises
   KeyError naming the fields there are."""
   for dotted, value in (overrides or {}).items():
-    parts = dotted.split(".")
-    target = config
+    parts, target = dotted.split("."), config
     for depth, part in enumerate(parts):
       keys = sorted(target.keys()) if hasattr(target, "keys") else []
       if part not in keys:
@@ -201,13 +195,13 @@ def parse_override(text):
   key, sep, value = text.partition("=")
   if not sep or not key.strip():
     raise ValueError(f"--set wants key=value, got {text!r}")
-  value = value.strip()
+  key, value = key.strip(), value.strip()
   if value.lower() in ("true", "false"):
-    return key.strip(), value.lower() == "true"
+    return key, value.lower() == "true"
   try:
-    return key.strip(), json.loads(value)
+    return key, json.loads(value)
   except ValueError:
-    return key.strip(), value
+    return key, value
 
 
 def task_config(task, estimator="gst", overrides=None, seed=0):
@@ -218,24 +212,14 @@ def task_config(task, estimator="gst", overrides=None, seed=0):
   return apply_overrides(config, overrides)
 
 
-# ---- 1. the bare environment ---------------------------------------------------------------------------
-
-def make_bare_env(task, num_envs, seed, episode_limit, backend="reference"):
-  """The task's envs in this process: the reference `VectorEnvironment` or the fast backend's."""
-  import inspect
-  from maddpg_tf import environments
-  if backend == "reference":
-    return environments.make(task, num_envs=num_envs, seed=seed, episode_limit=episode_limit)
-  if "backend" in inspect.signature(environments.make).parameters:
-    return environments.make(task, num_envs=num_envs, seed=seed, episode_limit=episode_limit, backend=backend)
-  from maddpg_tf.envs import fast_common
-  return fast_common.FastVectorEnvironment(task, num_envs, seed, episode_limit)
-
+# ---- measurements --------------------------------------------------------------------------------------
 
 def bare_rate(task, num_envs, seconds, episode_limit, seed=0, backend="reference"):
-  """(env steps, seconds) of `num_envs` envs stepped with uniform random actions for about `seconds`."""
+  """(env steps, seconds) of `num_envs` envs in this process (`backend`: reference or fast) stepped with
+  uniform random actions for about `seconds`."""
   import numpy as np
-  env = make_bare_env(task, num_envs, seed, episode_limit, backend)
+  from maddpg_tf import environments
+  env = environments.make(task, num_envs=num_envs, seed=seed, episode_limit=episode_limit, backend=backend)
   rng = np.random.default_rng(seed)
   try:
     env.reset()
@@ -246,32 +230,28 @@ def bare_rate(task, num_envs, seconds, episode_limit, seed=0, backend="reference
       for _ in range(20):
         env.step(env.random_actions(rng))
       steps += 20 * num_envs
-      now = time.perf_counter()
-      if now - start >= seconds:
-        return steps, now - start
+      if time.perf_counter() - start >= seconds:
+        return steps, time.perf_counter() - start
   finally:
     env.close()
 
-
-# ---- 2. the training loop ------------------------------------------------------------------------------
 
 class WindowsDone(Exception):
   """Raised by `WindowClock` from inside `Experiment.run()` once its last window has ended."""
 
 
 class WindowClock:
-  """An `environment_loop.Observer` that cuts timed windows out of the real training loop (module doc).
+  """An `environment_loop.Observer` that cuts timed windows out of the training loop (see the module).
 
-  `bind(counters)` gives it the run's `types.Counters` before `run()`. After the run: `times`,
-  `env_steps`, `updates` (one entry per step) and `cuts` (indices of the window boundaries, windows + 1).
+  `bind(counters)` gives it the run's `types.Counters` before the run. Afterwards `times`, `env_steps`,
+  `updates` hold one entry per step and `cuts` the indices of the windows' ends (windows + 1 of them).
   """
 
   def __init__(self, window_s, windows, settle_blocks, max_wait_s, clock=time.perf_counter):
     if windows < 1 or settle_blocks < 1:
       raise ValueError(f"WindowClock needs windows >= 1 and settle_blocks >= 1, got {windows}, {settle_blocks}")
     self.window_s, self.windows, self.settle_blocks, self.max_wait_s = window_s, windows, settle_blocks, max_wait_s
-    self.clock = clock
-    self.counters = None
+    self.clock, self.counters = clock, None
     self.times, self.env_steps, self.updates, self.cuts = [], [], [], []
     self.blocks = 0
 
@@ -281,11 +261,11 @@ class WindowClock:
   def observe(self, step, actions):
     del step, actions
     now, c = self.clock(), self.counters
-    new_cycle = bool(self.updates) and c.updates != self.updates[-1]
+    block = bool(self.updates) and c.updates != self.updates[-1]  # scheduled after the previous step
     self.times.append(now)
     self.env_steps.append(c.env_steps)
     self.updates.append(c.updates)
-    if not new_cycle:
+    if not block:
       if not self.cuts and now - self.times[0] > self.max_wait_s:
         raise RuntimeError(f"bench_train: {self.blocks} update block(s) in {self.max_wait_s:.0f} s of training, "
                            f"{self.settle_blocks} needed before the first window")
@@ -297,7 +277,8 @@ class WindowClock:
         raise WindowsDone()
 
   def metrics(self):
-    """Per window: (seconds, env steps, updates scheduled); plus the totals over all windows."""
+    """Totals over the windows (seconds, env steps, updates scheduled), the rate of each, and the seconds
+    from the first training step to the first window; {} before the windows are done."""
     if len(self.cuts) < 2:
       return {}
     spans = [(self.times[b] - self.times[a], self.env_steps[b] - self.env_steps[a], self.updates[b] - self.updates[a])
@@ -309,8 +290,7 @@ class WindowClock:
 
 
 def _mean_seconds(function, calls):
-  """Mean seconds per call of `function()` over `calls` calls, after one unmeasured call."""
-  function()
+  function()  # not timed: first-call costs
   started = time.perf_counter()
   for _ in range(calls):
     function()
@@ -327,81 +307,79 @@ def time_parts(exp, mode, seed):
   calls = [0]
 
   def update_block():
-    k = calls[0]
+    first = 10_000_000 + block * calls[0]
     calls[0] += 1
-    seeds = [np.array([seed, 10_000_000 + k * block + j], np.int64) for j in range(block)]
     # step_block reads each call's finiteness record back, so it returns once the compiled call is done.
-    exp.learner.step_block(batches, seeds, [float(k * block + j) for j in range(block)], block_size=block)
+    exp.learner.step_block(batches, [np.array([seed, first + j], np.int64) for j in range(block)],
+                           [float(first + j) for j in range(block)], block_size=block)
 
   block_s = _mean_seconds(update_block, mode.update_calls)
   sample_s = _mean_seconds(lambda: exp.replay.sample(batch_size, rng), mode.act_calls)
-  observations = exp.loop.observations
-  act_s = _mean_seconds(lambda: exp.loop.actor.select_actions(observations), mode.act_calls)
+  act_s = _mean_seconds(lambda: exp.loop.actor.select_actions(exp.loop.observations), mode.act_calls)
   return {"block_size": block, "update_block_ms": 1e3 * block_s, "update_ms": 1e3 * block_s / block,
           "sample_ms": 1e3 * sample_s, "act_us": 1e6 * act_s}
 
 
-def measure_training(config, mode, backend=None, seed=0):
-  """Runs an Experiment of `config` until the `WindowClock`'s windows are done; returns a dict (module
-  doc). `backend`: sets `config.env_backend` (None: the config's own)."""
+def measure_training(config, mode, backend=None, seed=0, workers=None):
+  """Trains `config` on `backend` with `workers` env workers (None: the config's own) until the clock's
+  windows are done; returns the clock's metrics, `time_parts` and the run's settings."""
   from maddpg_tf import experiment
   config = config.copy_and_resolve_references()
-  if backend is not None and "env_backend" in config:
+  if backend is not None:
     config.env_backend = backend
+  if workers is not None:
+    config.env_workers = workers
   limit = experiment.resolve_config(config).loop.episode_limit
   # About two batches of random transitions: the paper's 400 warm-up episodes only fill the buffer.
   config.loop.warmup_episodes = max(config.num_envs, math.ceil(2 * config.replay.batch_size / limit))
-  config.loop.eval_every_steps = 10 ** 15   # only the step-0 evaluation, before the windows
-  config.loop.eval_episodes = config.loop.eval_num_envs = 1
-  config.checkpoint.every_steps = 10 ** 15
-  config.total_steps = 10 ** 15             # the clock ends the run
+  config.loop.eval_every_steps = config.checkpoint.every_steps = config.total_steps = 10 ** 15
+  config.loop.eval_episodes = config.loop.eval_num_envs = 1  # the step-0 evaluation, before the windows
   clock = WindowClock(mode.window_s, mode.windows, mode.settle_blocks, mode.max_wait_s)
   with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
     with experiment.Experiment(config, os.path.join(tmp, "run"), progress=False, observers=[clock]) as exp:
       clock.bind(exp.counters)
       try:
         exp.run()
+        raise RuntimeError("bench_train: Experiment.run() returned before the timed windows ended")
       except WindowsDone:
         pass
-      else:
-        raise RuntimeError("bench_train: Experiment.run() returned before the timed windows ended")
-      result = clock.metrics()
-      result.update(time_parts(exp, mode, seed))
-      c = exp.config
-      result.update(
-          task=exp.task.name, estimator=c.estimator.label, backend=c.get("env_backend", "reference"),
-          num_envs=c.num_envs, episode_limit=limit, batch_size=c.replay.batch_size,
-          updates_per_episode=c.loop.updates_per_episode, hidden_sizes=list(c.learner.hidden_sizes),
-          fidelity=c.fidelity, asynchronous_updates=bool(c.loop.asynchronous_updates), env_workers=c.env_workers,
-          num_agents=exp.env.spec.num_agents, observation_size=exp.env.spec.observation_size)
+      result = {**clock.metrics(), **time_parts(exp, mode, seed)}
+      c, spec = exp.config, exp.env.spec
+      result.update(task=exp.task.name, estimator=c.estimator.label, backend=c.get("env_backend", "reference"),
+                    num_envs=c.num_envs, episode_limit=limit, batch_size=c.replay.batch_size,
+                    updates_per_episode=c.loop.updates_per_episode, hidden_sizes=list(c.learner.hidden_sizes),
+                    fidelity=c.fidelity, asynchronous_updates=bool(c.loop.asynchronous_updates),
+                    env_workers=c.env_workers, num_agents=spec.num_agents, observation_size=spec.observation_size)
   result["updates_per_env_step"] = result["window_updates"] / max(result["window_env_steps"], 1)
   result["update_share"] = result["window_updates"] * result["update_ms"] / 1e3 / result["window_s"]
   return result
 
 
-def measure_task(config, mode, backend, seed=0):
-  """Bare (half before, half after) and training of one config on one backend, with CPU use."""
+def measure_task(config, mode, backend, seed=0, workers=None):
+  """Bare (half before training, half after) and training of one config on one backend, with CPU use."""
   from maddpg_tf import experiment
   limit = experiment.resolve_config(config).loop.episode_limit
-  meter = CpuMeter()
-  steps_a, seconds_a = bare_rate(config.task, config.num_envs, mode.bare_s / 2, limit, seed, backend)
-  bare_cpu_a = meter.stop()
+  meter, cpu = CpuMeter(), []
+
+  def bare(seed):
+    meter.start()
+    steps, seconds = bare_rate(config.task, config.num_envs, mode.bare_s / 2, limit, seed, backend)
+    cpu.append(meter.stop())
+    return steps, seconds
+
+  steps_a, seconds_a = bare(seed)
   meter.start()
-  result = measure_training(config, mode, backend, seed)
+  result = measure_training(config, mode, backend, seed, workers)
   result["cpu"] = meter.stop()
-  meter.start()
-  steps_b, seconds_b = bare_rate(config.task, config.num_envs, mode.bare_s / 2, limit, seed + 1, backend)
-  result["bare_cpu"] = [bare_cpu_a, meter.stop()]
-  others = [x["other_cores"] for x in (*result["bare_cpu"], result["cpu"]) if x["other_cores"] is not None]
-  result["other_processes_cores"] = max(others) if others else None
-  result["bare_steps_per_s"] = (steps_a + steps_b) / (seconds_a + seconds_b)
-  result["bare_halves_steps_per_s"] = [steps_a / seconds_a, steps_b / seconds_b]
+  steps_b, seconds_b = bare(seed + 1)
+  others = [x["other_cores"] for x in (*cpu, result["cpu"]) if x["other_cores"] is not None]
+  result.update(bare_cpu=cpu, other_processes_cores=max(others) if others else None,
+                bare_steps_per_s=(steps_a + steps_b) / (seconds_a + seconds_b),
+                bare_halves_steps_per_s=[steps_a / seconds_a, steps_b / seconds_b])
   result["env_vector_step_us"] = 1e6 * config.num_envs / result["bare_steps_per_s"]
   result["train_over_bare"] = result["train_steps_per_s"] / result["bare_steps_per_s"]
   return result
 
-
-# ---- 4. memory -----------------------------------------------------------------------------------------
 
 def buffer_memory(task=BUFFER_TASK, capacity=BUFFER_CAPACITY):
   """Bytes of a `capacity`-transition ReplayBuffer for `task` at the config's observation dtype and at
@@ -421,37 +399,19 @@ def buffer_memory(task=BUFFER_TASK, capacity=BUFFER_CAPACITY):
 
 # ---- the whole benchmark -------------------------------------------------------------------------------
 
-def set_threads(intra_op=None, inter_op=None):
-  """TF's thread pools; only possible before TF runs its first op (returns False if too late)."""
-  import tensorflow as tf
-  try:
-    if intra_op is not None:
-      tf.config.threading.set_intra_op_parallelism_threads(int(intra_op))
-    if inter_op is not None:
-      tf.config.threading.set_inter_op_parallelism_threads(int(inter_op))
-  except RuntimeError:
-    return False
-  return True
-
-
 def task_keys(prefix, runs, task):
   """The flat JSON keys of one task; `runs`: {backend: measure_task's dict}. The plain keys describe the
-  reference backend (the targets' baseline) when it ran, else the only backend that did."""
+  reference backend (the targets' baseline) when it ran, else the one backend that did."""
   main = runs.get("reference") or next(iter(runs.values()))
   target = TARGETS.get(task)
-  ratio = main["train_over_bare"]
-  out = {f"{prefix}_{k}": main[k] for k in ("bare_steps_per_s", "train_steps_per_s", "train_over_bare",
-                                            "update_ms", "update_block_ms", "update_share", "sample_ms",
-                                            "act_us", "env_vector_step_us", "updates_per_env_step",
-                                            "other_processes_cores", "window_steps_per_s")}
-  out.update({f"{prefix}_target": target, f"{prefix}_pass": None if target is None else bool(ratio >= target)})
+  out = {f"{prefix}_{k}": main[k] for k in TASK_FIGURES}
+  out.update({f"{prefix}_target": target,
+              f"{prefix}_pass": None if target is None else bool(main["train_over_bare"] >= target)})
   if "fast" in runs:
-    fast = runs["fast"]
-    out.update({f"{prefix}_fast_bare_steps_per_s": fast["bare_steps_per_s"],
-                f"{prefix}_fast_train_steps_per_s": fast["train_steps_per_s"],
-                f"{prefix}_fast_train_over_bare": fast["train_over_bare"]})
+    out.update({f"{prefix}_fast_{k}": runs["fast"][k] for k in ("bare_steps_per_s", "train_steps_per_s",
+                                                               "train_over_bare")})
     if "reference" in runs:
-      out[f"{prefix}_train_over_reference_bare"] = fast["train_steps_per_s"] / runs["reference"]["bare_steps_per_s"]
+      out[f"{prefix}_train_over_reference_bare"] = runs["fast"]["train_steps_per_s"] / main["bare_steps_per_s"]
   return out
 
 
@@ -459,30 +419,27 @@ def run_benchmark(tasks=DEFAULT_TASKS, mode="quick", estimator="gst", seed=0, lo
                   backends=("reference",)):
   """Measures every task on every backend; returns a flat JSON-able dict (keys: see `--json`) with the
   per-task dicts under "details". `overrides`: {dotted config field: value} for every task's config."""
-  settings = MODES[mode]
   import tensorflow as tf  # noqa: F401  (imported before anything is timed)
   info = environment_info()
   log(f"bench_train: mode {mode}, estimator {estimator}, backends {','.join(backends)}, TF {info['tf_version']}, "
       f"git {info['git_revision'][:12]}{' (dirty)' if info['git_dirty'] else ''}, python {info['python']}")
   log(f"  machine: {info['cpu_model']}, cpu_count {info['cpu_count']}, affinity {info['cpu_affinity']}; TF "
       f"intra-op {info['tf_intra_op_threads']} inter-op {info['tf_inter_op_threads']} (0 = TF default); load "
-      f"average {info['load_average']}")
-  if overrides:
-    log(f"  config overrides: {overrides}")
+      f"average {info['load_average']}{f'; config overrides {overrides}' if overrides else ''}")
   out = {"mode": mode, "estimator": estimator, "overrides": dict(overrides or {}), "backends": list(backends),
          **info}
   details = {}
   for task in tasks:
     config = task_config(task, estimator, overrides, seed)
-    runs = {backend: measure_task(config, settings, backend, seed) for backend in backends}
+    runs = {b: measure_task(config, MODES[mode], b, seed, None if "env_workers" in (overrides or {})
+                            else BACKEND_WORKERS.get(b)) for b in backends}
     name = next(iter(runs.values()))["task"]
     details[name] = runs
     out.update(task_keys(key_prefix(name), runs, name))
     for run in runs.values():
       _log_task(log, run, TARGETS.get(name) if run["backend"] == "reference" else None)
-    if "fast" in runs and "reference" in runs:
-      log(f"  fast training over reference bare: {out[key_prefix(name) + '_train_over_reference_bare']:.3f}")
-
+    if f"{key_prefix(name)}_train_over_reference_bare" in out:
+      log(f"  fast-backend training over reference bare: {out[key_prefix(name) + '_train_over_reference_bare']:.3f}")
   memory = buffer_memory()
   gb = memory["default_bytes"] / 1e9
   out.update(buffer_2m_lbf_15x15_4p_5f_gb=gb, buffer_2m_lbf_15x15_4p_5f_float32_gb=memory["float32_bytes"] / 1e9,
@@ -510,26 +467,25 @@ def _json_safe(value):
 
 
 def _log_task(log, r, target):
-  ratio = r["train_over_bare"]
-  verdict = "" if target is None else f"  target >= {target:.2f}: {'PASS' if ratio >= target else 'FAIL'}"
-  workers = r["env_workers"]
+  ratio, workers = r["train_over_bare"], r["env_workers"]
   log(f"\n{r['task']} [{r['backend']}] ({r['num_agents']} agents, obs {r['observation_size']}, {r['num_envs']} envs, "
       f"cut-off {r['episode_limit']}, {r['updates_per_episode']} update(s)/episode, batch {r['batch_size']}, "
       f"{'x'.join(map(str, r['hidden_sizes']))}, fidelity {r['fidelity']}, {r['estimator']}, "
       f"{'asynchronous' if r['asynchronous_updates'] else 'sequential'} updates, envs stepped "
-      f"{'in the training process' if not workers else f'by {workers} worker process(es)'})")
+      f"{f'by {workers} worker process(es)' if workers else 'in the training process'})")
   a, b = r["bare_halves_steps_per_s"]
   log(f"  bare  {r['bare_steps_per_s']:9,.0f} env steps/s   (before {a:,.0f}, after {b:,.0f})")
-  log(f"  train {r['train_steps_per_s']:9,.0f} env steps/s   ({r['window_env_steps']:,} steps, "
-      f"{r['window_updates']:,} updates in {r['window_s']:.1f} s; windows "
-      f"{', '.join(f'{x:,.0f}' for x in r['window_steps_per_s'])}; first window after {r['settle_s']:.1f} s)")
-  log(f"  train/bare {ratio:.3f}{verdict}")
-  cpu, (bare_a, bare_b) = r["cpu"], r["bare_cpu"]
+  log(f"  train {r['train_steps_per_s']:9,.0f} env steps/s   ({r['window_env_steps']:,} steps, {r['window_updates']:,} "
+      f"updates in {r['window_s']:.1f} s; windows {', '.join(f'{x:,.0f}' for x in r['window_steps_per_s'])}; "
+      f"first window {r['settle_s']:.1f} s after the first training step)")
+  log(f"  train/bare {ratio:.3f}" + ("" if target is None else
+                                     f"  target >= {target:.2f}: {'PASS' if ratio >= target else 'FAIL'}"))
+  (bare_a, bare_b), cpu = r["bare_cpu"], r["cpu"]
   if cpu["other_cores"] is not None:
-    noisy = "  <- NOISY: another process was busy" if r["other_processes_cores"] > 0.3 else ""
     log(f"  machine: other processes used {bare_a['other_cores']:.2f} / {cpu['other_cores']:.2f} / "
         f"{bare_b['other_cores']:.2f} cores during bare / training part / bare (of {os.cpu_count()}); this process "
-        f"{cpu['own_cores']:.2f} cores while training{noisy}")
+        f"{cpu['own_cores']:.2f} cores while training"
+        f"{'  <- NOISY: another process was busy' if r['other_processes_cores'] > 0.3 else ''}")
   log(f"  update {r['update_ms']:.2f} ms ({r['update_block_ms']:.1f} ms per step_block of {r['block_size']}), "
       f"learner busy {100 * r['update_share']:.0f}% of the windows; sample {r['sample_ms']:.2f} ms, acting "
       f"{r['act_us']:.0f} us per call for {r['num_envs']} envs, env vector step {r['env_vector_step_us']:.0f} us "
@@ -537,21 +493,16 @@ def _log_task(log, r, target):
 
 
 def _paper_comparison(log, r, estimator):
+  """The paper code's LBF 8x8 figures beside ours (absolute steps/s only compare on a quiet machine)."""
   paper, out = PAPER_LBF_8X8, {}
-  log("\nLBF 8x8-2p-2f-coop against the paper's code (BASELINES.md, same kind of machine, another day):")
-  if (r.get("other_processes_cores") or 0) > 0.3:
-    log(f"  (other processes used up to {r['other_processes_cores']:.1f} cores: absolute steps/s are not "
-        f"comparable with the paper's quiet-machine figures; compare train/bare)")
-  log(f"  ours ({estimator}): bare {r['bare_steps_per_s']:,.0f}, training {r['train_steps_per_s']:,.0f} steps/s = "
-      f"{r['train_over_bare']:.3f} of bare; {r['update_ms']:.2f} ms per update")
+  log(f"\nLBF 8x8-2p-2f-coop against the paper's code (BASELINES.md, bare {paper['bare_steps_per_s']:,} steps/s):")
   for label in ("stgs-1", "gst"):
-    theirs = paper["train_steps_per_s"][label]
-    key = label.replace("-", "")
+    theirs, key = paper["train_steps_per_s"][label], label.replace("-", "")
     out[f"lbf_8x8_speedup_vs_paper_{key}"] = r["train_steps_per_s"] / theirs
     out[f"lbf_8x8_ratio_speedup_vs_paper_{key}"] = r["train_over_bare"] / (theirs / paper["bare_steps_per_s"])
-    log(f"  paper {label.upper()}: {theirs:,} steps/s ({theirs / paper['bare_steps_per_s']:.3f} of bare), "
-        f"{paper['ms_per_update'][label]} ms per update; speed-up {out[f'lbf_8x8_speedup_vs_paper_{key}']:.1f}x "
-        f"in steps/s, {out[f'lbf_8x8_ratio_speedup_vs_paper_{key}']:.1f}x in train/bare")
+    log(f"  {label.upper()} {theirs:,} steps/s, {paper['ms_per_update'][label]} ms per update; ours ({estimator}) "
+        f"{out[f'lbf_8x8_speedup_vs_paper_{key}']:.1f}x in steps/s, "
+        f"{out[f'lbf_8x8_ratio_speedup_vs_paper_{key}']:.1f}x in train/bare")
   if estimator in paper["ms_per_update"]:
     out["lbf_8x8_update_speedup_vs_paper"] = paper["ms_per_update"][estimator] / r["update_ms"]
   return out
@@ -567,8 +518,7 @@ def main(argv=None):
                       help=f"comma-separated task names (default: {','.join(DEFAULT_TASKS)})")
   parser.add_argument("--estimator", default="gst", help="estimator label from the configs (default gst)")
   parser.add_argument("--backends", default="reference",
-                      help="comma-separated env backends to measure: reference, fast (needs the config key "
-                           "env_backend; default reference)")
+                      help="comma-separated env backends to measure: reference, fast (default reference)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="override a config field for every task, e.g. --set loop.asynchronous_updates=false "
@@ -583,13 +533,12 @@ def main(argv=None):
     parser.error(f"--tasks is empty, got {args.tasks!r}; give comma-separated task names, e.g. "
                  f"{','.join(DEFAULT_TASKS)}")
   backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-  if not backends or any(b not in BACKENDS for b in backends) or len(set(backends)) < len(backends):
+  if not backends or not set(backends) <= set(BACKENDS) or len(set(backends)) < len(backends):
     parser.error(f"--backends must be distinct names from {', '.join(BACKENDS)}, got {args.backends!r}")
-  for name in ("intra_op_threads", "inter_op_threads"):
-    if getattr(args, name) is not None and getattr(args, name) < 1:
-      parser.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
-  if args.seed < 0:
-    parser.error(f"--seed must be an integer >= 0, got {args.seed}")
+  for flag, value, low in (("--intra-op-threads", args.intra_op_threads, 1),
+                           ("--inter-op-threads", args.inter_op_threads, 1), ("--seed", args.seed, 0)):
+    if value is not None and value < low:
+      parser.error(f"{flag} must be an integer >= {low}, got {value}")
   try:
     overrides = dict(parse_override(item) for item in args.set)
     configs = [task_config(task, args.estimator, overrides, args.seed) for task in tasks]
