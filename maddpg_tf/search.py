@@ -23,6 +23,15 @@ training runs resume from their last checkpoints. `ResumableBayesianOracle` give
 tuner id that was running it when that tuner asks again (a restarted worker, or the single process), and to
 another tuner only when no new trials are left; a file lock per training run keeps two processes from
 training the same run at once, and a run that finished is not trained again.
+
+Lost workers (chief/worker mode with a `trial_timeout`): a worker sends the chief a heartbeat every
+`trial_timeout / 10` seconds while it runs a trial. A trial not heard of for `trial_timeout` seconds was
+lost with its worker: the chief puts it back on the queue and the next worker that asks resumes it (its
+training runs resume from their checkpoints, their locks died with the lost process); a trial lost
+`MAX_LOSSES_PER_TRIAL` times is ended as FAILED, naming the timeout. Workers with nothing left to start
+wait (IDLE) while other workers' trials run, so that a lost trial always finds a worker, and leave when
+every trial has ended. A restarted chief takes a running trial back into its books at that trial's first
+heartbeat.
 """
 
 import contextlib
@@ -32,6 +41,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import warnings
 
@@ -42,6 +52,8 @@ from keras_tuner.src.engine import trial as trial_module
 OBJECTIVES = {"average": "average_return", "max": "max_return"}
 METRICS = ("average_return", "max_return", "final_return")
 FINISHED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
+# A trial whose worker is lost this many times is ended as FAILED (it may be what kills its workers).
+MAX_LOSSES_PER_TRIAL = 3
 
 
 class SearchError(Exception):
@@ -164,10 +176,16 @@ class ResumableBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle):
   back to the tuner that ran it (see the module docstring). `log` (a print-like callable or None) announces
   trials; the chief of a distributed search sets it."""
 
-  def __init__(self, *args, log=None, **kwargs):
+  def __init__(self, *args, log=None, trial_timeout=None, clock=time.monotonic, **kwargs):
+    if trial_timeout is not None and not trial_timeout > 0:
+      raise SearchError(f"trial_timeout must be a number of seconds > 0 or None, got {trial_timeout!r}")
     super().__init__(*args, **kwargs)
     self.log = log
+    self.trial_timeout = trial_timeout
+    self._clock = clock
     self._orphan_owners = {}  # trial id -> tuner id that was running it when the oracle was saved
+    self._heard = {}   # trial id -> clock reading of the last sign of life from its worker
+    self._losses = {}  # trial id -> how many times its worker was lost
 
   # Atomic writes: a kill during a save leaves the previous file, never half of one.
   def save(self):
@@ -179,12 +197,14 @@ class ResumableBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle):
   def get_state(self):
     state = super().get_state()
     state["orphan_owners"] = dict(self._orphan_owners)
+    state["losses"] = dict(self._losses)
     return state
 
   def set_state(self, state):
     # Called when a restarted search reloads: the trials that were running are orphans now (keras-tuner's
     # `reload` puts them on the retry queue); remember which tuner ran each.
     super().set_state(state)
+    self._losses = dict(state.get("losses", {}))
     self._orphan_owners = dict(state.get("orphan_owners", {}))
     self._orphan_owners.update({trial_id: tuner_id for tuner_id, trial_id in state["ongoing_trials"].items()})
 
@@ -201,8 +221,77 @@ class ResumableBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle):
     finally:
       self.trials = every
 
+  # ---- lost workers -------------------------------------------------------------------------------
+
+  @keras_tuner.synchronized
+  def update_trial(self, trial_id, metrics, step=0):
+    if metrics:
+      self._heard[trial_id] = self._clock()
+      return super().update_trial(trial_id, metrics, step=step)
+    # No metrics: a worker's heartbeat. (keras-tuner's own version would refuse it: no objective value.)
+    trial = self.trials.get(trial_id)
+    if trial is None:
+      return trial_module.Trial(self.hyperparameters.copy(), trial_id=trial_id,
+                                status=trial_module.TrialStatus.STOPPED)
+    self._heard[trial_id] = self._clock()
+    owner = self._orphan_owners.get(trial_id)
+    if (trial.status == trial_module.TrialStatus.RUNNING and trial_id in self._retry_queue
+        and owner is not None and owner not in self.ongoing_trials):
+      # A restarted chief hears from the tuner that still runs this trial: its trial again, not a new one's.
+      self._retry_queue.remove(trial_id)
+      self._orphan_owners.pop(trial_id)
+      self.ongoing_trials[owner] = trial
+      self.tuner_ids.add(owner)
+      self.save()
+      if self.log:
+        self.log(f"trial {trial_id}: {owner} is still running it")
+    return trial
+
+  @keras_tuner.synchronized
+  def reap_lost_trials(self):
+    """Trials whose worker has not been heard of for `trial_timeout` seconds go back on the queue (or end
+    as FAILED after MAX_LOSSES_PER_TRIAL losses); their tuners are forgotten. Returns their ids."""
+    if self.trial_timeout is None:
+      return []
+    now, lost = self._clock(), []
+    for tuner_id, trial in list(self.ongoing_trials.items()):
+      silent = now - self._heard.setdefault(trial.trial_id, now)
+      if silent < self.trial_timeout:
+        continue
+      lost.append(trial.trial_id)
+      self.ongoing_trials.pop(tuner_id)
+      self.tuner_ids.discard(tuner_id)
+      self._heard.pop(trial.trial_id, None)
+      losses = self._losses[trial.trial_id] = self._losses.get(trial.trial_id, 0) + 1
+      why = f"{tuner_id} lost: no heartbeat for {silent:.0f} s (trial_timeout {self.trial_timeout:g} s)"
+      if losses >= MAX_LOSSES_PER_TRIAL:
+        trial.status = trial_module.TrialStatus.FAILED
+        trial.message = f"{why}; its worker was lost {losses} times, so it is ended as failed"
+        self.end_order.append(trial.trial_id)
+        self._save_trial(trial)
+      else:
+        self._retry_queue.append(trial.trial_id)  # status stays RUNNING: resumed, not restarted
+      if self.log:
+        self.log(f"trial {trial.trial_id}: {why}; "
+                 + ("ended as FAILED" if losses >= MAX_LOSSES_PER_TRIAL else "another worker resumes it"))
+    if lost:
+      self.save()
+    return lost
+
   @keras_tuner.synchronized
   def create_trial(self, tuner_id):
+    trial = self._create_trial(tuner_id)
+    if trial.status == trial_module.TrialStatus.RUNNING:
+      self._heard[trial.trial_id] = self._clock()
+    elif (trial.status == trial_module.TrialStatus.STOPPED and self.trial_timeout is not None
+          and any(other != tuner_id for other in self.ongoing_trials)):
+      # Nothing new to start, but another worker's trial may yet be lost: wait to take it over.
+      trial.status = trial_module.TrialStatus.IDLE
+      self.tuner_ids.add(tuner_id)
+    return trial
+
+  def _create_trial(self, tuner_id):
+    self.reap_lost_trials()
     if tuner_id in self.ongoing_trials:
       return super().create_trial(tuner_id)
     # Trials finished by a tuner that outlived a chief restart need no second run.
@@ -242,6 +331,7 @@ class ResumableBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle):
       return
     super().end_trial(trial)
     self._orphan_owners.pop(trial.trial_id, None)
+    self._heard.pop(trial.trial_id, None)
     if self.log:
       ended = self.trials[trial.trial_id]
       score = "" if ended.score is None else f": {self.objective.name} {ended.score:.4g}"
@@ -284,11 +374,13 @@ class EstimatorSearch(keras_tuner.Tuner):
   Each trial trains `seeds_per_trial` runs (seeds config.seed, config.seed + 1, ...) with `trial_fn(config,
   workdir) -> [evaluation mean returns]` (default: `train_and_evaluate`, real MADDPG training) and reports
   `objectives(...)`; `objective` ("average" or "max") picks the one the oracle maximises.
+  `trial_timeout` (seconds, chief/worker mode): a worker's trial not heard of for that long goes to another
+  worker (see the module docstring); None: a chief waits for a lost worker forever.
   """
 
   def __init__(self, config, space, directory, *, objective="average", seeds_per_trial=1, max_trials=20,
                num_initial_points=None, search_seed=1, trial_fn=None, progress=True, log=print,
-               announce_trials=False):
+               announce_trials=False, trial_timeout=None):
     if objective not in OBJECTIVES:
       raise SearchError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     directory = os.path.abspath(directory)
@@ -303,11 +395,64 @@ class EstimatorSearch(keras_tuner.Tuner):
         objective=keras_tuner.Objective(self.objective_name, "max"), max_trials=max_trials,
         num_initial_points=num_initial_points, seed=search_seed,
         hyperparameters=declare_hyperparameters(space), tune_new_entries=False, allow_new_entries=False,
-        log=self.log if announce_trials else None)
+        log=self.log if announce_trials else None, trial_timeout=trial_timeout)
+    self.trial_timeout = trial_timeout
+    # Ten heartbeats per timeout: a busy machine may delay a few without its trial being taken away.
+    self.heartbeat_seconds = None if trial_timeout is None else trial_timeout / 10
     super().__init__(oracle=oracle, directory=os.path.dirname(directory),
                      project_name=os.path.basename(directory), overwrite=False)
     if self._is_worker():  # keras-tuner's OracleClient: ride out a chief that is restarting
       self.oracle.stub = _PatientStub(self.oracle.stub, self.log)
+      if trial_timeout is not None:
+        self.oracle.create_trial = self._patient_create_trial(self.oracle.create_trial)
+
+  def _patient_create_trial(self, create_trial):
+    # keras-tuner asks again at once after IDLE; a worker waiting for other workers' trials asks every
+    # heartbeat (at most every 2 s).
+    def create(tuner_id):
+      trial = create_trial(tuner_id)
+      if trial.status == trial_module.TrialStatus.IDLE:
+        time.sleep(min(2.0, self.heartbeat_seconds))
+      return trial
+    return create
+
+  @contextlib.contextmanager
+  def _heartbeat(self, trial_id):
+    """While a worker runs trial `trial_id`: a thread telling the chief every `heartbeat_seconds`."""
+    if not (self._is_worker() and self.trial_timeout is not None):
+      yield
+      return
+    stop = threading.Event()
+
+    def beat():
+      warned = False
+      while not stop.wait(self.heartbeat_seconds):
+        try:
+          self.oracle.update_trial(trial_id, {}, step=0)
+        except Exception as error:  # pylint: disable=broad-except  (the trial goes on; the chief may be back)
+          if not warned:
+            self.log(f"heartbeat of trial {trial_id} failed ({type(error).__name__}); still trying")
+            warned = True
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+      yield
+    finally:
+      stop.set()
+      thread.join(timeout=5.0)
+
+  def _reaper(self):
+    """The chief's thread that ends lost workers' hold on their trials between requests."""
+    stop = threading.Event()
+
+    def reap():
+      while not stop.wait(self.heartbeat_seconds):
+        self.oracle.reap_lost_trials()
+
+    thread = threading.Thread(target=reap, name="reap-lost-trials", daemon=True)
+    thread.start()
+    return stop
 
   def save(self):
     if not self._is_worker():
@@ -337,6 +482,8 @@ class EstimatorSearch(keras_tuner.Tuner):
       self.write_tensorboard_experiment()
     from keras_tuner.src import config as keras_tuner_config
     debug, keras_tuner_config.DEBUG = keras_tuner_config.DEBUG, False  # on_trial_end reports failures
+    chief = not self._is_worker() and "KERASTUNER_ORACLE_IP" in os.environ
+    reaper = self._reaper() if chief and self.trial_timeout is not None else None
     try:
       with warnings.catch_warnings():
         # The Gaussian process's fit warns when a length scale reaches its bound (e.g. flat objectives).
@@ -344,8 +491,14 @@ class EstimatorSearch(keras_tuner.Tuner):
         super().search(verbose=0)  # our own lines replace keras-tuner's display
     finally:
       keras_tuner_config.DEBUG = debug
+      if reaper is not None:
+        reaper.set()
 
   def run_trial(self, trial, *args, **kwargs):
+    with self._heartbeat(trial.trial_id):
+      return self._run_trial(trial)
+
+  def _run_trial(self, trial):
     values = trial.hyperparameters.values
     config = apply_hyperparameters(self.base_config, values)
     trial_dir = self.get_trial_dir(trial.trial_id)

@@ -14,7 +14,12 @@ the same command again continues an interrupted search.
 
 Several processes or machines: keras-tuner's chief/worker mode, switched on by KERASTUNER_ORACLE_IP,
 KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID (a "chief" id serves the oracle and trains nothing;
-"tuner0", "tuner1", ... train). Every process runs the same command.
+"tuner0", "tuner1", ... train). Every process runs the same command. A worker that dies mid-trial (its
+machine lost, the process killed) is noticed by its missing heartbeats: after `--trial_timeout` seconds
+(default 600) the chief hands its trial to the next worker that asks, which resumes its training runs from
+their checkpoints; a trial whose worker is lost three times ends as FAILED. Idle workers wait for the last
+trials to end (so that a lost one finds a worker), then leave. A killed chief restarted with the same
+command continues the search.
 """
 
 import os
@@ -55,6 +60,9 @@ _INITIAL = flags.DEFINE_integer("num_initial_points", None,
                                 "Random trials before the Gaussian process (default 3 x dimensions).")
 _SEARCH_SEED = flags.DEFINE_integer("search_seed", 1, "Seed of the Bayesian optimiser's proposals.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bars for the training runs.")
+_TRIAL_TIMEOUT = flags.DEFINE_float("trial_timeout", 600.0, "Chief/worker mode: seconds without a heartbeat "
+                                    "from a trial's worker before the trial goes to another worker (heartbeats "
+                                    "every tenth of it).")
 
 PROGRAM = "maddpg-search"
 
@@ -90,6 +98,8 @@ def _check_arguments(argv):
     raise ValueError(f"--max_trials must be >= 1, got {_MAX_TRIALS.value}")
   if _SEEDS.value < 1:
     raise ValueError(f"--seeds_per_trial must be >= 1, got {_SEEDS.value}")
+  if not _TRIAL_TIMEOUT.value > 0:
+    raise ValueError(f"--trial_timeout must be a number of seconds > 0, got {_TRIAL_TIMEOUT.value:g}")
   if _INITIAL.value is not None and _INITIAL.value < 1:
     raise ValueError(f"--num_initial_points must be >= 1, got {_INITIAL.value}")
   config = cli.config_value(_CONFIG, "config")
@@ -142,13 +152,14 @@ def main(argv):
     tuner = search.EstimatorSearch(
         config, space, directory, objective=_OBJECTIVE.value, seeds_per_trial=_SEEDS.value,
         max_trials=_MAX_TRIALS.value, num_initial_points=_INITIAL.value, search_seed=_SEARCH_SEED.value,
-        trial_fn=_TRIAL_FN, progress=not _QUIET.value, log=log, announce_trials=mode == "chief")
+        trial_fn=_TRIAL_FN, progress=not _QUIET.value, log=log, announce_trials=mode == "chief",
+        trial_timeout=None if mode == "single" else _TRIAL_TIMEOUT.value)
   except (RuntimeError, ValueError) as error:  # e.g. an unreadable oracle.json
     return _error(f"--dir {directory}: cannot continue the search there ({cli.one_line(error)})")
   if mode == "chief":
     log(f"chief: serving the oracle at {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
         f" for up to {_MAX_TRIALS.value} trials; workers run the same command with KERASTUNER_TUNER_ID=tuner0, "
-        f"tuner1, ...")
+        f"tuner1, ...; a trial silent for {_TRIAL_TIMEOUT.value:g} s goes to another worker")
   elif mode == "worker":
     log(f"{tuner_id}: asking the chief at {os.environ['KERASTUNER_ORACLE_IP']}:"
         f"{os.environ['KERASTUNER_ORACLE_PORT']} for trials")

@@ -118,7 +118,7 @@ def _process_tree(root):
 
 
 def _listening_sockets(pids):
-  """{(address, port, pid)} of the TCP sockets in LISTEN state held by `pids` (/proc/net/tcp and tcp6)."""
+  """{(address, port, command)} of the TCP sockets in LISTEN state held by `pids` (/proc/net/tcp, tcp6)."""
   listening = {}
   for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
     with open(table) as handle:
@@ -143,7 +143,7 @@ def _listening_sockets(pids):
     for link in links:
       inode = link[len("socket:["):-1] if link.startswith("socket:[") else None
       if inode in listening:
-        found.add((*listening[inode], pid))
+        found.add((*listening[inode], _command(pid)))
   return found
 
 
@@ -229,9 +229,9 @@ def two_node_cluster():
 @pytest.mark.slow
 def test_local_grid_listens_on_loopback_only(local_grid):
   sockets = local_grid["sockets"]
-  commands = {_command(pid) for _, _, pid in sockets}
+  commands = {command for _, _, command in sockets}
   assert any("gcs_server" in c for c in commands) and any("raylet" in c for c in commands), commands
-  outside = [(address, port, _command(pid)) for address, port, pid in sockets if not _is_loopback(address)]
+  outside = [(address, port, command) for address, port, command in sockets if not _is_loopback(address)]
   assert outside == [], f"Ray listens beyond loopback: {outside}"
   session = local_grid["manifest"]["ray"]["session_dir"]
   assert os.path.isdir(os.path.join(session, "logs"))

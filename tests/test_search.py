@@ -40,7 +40,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402  (below the script entry, which needs none of this)
 
 from configs import lbf  # noqa: E402
-from configs import search as spaces  # noqa: E402
+from maddpg_tf import search_spaces as spaces  # noqa: E402
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # keras-tuner's threading calls
@@ -355,7 +355,7 @@ def test_real_two_trial_smoke_search(tmp_path):
     assert (estimator["temperature"], estimator["num_samples"]) == (values["temperature"], values["num_samples"])
     with open(os.path.join(run, "evaluations.csv")) as handle:
       returns = [float(line.split(",")[1]) for line in handle.read().splitlines()[1:]]
-    assert len(returns) == 2  # steps 0 and 1000 of the smoke budget
+    assert len(returns) == 3  # steps 0 and 1000 of the smoke budget, and the final policy at 2000
     assert state["metrics"]["metrics"]["average_return"]["observations"][0]["value"][0] == pytest.approx(
         np.mean(returns), abs=1e-6)
     events = b"".join(open(os.path.join(run, "tb", name), "rb").read() for name in os.listdir(os.path.join(run, "tb")))
@@ -436,3 +436,136 @@ def test_chief_and_two_workers_complete_the_search_and_survive_a_chief_restart(t
   output = (tmp_path / "chief-restarted.out").read_text()
   assert "best: trial" in output and os.path.isfile(os.path.join(directory, "best_config.py"))
   assert "no trials left" in (tmp_path / "tuner1.out").read_text()
+
+
+# ---- lost workers ---------------------------------------------------------------------------------------
+
+def _lossy_oracle(directory, clock, max_trials=3):
+  import keras_tuner
+  from maddpg_tf import search
+  made = search.ResumableBayesianOracle(
+      objective=keras_tuner.Objective("average_return", "max"), max_trials=max_trials, num_initial_points=2,
+      seed=1, hyperparameters=search.declare_hyperparameters(spaces.resolve("stgs-t")), tune_new_entries=False,
+      allow_new_entries=False, trial_timeout=10.0, clock=clock)
+  made._set_project_dir(directory, "search")
+  return made
+
+
+def _finish(chief, trial_id, value):
+  """A worker's report of a completed trial, as it arrives over gRPC."""
+  from keras_tuner.src.engine import trial as trial_module
+  chief.update_trial(trial_id, {"average_return": value})
+  ended = trial_module.Trial.from_proto(chief.trials[trial_id].to_proto())
+  ended.status = "COMPLETED"
+  chief.end_trial(ended)
+
+
+def test_a_lost_workers_trial_goes_to_another_worker_then_fails_after_three_losses(tmp_path):
+  from keras_tuner.src.distribute import oracle_chief
+  from maddpg_tf import search
+  now = [0.0]
+  chief = _lossy_oracle(str(tmp_path), lambda: now[0])
+  a, b = chief.create_trial("tuner0"), chief.create_trial("tuner1")
+  now[0] = 6.0
+  chief.update_trial(a.trial_id, {})  # tuner0's heartbeat; tuner1 says nothing
+  now[0] = 10.5
+  assert chief.reap_lost_trials() == [b.trial_id]  # silent for 10.5 s > 10 s; tuner0 for 4.5 s
+  assert "tuner1" not in chief.ongoing_trials and "tuner1" not in chief.tuner_ids
+  _finish(chief, a.trial_id, 0.5)
+  assert chief.create_trial("tuner0").trial_id == b.trial_id  # resumed before any new trial
+  c = chief.create_trial("tuner2")
+  assert c.status == "RUNNING" and c.trial_id not in (a.trial_id, b.trial_id)
+  _finish(chief, b.trial_id, 0.6)
+  assert chief.create_trial("tuner0").status == "IDLE"  # none new left, but tuner2's trial may be lost
+
+  for loss, taker in ((1, "tuner0"), (2, "tuner3")):  # c's worker lost twice: each time another takes it
+    now[0] += 10.0
+    assert chief.create_trial(taker).trial_id == c.trial_id, loss
+    assert chief._losses[c.trial_id] == loss
+  now[0] += 10.0
+  assert chief.reap_lost_trials() == [c.trial_id]  # the third loss ends it
+  assert chief.trials[c.trial_id].status == "FAILED"
+  assert "tuner3 lost: no heartbeat for 10 s (trial_timeout 10 s)" in chief.trials[c.trial_id].message
+  assert "lost 3 times" in chief.trials[c.trial_id].message
+  assert chief.create_trial("tuner0").status == "STOPPED"
+  assert oracle_chief.exit_chief(chief)  # nobody left to wait for: the chief can end
+  assert [row["status"] for row in search.trial_rows(chief)] == ["COMPLETED", "COMPLETED", "FAILED"]
+
+
+def test_without_a_timeout_idle_workers_leave_as_before(tmp_path):
+  import keras_tuner
+  from maddpg_tf import search
+  chief = search.ResumableBayesianOracle(
+      objective=keras_tuner.Objective("average_return", "max"), max_trials=1, seed=1,
+      hyperparameters=search.declare_hyperparameters(spaces.resolve("stgs-t")), tune_new_entries=False,
+      allow_new_entries=False)
+  chief._set_project_dir(str(tmp_path), "search")
+  chief.create_trial("tuner0")
+  assert chief.create_trial("tuner1").status == "STOPPED" and chief.reap_lost_trials() == []
+  with pytest.raises(search.SearchError, match="trial_timeout must be a number of seconds > 0"):
+    search.ResumableBayesianOracle(objective=keras_tuner.Objective("average_return", "max"), trial_timeout=0)
+
+
+def test_a_restarted_chief_takes_a_running_trial_back_at_its_heartbeat(tmp_path):
+  now = [0.0]
+  first = _lossy_oracle(str(tmp_path), lambda: now[0])
+  a = first.create_trial("tuner0")  # the chief is killed now
+  second = _lossy_oracle(str(tmp_path), lambda: now[0])
+  second.reload()
+  assert a.trial_id in second._retry_queue and "tuner0" not in second.ongoing_trials
+  second.update_trial(a.trial_id, {})  # tuner0, still training, sends its heartbeat
+  assert second.ongoing_trials["tuner0"].trial_id == a.trial_id and a.trial_id not in second._retry_queue
+  assert second.create_trial("tuner1").trial_id != a.trial_id  # not given to a second worker
+
+
+@pytest.mark.slow
+def test_chief_and_two_workers_finish_the_search_when_one_worker_dies_mid_trial(tmp_path):
+  """Fails where a chief waits forever for a dead worker's trial."""
+  directory, log = str(tmp_path / "search"), str(tmp_path / "calls.log")
+  env = dict(ENV, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()),
+             FAKE_TRIAL_SECONDS="4", FAKE_TRIAL_LOG=log)
+  command = [sys.executable, os.path.abspath(__file__), f"--config={LBF}:smoke,estimator=stgs-t",
+             "--max_trials=4", "--num_initial_points=2", f"--dir={directory}", "--trial_timeout=3"]
+  processes = {}
+
+  def start(tuner_id):
+    out = open(tmp_path / f"{tuner_id}.out", "w")
+    processes[tuner_id] = subprocess.Popen(command, cwd=REPO, env=dict(env, KERASTUNER_TUNER_ID=tuner_id),
+                                           stdout=out, stderr=subprocess.STDOUT)
+    return processes[tuner_id]
+
+  def calls():
+    if not os.path.isfile(log):
+      return []
+    with open(log) as handle:
+      return [line.split() for line in handle.read().splitlines() if len(line.split()) == 2]
+
+  try:
+    chief = start("chief")
+    survivor, doomed = start("tuner0"), start("tuner1")
+    deadline = time.time() + 150
+    while not any(tuner == "tuner1" for _, tuner in calls()):  # tuner1 has begun a 4-second trial
+      assert time.time() < deadline and doomed.poll() is None, "tuner1 never started a trial"
+      time.sleep(0.1)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    lost_run = next(run for run, tuner in calls() if tuner == "tuner1")
+    lost_trial = lost_run.split("_")[1]
+    assert read_trials(directory)[lost_trial]["status"] == "RUNNING"  # killed mid-trial
+    assert survivor.wait(timeout=200) == 0, (tmp_path / "tuner0.out").read_text()[-2000:]
+    assert chief.wait(timeout=60) == 0, (tmp_path / "chief.out").read_text()[-2000:]  # it polls every 20 s
+  finally:
+    for process in processes.values():
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+
+  after = read_trials(directory)
+  assert sorted(after) == [str(i) for i in range(4)]
+  assert all(state["status"] == "COMPLETED" for state in after.values()), after
+  made = calls()
+  assert sorted(run for run, _ in made) == sorted([f"trial_{i}_s0" for i in range(4)] + [lost_run])
+  assert [tuner for run, tuner in made if run == lost_run] == ["tuner1", "tuner0"]  # resumed by the survivor
+  output = (tmp_path / "chief.out").read_text()
+  assert f"trial {lost_trial}: tuner1 lost: no heartbeat for" in output and "another worker resumes it" in output
+  assert "best: trial" in output
