@@ -7,6 +7,8 @@ chooses where the envs step; the backends live in `maddpg_tf.envs`:
 * `maddpg_tf.envs.tasks`: the paper's tasks and any lbforaging/rware gymnasium id (`TaskSpec`).
 * `maddpg_tf.envs.vector`: `VectorEnvironment`, the packages' own envs stepped as a list in this process.
 * `maddpg_tf.envs.workers`: `ProcessVectorEnvironment`, the same envs in worker processes.
+* `maddpg_tf.envs.pettingzoo`: `ParallelVectorEnvironment`, any PettingZoo ParallelEnv (a user's factory
+  "module:factory", family "pettingzoo") and the multi-particle tasks of `maddpg_tf.envs.mpe` ("mpe").
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = ["TaskSpec", "TASKS", "resolve_task", "EnvironmentSpec", "Step", "Vect
 
 
 BACKENDS = ("reference", "fast")
+PETTINGZOO_FAMILIES = ("mpe", "pettingzoo")  # stepped by maddpg_tf.envs.pettingzoo
 
 
 def vector_class(task: TaskSpec, backend: str = "reference"):
@@ -27,6 +30,9 @@ def vector_class(task: TaskSpec, backend: str = "reference"):
   step-for-step re-implementations in `maddpg_tf.envs.fast_lbf` / `fast_rware`)."""
   if backend not in BACKENDS:
     raise ValueError(f"env_backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+  if task.family in PETTINGZOO_FAMILIES and backend == "reference":
+    from maddpg_tf.envs.pettingzoo import ParallelVectorEnvironment  # pylint: disable=g-import-not-at-top
+    return ParallelVectorEnvironment
   if backend == "reference":
     return VectorEnvironment
   if task.family == "lbf":
@@ -40,10 +46,11 @@ def vector_class(task: TaskSpec, backend: str = "reference"):
 
 
 def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: int | None = None,
-         lbf_food_rule: str = "v3", workers: int = 0, backend: str = "reference"):
+         lbf_food_rule: str = "v3", workers: int = 0, backend: str = "reference", render_mode: str | None = None):
   """Build a `VectorEnvironment`.
 
-  task: a short name from `TASKS`, a `TaskSpec`, or any lbforaging/rware gymnasium id.
+  task: a short name from `TASKS` or `maddpg_tf.envs.mpe.MPE_TASKS`, a `TaskSpec`, any lbforaging/rware
+    gymnasium id, or a PettingZoo ParallelEnv factory's import path "module:factory".
   episode_limit: None = the authors' cut-off (`task.code_cutoff`: LBF 25, RWARE 500); an int in
     1..`task.env_episode_limit` = that cut-off.
   lbf_food_rule: "v3" = lbforaging 2.0.0 as installed; "v2" = the paper-era rule (a non-coop food's
@@ -52,6 +59,8 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
   backend: "reference" (the packages' envs) or "fast" (numba re-implementations, the same numbers).
   workers: 0 = step the envs in this process (a `VectorEnvironment`); N >= 1 = in N worker processes
     (a `maddpg_tf.envs.workers.ProcessVectorEnvironment`, at most one per env), with the same numbers.
+  render_mode: None, or "rgb_array" for PettingZoo envs that draw themselves (`render_frame`; in this
+    process only). LBF and RWARE ignore it: `maddpg_tf.rendering` draws them.
   """
   spec = resolve_task(task)
   num_envs = check_int(num_envs, "num_envs", 1)
@@ -64,7 +73,14 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
   if lbf_food_rule not in LBF_FOOD_RULES:
     raise ValueError(f"lbf_food_rule must be one of {LBF_FOOD_RULES}, got {lbf_food_rule!r}")
   workers = check_int(workers, "env workers", 0, num_envs)
+  if render_mode not in (None, "rgb_array"):
+    raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
   cls = vector_class(spec, backend)
+  if render_mode is not None and spec.family in PETTINGZOO_FAMILIES:
+    if workers:
+      raise ValueError(f"render_mode={render_mode!r} needs the envs in this process (workers=0), got "
+                       f"workers={workers}")
+    return cls(spec, num_envs, seed, episode_limit, lbf_food_rule, render_mode=render_mode)
   if workers:
     from maddpg_tf.envs import workers as env_workers  # pylint: disable=g-import-not-at-top  (spawns processes)
     return env_workers.ProcessVectorEnvironment(spec, num_envs, seed, episode_limit, lbf_food_rule, workers,

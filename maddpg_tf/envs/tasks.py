@@ -1,4 +1,6 @@
-"""The paper's tasks and every lbforaging/rware gymnasium id, as `TaskSpec`s (no environment is built here).
+"""The paper's tasks and every lbforaging/rware gymnasium id, as `TaskSpec`s (no environment is built here),
+plus the multi-particle short names (`maddpg_tf.envs.mpe`) and a user's PettingZoo env by import path
+"module:factory" (`maddpg_tf.envs.pettingzoo`; one env is built to check its spaces and read its limit).
 
 lbforaging 2.0.0 registers at most 4 food; the two 15x15 ...-5f tasks are registered here (on import,
 idempotently) with the same kwargs lbforaging uses for its own ids. Neither package registers
@@ -63,7 +65,9 @@ class TaskSpec:
   gym_id: str
   env_episode_limit: int
   code_cutoff: int
-  family: str  # "lbf" or "rware": the family decides the paper's settings (maddpg_tf.config)
+  # "lbf", "rware", "mpe" or "pettingzoo": the family decides the settings (maddpg_tf.config). For the
+  # last two, `gym_id` is the import path of the env factory.
+  family: str
 
 
 def _lbf(name: str, gym_id: str) -> TaskSpec:
@@ -89,7 +93,7 @@ TASKS: dict[str, TaskSpec] = {
   )
 }
 
-FAMILIES = ("lbf", "rware")
+FAMILIES = ("lbf", "rware", "mpe", "pettingzoo")
 _FAMILY_BY_PACKAGE = {"lbforaging": "lbf", "rware": "rware"}
 
 
@@ -109,27 +113,41 @@ def _env_limit_of(spec: gym.envs.registration.EnvSpec) -> int | None:
 def _unknown_task_error(name: object) -> ValueError:
   return ValueError(
     f"unknown task {name!r}: expected one of {', '.join(TASKS)}, "
-    "or any gymnasium id registered by lbforaging or rware "
-    "(e.g. 'Foraging-5x5-2p-1f-v3', 'rware-small-4ag-v2')"
+    f"a multi-particle task ({', '.join(_mpe_tasks())}), "
+    "any gymnasium id registered by lbforaging or rware "
+    "(e.g. 'Foraging-5x5-2p-1f-v3', 'rware-small-4ag-v2'), "
+    "or a PettingZoo ParallelEnv factory 'module:factory'"
   )
 
 
+def _mpe_tasks() -> dict:
+  from maddpg_tf.envs import mpe  # pylint: disable=g-import-not-at-top  (it imports this module)
+  return mpe.MPE_TASKS
+
+
 def resolve_task(name: str | TaskSpec) -> TaskSpec:
-  """A short task name (see `TASKS`), or any lbforaging/rware gymnasium id, as a `TaskSpec`.
+  """A short task name (see `TASKS` and `maddpg_tf.envs.mpe.MPE_TASKS`), any lbforaging/rware gymnasium
+  id, or the import path "module:factory" of a PettingZoo ParallelEnv factory, as a `TaskSpec`.
 
   A raw gymnasium id (including the ids behind the nine short names) runs the env as registered:
   its limit comes from the registration, and the cut-off equals it. Use the short names for the
-  paper's settings (LBF cut at 25 steps).
+  paper's settings (LBF cut at 25 steps). A factory path that does not import, or whose env's spaces do
+  not fit, raises ValueError naming what was found and what is supported.
   """
   if isinstance(name, TaskSpec):
     return name
   if isinstance(name, str):
     if name in TASKS:
       return TASKS[name]
+    if name in _mpe_tasks():
+      return _mpe_tasks()[name]
     if name in gym.registry:
       spec = gym.spec(name)
       family = _family_of(spec)
       limit = _env_limit_of(spec)
       if family is not None and limit is not None:
         return TaskSpec(name, name, env_episode_limit=limit, code_cutoff=limit, family=family)
+    elif ":" in name:
+      from maddpg_tf.envs import pettingzoo  # pylint: disable=g-import-not-at-top  (it imports this module)
+      return pettingzoo.pettingzoo_task(name)
   raise _unknown_task_error(name)

@@ -1,0 +1,535 @@
+"""Any PettingZoo `ParallelEnv` with Discrete actions and Box observations, stepped as a batch.
+
+`ParallelVectorEnvironment` has `VectorEnvironment`'s interface and `Step` semantics over `num_envs`
+copies built by a factory (a callable, or an import path "module:factory"; `factory()` returns a fresh
+env, `factory(render_mode="rgb_array")` one that can draw itself). What fits, checked on every copy:
+
+* one agent set for the whole episode: `env.agents` after `reset` is `possible_agents`, and an episode
+  ends for every agent at the same step (no agent appears or leaves in between);
+* observations: `Box` of any shape, flattened. Agents may differ in size: agent i's observation fills
+  the first `observation_sizes[i]` entries of a vector of size O = max_i observation_sizes[i] and the
+  rest are zeros (the learner sizes every agent's networks by O; the critic sees all N padded vectors);
+* actions: `Discrete(n_i, start=s_i)`. The learner has one action count A = max_i n_i for every agent;
+  agent i's action a in 0..A-1 is sent to the env as s_i + (a mod n_i), so an agent with fewer actions
+  has some twice (its policy and the critic learn that they act alike).
+
+Time steps. Per agent, `terminations`/`truncations` come from the env. An episode of env k ends at step t
+when every agent is terminated or truncated, or at the cut-off t = episode_limit; then
+``terminated[k]`` = every agent terminated (a real end: no bootstrap), ``truncated[k]`` = some agent
+truncated (the env's own time limit) or t reached the cut-off. Whether a time-out is treated as terminal
+is the run's setting (`loop.truncation_is_terminal`), as for LBF.
+
+Seeding and state. Episode e of env k (counted from 0 over the vector's life, `reset()` included) starts
+with ``reset(seed=episode_seed(seed, first_index + k, e))``; e = 0 gives `env_seed(seed, first_index + k)`
+as the reference vector's first reset. Every episode is seeded, not only the first, so an env's whole
+state is its episode number and the actions since that reset: checkpoints and env workers carry that
+record (many PettingZoo envs cannot be pickled with their state: MPE's pickle rebuilds a fresh env), and
+`set_state` replays it on live envs. A replay that does not give back the saved return and observation
+raises ValueError (the env is not a function of its reset seed and actions).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import math
+import operator
+import os
+import sys
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from maddpg_tf.envs.tasks import TaskSpec
+from maddpg_tf.envs.vector import EnvironmentSpec, Step, VectorEnvironment, check_same_vector, env_seed
+
+__all__ = ["ParallelVectorEnvironment", "AgentSpaces", "describe_spaces", "resolve_factory", "factory_path",
+           "pettingzoo_task", "episode_seed", "source_of", "LIMIT_ATTRIBUTES", "RENDER_MODES"]
+
+FAMILY = "pettingzoo"
+# Where an env's own episode limit is read, in this order: the factory's attribute, then the env's
+# (and its `unwrapped`'s) attributes; PettingZoo's own envs use `max_cycles`.
+LIMIT_ATTRIBUTES = ("episode_limit", "max_cycles", "max_episode_steps", "max_steps")
+RENDER_MODES = (None, "rgb_array")
+
+
+# --------------------------------------------------------------------------------------------------
+# Factories
+
+def resolve_factory(factory) -> Callable:
+  """`factory` itself if callable, else the object named by the import path "package.module:name"
+  (`name` may be dotted: "module:Class.method"). ValueError (one line) for a path that does not resolve."""
+  if callable(factory):
+    return factory
+  if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
+    raise ValueError(f"env factory must be a callable or an import path 'module:factory', got {factory!r}")
+  module_name, qualname = factory.split(":")
+  try:
+    target = importlib.import_module(module_name)
+  except Exception as error:  # pylint: disable=broad-except  (a user's module may fail in any way)
+    raise ValueError(f"env factory {factory!r}: cannot import module {module_name!r} "
+                     f"({type(error).__name__}: {error})") from None
+  for part in qualname.split("."):
+    if not hasattr(target, part):
+      raise ValueError(f"env factory {factory!r}: module {module_name!r} has no attribute {qualname!r}")
+    target = getattr(target, part)
+  if not callable(target):
+    raise ValueError(f"env factory {factory!r} is a {type(target).__name__}, not a callable")
+  return target
+
+
+def factory_path(factory) -> str:
+  """The import path "module:qualname" of `factory` (a path is checked and returned as it is). Runs need
+  a path: env workers and resumed runs rebuild the envs from it. ValueError for a callable that cannot
+  be found again by its path (a lambda, a local function)."""
+  if isinstance(factory, str):
+    resolve_factory(factory)
+    return factory
+  module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", None)
+  path = f"{module}:{qualname}"
+  if not module or not qualname or "<" in qualname:
+    raise ValueError(f"env factory {factory!r} has no import path (a lambda or local function); define it "
+                     f"at the top level of a module and pass 'module:factory'")
+  try:
+    found = resolve_factory(path)
+  except ValueError:
+    found = None
+  if found is not factory:
+    raise ValueError(f"env factory {factory!r} is not found again at its import path {path!r}; define it "
+                     f"at the top level of an importable module")
+  return path
+
+
+def _build(factory, path, render_mode=None):
+  try:
+    env = factory() if render_mode is None else factory(render_mode=render_mode)
+  except TypeError as error:
+    if render_mode is not None and "render_mode" in str(error):
+      raise ValueError(f"env factory {path!r} does not take render_mode; rendering needs "
+                       f"factory(render_mode='rgb_array')") from None
+    raise
+  missing = [name for name in ("possible_agents", "reset", "step", "observation_space", "action_space")
+             if not hasattr(env, name)]
+  if missing:
+    hint = " (an AEC env: wrap it with pettingzoo.utils.aec_to_parallel)" if hasattr(env, "agent_iter") else ""
+    raise ValueError(f"env factory {path!r} returned a {type(env).__name__} without {', '.join(missing)}; "
+                     f"supported: a PettingZoo ParallelEnv{hint}")
+  return env
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces
+
+class AgentSpaces(NamedTuple):
+  """What the adapter needs from an env's spaces, per agent in `possible_agents` order."""
+
+  agents: tuple  # agent ids
+  observation_shapes: tuple  # Box shapes
+  observation_sizes: tuple  # their flattened sizes
+  action_counts: tuple  # Discrete n
+  action_starts: tuple  # Discrete start
+
+
+def _space_kind(space) -> str:
+  return type(space).__name__
+
+
+def describe_spaces(env, path: str) -> AgentSpaces:
+  """`AgentSpaces` of `env`; ValueError (one line naming what was found and what is supported) for
+  spaces that do not fit (see the module docstring)."""
+  agents = tuple(env.possible_agents)
+  if not agents:
+    raise ValueError(f"env {path!r} has no possible_agents; supported: a fixed set of one or more agents")
+  shapes, counts, starts = [], [], []
+  for agent in agents:
+    observation_space, action_space = env.observation_space(agent), env.action_space(agent)
+    # By the space's attributes rather than isinstance: gymnasium and gym spaces both fit.
+    if _space_kind(observation_space) != "Box" or getattr(observation_space, "shape", None) is None:
+      raise ValueError(f"env {path!r}: agent {agent!r} observes {observation_space}; supported: Box "
+                       f"observations (flattened), not Dict, Tuple or Discrete ones")
+    if _space_kind(action_space) != "Discrete":
+      raise ValueError(f"env {path!r}: agent {agent!r} acts in {action_space}; supported: Discrete actions "
+                       f"(not continuous Box, MultiDiscrete or Dict actions)")
+    shapes.append(tuple(int(d) for d in observation_space.shape))
+    counts.append(int(action_space.n))
+    starts.append(int(getattr(action_space, "start", 0)))
+  sizes = tuple(int(math.prod(shape)) for shape in shapes)
+  if min(sizes) < 1:
+    raise ValueError(f"env {path!r}: observation shapes {shapes} include an empty one; supported: sizes >= 1")
+  return AgentSpaces(agents, tuple(shapes), sizes, tuple(counts), tuple(starts))
+
+
+def _declared_limit(factory, env) -> int | None:
+  for holder in (factory, env, getattr(env, "unwrapped", env)):
+    for name in LIMIT_ATTRIBUTES:
+      value = getattr(holder, name, None)
+      if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+  return None
+
+
+@functools.lru_cache(maxsize=None)
+def _task_of(path: str, family: str, name: str) -> TaskSpec:
+  factory = resolve_factory(path)
+  env = _build(factory, path)
+  try:
+    describe_spaces(env, path)
+    limit = _declared_limit(factory, env)
+  finally:
+    _close(env)
+  if limit is None:
+    raise ValueError(f"env {path!r} declares no episode limit; give the env (or the factory) an integer "
+                     f"attribute {' or '.join(LIMIT_ATTRIBUTES[1:])} (or episode_limit on the factory)")
+  return TaskSpec(name, path, env_episode_limit=limit, code_cutoff=limit, family=family)
+
+
+def pettingzoo_task(factory, name: str | None = None, family: str = FAMILY) -> TaskSpec:
+  """The `TaskSpec` of a user's env: `gym_id` (and, unless `name` is given, `name`) is the factory's
+  import path; the env's own limit (see `LIMIT_ATTRIBUTES`) is both `env_episode_limit` and
+  `code_cutoff`. One env is built to check its spaces (ValueError naming what does not fit)."""
+  path = factory_path(factory)
+  return _task_of(path, family, name or path)
+
+
+def source_of(task: TaskSpec) -> dict | None:
+  """Where a user env's code comes from, for a run's provenance, as `estimators.source_of` has it:
+  dict(name, path, module_file, sha256) (the hash of the module file's bytes now), or None for an env
+  of another family (the MPE short names: this package and mpe2's version identify them)."""
+  if task.family != FAMILY:
+    return None
+  module = task.gym_id.split(":", 1)[0]
+  resolve_factory(task.gym_id)
+  module_file = getattr(sys.modules.get(module), "__file__", None)
+  digest = None
+  if module_file and os.path.isfile(module_file):
+    module_file = os.path.abspath(module_file)
+    with open(module_file, "rb") as handle:
+      digest = hashlib.sha256(handle.read()).hexdigest()
+  else:
+    module_file = None
+  return dict(name=task.name, path=task.gym_id, module_file=module_file, sha256=digest)
+
+
+def episode_seed(seed, index, episode) -> int:
+  """The reset seed of episode `episode` of env `index` in a run seeded `seed` (episode 0: `env_seed`)."""
+  if episode == 0:
+    return env_seed(seed, index)
+  return int(np.random.SeedSequence([int(seed), int(index), int(episode)]).generate_state(1)[0])
+
+
+def _close(env) -> None:
+  close = getattr(env, "close", None)
+  if close is not None:
+    close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The batched environment
+
+class ParallelVectorEnvironment(VectorEnvironment):
+  """`num_envs` copies of a ParallelEnv task with auto-reset (see the module docstring).
+
+  task: a `TaskSpec` whose `gym_id` is the factory's import path (`pettingzoo_task`, or an MPE short
+    name's spec). `lbf_food_rule` is accepted for the common signature and ignored. `render_mode`:
+    None, or "rgb_array" to build envs that draw themselves (`render_frame`, `final_frames`).
+  Extra attributes: `agents`, `observation_sizes` (true sizes before padding), `action_counts`,
+  `envs` (the ParallelEnvs; None in a state that `get_state` returned or a checkpoint held).
+  """
+
+  def __init__(self, task: TaskSpec, num_envs: int, seed: int, episode_limit: int,
+               lbf_food_rule: str = "v3", first_index: int = 0, render_mode: str | None = None):
+    # Not VectorEnvironment.__init__: it builds gymnasium envs.
+    if render_mode not in RENDER_MODES:
+      raise ValueError(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
+    self.task = task
+    self.num_envs = int(num_envs)
+    self.seed = seed
+    self.lbf_food_rule = lbf_food_rule
+    self.first_index = int(first_index)
+    self.render_mode = render_mode
+    factory = resolve_factory(task.gym_id)
+    self.envs = []
+    try:
+      for _ in range(self.num_envs):
+        self.envs.append(_build(factory, task.gym_id, render_mode))
+        spaces = describe_spaces(self.envs[-1], task.gym_id)
+        if spaces != describe_spaces(self.envs[0], task.gym_id):
+          raise ValueError(f"env {task.gym_id!r}: copies differ in their spaces ({spaces} vs "
+                           f"{describe_spaces(self.envs[0], task.gym_id)}); supported: one set of spaces")
+    except BaseException:
+      for env in self.envs:
+        _close(env)
+      raise
+    self.agents = spaces.agents
+    self.observation_sizes = spaces.observation_sizes
+    self.action_counts = spaces.action_counts
+    self.spec = EnvironmentSpec(num_agents=len(spaces.agents), observation_size=max(spaces.observation_sizes),
+                                num_actions=max(spaces.action_counts), episode_limit=int(episode_limit))
+    self._action_starts = spaces.action_starts
+    self._setup()
+    n = self.num_envs
+    self._episodes = [0] * n  # episodes started in each env (the next reset's episode number)
+    self._actions = [[] for _ in range(n)]  # each env's joint actions since its last reset
+    self._returns = np.zeros(n, np.float64)
+    self._observations = np.zeros(self._obs_shape, np.float32)  # what to act on next (checks a replay)
+    self._seeded = False
+    self._ready = False
+    self._closed = False
+    self.final_frames = {}
+
+  def _setup(self) -> None:
+    """Shapes and the per-step fast paths (also after unpickling)."""
+    n, a, o = self.num_envs, self.spec.num_agents, self.spec.observation_size
+    self._obs_shape, self._reward_shape, self._action_shape = (n, a, o), (n, a), (n, a)
+    self._cutoff = self.spec.episode_limit
+    self._padded = any(size != o for size in self.observation_sizes)
+    self._identity_actions = (all(c == self.spec.num_actions for c in self.action_counts)
+                              and not any(self._action_starts))
+
+  @property
+  def note(self) -> str:
+    """What the adapter changed about the env's spaces, in words ('' when nothing)."""
+    parts = []
+    if self._padded:
+      parts.append(f"observations zero-padded to {self.spec.observation_size} from sizes "
+                   f"{list(self.observation_sizes)}")
+    if any(c != self.spec.num_actions for c in self.action_counts):
+      parts.append(f"actions 0..{self.spec.num_actions - 1} sent as a mod n for action counts "
+                   f"{list(self.action_counts)}")
+    return "; ".join(parts)
+
+  # ----------------------------------------------------------------------------------------------
+  def _env_actions(self, row):
+    if self._identity_actions:
+      return dict(zip(self.agents, row))
+    return {agent: start + action % count
+            for agent, action, count, start in zip(self.agents, row, self.action_counts, self._action_starts)}
+
+  def _write_observation(self, target, observations, k) -> None:
+    """Row k of `target` [E, N, O] from an env's observation dict."""
+    try:
+      if not self._padded:
+        target[k] = [np.reshape(observations[agent], -1) for agent in self.agents]
+        return
+      for i, agent in enumerate(self.agents):
+        target[k, i, :self.observation_sizes[i]] = np.reshape(observations[agent], -1)
+    except KeyError as error:
+      raise self._agent_set_error(k, f"no observation for agent {error.args[0]!r}") from None
+
+  def _agent_set_error(self, k, found) -> ValueError:
+    return ValueError(f"env {self.task.gym_id!r} (env {self.first_index + k}): {found}; supported: one agent "
+                      f"set for the whole episode (agents that appear or disappear are not)")
+
+  def _reset_env(self, k, target) -> None:
+    """Starts env k's next episode and writes its first observation into row k of `target`."""
+    env = self.envs[k]
+    observations, _ = env.reset(seed=episode_seed(self.seed, self.first_index + k, self._episodes[k]))
+    self._episodes[k] += 1
+    if tuple(env.agents) != self.agents:
+      raise self._agent_set_error(k, f"agents {list(env.agents)} after reset, possible_agents "
+                                     f"{list(self.agents)}")
+    self._write_observation(target, observations, k)
+    self._actions[k] = []
+    self._returns[k] = 0.0
+
+  def _step_env(self, k, row, obs, reward):
+    """Steps env k by joint action `row`; writes rows k of `obs` and `reward`; returns (ended by the env,
+    every agent terminated, some agent truncated)."""
+    observations, rewards, terminations, truncations, _ = self.envs[k].step(self._env_actions(row))
+    self._write_observation(obs, observations, k)
+    try:
+      reward[k] = [rewards[agent] for agent in self.agents]
+      ends = [(bool(terminations[agent]), bool(truncations[agent])) for agent in self.agents]
+    except KeyError as error:
+      raise self._agent_set_error(k, f"no reward or end flags for agent {error.args[0]!r}") from None
+    self._actions[k].append(row)
+    done = [t or u for t, u in ends]
+    if any(done) and not all(done):
+      raise self._agent_set_error(k, f"only agents {[a for a, d in zip(self.agents, done) if d]} ended at "
+                                     f"step {len(self._actions[k])}")
+    ended = all(done)
+    return ended, ended and all(t for t, _ in ends), any(u for _, u in ends)
+
+  def reset(self) -> np.ndarray:
+    """Start a new (seeded) episode in every env; float32 [num_envs, num_agents, observation_size]."""
+    self._check_open()
+    obs = np.zeros(self._obs_shape, np.float32)
+    for k in range(self.num_envs):
+      self._reset_env(k, obs)
+    self._seeded = True
+    self._ready = True
+    self._observations = obs.copy()
+    self.final_frames = {}
+    return obs
+
+  def step(self, actions) -> Step:
+    """Apply one joint action per env (int [num_envs, num_agents]); see `Step` and the module docstring."""
+    if not self._ready:
+      self._check_open()
+      raise RuntimeError("ParallelVectorEnvironment.step called before reset()")
+    actions = np.asarray(actions)
+    if actions.shape != self._action_shape:
+      raise ValueError(f"actions must have shape {self._action_shape}, got {actions.shape}")
+    joint = actions.tolist()
+    n, cutoff = self.num_envs, self._cutoff
+    obs = np.zeros(self._obs_shape, np.float32)
+    reward = np.empty(self._reward_shape, np.float32)
+    terminated = np.zeros(n, bool)
+    truncated = np.zeros(n, bool)
+    ended = []
+    for k in range(n):
+      over, terminated[k], env_truncated = self._step_env(k, joint[k], obs, reward)
+      at_cutoff = len(self._actions[k]) >= cutoff
+      truncated[k] = env_truncated or at_cutoff
+      if over or at_cutoff:
+        ended.append(k)
+    self._returns += reward.sum(axis=1, dtype=np.float64)
+    episode_return = np.full(n, np.nan, np.float32)
+    episode_length = np.zeros(n, np.int64)
+    next_obs = obs.copy()
+    self.final_frames = {}
+    for k in ended:
+      episode_return[k] = self._returns[k]
+      episode_length[k] = len(self._actions[k])
+      if self.render_mode is not None:
+        self.final_frames[k] = self._render(k)
+      self._reset_env(k, next_obs)
+    self._observations = next_obs.copy()
+    return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
+
+  # ----------------------------------------------------------------------------------------------
+  # Frames
+
+  def _render(self, k) -> np.ndarray:
+    frame = self.envs[k].render()
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
+      raise ValueError(f"env {self.task.gym_id!r}: render() returned {type(frame).__name__} "
+                       f"{getattr(frame, 'shape', '')}; supported: an RGB array [H, W, 3]")
+    return np.ascontiguousarray(frame, dtype=np.uint8)
+
+  def render_frame(self, index: int = 0) -> np.ndarray:
+    """Env `index`'s current state drawn by the env itself: uint8 [H, W, 3]. The state an episode ended
+    in is gone after the step's auto-reset; that step leaves its frame in `final_frames[index]`."""
+    if self.render_mode != "rgb_array":
+      raise ValueError(f"render_frame needs envs built with render_mode='rgb_array', these have "
+                       f"{self.render_mode!r}")
+    if not self._ready:
+      raise RuntimeError("ParallelVectorEnvironment.render_frame called before reset()")
+    operator.index(index)
+    if not 0 <= index < self.num_envs:
+      raise ValueError(f"render_frame index must be in 0..{self.num_envs - 1}, got {index!r}")
+    return self._render(index)
+
+  # ----------------------------------------------------------------------------------------------
+  # State and slices: the replay record (see the module docstring).
+
+  _RECORD = ("task", "num_envs", "seed", "lbf_food_rule", "first_index", "render_mode", "agents",
+             "observation_sizes", "action_counts", "spec", "_action_starts", "_episodes", "_actions",
+             "_returns", "_observations", "_seeded", "_ready", "_closed")
+
+  def __getstate__(self) -> dict:
+    return {name: getattr(self, name) for name in self._RECORD}
+
+  def __setstate__(self, state: dict) -> None:
+    self.__dict__.update(state)
+    self.envs = None
+    self.final_frames = {}
+    self._setup()
+
+  def _record(self, envs: slice = slice(None)) -> "ParallelVectorEnvironment":
+    """A detached copy (no envs) of the state of the envs in `envs`."""
+    record = object.__new__(type(self))
+    state = self.__getstate__()
+    state["_episodes"] = list(self._episodes[envs])
+    state["_actions"] = [list(actions) for actions in self._actions[envs]]
+    state["_returns"] = self._returns[envs].copy()
+    state["_observations"] = self._observations[envs].copy()
+    state["num_envs"] = len(state["_episodes"])
+    state["first_index"] = self.first_index + range(self.num_envs)[envs].start
+    state["spec"] = self.spec
+    record.__setstate__(state)
+    return record
+
+  def get_state(self) -> "ParallelVectorEnvironment":
+    """The state as a picklable, detached `ParallelVectorEnvironment` (a record to replay; no envs)."""
+    return self._record()
+
+  def set_state(self, state: "ParallelVectorEnvironment") -> None:
+    """Continues from `state` (from `get_state`, a checkpoint, or `concatenate` of worker slices) of a
+    vector of the same task and size: each env replays its episode's reset and actions."""
+    if not isinstance(state, ParallelVectorEnvironment):
+      raise ValueError(f"environment state must be a ParallelVectorEnvironment, got {type(state).__name__}")
+    check_same_vector(self, state)
+    if state.agents != self.agents:
+      raise ValueError(f"environment state is for agents {list(state.agents)}, this env has {list(self.agents)}")
+    self._check_open()
+    self.seed, self.first_index = state.seed, state.first_index
+    self._seeded, self._ready = state._seeded, state._ready
+    self._episodes = list(state._episodes)
+    self._actions = [[] for _ in range(self.num_envs)]
+    self._returns = np.zeros(self.num_envs, np.float64)
+    self._observations = state._observations.copy()
+    self.final_frames = {}
+    if not state._seeded:
+      self._episodes = [0] * self.num_envs
+      return
+    obs = np.zeros(self._obs_shape, np.float32)
+    reward = np.empty(self._reward_shape, np.float32)
+    for k in range(self.num_envs):
+      self._episodes[k] -= 1  # replay that episode's reset
+      self._reset_env(k, obs)
+      for row in state._actions[k]:
+        self._step_env(k, list(row), obs, reward)
+        self._returns[k] += reward[k].sum(dtype=np.float64)
+      if self._returns[k] != state._returns[k] or not np.array_equal(obs[k], state._observations[k]):
+        raise ValueError(f"env {self.task.gym_id!r} (env {self.first_index + k}) replayed to return "
+                         f"{self._returns[k]!r} and another observation, not the saved {state._returns[k]!r}: "
+                         f"the env is not a function of reset(seed=...) and the actions, so it cannot resume")
+    if state._closed:
+      self.close()
+
+  def split(self, sizes: Sequence[int]) -> list["ParallelVectorEnvironment"]:
+    """Consecutive slices of `sizes` envs each (live slices share this vector's envs)."""
+    if sum(sizes) != self.num_envs or min(sizes) < 1:
+      raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={self.num_envs}")
+    parts, start = [], 0
+    for size in sizes:
+      part = self._record(slice(start, start + size))
+      if self.envs is not None:
+        part.envs = self.envs[start:start + size]
+      parts.append(part)
+      start += size
+    return parts
+
+  @staticmethod
+  def concatenate(parts: Sequence["ParallelVectorEnvironment"]) -> "ParallelVectorEnvironment":
+    """The inverse of `split`: one vector of consecutive slices (live if every part is)."""
+    first = parts[0]
+    for previous, part in zip(parts, parts[1:]):
+      if part.first_index != previous.first_index + previous.num_envs or part.task != first.task:
+        raise ValueError("concatenate needs consecutive slices of one task's vector")
+    whole = first._record()
+    whole.num_envs = sum(p.num_envs for p in parts)
+    whole._episodes = [e for p in parts for e in p._episodes]
+    whole._actions = [list(a) for p in parts for a in p._actions]
+    whole._returns = np.concatenate([p._returns for p in parts])
+    whole._observations = np.concatenate([p._observations for p in parts])
+    whole._seeded = first._seeded
+    whole._ready = all(p._ready for p in parts)
+    whole._closed = any(p._closed for p in parts)
+    whole._setup()
+    if all(p.envs is not None for p in parts):
+      whole.envs = [env for p in parts for env in p.envs]
+    return whole
+
+  def close(self) -> None:
+    if not self._closed:
+      for env in self.envs or ():
+        _close(env)
+      self._closed = True
+      self._ready = False
+
+  def __repr__(self) -> str:
+    return (f"ParallelVectorEnvironment({self.task.name!r}, num_envs={self.num_envs}, seed={self.seed}, "
+            f"episode_limit={self._cutoff})")
