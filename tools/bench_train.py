@@ -22,7 +22,8 @@ ratios, and read the CPU line: training needs both cores, the bare env one):
    (reference backend); with both backends also t(fast) / b(reference).
 3. the update: `learner.step_block` at the run's block size on batches from the run's replay buffer,
    timed after the run: u ms per update; its share = window updates x u / window seconds (the learner's
-   busy fraction). Also `sample` on the replay buffer and the loop's actor on its observations.
+   busy fraction, an estimate: over 1 when the timing after the run met a busier machine than the
+   windows). Also `sample` on the replay buffer and the loop's actor on its observations.
 4. memory of a 2,000,000-transition `ReplayBuffer` for lbf-15x15-4p-5f (`nbytes` at the config's
    observation dtype) against 2 GB, and the paper code's LBF 8x8 figures beside ours.
 
