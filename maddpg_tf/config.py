@@ -69,8 +69,7 @@ FAMILY_SETTINGS = {
             "loop.updates_per_episode": 1},
     "rware": {"learner.actor_learning_rate": 5e-4, "learner.critic_learning_rate": 5e-4,
               "loop.updates_per_episode": 10},
-    # Ours, not the paper's (it has no MPE runs), chosen on simple_spread's `short` budget (see
-    # configs/mpe.py); every other learner value is LearnerConfig's (the authors' LBF settings, whose
+    # Ours, not the paper's (it has no MPE runs), untuned (configs/mpe.py has what we measured); every other learner value is LearnerConfig's (the authors' LBF settings, whose
     # 25-step episodes are MPE's length). 2M steps as the MARL benchmarks' MPE runs (EPyMARL); a 1M-step
     # buffer as Lowe et al.'s MADDPG; float32 observations (MPE's positions are not exact in float16).
     # Envs in this process until env workers build their probe with the task's vector class.
