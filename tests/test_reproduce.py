@@ -71,7 +71,7 @@ def test_interrupted_run_was_resumed_not_restarted(grid):
   resumes = [name for name in os.listdir(workdir) if name.startswith("provenance-resume-")]
   assert resumes, "the grid started the half-trained run over instead of resuming it"
   steps = [step for step, _ in loggers.read_evaluations_csv(os.path.join(workdir, "evaluations.csv"))]
-  assert steps == [0, 1_000]  # the first evaluation is the one from before the interruption, kept
+  assert steps == [0, 1_000, 2_000]  # the first evaluation is the one from before the interruption, kept
   assert reproduce.checkpoint_step(workdir) == 2_000
 
 
@@ -94,7 +94,7 @@ def test_table1_and_figures_from_the_grid(grid):
   with open(os.path.join(results, "table1.csv")) as handle:
     rows = list(csv.DictReader(handle))
   assert [(r["task"], r["estimator"], r["seeds"], r["evaluations"]) for r in rows] == [
-      (TASK, "stgs-1", "2", "2"), (TASK, "gst", "2", "2")]
+      (TASK, "stgs-1", "2", "3"), (TASK, "gst", "2", "3")]  # steps 0, 1,000 and the final policy at 2,000
   assert all(r["budget"] == "smoke" and r["fidelity"] == "code" for r in rows)
   assert "Budget smoke" in open(paths[0]).read()
 
