@@ -42,7 +42,8 @@ multi-node cluster `--results` should be a shared filesystem (resuming and Figur
 directories); without one the driver still writes each finished run's evaluations and summary.
 
 Exit status: 0 all runs finished and the outputs written; 1 some run failed (outputs written from the
-others); 2 bad flags or input (one line `maddpg-reproduce: error: ...`); 130 interrupted.
+others); 2 bad flags or input, an unwritable --results or one in use by another grid (one line
+`maddpg-reproduce: error: ...`); 130 interrupted.
 """
 
 import contextlib
