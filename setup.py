@@ -20,6 +20,8 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "matplotlib==3.11.2",
     "ray[default]==2.60.0",  # maddpg-reproduce runs its grids as Ray tasks (local or a cluster)
+    "numba==0.68.1",          # the fast LBF/RWARE backends' kernels (maddpg_tf/envs/fast_*.py)
+    "llvmlite==0.50.0",       # numba's compiler
     "imageio==2.38.2",        # videos of trained policies (GIF, MP4)
     "imageio-ffmpeg==0.8.1",  # its wheel ships the ffmpeg binary MP4 needs
 ]

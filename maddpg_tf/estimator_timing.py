@@ -94,6 +94,7 @@ TRAIN_CONFIGS = (
     Config("st", "ST", "st", T1),
     Config("gumbel_softmax", "Gumbel-Softmax (soft)", "gumbel_softmax", T1),
     Config("reinmax", "ReinMax", "reinmax", T1),
+    Config("zgr", "ZGR (no temperature)", "zgr", ()),
 )
 
 # The authors' PyTorch code measured on this kind of machine (2 CPU cores), from
@@ -524,84 +525,101 @@ def format_report(results):
       f"- git revision {env['git_revision']}; mode {results['mode']}; total {results['elapsed_s']:.0f} s",
   ]
   if results["paper"]:
-    lines += [
-        "",
-        "## 1. The paper's protocol (Table 2): batch-1 logits, forward only",
-        "",
-        f"One `tf.function` call (graph mode, no XLA) per relaxation: the sample only, no backward pass; "
-        f"temperature 1, GST gap 1; {settings['repeats']} repeats x {settings['number']:,} calls, the "
-        f"estimators taking turns every 1,000 calls; microseconds per call, mean ± 95% Student-t half-width "
-        f"(df={settings['repeats'] - 1}). At batch 1 this measures per-call overhead "
-        "(about 0.2 ms per `tf.function` call here) more than the estimators. The paper's column labelled "
-        "\"GRMC-50\" ran K = 100 in the authors' script: compare it with our K = 100 row (our K = 50 has no "
-        "paper figure). \"Paper code here\" is the authors' PyTorch code on this kind of machine "
-        "(BASELINES.md).",
-        "",
-        "| dim | estimator | ours (us) | ours / STGS | paper (us) | paper / STGS | paper code here (us) |",
-        "|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in results["paper"]:
-      paper = _us(row["paper_us"], row["paper_ci95"]) if row["paper_us"] is not None else "-"
-      lines.append(f"| {row['dim']} | {row['label']} | {_us(row['us'], row['ci95'])} | {_x(row['ratio'])} | "
-                   f"{paper} | {_x(row['paper_ratio'])} | {_us(row['paper_code_us'])} |")
+    lines += _paper_section(results["paper"], settings)
   if results["training"]:
-    training = results["training"]
-    dims = sorted({row["dim"] for row in training})
-    lines += [
-        "",
-        f"## 2. Training workload: {TRAIN_ROWS} rows, forward + backward, XLA",
-        "",
-        f"Many relaxations per compiled call (a `tf.while_loop`, a fresh seed each, every sample and gradient "
-        f"accumulated; as many as fill about {settings['call_seconds'] * 1e3:g} ms, at least "
-        f"{settings['min_iterations']}: column \"n\"), {settings['calls']} call(s) per repeat, "
-        f"{settings['train_repeats']} repeats, the estimators taking turns call by call; microseconds per "
-        f"relaxation of a {TRAIN_ROWS}-row batch, mean ± 95% t half-width, and the best repeat (least "
-        "disturbed by other processes on a shared machine). The ~0.2 ms call overhead is spread over the n "
-        "relaxations of a call.",
-        "",
-        "| estimator | " + " | ".join(f"dim {d} (us) | dim {d} / STGS | best of {settings['train_repeats']} "
-                                       f"(us, / STGS) | n" for d in dims) + " |",
-        "|---|" + "---:|---:|---:|---:|" * len(dims),
-    ]
-    for key in dict.fromkeys(row["key"] for row in training):
-      cells = []
-      for dim in dims:
-        row = _find(training, dim, key)
-        cells += ([_us(row["us"], row["ci95"]), _x(row["ratio"]),
-                   f"{_us(row['best_us'])} ({_x(row['best_ratio'])})", str(row["iterations"])]
-                  if row else ["-"] * 4)
-      label = next(row["label"] for row in training if row["key"] == key)
-      lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"### Per {PAPER_CODE_ROWS} rows, beside the authors' code on this machine (BASELINES.md)",
-        "",
-        f"Ours: {PAPER_CODE_ROWS // TRAIN_ROWS} x the {TRAIN_ROWS}-row figure. The authors' code: one "
-        f"{PAPER_CODE_ROWS}-row forward + backward call, PyTorch on CPU, one thread; their dimension 5 is "
-        "compared with our dimension 6 (LBF's action count).",
-        "",
-        f"| estimator | dim (ours / theirs) | ours per {PAPER_CODE_ROWS} rows (us) | ours / STGS | "
-        f"paper code (us) | paper code / STGS | paper code time / ours |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in training:
-      if row["paper_code_us"] is None:
-        continue
-      lines.append(f"| {row['label']} | {row['dim']} / {row['paper_code_dim']} | {_us(row['us_per_1024'])} | "
-                   f"{_x(row['ratio'])} | {_us(row['paper_code_us'])} | {_x(row['paper_code_ratio'], 1)} | "
-                   f"{_x(row['speedup_vs_paper_code'], 1)} |")
-    lines += ["", "compile time (first call, s): " + ", ".join(
-        f"{row['key']}@{row['dim']} {row['compile_s']:.1f}" for row in training)]
+    lines += _training_section(results["training"], settings)
   if results["targets"]:
-    lines += ["", "## 3. Targets", "",
-              "PASS/FAIL is judged on the means; the best repeats are shown for a machine shared with other "
-              "work.", "", "| target | measured | threshold | result |", "|---|---:|---:|---|"]
-    for target in results["targets"]:
-      bound = "<=" if "within" in target["name"] else ">="
-      detail = f" ({target['detail']})" if target.get("detail") else ""
-      lines.append(f"| {target['name']} | {target['value']:.2f} {target['unit']}{detail} | "
-                   f"{bound} {target['threshold']:g} | {'PASS' if target['passed'] else 'FAIL'} |")
+    lines += _targets_section(results["targets"])
   return "\n".join(lines)
+
+
+def _paper_section(rows, settings):
+  lines = []
+  lines += [
+      "",
+      "## 1. The paper's protocol (Table 2): batch-1 logits, forward only",
+      "",
+      f"One `tf.function` call (graph mode, no XLA) per relaxation: the sample only, no backward pass; "
+      f"temperature 1, GST gap 1; {settings['repeats']} repeats x {settings['number']:,} calls, the "
+      f"estimators taking turns every 1,000 calls; microseconds per call, mean ± 95% Student-t half-width "
+      f"(df={settings['repeats'] - 1}). At batch 1 this measures per-call overhead "
+      "(about 0.2 ms per `tf.function` call here) more than the estimators. The paper's column labelled "
+      "\"GRMC-50\" ran K = 100 in the authors' script: compare it with our K = 100 row (our K = 50 has no "
+      "paper figure). \"Paper code here\" is the authors' PyTorch code on this kind of machine "
+      "(BASELINES.md).",
+      "",
+      "| dim | estimator | ours (us) | ours / STGS | paper (us) | paper / STGS | paper code here (us) |",
+      "|---:|---|---:|---:|---:|---:|---:|",
+  ]
+  for row in rows:
+    paper = _us(row["paper_us"], row["paper_ci95"]) if row["paper_us"] is not None else "-"
+    lines.append(f"| {row['dim']} | {row['label']} | {_us(row['us'], row['ci95'])} | {_x(row['ratio'])} | "
+                 f"{paper} | {_x(row['paper_ratio'])} | {_us(row['paper_code_us'])} |")
+  return lines
+
+
+def _training_section(training, settings):
+  lines = []
+  dims = sorted({row["dim"] for row in training})
+  lines += [
+      "",
+      f"## 2. Training workload: {TRAIN_ROWS} rows, forward + backward, XLA",
+      "",
+      f"Many relaxations per compiled call (a `tf.while_loop`, a fresh seed each, every sample and gradient "
+      f"accumulated; as many as fill about {settings['call_seconds'] * 1e3:g} ms, at least "
+      f"{settings['min_iterations']}: column \"n\"), {settings['calls']} call(s) per repeat, "
+      f"{settings['train_repeats']} repeats, the estimators taking turns call by call; microseconds per "
+      f"relaxation of a {TRAIN_ROWS}-row batch, mean ± 95% t half-width, and the best repeat (least "
+      "disturbed by other processes on a shared machine). The ~0.2 ms call overhead is spread over the n "
+      "relaxations of a call.",
+      "",
+      "| estimator | " + " | ".join(f"dim {d} (us) | dim {d} / STGS | best of {settings['train_repeats']} "
+                                     f"(us, / STGS) | n" for d in dims) + " |",
+      "|---|" + "---:|---:|---:|---:|" * len(dims),
+  ]
+  for key in dict.fromkeys(row["key"] for row in training):
+    cells = []
+    for dim in dims:
+      row = _find(training, dim, key)
+      cells += ([_us(row["us"], row["ci95"]), _x(row["ratio"]),
+                 f"{_us(row['best_us'])} ({_x(row['best_ratio'])})", str(row["iterations"])]
+                if row else ["-"] * 4)
+    label = next(row["label"] for row in training if row["key"] == key)
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+  lines += [
+      "",
+      f"### Per {PAPER_CODE_ROWS} rows, beside the authors' code on this machine (BASELINES.md)",
+      "",
+      f"Ours: {PAPER_CODE_ROWS // TRAIN_ROWS} x the {TRAIN_ROWS}-row figure. The authors' code: one "
+      f"{PAPER_CODE_ROWS}-row forward + backward call, PyTorch on CPU, one thread; their dimension 5 is "
+      "compared with our dimension 6 (LBF's action count).",
+      "",
+      f"| estimator | dim (ours / theirs) | ours per {PAPER_CODE_ROWS} rows (us) | ours / STGS | "
+      f"paper code (us) | paper code / STGS | paper code time / ours |",
+      "|---|---|---:|---:|---:|---:|---:|",
+  ]
+  for row in training:
+    if row["paper_code_us"] is None:
+      continue
+    lines.append(f"| {row['label']} | {row['dim']} / {row['paper_code_dim']} | {_us(row['us_per_1024'])} | "
+                 f"{_x(row['ratio'])} | {_us(row['paper_code_us'])} | {_x(row['paper_code_ratio'], 1)} | "
+                 f"{_x(row['speedup_vs_paper_code'], 1)} |")
+  lines += ["", "compile time (first call, s): " + ", ".join(
+      f"{row['key']}@{row['dim']} {row['compile_s']:.1f}" for row in training)]
+  return lines
+
+
+def _targets_section(targets):
+  lines = []
+  lines += ["", "## 3. Targets", "",
+            "PASS/FAIL is judged on the means; the best repeats are shown for a machine shared with other "
+            "work.", "", "| target | measured | threshold | result |", "|---|---:|---:|---|"]
+  for target in targets:
+    bound = "<=" if "within" in target["name"] else ">="
+    detail = f" ({target['detail']})" if target.get("detail") else ""
+    lines.append(f"| {target['name']} | {target['value']:.2f} {target['unit']}{detail} | "
+                 f"{bound} {target['threshold']:g} | {'PASS' if target['passed'] else 'FAIL'} |")
+  return lines
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ import numpy as np
 import estimators
 
 from maddpg_tf import (actor as actor_lib, checkpointing, config as config_lib, diagnostics,
-                       environment_loop, environments, evaluation, interrupts, learner as learner_lib,
-                       loggers, replay_buffer, training, types, updates, workdir as workdir_lib)
+                       environment_loop, environments, evaluation, evaluation_video, interrupts,
+                       learner as learner_lib, loggers, replay_buffer, training, types, updates,
+                       workdir as workdir_lib)
 from maddpg_tf.errors import Interrupted, NonFiniteLoss, RunError  # noqa: F401  (re-exported for callers)
 
 estimator_params = config_lib.estimator_params
@@ -109,7 +110,10 @@ class Experiment:
         training.Schedule(c.total_steps, c.loop.warmup_episodes, c.loop.eval_every_steps,
                           c.checkpoint.every_steps),
         self.counters, self.loop, self.updates, self.evaluator, self.checkpointer, None, self.logger, self.stop,
-        self.episode_returns, self.workdir.evaluations, np.random.default_rng([c.seed, 1]))
+        self.episode_returns, self.workdir.evaluations, np.random.default_rng([c.seed, 1]),
+        video=evaluation_video.EvaluationVideo(c, c.log.video_every_evals, c.log.video_max_frames,
+                                               self.tensorboard, lambda: eval_actor.weights)
+        if c.log.video_every_evals else None)
     # Restored in this order: the learner before the scheduler reads its weights; TensorBoard last.
     self.training.parts = {"learner": self.learner, "replay": self.replay, "counters": self.counters,
                            "training": self.training, "loop": self.loop, "evaluator": self.evaluator,

@@ -78,6 +78,12 @@ class TensorBoardLogger:
     with self._file_writer().as_default():
       hparams_api.hparams(hparams, trial_id=run_name)
 
+  def write_frames(self, name, frames, step, max_frames):
+    """An episode's frames ([T] uint8 [H, W, 3]) as an animated image at `step` (`maddpg_tf.video`)."""
+    from maddpg_tf import video  # pylint: disable=g-import-not-at-top
+    with self._file_writer().as_default():
+      video.tensorboard_video_summary(name, frames, int(step), max_frames=max_frames)
+
   def flush(self):
     if self._writer is not None:
       self._writer.flush()

@@ -27,14 +27,15 @@ class Schedule(NamedTuple):
 class TrainingLoop:
   """Runs the timeline over injected parts: `loop` (EnvironmentLoop), `updates` (UpdateScheduler),
   `evaluator` (Evaluator), `checkpointer` (Checkpointer) and the `parts` it saves, `logger`, `stop`
-  (StopRequest), `progress` (ProgressBar or None) and `evaluations_csv` (a path)."""
+  (StopRequest), `progress` (ProgressBar or None), `evaluations_csv` (a path) and `video` (an
+  `EvaluationVideo`, called after each evaluation, or None)."""
 
   def __init__(self, schedule, counters, loop, updates, evaluator, checkpointer, parts, logger, stop,
-               episode_returns, evaluations_csv, warmup_rng, progress=None):
+               episode_returns, evaluations_csv, warmup_rng, progress=None, video=None):
     self.schedule, self.counters, self.loop, self.updates = schedule, counters, loop, updates
     self.evaluator, self.checkpointer, self.parts, self.logger = evaluator, checkpointer, parts, logger
     self.stop, self.episode_returns, self.evaluations_csv = stop, episode_returns, evaluations_csv
-    self.warmup_rng, self.progress = warmup_rng, progress
+    self.warmup_rng, self.progress, self.video = warmup_rng, progress, video
     self.evaluations = []
     self.steps_per_second = float("nan")
     self._rate = (time.time(), 0)
@@ -81,6 +82,8 @@ class TrainingLoop:
       self._rate = (now, steps)
       values.update(self.episode_returns.metrics())
     self.logger.write(values, step)
+    if self.video is not None:  # an episode for TensorBoard, on envs of its own (no number changes)
+      self.video(len(self.evaluations) - 1, step)
     self.logger.flush()
 
   def run(self):

@@ -20,9 +20,10 @@ from maddpg_tf import errors
 
 PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
             "rware", "numpy", "ml-collections", "keras-tuner")
-# Keys that do not make a run another run: the budget (a resumed run may extend it), the diagnostics
-# (they only log), the env worker count and the env backend (they change no number).
-NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend")
+# Keys (dotted for nested ones) that do not make a run another run: the budget (a resumed run may extend
+# it), what only logs (diagnostics, videos), the env worker count and the env backend (no number changes).
+NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend", "log.video_every_evals",
+                "log.video_max_frames")
 
 
 def file_sha256(path):
@@ -76,8 +77,9 @@ def differences(old, new, prefix=""):
   return found
 
 
-def _identity(config_dict):
-  return {k: v for k, v in config_dict.items() if k not in NOT_IDENTITY}
+def _identity(config_dict, prefix=""):
+  return {k: (_identity(v, f"{prefix}{k}.") if isinstance(v, dict) else v) for k, v in config_dict.items()
+          if f"{prefix}{k}" not in NOT_IDENTITY}
 
 
 class Workdir:

@@ -199,7 +199,8 @@ def test_bad_tuned_file_is_one_line_and_nothing_written(tmp_path, make_file, exp
 
 def test_the_driver_does_not_import_tensorflow():
   """The grid's driver reads results and draws tables without TensorFlow (seconds and ~0.5 GB saved)."""
-  done = subprocess.run([sys.executable, "-c", "import sys, maddpg_tf.reproduce, maddpg_tf.loggers, tools.tables; "
+  done = subprocess.run([sys.executable, "-c", "import sys, maddpg_tf.reproduce, maddpg_tf.loggers, maddpg_tf.analysis.tables, "
+                         "maddpg_tf.analysis.aggregate; "
                          "print('tensorflow' in sys.modules)"], cwd=REPO, capture_output=True, text=True)
   assert done.stdout.strip() == "False", done.stderr
 

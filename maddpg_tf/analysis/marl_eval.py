@@ -86,6 +86,53 @@ def _lower_case_clashes(mapping, where):
   return problems
 
 
+def _step_problems(where_step, step, metrics, previous):
+  """(problems, step_count now last, the metric names or None) of one step entry of a run."""
+  problems = []
+  if not isinstance(metrics, dict) or not metrics:
+    return [f"{where_step}: must be a non-empty dict of metrics"], previous, None
+  if "absolute" in str(step).lower():
+    if "step_count" in metrics:
+      problems.append(f"{where_step}: the absolute entry holds no step_count")
+  else:
+    count = metrics.get("step_count")
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+      problems.append(f"{where_step}: step_count must be an int >= 0, got {count!r}")
+    else:
+      if previous is not None and count <= previous:
+        problems.append(f"{where_step}: step_count {count} does not follow {previous}")
+      previous = count
+  names = tuple(sorted(str(k).lower() for k in metrics if k != "step_count"))
+  if not names:
+    problems.append(f"{where_step}: holds no metric")
+  for name, values in metrics.items():
+    if name == "step_count":
+      continue
+    if "step_count" in str(name):
+      problems.append(f"{where_step}: metric {name!r}: marl-eval reads any name holding "
+                      f"'step_count' as the step")
+    elif not _finite_numbers(values):
+      problems.append(f"{where_step}: metric {name!r} must be a non-empty list of finite numbers")
+  return problems, previous, names
+
+
+def _strict_problems(env, algorithm_sets, run_counts, entry_counts, without_absolute):
+  """What marl-eval's array tools (create_matrices_for_rliable) need beyond its loader, for one environment."""
+  problems = []
+  if len(algorithm_sets) > 1:
+    problems.append(f"{env}: tasks have different algorithms: {sorted(algorithm_sets)} (marl-eval's tools "
+                    f"need the same algorithms on every task)")
+  if len(run_counts) > 1:
+    problems.append(f"{env}: (task, algorithm) pairs have different numbers of runs: {sorted(run_counts)}")
+  if len(entry_counts) > 1:
+    problems.append(f"{env}: runs have different numbers of entries (steps + absolute): "
+                    f"{sorted(entry_counts)}")
+  if without_absolute:
+    problems.append(f"{env}: {len(without_absolute)} run(s) without {ABSOLUTE!r} (e.g. "
+                    f"{without_absolute[0]}); create_matrices_for_rliable needs it in every run")
+  return problems
+
+
 def validate_marl_eval_json(data, strict=False):
   """Problems that keep marl-eval's loader (strict: also its array tools) from reading `data`; [] if none.
 
@@ -132,48 +179,14 @@ def validate_marl_eval_json(data, strict=False):
             problems.append(f"{where_run}: one absolute entry, named {ABSOLUTE!r}, at most; got {absolute}")
           previous = None
           for step, metrics in steps.items():
-            where_step = f"{where_run}/{step}"
-            if not isinstance(metrics, dict) or not metrics:
-              problems.append(f"{where_step}: must be a non-empty dict of metrics")
-              continue
-            is_absolute = "absolute" in str(step).lower()
-            if is_absolute:
-              if "step_count" in metrics:
-                problems.append(f"{where_step}: the absolute entry holds no step_count")
-            else:
-              count = metrics.get("step_count")
-              if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
-                problems.append(f"{where_step}: step_count must be an int >= 0, got {count!r}")
-              else:
-                if previous is not None and count <= previous:
-                  problems.append(f"{where_step}: step_count {count} does not follow {previous}")
-                previous = count
-            names = tuple(sorted(str(k).lower() for k in metrics if k != "step_count"))
-            if not names:
-              problems.append(f"{where_step}: holds no metric")
-            metric_sets.add(names)
-            for name, values in metrics.items():
-              if name == "step_count":
-                continue
-              if "step_count" in str(name):
-                problems.append(f"{where_step}: metric {name!r}: marl-eval reads any name holding "
-                                f"'step_count' as the step")
-              elif not _finite_numbers(values):
-                problems.append(f"{where_step}: metric {name!r} must be a non-empty list of finite numbers")
+            found, previous, names = _step_problems(f"{where_run}/{step}", step, metrics, previous)
+            problems += found
+            if names is not None:
+              metric_sets.add(names)
     if len(metric_sets) > 1:
       problems.append(f"{env}: steps hold different metrics: {sorted(metric_sets)}")
     if strict:
-      if len(algorithm_sets) > 1:
-        problems.append(f"{env}: tasks have different algorithms: {sorted(algorithm_sets)} (marl-eval's tools "
-                        f"need the same algorithms on every task)")
-      if len(run_counts) > 1:
-        problems.append(f"{env}: (task, algorithm) pairs have different numbers of runs: {sorted(run_counts)}")
-      if len(entry_counts) > 1:
-        problems.append(f"{env}: runs have different numbers of entries (steps + absolute): "
-                        f"{sorted(entry_counts)}")
-      if without_absolute:
-        problems.append(f"{env}: {len(without_absolute)} run(s) without {ABSOLUTE!r} (e.g. "
-                        f"{without_absolute[0]}); create_matrices_for_rliable needs it in every run")
+      problems += _strict_problems(env, algorithm_sets, run_counts, entry_counts, without_absolute)
   return problems
 
 
