@@ -383,6 +383,16 @@ def parse_options(text):
   return options
 
 
+def hparams(config):
+  """The run's settings for TensorBoard's hparams view: task, estimator, fidelity, seed, numeric
+  estimator parameters."""
+  values = {"task": config.task, "estimator": config.estimator.name, "estimator_label": config.estimator.label,
+            "fidelity": config.fidelity, "seed": config.seed}
+  values.update({f"estimator.{k}": float(v) for k, v in estimator_params(config).items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)})
+  return values
+
+
 def learner_config(config):
   """`config.learner` as a checked `LearnerConfig`."""
   fields = {f.name for f in dataclasses.fields(LearnerConfig)}

@@ -20,40 +20,10 @@ from maddpg_tf import (actor as actor_lib, checkpointing, config as config_lib, 
                        learner as learner_lib, loggers, replay_buffer, training, types, updates,
                        workdir as workdir_lib)
 from maddpg_tf.errors import Interrupted, NonFiniteLoss, RunError  # noqa: F401  (re-exported for callers)
+from maddpg_tf.validation import resolve_config  # noqa: F401  (re-exported for callers)
 
 estimator_params = config_lib.estimator_params
 EVAL_SEED_OFFSET = 1_000_003
-
-
-def resolve_config(config):
-  """`config_lib.resolve`, plus the estimator's parameters and the task's env checked by building them."""
-  try:
-    config = config_lib.resolve(config)
-    _drop_preset_parameters(config)
-    learner_lib.check_estimator(config.estimator.name, estimator_params(config))
-    environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit).close()
-    environments.vector_class(environments.resolve_task(config.task), config.env_backend)
-  except ValueError as error:
-    raise RunError(f"{error}") from None
-  return config
-
-
-def _drop_preset_parameters(config):
-  """With `estimator.name` overridden by an import path, the preset's settings for `estimator.label`
-  (GST's gap, say) that the user's estimator does not take are unset; values set to anything else stay,
-  and are refused by the estimator's own check."""
-  name = config.estimator.name
-  if not isinstance(name, str) or ":" not in name:
-    return
-  try:
-    preset = config_lib.estimator_settings(environments.resolve_task(config.task).family, config.estimator.label)
-  except ValueError:
-    return
-  config.estimator.label = name  # tables and summaries name the user's estimator, not the preset's
-  accepted = set(estimators.parameter_names(name))
-  for key, value in preset.items():
-    if key != "name" and key not in accepted and config.estimator[key] == value:
-      config.estimator[key] = None
 
 
 def _default_make_env(config):
@@ -147,7 +117,7 @@ class Experiment:
               else None)
     self.workdir.write_run_files(c, workdir_lib.provenance(c, self.task, [source] if source else []))
     if restored is None:
-      self.tensorboard.write_hparams(self._hparams(), self.workdir.name)
+      self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()
     if self.progress:
       if restored:
@@ -166,14 +136,6 @@ class Experiment:
       self.updates.close()
       self.logger.close()
     return self.summary()
-
-  def _hparams(self):
-    c = self.config
-    values = {"task": c.task, "estimator": c.estimator.name, "estimator_label": c.estimator.label,
-              "fidelity": c.fidelity, "seed": c.seed}
-    values.update({f"estimator.{k}": float(v) for k, v in estimator_params(c).items()
-                   if isinstance(v, (int, float))})
-    return values
 
   def summary(self):
     means = [float(np.mean(e["returns"])) for e in self.training.evaluations]

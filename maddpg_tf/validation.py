@@ -1,0 +1,38 @@
+"""A run config checked against what it names: the estimator (built once on dummy logits) and the task's
+environments (built once), on top of `maddpg_tf.config.resolve`'s schema checks."""
+
+import estimators
+
+from maddpg_tf import config as config_lib, environments, learner as learner_lib
+from maddpg_tf.errors import RunError
+
+
+def resolve_config(config):
+  """`config_lib.resolve`, plus the estimator's parameters and the task's env checked by building them."""
+  try:
+    config = config_lib.resolve(config)
+    _drop_preset_parameters(config)
+    learner_lib.check_estimator(config.estimator.name, config_lib.estimator_params(config))
+    environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit).close()
+    environments.vector_class(environments.resolve_task(config.task), config.env_backend)
+  except ValueError as error:
+    raise RunError(f"{error}") from None
+  return config
+
+
+def _drop_preset_parameters(config):
+  """With `estimator.name` overridden by an import path, the preset's settings for `estimator.label`
+  (GST's gap, say) that the user's estimator does not take are unset; values set to anything else stay,
+  and are refused by the estimator's own check."""
+  name = config.estimator.name
+  if not isinstance(name, str) or ":" not in name:
+    return
+  try:
+    preset = config_lib.estimator_settings(environments.resolve_task(config.task).family, config.estimator.label)
+  except ValueError:
+    return
+  config.estimator.label = name  # tables and summaries name the user's estimator, not the preset's
+  accepted = set(estimators.parameter_names(name))
+  for key, value in preset.items():
+    if key != "name" and key not in accepted and config.estimator[key] == value:
+      config.estimator[key] = None
