@@ -166,6 +166,10 @@ def run_main(program, main, flags_parser):
   not a traceback: e.g. Ctrl-C while TensorFlow loads, before anything is written."""
   signal.signal(signal.SIGINT, raise_interrupt)
   signal.signal(signal.SIGTERM, raise_interrupt)
+  # absl's --help lists the flags of the module named by sys.argv[0]; a console script's is the script, so
+  # the program module's flags are declared key flags of it (else --help shows only "Try --helpfull").
+  for flag in flags.FLAGS.flags_by_module_dict().get(main.__module__, []):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
   def _main(argv):
     try:

@@ -301,10 +301,12 @@ def train_one(config_dict, workdir, threads=None, attempts=None):
   import resource
   started = time.time()
   usage = _cpu_seconds(resource)
-  # One CPU per run: the envs step in this process (a worker process would take a CPU the grid did not
-  # give the run); with two or more (or the whole machine), in a worker process beside the learner
-  # (maddpg_tf/envs/workers.py). No number depends on it.
-  config_dict = dict(config_dict, env_workers=0 if threads and int(threads) < 2 else 1)
+  # The reference (pure-Python) envs: with one CPU per run they step in this process (a worker process
+  # would take a CPU the grid did not give the run); with two or more (or the whole machine), in a worker
+  # process beside the learner (maddpg_tf/envs/workers.py). The fast backends always step in this process.
+  # No number depends on it.
+  if config_dict.get("env_backend", "reference") == "reference":
+    config_dict = dict(config_dict, env_workers=0 if threads and int(threads) < 2 else 1)
   try:
     import ml_collections
     tf = cli.import_tensorflow()  # quietly (no CUDA probe noise in the grid's logs)
