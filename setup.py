@@ -22,6 +22,9 @@ INSTALL_REQUIRES = [
     "ray[default]==2.60.0",  # maddpg-reproduce runs its grids as Ray tasks (local or a cluster)
     "numba==0.68.1",          # the fast LBF/RWARE backends' kernels (maddpg_tf/envs/fast_*.py)
     "llvmlite==0.50.0",       # numba's compiler
+    "pettingzoo==1.27.0",     # any ParallelEnv as a training environment (maddpg_tf/envs/pettingzoo.py)
+    "mpe2==1.1.1",            # the multi-particle tasks (maddpg_tf/envs/mpe.py)
+    "pygame-ce==2.5.8",       # mpe2's renderer
     "imageio==2.38.2",        # videos of trained policies (GIF, MP4)
     "imageio-ffmpeg==0.8.1",  # its wheel ships the ffmpeg binary MP4 needs
 ]

@@ -364,6 +364,8 @@ def play(config, weights, episodes=1, greedy=False, seed=None, episode_limit=Non
   if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
     raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
   limit = config.loop.episode_limit if episode_limit is None else episode_limit
+  if environments.resolve_task(config.task).family in environments.PETTINGZOO_FAMILIES:
+    return _play_pettingzoo(config, weights, episodes, greedy, seed, limit)
   vector = make_eval_env(config, num_envs=1, seed=seed, episode_limit=limit)
   try:
     observations = vector.reset()
@@ -386,6 +388,31 @@ def play(config, weights, episodes=1, greedy=False, seed=None, episode_limit=Non
         done = bool(over) or t >= limit
       returns.append(total)
       lengths.append(t)
+  finally:
+    vector.close()
+  return frames, returns, lengths
+
+
+def _play_pettingzoo(config, weights, episodes, greedy, seed, limit):
+  """`play` for PettingZoo envs, whose frames are their own `render_mode="rgb_array"` (no header)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  seed = config.seed if seed is None else seed
+  vector = environments.make(config.task, num_envs=1, seed=seed + _eval_seed_offset(), episode_limit=limit,
+                             render_mode="rgb_array")
+  try:
+    actor = make_actor(config, weights, greedy, seed)
+    observations = vector.reset()
+    frames, returns, lengths = [vector.render_frame()], [], []
+    while len(returns) < episodes:
+      step = vector.step(actor.select_actions(observations))
+      ended = not np.isnan(step.episode_return[0])
+      frames.append(vector.final_frames[0] if ended else vector.render_frame())
+      if ended:
+        returns.append(float(step.episode_return[0]))
+        lengths.append(int(step.episode_length[0]))
+        if len(returns) < episodes:
+          frames.append(vector.render_frame())
+      observations = step.next_observation
   finally:
     vector.close()
   return frames, returns, lengths

@@ -19,6 +19,7 @@ from maddpg_tf import (actor as actor_lib, checkpointing, config as config_lib, 
                        environment_loop, environments, evaluation, evaluation_video, interrupts,
                        learner as learner_lib, loggers, replay_buffer, training, types, updates,
                        workdir as workdir_lib)
+from maddpg_tf.envs import pettingzoo as pettingzoo_envs
 from maddpg_tf.errors import Interrupted, NonFiniteLoss, RunError  # noqa: F401  (re-exported for callers)
 from maddpg_tf.validation import resolve_config  # noqa: F401  (re-exported for callers)
 
@@ -113,9 +114,9 @@ class Experiment:
       restored = self.restore_latest()
     except checkpointing.CheckpointError as error:
       raise RunError(str(error)) from None
-    source = (estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
-              else None)
-    self.workdir.write_run_files(c, workdir_lib.provenance(c, self.task, [source] if source else []))
+    sources = [estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
+               else None, pettingzoo_envs.source_of(self.task)]
+    self.workdir.write_run_files(c, workdir_lib.provenance(c, self.task, [s for s in sources if s]))
     if restored is None:
       self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()

@@ -63,11 +63,14 @@ from absl import flags
 from maddpg_tf import config as common
 from maddpg_tf import cli, loggers
 from maddpg_tf.cli import one_line
+from maddpg_tf.envs import mpe as mpe_tasks
 
 PROG = "maddpg-reproduce"
 WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "all")
 BUDGET_NAMES = ("smoke", "small", "paper")
 TASKS = tuple(common.TOTAL_STEPS)                       # the paper's nine tasks, in Table 1's order
+# Every task a grid may name: the paper's and the multi-particle ones (not in any budget by default).
+GRID_TASKS = TASKS + tuple(mpe_tasks.MPE_TASKS)
 PAPER_ESTIMATORS = tuple(common.PAPER_ESTIMATORS["lbf"])  # stgs-1, stgs-t, tags, grmck, gst
 ESTIMATORS = PAPER_ESTIMATORS + tuple(common.EXTRA_ESTIMATORS)
 FIGURE4_TASK = "lbf-15x15-4p-5f"
@@ -117,7 +120,8 @@ _WHAT = flags.DEFINE_enum("what", "table1", WHATS, "Which result to produce.")
 _BUDGET = flags.DEFINE_enum("budget", "small", BUDGET_NAMES, "smoke (seconds), small (about 2 h on 2 cores), "
                             "paper (the paper's grid).")
 _RESULTS = flags.DEFINE_string("results", "results", "Directory for the runs and the outputs.")
-_TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: {', '.join(TASKS)}.")
+_TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: "
+                           f"{', '.join(GRID_TASKS)}.")
 _ESTIMATORS = flags.DEFINE_list("estimators", None,
                                 f"Estimators of the grid (default: the budget's). One of: {', '.join(ESTIMATORS)}.")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds, e.g. 0,1,2 (default: the budget's).")
@@ -918,12 +922,12 @@ def main(argv):
   what, budget, results = _WHAT.value, _BUDGET.value, _RESULTS.value
   preset = BUDGETS[budget]
   try:
-    tasks = _choose(_TASKS.value, TASKS, "tasks", preset.tasks)
+    tasks = _choose(_TASKS.value, GRID_TASKS, "tasks", preset.tasks)
     estimators = _choose(_ESTIMATORS.value, ESTIMATORS, "estimators", preset.estimators)
     seeds = _seeds(_SEEDS.value, preset.seeds)
     figure4_seeds = _seeds(_SEEDS.value, preset.figure4_seeds)
-    if _FIGURE4_TASK.value not in TASKS:
-      raise UsageError(f"unknown task {_FIGURE4_TASK.value!r} in --figure4_task; allowed: {', '.join(TASKS)}")
+    if _FIGURE4_TASK.value not in GRID_TASKS:
+      raise UsageError(f"unknown task {_FIGURE4_TASK.value!r} in --figure4_task; allowed: {', '.join(GRID_TASKS)}")
     for name, flag in (("total_steps", _TOTAL_STEPS), ("num_cpus", _NUM_CPUS), ("cpus_per_run", _CPUS_PER_RUN)):
       if flag.value is not None and flag.value < 1:
         raise UsageError(f"--{name} must be >= 1, got {flag.value}")

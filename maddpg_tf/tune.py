@@ -111,7 +111,7 @@ def _check_arguments(argv):
     space = search_spaces.resolve(config.estimator.label, overrides)
   except search_spaces.SpaceError as error:
     raise ValueError(str(error)) from None
-  directory = _DIR.value or os.path.join("searches", f"{config.task}_{config.estimator.label}")
+  directory = _DIR.value or os.path.join("searches", f"{config.task}_{config.estimator.label}".replace(":", "_"))
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise ValueError(f"--dir {directory} is a file, not a directory")
   if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(

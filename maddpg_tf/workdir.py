@@ -19,7 +19,7 @@ import time
 from maddpg_tf import errors
 
 PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
-            "rware", "numpy", "ml-collections", "keras-tuner")
+            "rware", "numpy", "ml-collections", "keras-tuner", "numba", "pettingzoo", "mpe2")
 # Keys (dotted for nested ones) that do not make a run another run: the budget (a resumed run may extend
 # it), what only logs (diagnostics, videos), the env worker count and the env backend (no number changes).
 NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend", "log.video_every_evals",

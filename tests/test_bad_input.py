@@ -108,7 +108,7 @@ CASES = [
     Case("train-unknown-key-without-config", "maddpg-train", ["--config.estimatr.gap=1", "--workdir=w"],
          ["'estimatr'", "allowed in --config: ", "estimator"]),
     Case("train-unknown-config-argument", "maddpg-train", [f"--config={LBF}:smok", "--workdir=w"],
-         ["'smok'", "allowed: task, estimator, smoke, short"]),
+         ["'smok'", "allowed: task, env, estimator, smoke, short"]),
     Case("train-temperature-zero", "maddpg-train", [*SMOKE, "--config.estimator.temperature=0", "--workdir=w"],
          ["temperature", "got 0.0", "> 0"]),
     Case("train-K-zero", "maddpg-train", [GRMCK, "--config.estimator.num_samples=0", "--workdir=w"],

@@ -199,14 +199,7 @@ def _worker_run(num_envs, workers):
   return first, state, second
 
 
-@pytest.fixture
-def probe_with_vector_class(monkeypatch):
-  """Env workers build a probe env with `vector.VectorEnvironment` for the spec; until that is the task's
-  vector class (see the report), point it at ParallelVectorEnvironment for the parent process."""
-  monkeypatch.setattr(vector, "VectorEnvironment", ParallelVectorEnvironment)
-
-
-def test_env_workers_give_the_same_numbers_and_states(probe_with_vector_class):
+def test_env_workers_give_the_same_numbers_and_states():
   local_first, local_state, local_second = _worker_run(5, 0)
   first, state, second = _worker_run(5, 2)
   assert _same_steps(first, local_first) and _same_steps(second, local_second)
@@ -217,12 +210,6 @@ def test_env_workers_give_the_same_numbers_and_states(probe_with_vector_class):
     assert _same_steps(_play(resumed, 7, seed=3), local_second)
   finally:
     resumed.close()
-
-
-@pytest.mark.xfail(strict=True, reason="maddpg_tf/envs/workers.py builds its probe as vector.VectorEnvironment")
-def test_env_workers_without_the_probe_patch():
-  first, _, _ = _worker_run(2, 1)
-  assert len(first) == 7
 
 
 # --------------------------------------------------------------------------------------------------

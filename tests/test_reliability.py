@@ -89,7 +89,8 @@ def test_same_seed_same_curves_other_seed_other_curves(reference, tmp_path):
     experiment.Experiment(config(seed=seed, total_steps=2000), workdir, progress=False).run()
     curves[seed] = evaluations(workdir).splitlines()
   expected = evaluations(reference).splitlines()
-  assert len(curves[0]) == 5 and curves[0] == expected[:5]  # header, steps 0, 500, 1000, 1500
+  # header, steps 0, 500, 1000, 1500 as the reference's, then the final policy's evaluation at 2000
+  assert len(curves[0]) == 6 and curves[0][:5] == expected[:5] and curves[0][5].startswith("2000,")
   assert [line.split(",")[0] for line in curves[1]] == [line.split(",")[0] for line in curves[0]]
   assert all(a != b for a, b in zip(curves[0][1:], curves[1][1:])), (curves[0], curves[1])
 

@@ -45,7 +45,7 @@ if REPO not in sys.path:
   sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULT_TASKS = ("lbf-8x8-2p-2f-coop", "lbf-15x15-4p-5f", "rware-tiny-4ag")
+DEFAULT_TASKS = ("lbf-8x8-2p-2f-coop", "lbf-15x15-4p-5f", "rware-tiny-4ag", "simple_spread")
 # JSON key prefixes of the issue's tasks; any other task gets its name with '-' -> '_'.
 KEY_PREFIX = {"lbf-8x8-2p-2f-coop": "lbf_8x8", "lbf-15x15-4p-5f": "lbf_15x15", "rware-tiny-4ag": "rware_tiny_4ag"}
 # The issue's targets: training env steps/s over bare env steps/s, both on the reference backend.
@@ -55,6 +55,7 @@ BACKENDS = ("reference", "fast")
 # targets were measured (in the training process the packages' pure-Python envs share the learner's
 # interpreter lock); the fast backend at the config's own count (0: a fast step costs less than a message).
 BACKEND_WORKERS = {"reference": 1}
+FAST_FAMILIES = ("lbf", "rware")  # the families with a fast backend (others are measured on reference only)
 BUFFER_TASK, BUFFER_CAPACITY, BUFFER_TARGET_GB = "lbf-15x15-4p-5f", 2_000_000, 2.0
 # ../shared/paper/BASELINES.md: the authors' PyTorch code on this kind of machine, LBF 8x8-2p-2f-coop.
 PAPER_LBF_8X8 = {"bare_steps_per_s": 13_000,
@@ -432,8 +433,10 @@ def run_benchmark(tasks=DEFAULT_TASKS, mode="quick", estimator="gst", seed=0, lo
   details = {}
   for task in tasks:
     config = task_config(task, estimator, overrides, seed)
+    from maddpg_tf import environments  # pylint: disable=g-import-not-at-top
+    fast_exists = environments.resolve_task(task).family in FAST_FAMILIES
     runs = {b: measure_task(config, MODES[mode], b, seed, None if "env_workers" in (overrides or {})
-                            else BACKEND_WORKERS.get(b)) for b in backends}
+                            else BACKEND_WORKERS.get(b)) for b in backends if b == "reference" or fast_exists}
     name = next(iter(runs.values()))["task"]
     details[name] = runs
     out.update(task_keys(key_prefix(name), runs, name))

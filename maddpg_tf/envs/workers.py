@@ -113,7 +113,7 @@ class ProcessVectorEnvironment:
     self.workers = workers
     # One env here for the spec (cheap), so the shared arrays can be laid out before the workers start.
     self.vector_class = vector_class  # what each worker steps: the reference vector or a fast backend's
-    probe = vector.VectorEnvironment(task, 1, seed, episode_limit, lbf_food_rule)
+    probe = vector_class(task, 1, seed, episode_limit, lbf_food_rule)
     self.spec = probe.spec
     probe.close()
     self._layout = _array_layout(num_envs, self.spec.num_agents, self.spec.observation_size)
