@@ -208,6 +208,7 @@ def two_node_cluster():
   saved = {name: os.environ.get(name) for name in RAY_ENV}
   os.environ.update(RAY_ENV)
   reproduce.loopback_only()  # the variable is read when Ray is imported: this process may have imported it
+  _reread_ray_auth()
   from ray import cluster_utils
   cluster = None
   try:
@@ -224,6 +225,15 @@ def two_node_cluster():
         os.environ.pop(name, None)
       else:
         os.environ[name] = value
+    _reread_ray_auth()
+
+
+def _reread_ray_auth():
+  """Ray keeps the auth mode it read in this process (its config and a token cache): re-read both from the
+  environment, so this process's Ray follows the test's settings (and a later local Ray runs without)."""
+  from ray._raylet import AuthenticationTokenLoader, Config  # pylint: disable=g-import-not-at-top
+  Config.initialize("")
+  AuthenticationTokenLoader.instance().reset_cache()
 
 
 @pytest.mark.slow
