@@ -344,18 +344,17 @@ class _PatientStub:
   A repeated call is harmless: the restarted chief hands a trial it had already given to this tuner back
   to it, and ignores a second report of a finished trial."""
 
-  def __init__(self, stub, log, patience=3600.0):
-    self._stub, self._log, self._patience = stub, log, patience
+  def __init__(self, stub, log, patience=3600.0, reconnect=None):
+    self._stub, self._log, self._patience, self._reconnect = stub, log, patience, reconnect
 
   def __getattr__(self, name):
     import grpc
-    method = getattr(self._stub, name)
 
     def call(*args, **kwargs):
       deadline, warned = time.time() + self._patience, False
       while True:
         try:
-          return method(*args, **kwargs)
+          return getattr(self._stub, name)(*args, **kwargs)
         except grpc.RpcError as error:
           if error.code() != grpc.StatusCode.UNAVAILABLE or time.time() > deadline:
             raise
@@ -363,7 +362,21 @@ class _PatientStub:
             self._log(f"lost the chief ({error.details()}); retrying {name} until it is back")
             warned = True
           time.sleep(1.0)
+          if self._reconnect is not None:
+            # A fresh channel: a broken one reconnects only after gRPC's backoff (up to two minutes), by
+            # which time a restarted chief may have finished the search without this worker.
+            self._stub = self._reconnect()
     return call
+
+
+def _oracle_stub():
+  """A stub to the chief at KERASTUNER_ORACLE_IP:PORT on a new channel that retries connecting every second."""
+  import grpc  # pylint: disable=g-import-not-at-top
+  from keras_tuner.src import protos  # pylint: disable=g-import-not-at-top
+  address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+  channel = grpc.insecure_channel(address, options=[("grpc.initial_reconnect_backoff_ms", 500),
+                                                    ("grpc.max_reconnect_backoff_ms", 1000)])
+  return protos.get_service_grpc().OracleStub(channel)
 
 
 # ---- the tuner -----------------------------------------------------------------------------------------
@@ -402,7 +415,7 @@ class EstimatorSearch(keras_tuner.Tuner):
     super().__init__(oracle=oracle, directory=os.path.dirname(directory),
                      project_name=os.path.basename(directory), overwrite=False)
     if self._is_worker():  # keras-tuner's OracleClient: ride out a chief that is restarting
-      self.oracle.stub = _PatientStub(self.oracle.stub, self.log)
+      self.oracle.stub = _PatientStub(self.oracle.stub, self.log, reconnect=_oracle_stub)
       if trial_timeout is not None:
         self.oracle.create_trial = self._patient_create_trial(self.oracle.create_trial)
 

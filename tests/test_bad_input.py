@@ -317,6 +317,7 @@ def test_the_table_covers_every_program_with_at_least_30_cases():
   assert {case.program for case in CASES} == set(PROGRAMS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(case, outcomes):
   result, before, after, _ = outcomes[case.name]

@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from maddpg_tf import checkpointing, experiment
+from maddpg_tf import checkpointing, experiment, faults
 from configs import lbf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +45,7 @@ def finished_run(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     ([f"--config={LBF}:smoke", "--config.estimator.temprature=0.5"],
      "no such config key 'temprature' in --config.estimator.temprature; allowed under config.estimator: "
@@ -66,6 +66,7 @@ def test_bad_input_one_line_nonzero_exit_nothing_written(tmp_path, args, message
   assert not os.path.exists(workdir)
 
 
+@pytest.mark.slow
 def test_workdir_of_another_run_is_refused_and_unchanged(finished_run):
   before = tree_hashes(finished_run)
   result = train(f"--config={LBF}:smoke,estimator=grmck", f"--workdir={finished_run}", "--quiet")
@@ -74,6 +75,7 @@ def test_workdir_of_another_run_is_refused_and_unchanged(finished_run):
   assert tree_hashes(finished_run) == before
 
 
+@pytest.mark.slow
 def test_workdir_that_is_a_file(tmp_path):
   path = tmp_path / "file"
   path.write_text("keep me")
@@ -82,18 +84,15 @@ def test_workdir_that_is_a_file(tmp_path):
   assert path.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_the_same_command_resumes_exactly(tmp_path):
   workdir = str(tmp_path / "run")
   args = [f"--config={LBF}:smoke", "--config.total_steps=4000", f"--workdir={workdir}", "--quiet"]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  # SIGTERM at env step 1,500 (a fault point: past the first checkpoint, at an exact moment).
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{faults.VARIABLE: "env-step@1500:TERM"})
   process = subprocess.Popen([sys.executable, "-m", "maddpg_tf.train", *args], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 240
-  while not checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints")):
-    assert time.time() < deadline and process.poll() is None, process.communicate()
-    time.sleep(0.05)
-  process.send_signal(signal.SIGTERM)
-  _, stderr = process.communicate(timeout=120)
+  _, stderr = process.communicate(timeout=300)
   assert process.returncode == 128 + signal.SIGTERM, stderr
   assert "SIGTERM at env step" in stderr and "run the same command to resume" in stderr
   step = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))[-1][0]

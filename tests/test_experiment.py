@@ -23,6 +23,7 @@ def evaluation_means(workdir):
   return [mean for _, mean in loggers.read_evaluations_csv(os.path.join(workdir, "evaluations.csv"))]
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_results_and_a_complete_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   summary = experiment.Experiment(smoke_config(), workdir, progress=False).run()
@@ -48,6 +49,7 @@ def test_smoke_run_writes_results_and_a_complete_checkpoint(tmp_path):
     assert tag in tags, (tag, sorted(tags))
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run_whatever_steps_the_envs(tmp_path):
   """Stopping at 1,000 steps and resuming to 2,000 gives the evaluations of a straight 2,000-step run. The
   straight run steps its envs in this process, the interrupted one in two worker processes and the resumed
@@ -63,6 +65,7 @@ def test_resumed_run_equals_uninterrupted_run_whatever_steps_the_envs(tmp_path):
     assert a.read() == b.read()
 
 
+@pytest.mark.slow
 def test_every_finished_episode_owes_its_update_and_blocks_stay_full(tmp_path):
   """One update per finished episode (the smoke config's LBF setting), submitted to the learner in blocks of
   at least num_envs (4) updates: fewer are owed, and kept in the checkpoint, until a block is full."""
@@ -82,6 +85,7 @@ def test_every_finished_episode_owes_its_update_and_blocks_stay_full(tmp_path):
   assert sum(blocks) == counters["updates"] and min(blocks) >= 4
 
 
+@pytest.mark.slow
 def test_text_fidelity_uses_targets_and_the_env_limit(tmp_path):
   config = experiment.resolve_config(smoke_config(fidelity="text"))
   assert config.learner.use_target_networks is True and config.loop.episode_limit == 50
@@ -108,6 +112,7 @@ def test_bad_config_values_raise_one_line(overrides, message):
   assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_workdir_of_a_different_run_is_refused_and_untouched(tmp_path):
   workdir = str(tmp_path / "run")
   experiment.Experiment(smoke_config(total_steps=500), workdir, progress=False).run()
@@ -120,6 +125,7 @@ def test_workdir_of_a_different_run_is_refused_and_untouched(tmp_path):
   assert before == after
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_reported(tmp_path):
   workdir = str(tmp_path / "run")
   experiment.Experiment(smoke_config(total_steps=500), workdir, progress=False).run()
@@ -130,6 +136,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
     experiment.Experiment(smoke_config(total_steps=1000), workdir, progress=False).run()
 
 
+@pytest.mark.slow
 def test_incomplete_checkpoint_is_ignored(tmp_path):
   """A checkpoint directory without its COMPLETE marker (a kill mid-write) is never restored."""
   workdir = str(tmp_path / "run")
@@ -140,6 +147,7 @@ def test_incomplete_checkpoint_is_ignored(tmp_path):
   assert checkpointing.latest(directory) != newest
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
   workdir = str(tmp_path / "run")
   experiment.Experiment(smoke_config(total_steps=1000), workdir, progress=False).run()
@@ -172,6 +180,7 @@ def _scalar_points(logdir):
   return points
 
 
+@pytest.mark.slow
 def test_resumed_run_logs_each_tensorboard_point_once(tmp_path):
   """A run killed after logging past its checkpoint repeats those points on resume; TensorBoard must show
   them once (the superseded event files are kept aside, whole)."""

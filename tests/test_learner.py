@@ -137,6 +137,7 @@ def evaluate(env, actor, episodes_per_env=4):
   return np.array(returns)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator,params", [("gst", {"temperature": 0.7}), ("stgs", {"temperature": 1.0})])
 def test_learns_the_fake_task_far_above_random(estimator, params):
   """Random play scores 2 * 5 / 9 = 1.11 team return per 5-step episode; the optimum is 10.
@@ -226,6 +227,7 @@ def test_numpy_actor_matches_the_learners_policy_and_samples_softmax():
   np.testing.assert_array_equal(again.select_actions(one[:50]), actions[:50])
 
 
+@pytest.mark.slow
 def test_step_block_equals_consecutive_steps():
   rng = np.random.default_rng(3)
   batches = [types.Transition(rng.normal(size=(32, 2, 3)).astype(np.float32),

@@ -12,6 +12,7 @@ four, and at 60k-80k it was still at 0.0-0.04.
 """
 
 import numpy as np
+import pytest
 import scipy.stats
 
 from configs import lbf
@@ -29,6 +30,7 @@ def random_returns(task, episodes, seed):
   return np.array(returns[:episodes])
 
 
+@pytest.mark.slow
 def test_gst_learns_lbf_8x8_coop_above_random(tmp_path):
   config = lbf.get_config("short")
   config.total_steps = 121_000      # evaluations every 10,000 steps, the last at 120,000

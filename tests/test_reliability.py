@@ -81,6 +81,7 @@ def reference(tmp_path_factory):
 
 # ---- determinism ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_same_curves_other_seed_other_curves(reference, tmp_path):
   """Runs of 2,000 steps: seed 0 repeats the reference's first evaluations exactly; seed 1 differs."""
   curves = {}
@@ -97,6 +98,7 @@ def test_same_seed_same_curves_other_seed_other_curves(reference, tmp_path):
 
 # ---- kills ----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_signal_while_an_update_block_runs_resumes_exactly(reference, tmp_path, monkeypatch):
   """The signal's checkpoint finishes the running update block but keeps acting with the weights from
   before it until the uninterrupted run would refresh them (the next episode's end), and keeps the
@@ -126,6 +128,7 @@ def _leftovers(workdir):
   return [n for n in os.listdir(directory) if n.startswith(".tmp-ckpt-")] if os.path.isdir(directory) else []
 
 
+@pytest.mark.slow
 def test_kills_at_random_moments_lose_nothing(reference, tmp_path):
   """SIGKILL at seeded random env steps, twice between a checkpoint's data and its completion marker, and
   a SIGINT: every restart resumes from the newest complete checkpoint, and the run ends as the
@@ -211,6 +214,7 @@ def _limit_file_size(limit):
   return limit_files
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["file-size-limit", "tmpfs"])
 def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkpoint(how, tmp_path):
   """A run trained to 1,000 steps is resumed to 2,000 with too little room for its next checkpoint: a
@@ -253,6 +257,7 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkp
 
 # ---- NaN and infinite losses ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_diverging_losses_stop_at_once_naming_step_and_loss_and_keep_the_last_good_checkpoint(tmp_path):
   """An actor learning rate of 1e30 makes the actor's logits overflow after its first update: the second
   update's actor loss is infinite. One environment and a checkpoint every 25 steps (one episode, one

@@ -48,6 +48,7 @@ def grid(tmp_path_factory):
   return dict(results=results, specs=specs, resumed=resumed, broken=broken, report=report)
 
 
+@pytest.mark.slow
 def test_grid_trains_every_run_and_reports_the_failure_by_name(grid):
   report = grid["report"]
   names = sorted(spec.name for spec in grid["specs"])
@@ -66,6 +67,7 @@ def test_grid_trains_every_run_and_reports_the_failure_by_name(grid):
   assert all(manifest["runs"][name]["status"] == "finished" for name in names)
 
 
+@pytest.mark.slow
 def test_interrupted_run_was_resumed_not_restarted(grid):
   workdir = grid["resumed"].workdir
   resumes = [name for name in os.listdir(workdir) if name.startswith("provenance-resume-")]
@@ -75,6 +77,7 @@ def test_interrupted_run_was_resumed_not_restarted(grid):
   assert reproduce.checkpoint_step(workdir) == 2_000
 
 
+@pytest.mark.slow
 def test_finished_runs_are_skipped(grid):
   report = reproduce.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
   assert report.finished == [] and report.failed == {}
@@ -87,6 +90,7 @@ def _assert_image(path, min_bytes=10_000):
   assert image.ndim == 3 and min(image.shape[:2]) > 100
 
 
+@pytest.mark.slow
 def test_table1_and_figures_from_the_grid(grid):
   results = grid["results"]
   meta = reproduce.describe("smoke", "code", SEEDS)
@@ -114,6 +118,7 @@ def test_table1_and_figures_from_the_grid(grid):
       assert os.path.getsize(path) > 5_000
 
 
+@pytest.mark.slow
 def test_cli_builds_outputs_from_existing_runs(grid):
   done = _cli("--what=figures", "--budget=smoke", f"--results={grid['results']}", "--norun")
   assert done.returncode == 0, done.stderr
@@ -205,6 +210,7 @@ def test_the_driver_does_not_import_tensorflow():
   assert done.stdout.strip() == "False", done.stderr
 
 
+@pytest.mark.slow
 def test_cli_writes_the_fields_aggregates_from_the_grid(grid):
   """IQM / bootstrap intervals / probability of improvement / marl-eval JSON through maddpg-reproduce."""
   done = _cli("--what=aggregate", "--budget=smoke", f"--results={grid['results']}", "--norun",

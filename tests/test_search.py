@@ -338,6 +338,7 @@ def test_dir_that_is_a_file_or_another_search_is_refused(tmp_path):
   assert result.returncode == 2 and "holds no maddpg-search search" in error_lines(result)[0]
 
 
+@pytest.mark.slow
 def test_real_two_trial_smoke_search(tmp_path):
   directory = str(tmp_path / "grmck")
   # jit_compile=False: the smoke budget's runs are shorter than XLA's compilation.
@@ -388,6 +389,7 @@ def _completed(directory):
   return {k: v for k, v in read_trials(directory).items() if v["status"] == "COMPLETED"}
 
 
+@pytest.mark.slow
 def test_chief_and_two_workers_complete_the_search_and_survive_a_chief_restart(tmp_path):
   directory, log = str(tmp_path / "search"), str(tmp_path / "calls.log")
   env = dict(ENV, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()),
