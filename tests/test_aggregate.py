@@ -386,7 +386,6 @@ def test_write_aggregates_tables_and_json(tmp_path):
   assert (again / "probability_of_improvement.csv").read_text() == (tmp_path / "probability_of_improvement.csv").read_text()
 
 
-@pytest.mark.slow
 def test_write_aggregates_draws_every_figure(tmp_path):
   runs = _grid(estimators=("gst", "stgs-1", "grmck"), seeds=3, evaluations=5)
   paths = aggregate.write_aggregates(runs, str(tmp_path), reps=200, poi_reps=100,

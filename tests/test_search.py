@@ -571,3 +571,12 @@ def test_chief_and_two_workers_finish_the_search_when_one_worker_dies_mid_trial(
   output = (tmp_path / "chief.out").read_text()
   assert f"trial {lost_trial}: tuner1 lost: no heartbeat for" in output and "another worker resumes it" in output
   assert "best: trial" in output
+
+
+def test_the_search_command_refuses_bad_flags_with_one_line():
+  """maddpg-search (maddpg_tf/tune.py) checks its flags before it loads TensorFlow or writes anything."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.tune", f"--config={LBF}:smoke", "--max_trials=0",
+                         "--dir=never"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 2 and done.stderr.splitlines() == [
+      "maddpg-search: error: --max_trials must be >= 1, got 0"], done.stderr
