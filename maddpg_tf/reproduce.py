@@ -598,70 +598,95 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
 
 
 def _run_grid(specs, results, ray_address, num_cpus, cpus_per_run, retries, progress, quiet):
-  report = GridReport()
-  started = time.time()
-  states = {spec.name: run_state(spec) for spec in specs}
-  todo = [spec for spec in specs if states[spec.name][0] != "finished"]
-  report.skipped = [spec.name for spec in specs if states[spec.name][0] == "finished"]
-  manifest_path = os.path.join(results, "grid.json")
-  manifest = _read_json(manifest_path) or {}
-  runs = manifest.setdefault("runs", {})
-  for name in report.skipped:
-    runs.setdefault(name, {})["status"] = "finished"
-  if not todo:
-    _write_json(manifest_path, manifest)
-    report.seconds = time.time() - started
-    return report
+  return _GridRun(specs, results, ray_address, cpus_per_run, retries).run(num_cpus, progress, quiet)
 
-  ray, where = _init_ray(ray_address, num_cpus, quiet)
-  manifest["ray"] = where
-  remote = ray.remote(max_calls=1)(_train_in_worker)  # a fresh process per run: thread settings, memory
-  pending = {}
 
-  def submit(spec):
+class _GridRun:
+  """One `run_grid` call: submits the unfinished runs, collects them, resubmits lost ones, keeps grid.json."""
+
+  def __init__(self, specs, results, ray_address, cpus_per_run, retries):
+    self.specs, self.results, self.ray_address = specs, results, ray_address
+    self.cpus_per_run, self.retries = cpus_per_run, retries
+    self.report, self.started = GridReport(), time.time()
+    self.states = {spec.name: run_state(spec) for spec in specs}
+    self.todo = [spec for spec in specs if self.states[spec.name][0] != "finished"]
+    self.report.skipped = [spec.name for spec in specs if self.states[spec.name][0] == "finished"]
+    self.manifest_path = os.path.join(results, "grid.json")
+    self.manifest = _read_json(self.manifest_path) or {}
+    self.runs = self.manifest.setdefault("runs", {})
+    for name in self.report.skipped:
+      self.runs.setdefault(name, {})["status"] = "finished"
+    self.total_steps = sum(spec.total_steps for spec in specs)
+    self.done_steps = {spec.name: (spec.total_steps if self.states[spec.name][0] == "finished"
+                                   else self.states[spec.name][1]) for spec in specs}
+    self.pending, self.bar, self.interrupting, self.ray, self.remote = {}, None, False, None, None
+
+  def run(self, num_cpus, progress, quiet):
+    if not self.todo:
+      self.write_manifest()
+      self.report.seconds = time.time() - self.started
+      return self.report
+    self.ray, where = _init_ray(self.ray_address, num_cpus, quiet)
+    self.manifest["ray"] = where
+    # A fresh process per run (thread settings, memory).
+    self.remote = self.ray.remote(max_calls=1)(_train_in_worker)
+    for spec in self.todo:
+      os.makedirs(os.path.dirname(_log_stem(self.results, spec)), exist_ok=True)
+      if os.path.exists(_pid_file(self.results, spec)):  # left by a worker that was killed: not this run's
+        os.remove(_pid_file(self.results, spec))
+      self.submit(spec)
+      self.runs[spec.name] = {"status": "running", "workdir": spec.workdir,
+                              "log": _log_stem(self.results, spec) + ".log"}
+    self.write_manifest()
+    if progress:
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      self.bar = tqdm(total=len(self.specs), initial=len(self.report.skipped), unit="run", dynamic_ncols=True,
+                      desc=f"grid ({len(self.todo)} to run)")
+    try:
+      self.collect()
+    finally:
+      if self.bar is not None:
+        self.bar.close()
+      for spec in self.pending.values():
+        self.runs[spec.name] = {"status": "interrupted", "workdir": spec.workdir}
+      self.write_manifest()
+      self.ray.shutdown()
+    self.report.seconds = time.time() - self.started
+    if self.interrupting:
+      raise KeyboardInterrupt
+    return self.report
+
+  def write_manifest(self):
+    _write_json(self.manifest_path, self.manifest)
+
+  def submit(self, spec):
     # Ray's own task retries would hide why a run was lost: the driver resubmits instead (max_retries=0).
-    ref = remote.options(num_cpus=cpus_per_run, max_retries=0, name=spec.name).remote(
-        spec.config, os.path.abspath(spec.workdir), cpus_per_run,
+    results = self.results
+    ref = self.remote.options(num_cpus=self.cpus_per_run, max_retries=0, name=spec.name).remote(
+        spec.config, os.path.abspath(spec.workdir), self.cpus_per_run,
         os.path.abspath(_log_stem(results, spec) + ".log"), os.path.abspath(_pid_file(results, spec)),
         os.path.abspath(_attempts_file(results, spec)))
-    pending[ref] = spec
+    self.pending[ref] = spec
 
-  for spec in todo:
-    os.makedirs(os.path.dirname(_log_stem(results, spec)), exist_ok=True)
-    if os.path.exists(_pid_file(results, spec)):  # left by a worker that was killed: not this run's
-      os.remove(_pid_file(results, spec))
-    submit(spec)
-    runs[spec.name] = {"status": "running", "workdir": spec.workdir, "log": _log_stem(results, spec) + ".log"}
-  _write_json(manifest_path, manifest)
+  def say(self, message):
+    (self.bar.write if self.bar is not None else lambda m: print(m, file=sys.stderr, flush=True))(message)
 
-  total_steps = sum(spec.total_steps for spec in specs)
-  done_steps = {spec.name: (spec.total_steps if states[spec.name][0] == "finished" else states[spec.name][1])
-                for spec in specs}
-  bar = None
-  if progress:
-    from tqdm import tqdm
-    bar = tqdm(total=len(specs), initial=len(report.skipped), unit="run", dynamic_ncols=True,
-               desc=f"grid ({len(todo)} to run)")
-
-  def say(message):
-    (bar.write if bar is not None else lambda m: print(m, file=sys.stderr, flush=True))(message)
-
-  def show():
-    if bar is not None:
-      steps = sum(done_steps.values())
+  def show(self):
+    if self.bar is not None:
+      report = self.report
       failed = f", {len(report.failed)} failed" if report.failed else ""
       retried = f", {len(report.retried)} retried" if report.retried else ""
-      bar.set_postfix_str(f"env steps {steps:,}/{total_steps:,}{failed}{retried}")
+      self.bar.set_postfix_str(f"env steps {sum(self.done_steps.values()):,}/{self.total_steps:,}{failed}{retried}")
 
-  def record(spec, result):
-    status = result["status"]
-    runs[spec.name] = {"status": status, "workdir": spec.workdir, "error": result.get("error"),
-                       "attempts": read_attempts(_attempts_file(results, spec))}
+  def record(self, spec, result):
+    status, report = result["status"], self.report
+    self.runs[spec.name] = {"status": status, "workdir": spec.workdir, "error": result.get("error"),
+                            "attempts": read_attempts(_attempts_file(self.results, spec))}
     if spec.name in report.retried:
-      runs[spec.name]["lost"] = report.retried[spec.name]
+      self.runs[spec.name]["lost"] = report.retried[spec.name]
     if status == "finished":
       report.finished.append(spec.name)
-      done_steps[spec.name] = spec.total_steps
+      self.done_steps[spec.name] = spec.total_steps
       # Without a shared filesystem the workdir is on the worker's node: keep the driver's copy too.
       os.makedirs(spec.workdir, exist_ok=True)
       if result.get("evaluations_csv") and not os.path.isfile(os.path.join(spec.workdir, "evaluations.csv")):
@@ -673,68 +698,63 @@ def _run_grid(specs, results, ray_address, num_cpus, cpus_per_run, retries, prog
       report.interrupted.append(spec.name)
     else:
       report.failed[spec.name] = result.get("error") or "unknown error"
-      say(f"{PROG}: run failed: {spec.name}: {report.failed[spec.name]}")
-    if bar is not None:
-      bar.update(1)
-    show()
-    _write_json(manifest_path, manifest)
+      self.say(f"{PROG}: run failed: {spec.name}: {report.failed[spec.name]}")
+    if self.bar is not None:
+      self.bar.update(1)
+    self.show()
+    self.write_manifest()
 
-  show()
-  last_poll = 0.0
-  interrupting = False
-  try:
-    while pending:
+  def result_of(self, ref, spec):
+    """The run's result, or None when it was lost and has been submitted again."""
+    try:
+      return self.ray.get(ref)
+    except Exception as error:  # pylint: disable=broad-except  (worker died, task error, ...)
+      reason = one_line(f"{type(error).__name__}: {error}")[:500]
+      if run_state(spec)[0] == "finished":  # it died after finishing (e.g. while exiting)
+        return {"status": "finished", "summary": _read_json(os.path.join(spec.workdir, "summary.json")),
+                "evaluations_csv": ""}
+      lost = self.report.retried.get(spec.name, [])
+      if self.interrupting or not lost_not_failed(error) or len(lost) >= self.retries:
+        return {"status": "failed", "error": reason}
+      lost = self.report.retried.setdefault(spec.name, [])
+      lost.append(reason)
+      self.say(f"{PROG}: lost {spec.name} (attempt {len(lost)}): {reason[:200]}; submitting it again "
+               f"({len(lost)} of {self.retries} retries), it resumes from its last complete checkpoint")
+      self.runs[spec.name].update(status="retrying", lost=list(lost))
+      self.write_manifest()
+      self.submit(spec)
+      return None
+
+  def collect(self):
+    """Waits for every pending run; Ctrl-C asks the local runs to checkpoint (a second one stops now)."""
+    self.show()
+    last_poll = 0.0
+    while self.pending:
       try:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+        ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=2.0)
         for ref in ready:
-          spec = pending.pop(ref)
-          try:
-            result = ray.get(ref)
-          except Exception as error:  # pylint: disable=broad-except  (worker died, task error, ...)
-            reason = one_line(f"{type(error).__name__}: {error}")[:500]
-            if run_state(spec)[0] == "finished":  # it died after finishing (e.g. while exiting)
-              result = {"status": "finished", "summary": _read_json(os.path.join(spec.workdir, "summary.json")),
-                        "evaluations_csv": ""}
-            elif not interrupting and lost_not_failed(error) and len(report.retried.get(spec.name, ())) < retries:
-              lost = report.retried.setdefault(spec.name, [])
-              lost.append(reason)
-              say(f"{PROG}: lost {spec.name} (attempt {len(lost)}): {reason[:200]}; submitting it again "
-                  f"({len(lost)} of {retries} retries), it resumes from its last complete checkpoint")
-              runs[spec.name].update(status="retrying", lost=list(lost))
-              _write_json(manifest_path, manifest)
-              submit(spec)
-              continue
-            else:
-              result = {"status": "failed", "error": reason}
-          if interrupting and result["status"] != "finished":
+          spec = self.pending.pop(ref)
+          result = self.result_of(ref, spec)
+          if result is None:
+            continue
+          if self.interrupting and result["status"] != "finished":
             result = {"status": "interrupted", "error": result.get("error")}
-          record(spec, result)
+          self.record(spec, result)
         if time.time() - last_poll > 5.0:
           last_poll = time.time()
-          for spec in pending.values():
-            done_steps[spec.name] = max(done_steps[spec.name], last_evaluation_step(spec.workdir))
-          show()
+          for spec in self.pending.values():
+            self.done_steps[spec.name] = max(self.done_steps[spec.name], last_evaluation_step(spec.workdir))
+          self.show()
       except KeyboardInterrupt:
-        if interrupting or ray_address:
+        if self.interrupting or self.ray_address:
           raise
-        interrupting = True  # a second Ctrl-C stops without waiting for the checkpoints
-        running = {ref for ref, spec in pending.items() if os.path.isfile(_pid_file(results, spec))}
-        for ref in set(pending) - running:
-          ray.cancel(ref)  # queued runs do not start
-        count = _interrupt_local_runs(results, [pending[ref] for ref in running])
-        say(f"{PROG}: interrupted: asked {count} running run(s) to checkpoint; waiting for them "
-            f"(Ctrl-C again to stop now)")
-  finally:
-    if bar is not None:
-      bar.close()
-    for spec in pending.values():
-      runs[spec.name] = {"status": "interrupted", "workdir": spec.workdir}
-    _write_json(manifest_path, manifest)
-    ray.shutdown()
-  report.seconds = time.time() - started
-  if interrupting:
-    raise KeyboardInterrupt
-  return report
+        self.interrupting = True  # a second Ctrl-C stops without waiting for the checkpoints
+        running = {ref for ref, spec in self.pending.items() if os.path.isfile(_pid_file(self.results, spec))}
+        for ref in set(self.pending) - running:
+          self.ray.cancel(ref)  # queued runs do not start
+        count = _interrupt_local_runs(self.results, [self.pending[ref] for ref in running])
+        self.say(f"{PROG}: interrupted: asked {count} running run(s) to checkpoint; waiting for them "
+                 f"(Ctrl-C again to stop now)")
 
 
 # ---- collecting results ----------------------------------------------------------------------------------
@@ -915,6 +935,21 @@ def _check_results(results, budget, fidelity, run=True):
     check_writable(results)
 
 
+def _print_report(report):
+  """The grid's counts on stdout; each retried, failed and interrupted run by name on stderr."""
+  print(f"{PROG}: {len(report.finished)} trained, {len(report.skipped)} already finished, "
+        f"{len(report.failed)} failed, {len(report.interrupted)} interrupted, {len(report.retried)} retried "
+        f"({report.seconds:.0f} s)", flush=True)
+  for name, lost in report.retried.items():
+    print(f"{PROG}: retried: {name} ({len(lost)}x): {' | '.join(reason[:200] for reason in lost)}",
+          file=sys.stderr)
+  for name, reason in report.failed.items():
+    print(f"{PROG}: failed: {name}: {reason}", file=sys.stderr)
+  if report.interrupted:
+    print(f"{PROG}: interrupted: {', '.join(report.interrupted)}; run the same command to resume",
+          file=sys.stderr)
+
+
 def main(argv):
   if len(argv) > 1:
     return _error(f"unexpected arguments {argv[1:]}; see --help")
@@ -971,17 +1006,7 @@ def main(argv):
       return 130
     except Exception as error:  # pylint: disable=broad-except  (Ray could not start, ...)
       return _error(f"the grid could not run: {type(error).__name__}: {error}")
-    print(f"{PROG}: {len(report.finished)} trained, {len(report.skipped)} already finished, "
-          f"{len(report.failed)} failed, {len(report.interrupted)} interrupted, {len(report.retried)} retried "
-          f"({report.seconds:.0f} s)", flush=True)
-    for name, lost in report.retried.items():
-      print(f"{PROG}: retried: {name} ({len(lost)}x): {' | '.join(reason[:200] for reason in lost)}",
-            file=sys.stderr)
-    for name, reason in report.failed.items():
-      print(f"{PROG}: failed: {name}: {reason}", file=sys.stderr)
-    if report.interrupted:
-      print(f"{PROG}: interrupted: {', '.join(report.interrupted)}; run the same command to resume",
-            file=sys.stderr)
+    _print_report(report)
     status = 0 if report.ok else 1
 
   meta = describe(budget, fidelity, seeds, _TOTAL_STEPS.value, tuned)

@@ -156,16 +156,7 @@ def main(argv):
         trial_timeout=None if mode == "single" else _TRIAL_TIMEOUT.value)
   except (RuntimeError, ValueError) as error:  # e.g. an unreadable oracle.json
     return _error(f"--dir {directory}: cannot continue the search there ({cli.one_line(error)})")
-  if mode == "chief":
-    log(f"chief: serving the oracle at {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-        f" for up to {_MAX_TRIALS.value} trials; workers run the same command with KERASTUNER_TUNER_ID=tuner0, "
-        f"tuner1, ...; a trial silent for {_TRIAL_TIMEOUT.value:g} s goes to another worker")
-  elif mode == "worker":
-    log(f"{tuner_id}: asking the chief at {os.environ['KERASTUNER_ORACLE_IP']}:"
-        f"{os.environ['KERASTUNER_ORACLE_PORT']} for trials")
-  elif tuner.oracle.trials:
-    done = sum(t.status in search.FINISHED for t in tuner.oracle.trials.values())
-    log(f"continuing the search in {directory}: {done} of {_MAX_TRIALS.value} trials finished")
+  _announce(search, tuner, mode, tuner_id, directory, log)
 
   previous = signal.signal(signal.SIGTERM, cli.raise_interrupt)
   status = 0
@@ -203,6 +194,20 @@ def main(argv):
     return status
   _report(search, tuner, directory)
   return status
+
+
+def _announce(search, tuner, mode, tuner_id, directory, log):
+  """What this process is about to do: serve the oracle, work for a chief, or continue a search."""
+  if mode == "chief":
+    log(f"chief: serving the oracle at {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+        f" for up to {_MAX_TRIALS.value} trials; workers run the same command with KERASTUNER_TUNER_ID=tuner0, "
+        f"tuner1, ...; a trial silent for {_TRIAL_TIMEOUT.value:g} s goes to another worker")
+  elif mode == "worker":
+    log(f"{tuner_id}: asking the chief at {os.environ['KERASTUNER_ORACLE_IP']}:"
+        f"{os.environ['KERASTUNER_ORACLE_PORT']} for trials")
+  elif tuner.oracle.trials:
+    done = sum(t.status in search.FINISHED for t in tuner.oracle.trials.values())
+    log(f"continuing the search in {directory}: {done} of {_MAX_TRIALS.value} trials finished")
 
 
 def _report(search, tuner, directory):

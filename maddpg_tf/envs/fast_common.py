@@ -178,19 +178,8 @@ class FastVectorEnvironment:
 
   def _advance_clocks_numpy(self, reward, done, over, terminated, truncated, episode_return, episode_length):
     """`_advance_clocks` for 8 or more agents, where NumPy's float64 sum over agents is pairwise."""
-    t = self._t
-    t += 1
-    self._returns += reward.sum(axis=1, dtype=np.float64)
-    truncated[:] = t >= self._cutoff
-    terminated[:] = done & ((t < self._env_limit) | over)
-    ended = np.flatnonzero(done | truncated)
-    episode_return[:] = np.nan
-    episode_return[ended] = self._returns[ended]
-    episode_length[:] = 0
-    episode_length[ended] = t[ended]
-    t[ended] = 0
-    self._returns[ended] = 0.0
-    return ended
+    return _advance_clocks_numpy_impl(self, reward, done, over, terminated, truncated, episode_return,
+                                      episode_length)
 
   def step_async(self, actions) -> None:
     """`step` in two halves, as the worker-process vector has them: here `step_wait` steps."""
@@ -217,14 +206,7 @@ class FastVectorEnvironment:
   def set_state(self, state) -> None:
     """Continues from `state`: a vector of this class or a reference `VectorEnvironment` (converted), of the
     same task, size and cut-off."""
-    if isinstance(state, VectorEnvironment):
-      _check_same(self, state)
-      state = type(self).from_reference(state)
-    elif not isinstance(state, type(self)):
-      raise ValueError(f"environment state must be a {type(self).__name__} or a VectorEnvironment, "
-                       f"got {type(state).__name__}")
-    _check_same(self, state)
-    self.__dict__.update(copy.copy(state.__dict__))
+    return _set_state_impl(self, state)
 
   def split(self, sizes: Sequence[int]) -> list:
     """Consecutive slices of `sizes` envs each (they take over this vector's envs, generators and clocks)."""
@@ -241,59 +223,16 @@ class FastVectorEnvironment:
   @staticmethod
   def concatenate(parts: Sequence["FastVectorEnvironment"]) -> "FastVectorEnvironment":
     """The inverse of `split`: one vector of consecutive slices."""
-    first = parts[0]
-    for previous, part in zip(parts, parts[1:]):
-      if (part.first_index != previous.first_index + previous.num_envs or part.task != first.task
-          or type(part) is not type(first)):
-        raise ValueError("concatenate needs consecutive slices of one task's vector")
-    whole = first._like(sum(p.num_envs for p in parts), first.first_index)
-    for name in whole._arrays:
-      whole._arrays[name] = np.concatenate([p._arrays[name] for p in parts])
-    whole._rngs = [g for p in parts for g in p._rngs]
-    whole._rng_seeds = [s for p in parts for s in p._rng_seeds]
-    whole._t = np.concatenate([p._t for p in parts])
-    whole._returns = np.concatenate([p._returns for p in parts])
-    whole.order_dependent_steps = np.concatenate([p.order_dependent_steps for p in parts])
-    whole.last_order_dependent = np.concatenate([p.last_order_dependent for p in parts])
-    whole._seeded, whole._ready = first._seeded, all(p._ready for p in parts)
-    whole._closed = any(p._closed for p in parts)
-    return whole
+    return _concatenate_impl(parts)
 
   def to_reference(self) -> VectorEnvironment:
     """A reference `VectorEnvironment` in exactly this state (its generators are copies)."""
-    vector = VectorEnvironment(self.task, self.num_envs, self.seed, self._cutoff, self.lbf_food_rule,
-                               first_index=self.first_index)
-    if self._seeded:
-      for k, env in enumerate(vector.envs):
-        env._np_random = copy.deepcopy(self._rngs[k])
-        env._np_random_seed = self._rng_seeds[k]
-        self._env_to_reference(k, env)
-    vector._t = [int(t) for t in self._t]
-    vector._returns = self._returns.copy()
-    vector._seeded, vector._ready, vector._closed = self._seeded, self._ready, self._closed
-    if self._closed:
-      vector.close()
-      vector._closed = True
-    return vector
+    return _to_reference_impl(self)
 
   @classmethod
   def from_reference(cls, vector: VectorEnvironment) -> "FastVectorEnvironment":
     """A fast vector in exactly the state of the reference `vector` (its generators are copies)."""
-    if not isinstance(vector, VectorEnvironment):
-      raise ValueError(f"from_reference needs a VectorEnvironment, got {type(vector).__name__}")
-    if cls is FastVectorEnvironment:
-      cls = _family_class(vector.task.family)
-    fast = cls(vector.task, vector.num_envs, vector.seed, vector.spec.episode_limit, vector.lbf_food_rule,
-               first_index=getattr(vector, "first_index", 0))
-    if vector._seeded:
-      for k, env in enumerate(vector.envs):
-        fast._rngs[k] = copy.deepcopy(env._np_random)
-        fast._rng_seeds[k] = getattr(env, "_np_random_seed", None)
-        fast._env_from_reference(k, env)
-    fast._t = np.asarray(vector._t, np.int64).copy()
-    fast._returns = np.asarray(vector._returns, np.float64).copy()
-    fast._seeded, fast._ready, fast._closed = vector._seeded, vector._ready, vector._closed
-    return fast
+    return _from_reference_impl(cls, vector)
 
   def _like(self, num_envs: int, first_index: int) -> "FastVectorEnvironment":
     return type(self)(self.task, num_envs, self.seed, self._cutoff, self.lbf_food_rule,
@@ -380,3 +319,87 @@ def _family_class(family: str) -> type:
     from maddpg_tf.envs.fast_rware import FastRWAREVectorEnvironment  # pylint: disable=g-import-not-at-top
     return FastRWAREVectorEnvironment
   raise ValueError(f"no fast backend for task family {family!r}: expected 'lbf' or 'rware'")
+
+
+# ---- bodies of FastVectorEnvironment's longer methods (state, slices, conversions, clocks) ----
+
+def _advance_clocks_numpy_impl(self, reward, done, over, terminated, truncated, episode_return, episode_length):
+  t = self._t
+  t += 1
+  self._returns += reward.sum(axis=1, dtype=np.float64)
+  truncated[:] = t >= self._cutoff
+  terminated[:] = done & ((t < self._env_limit) | over)
+  ended = np.flatnonzero(done | truncated)
+  episode_return[:] = np.nan
+  episode_return[ended] = self._returns[ended]
+  episode_length[:] = 0
+  episode_length[ended] = t[ended]
+  t[ended] = 0
+  self._returns[ended] = 0.0
+  return ended
+
+
+def _set_state_impl(self, state) -> None:
+  if isinstance(state, VectorEnvironment):
+    _check_same(self, state)
+    state = type(self).from_reference(state)
+  elif not isinstance(state, type(self)):
+    raise ValueError(f"environment state must be a {type(self).__name__} or a VectorEnvironment, "
+                     f"got {type(state).__name__}")
+  _check_same(self, state)
+  self.__dict__.update(copy.copy(state.__dict__))
+
+
+def _concatenate_impl(parts: Sequence["FastVectorEnvironment"]) -> "FastVectorEnvironment":
+  first = parts[0]
+  for previous, part in zip(parts, parts[1:]):
+    if (part.first_index != previous.first_index + previous.num_envs or part.task != first.task
+        or type(part) is not type(first)):
+      raise ValueError("concatenate needs consecutive slices of one task's vector")
+  whole = first._like(sum(p.num_envs for p in parts), first.first_index)
+  for name in whole._arrays:
+    whole._arrays[name] = np.concatenate([p._arrays[name] for p in parts])
+  whole._rngs = [g for p in parts for g in p._rngs]
+  whole._rng_seeds = [s for p in parts for s in p._rng_seeds]
+  whole._t = np.concatenate([p._t for p in parts])
+  whole._returns = np.concatenate([p._returns for p in parts])
+  whole.order_dependent_steps = np.concatenate([p.order_dependent_steps for p in parts])
+  whole.last_order_dependent = np.concatenate([p.last_order_dependent for p in parts])
+  whole._seeded, whole._ready = first._seeded, all(p._ready for p in parts)
+  whole._closed = any(p._closed for p in parts)
+  return whole
+
+
+def _to_reference_impl(self) -> VectorEnvironment:
+  vector = VectorEnvironment(self.task, self.num_envs, self.seed, self._cutoff, self.lbf_food_rule,
+                             first_index=self.first_index)
+  if self._seeded:
+    for k, env in enumerate(vector.envs):
+      env._np_random = copy.deepcopy(self._rngs[k])
+      env._np_random_seed = self._rng_seeds[k]
+      self._env_to_reference(k, env)
+  vector._t = [int(t) for t in self._t]
+  vector._returns = self._returns.copy()
+  vector._seeded, vector._ready, vector._closed = self._seeded, self._ready, self._closed
+  if self._closed:
+    vector.close()
+    vector._closed = True
+  return vector
+
+
+def _from_reference_impl(cls, vector: VectorEnvironment) -> "FastVectorEnvironment":
+  if not isinstance(vector, VectorEnvironment):
+    raise ValueError(f"from_reference needs a VectorEnvironment, got {type(vector).__name__}")
+  if cls is FastVectorEnvironment:
+    cls = _family_class(vector.task.family)
+  fast = cls(vector.task, vector.num_envs, vector.seed, vector.spec.episode_limit, vector.lbf_food_rule,
+             first_index=getattr(vector, "first_index", 0))
+  if vector._seeded:
+    for k, env in enumerate(vector.envs):
+      fast._rngs[k] = copy.deepcopy(env._np_random)
+      fast._rng_seeds[k] = getattr(env, "_np_random_seed", None)
+      fast._env_from_reference(k, env)
+  fast._t = np.asarray(vector._t, np.int64).copy()
+  fast._returns = np.asarray(vector._returns, np.float64).copy()
+  fast._seeded, fast._ready, fast._closed = vector._seeded, vector._ready, vector._closed
+  return fast

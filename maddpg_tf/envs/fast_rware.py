@@ -79,10 +79,9 @@ def networkx_commits(starts, targets) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _resolve_env(actions, position, direction, carrying, agent_grid, shelf_grid, requested_action, target,
-                 committed):
-  """Targets, cancellations and commits of one env (nothing else changes); True where networkx must
-  settle a tie between longest paths (then `committed` is not set)."""
+def _targets(actions, position, direction, carrying, agent_grid, shelf_grid, requested_action, target):
+  """Each agent's requested action and target cell (FORWARD moves one cell, within the grid); a carried
+  shelf cannot move onto a shelf's cell unless a shelf-carrying agent is there (the action becomes NOOP)."""
   height, width = agent_grid.shape
   num_agents = actions.shape[0]
   for i in range(num_agents):
@@ -107,6 +106,13 @@ def _resolve_env(actions, position, direction, carrying, agent_grid, shelf_grid,
     requested_action[i] = a
     target[i, 0], target[i, 1] = tx, ty
 
+
+@numba.njit(cache=True)
+def _agent_graph(position, target, agent_grid):
+  """(next_agent, terminal, on_cycle): the agent on each agent's target (itself for a self-loop, -1 for a
+  free cell), each agent's component (its free cell, or H*W + its cycle's first agent) and cycle membership."""
+  height, width = agent_grid.shape
+  num_agents = position.shape[0]
   # The graph on agents: next_agent[i] = the agent standing on i's target (i itself for a self-loop),
   # or -1 when the target is a free cell (the sink of i's component).
   next_agent = np.empty(num_agents, np.int64)
@@ -141,6 +147,18 @@ def _resolve_env(actions, position, direction, carrying, agent_grid, shelf_grid,
       v = next_agent[v]
       steps += 1
     on_cycle[i] = v == i
+  return next_agent, terminal, on_cycle
+
+
+@numba.njit(cache=True)
+def _resolve_env(actions, position, direction, carrying, agent_grid, shelf_grid, requested_action, target,
+                 committed):
+  """Targets, cancellations and commits of one env (nothing else changes); True where networkx must
+  settle a tie between longest paths (then `committed` is not set)."""
+  height, width = agent_grid.shape
+  num_agents = actions.shape[0]
+  _targets(actions, position, direction, carrying, agent_grid, shelf_grid, requested_action, target)
+  next_agent, terminal, on_cycle = _agent_graph(position, target, agent_grid)
   committed[:] = False
   depth = np.zeros(num_agents, np.int64)  # longest chain of agents queued behind each agent
   for _ in range(num_agents):

@@ -290,14 +290,7 @@ class ParallelVectorEnvironment(VectorEnvironment):
   @property
   def note(self) -> str:
     """What the adapter changed about the env's spaces, in words ('' when nothing)."""
-    parts = []
-    if self._padded:
-      parts.append(f"observations zero-padded to {self.spec.observation_size} from sizes "
-                   f"{list(self.observation_sizes)}")
-    if any(c != self.spec.num_actions for c in self.action_counts):
-      parts.append(f"actions 0..{self.spec.num_actions - 1} sent as a mod n for action counts "
-                   f"{list(self.action_counts)}")
-    return "; ".join(parts)
+    return _note_impl(self)
 
   # ----------------------------------------------------------------------------------------------
   def _env_actions(self, row):
@@ -365,38 +358,7 @@ class ParallelVectorEnvironment(VectorEnvironment):
 
   def step(self, actions) -> Step:
     """Apply one joint action per env (int [num_envs, num_agents]); see `Step` and the module docstring."""
-    if not self._ready:
-      self._check_open()
-      raise RuntimeError("ParallelVectorEnvironment.step called before reset()")
-    actions = np.asarray(actions)
-    if actions.shape != self._action_shape:
-      raise ValueError(f"actions must have shape {self._action_shape}, got {actions.shape}")
-    joint = actions.tolist()
-    n, cutoff = self.num_envs, self._cutoff
-    obs = np.zeros(self._obs_shape, np.float32)
-    reward = np.empty(self._reward_shape, np.float32)
-    terminated = np.zeros(n, bool)
-    truncated = np.zeros(n, bool)
-    ended = []
-    for k in range(n):
-      over, terminated[k], env_truncated = self._step_env(k, joint[k], obs, reward)
-      at_cutoff = len(self._actions[k]) >= cutoff
-      truncated[k] = env_truncated or at_cutoff
-      if over or at_cutoff:
-        ended.append(k)
-    self._returns += reward.sum(axis=1, dtype=np.float64)
-    episode_return = np.full(n, np.nan, np.float32)
-    episode_length = np.zeros(n, np.int64)
-    next_obs = obs.copy()
-    self.final_frames = {}
-    for k in ended:
-      episode_return[k] = self._returns[k]
-      episode_length[k] = len(self._actions[k])
-      if self.render_mode is not None:
-        self.final_frames[k] = self._render(k)
-      self._reset_env(k, next_obs)
-    self._observations = next_obs.copy()
-    return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
+    return _step_impl(self, actions)
 
   # ----------------------------------------------------------------------------------------------
   # Frames
@@ -439,17 +401,7 @@ class ParallelVectorEnvironment(VectorEnvironment):
 
   def _record(self, envs: slice = slice(None)) -> "ParallelVectorEnvironment":
     """A detached copy (no envs) of the state of the envs in `envs`."""
-    record = object.__new__(type(self))
-    state = self.__getstate__()
-    state["_episodes"] = list(self._episodes[envs])
-    state["_actions"] = [list(actions) for actions in self._actions[envs]]
-    state["_returns"] = self._returns[envs].copy()
-    state["_observations"] = self._observations[envs].copy()
-    state["num_envs"] = len(state["_episodes"])
-    state["first_index"] = self.first_index + range(self.num_envs)[envs].start
-    state["spec"] = self.spec
-    record.__setstate__(state)
-    return record
+    return _record_impl(self, envs)
 
   def get_state(self) -> "ParallelVectorEnvironment":
     """The state as a picklable, detached `ParallelVectorEnvironment` (a record to replay; no envs)."""
@@ -458,70 +410,16 @@ class ParallelVectorEnvironment(VectorEnvironment):
   def set_state(self, state: "ParallelVectorEnvironment") -> None:
     """Continues from `state` (from `get_state`, a checkpoint, or `concatenate` of worker slices) of a
     vector of the same task and size: each env replays its episode's reset and actions."""
-    if not isinstance(state, ParallelVectorEnvironment):
-      raise ValueError(f"environment state must be a ParallelVectorEnvironment, got {type(state).__name__}")
-    check_same_vector(self, state)
-    if state.agents != self.agents:
-      raise ValueError(f"environment state is for agents {list(state.agents)}, this env has {list(self.agents)}")
-    self._check_open()
-    self.seed, self.first_index = state.seed, state.first_index
-    self._seeded, self._ready = state._seeded, state._ready
-    self._episodes = list(state._episodes)
-    self._actions = [[] for _ in range(self.num_envs)]
-    self._returns = np.zeros(self.num_envs, np.float64)
-    self._observations = state._observations.copy()
-    self.final_frames = {}
-    if not state._seeded:
-      self._episodes = [0] * self.num_envs
-      return
-    obs = np.zeros(self._obs_shape, np.float32)
-    reward = np.empty(self._reward_shape, np.float32)
-    for k in range(self.num_envs):
-      self._episodes[k] -= 1  # replay that episode's reset
-      self._reset_env(k, obs)
-      for row in state._actions[k]:
-        self._step_env(k, list(row), obs, reward)
-        self._returns[k] += reward[k].sum(dtype=np.float64)
-      if self._returns[k] != state._returns[k] or not np.array_equal(obs[k], state._observations[k]):
-        raise ValueError(f"env {self.task.gym_id!r} (env {self.first_index + k}) replayed to return "
-                         f"{self._returns[k]!r} and another observation, not the saved {state._returns[k]!r}: "
-                         f"the env is not a function of reset(seed=...) and the actions, so it cannot resume")
-    if state._closed:
-      self.close()
+    return _set_state_impl(self, state)
 
   def split(self, sizes: Sequence[int]) -> list["ParallelVectorEnvironment"]:
     """Consecutive slices of `sizes` envs each (live slices share this vector's envs)."""
-    if sum(sizes) != self.num_envs or min(sizes) < 1:
-      raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={self.num_envs}")
-    parts, start = [], 0
-    for size in sizes:
-      part = self._record(slice(start, start + size))
-      if self.envs is not None:
-        part.envs = self.envs[start:start + size]
-      parts.append(part)
-      start += size
-    return parts
+    return _split_impl(self, sizes)
 
   @staticmethod
   def concatenate(parts: Sequence["ParallelVectorEnvironment"]) -> "ParallelVectorEnvironment":
     """The inverse of `split`: one vector of consecutive slices (live if every part is)."""
-    first = parts[0]
-    for previous, part in zip(parts, parts[1:]):
-      if part.first_index != previous.first_index + previous.num_envs or part.task != first.task:
-        raise ValueError("concatenate needs consecutive slices of one task's vector")
-    whole = first._record()
-    whole.num_envs = sum(p.num_envs for p in parts)
-    whole._episodes = [e for p in parts for e in p._episodes]
-    whole._actions = [list(a) for p in parts for a in p._actions]
-    whole._returns = np.concatenate([p._returns for p in parts])
-    whole._observations = np.concatenate([p._observations for p in parts])
-    whole._seeded = first._seeded
-    whole._ready = all(p._ready for p in parts)
-    whole._closed = any(p._closed for p in parts)
-    whole._setup()
-    if all(p.envs is not None for p in parts):
-      whole.envs = [env for p in parts for env in p.envs]
-    return whole
+    return _concatenate_impl(parts)
 
   def close(self) -> None:
     if not self._closed:
@@ -533,3 +431,131 @@ class ParallelVectorEnvironment(VectorEnvironment):
   def __repr__(self) -> str:
     return (f"ParallelVectorEnvironment({self.task.name!r}, num_envs={self.num_envs}, seed={self.seed}, "
             f"episode_limit={self._cutoff})")
+
+
+# ---- bodies of ParallelVectorEnvironment's longer methods (step, state, slices, provenance note) ----
+
+def _note_impl(self) -> str:
+  parts = []
+  if self._padded:
+    parts.append(f"observations zero-padded to {self.spec.observation_size} from sizes "
+                 f"{list(self.observation_sizes)}")
+  if any(c != self.spec.num_actions for c in self.action_counts):
+    parts.append(f"actions 0..{self.spec.num_actions - 1} sent as a mod n for action counts "
+                 f"{list(self.action_counts)}")
+  return "; ".join(parts)
+
+
+def _step_impl(self, actions) -> Step:
+  if not self._ready:
+    self._check_open()
+    raise RuntimeError("ParallelVectorEnvironment.step called before reset()")
+  actions = np.asarray(actions)
+  if actions.shape != self._action_shape:
+    raise ValueError(f"actions must have shape {self._action_shape}, got {actions.shape}")
+  joint = actions.tolist()
+  n, cutoff = self.num_envs, self._cutoff
+  obs = np.zeros(self._obs_shape, np.float32)
+  reward = np.empty(self._reward_shape, np.float32)
+  terminated = np.zeros(n, bool)
+  truncated = np.zeros(n, bool)
+  ended = []
+  for k in range(n):
+    over, terminated[k], env_truncated = self._step_env(k, joint[k], obs, reward)
+    at_cutoff = len(self._actions[k]) >= cutoff
+    truncated[k] = env_truncated or at_cutoff
+    if over or at_cutoff:
+      ended.append(k)
+  self._returns += reward.sum(axis=1, dtype=np.float64)
+  episode_return = np.full(n, np.nan, np.float32)
+  episode_length = np.zeros(n, np.int64)
+  next_obs = obs.copy()
+  self.final_frames = {}
+  for k in ended:
+    episode_return[k] = self._returns[k]
+    episode_length[k] = len(self._actions[k])
+    if self.render_mode is not None:
+      self.final_frames[k] = self._render(k)
+    self._reset_env(k, next_obs)
+  self._observations = next_obs.copy()
+  return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
+
+
+def _record_impl(self, envs: slice = slice(None)) -> "ParallelVectorEnvironment":
+  record = object.__new__(type(self))
+  state = self.__getstate__()
+  state["_episodes"] = list(self._episodes[envs])
+  state["_actions"] = [list(actions) for actions in self._actions[envs]]
+  state["_returns"] = self._returns[envs].copy()
+  state["_observations"] = self._observations[envs].copy()
+  state["num_envs"] = len(state["_episodes"])
+  state["first_index"] = self.first_index + range(self.num_envs)[envs].start
+  state["spec"] = self.spec
+  record.__setstate__(state)
+  return record
+
+
+def _set_state_impl(self, state: "ParallelVectorEnvironment") -> None:
+  if not isinstance(state, ParallelVectorEnvironment):
+    raise ValueError(f"environment state must be a ParallelVectorEnvironment, got {type(state).__name__}")
+  check_same_vector(self, state)
+  if state.agents != self.agents:
+    raise ValueError(f"environment state is for agents {list(state.agents)}, this env has {list(self.agents)}")
+  self._check_open()
+  self.seed, self.first_index = state.seed, state.first_index
+  self._seeded, self._ready = state._seeded, state._ready
+  self._episodes = list(state._episodes)
+  self._actions = [[] for _ in range(self.num_envs)]
+  self._returns = np.zeros(self.num_envs, np.float64)
+  self._observations = state._observations.copy()
+  self.final_frames = {}
+  if not state._seeded:
+    self._episodes = [0] * self.num_envs
+    return
+  obs = np.zeros(self._obs_shape, np.float32)
+  reward = np.empty(self._reward_shape, np.float32)
+  for k in range(self.num_envs):
+    self._episodes[k] -= 1  # replay that episode's reset
+    self._reset_env(k, obs)
+    for row in state._actions[k]:
+      self._step_env(k, list(row), obs, reward)
+      self._returns[k] += reward[k].sum(dtype=np.float64)
+    if self._returns[k] != state._returns[k] or not np.array_equal(obs[k], state._observations[k]):
+      raise ValueError(f"env {self.task.gym_id!r} (env {self.first_index + k}) replayed to return "
+                       f"{self._returns[k]!r} and another observation, not the saved {state._returns[k]!r}: "
+                       f"the env is not a function of reset(seed=...) and the actions, so it cannot resume")
+  if state._closed:
+    self.close()
+
+
+def _split_impl(self, sizes: Sequence[int]) -> list["ParallelVectorEnvironment"]:
+  if sum(sizes) != self.num_envs or min(sizes) < 1:
+    raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={self.num_envs}")
+  parts, start = [], 0
+  for size in sizes:
+    part = self._record(slice(start, start + size))
+    if self.envs is not None:
+      part.envs = self.envs[start:start + size]
+    parts.append(part)
+    start += size
+  return parts
+
+
+def _concatenate_impl(parts: Sequence["ParallelVectorEnvironment"]) -> "ParallelVectorEnvironment":
+  first = parts[0]
+  for previous, part in zip(parts, parts[1:]):
+    if part.first_index != previous.first_index + previous.num_envs or part.task != first.task:
+      raise ValueError("concatenate needs consecutive slices of one task's vector")
+  whole = first._record()
+  whole.num_envs = sum(p.num_envs for p in parts)
+  whole._episodes = [e for p in parts for e in p._episodes]
+  whole._actions = [list(a) for p in parts for a in p._actions]
+  whole._returns = np.concatenate([p._returns for p in parts])
+  whole._observations = np.concatenate([p._observations for p in parts])
+  whole._seeded = first._seeded
+  whole._ready = all(p._ready for p in parts)
+  whole._closed = any(p._closed for p in parts)
+  whole._setup()
+  if all(p.envs is not None for p in parts):
+    whole.envs = [env for p in parts for env in p.envs]
+  return whole
