@@ -36,14 +36,16 @@ def _default_make_env(config):
 
 class Experiment:
   """Builds every part of a run in `workdir` from `config`. Injectable: `make_env(num_envs, seed, workers)`
-  (default: the config's task), `observers` (see `environment_loop.Observer`), extra `loggers`."""
+  (default: the config's task), `observers` (see `environment_loop.Observer`), extra `loggers`;
+  `provenance_extra`: more of what produced the run (e.g. the grid's node), added to provenance.json."""
 
-  def __init__(self, config, workdir, progress=True, make_env=None, observers=(), extra_loggers=()):
+  def __init__(self, config, workdir, progress=True, make_env=None, observers=(), extra_loggers=(),
+               provenance_extra=None):
     c = self.config = resolve_config(config)
     self.workdir = workdir_lib.Workdir(workdir)
     self.workdir.check(c)
     self.task = environments.resolve_task(c.task)
-    self.progress = progress
+    self.progress, self.provenance_extra = progress, dict(provenance_extra or {})
     make_env = make_env or _default_make_env(c)
     self.env = make_env(c.num_envs, c.seed, c.env_workers)
     self.eval_env = make_env(c.loop.eval_num_envs, c.seed + EVAL_SEED_OFFSET, min(c.env_workers,
@@ -116,7 +118,8 @@ class Experiment:
       raise RunError(str(error)) from None
     sources = [estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
                else None, pettingzoo_envs.source_of(self.task)]
-    self.workdir.write_run_files(c, workdir_lib.provenance(c, self.task, [s for s in sources if s]))
+    self.workdir.write_run_files(c, {**workdir_lib.provenance(c, self.task, [s for s in sources if s]),
+                                     **self.provenance_extra})
     if restored is None:
       self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()

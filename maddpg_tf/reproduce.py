@@ -20,7 +20,7 @@ Network: a local Ray (no `--ray_address`) listens on 127.0.0.1 only, without its
 Ray's token authentication stays on (every node and the driver need the cluster's token: RAY_AUTH_TOKEN or
 RAY_AUTH_TOKEN_PATH). One grid at a time per `--results` (a lock, `<results>/grid.lock`; a second grid is
 refused with one line naming the first), and one process per run (`<results>/logs/.../seed<k>.lock`).
-Each attempt of a run records its node (`attempts` in its summary.json and in grid.json).
+Each attempt of a run records its node (`attempts` in its provenance.json, summary.json and grid.json).
 
 Budgets (`--budget`):
   smoke  seconds per run, for tests: `lbf-8x8-2p-2f-coop`, STGS-1 and GST, seeds 0-1, the configs' `smoke`
@@ -322,7 +322,9 @@ def train_one(config_dict, workdir, threads=None, attempts=None):
         pass
     from maddpg_tf import checkpointing, experiment
     try:
-      with experiment.Experiment(ml_collections.ConfigDict(config_dict), workdir, progress=False) as run:
+      extra = {"attempts": list(attempts)} if attempts else None  # where it ran (node, host, pid)
+      with experiment.Experiment(ml_collections.ConfigDict(config_dict), workdir, progress=False,
+                                 provenance_extra=extra) as run:
         summary = run.run()
     except (experiment.RunError, checkpointing.CheckpointError) as error:
       return {"status": "failed", "error": one_line(error)}

@@ -273,6 +273,8 @@ def test_grid_across_two_nodes_lands_on_both_and_equals_the_local_grid(local_gri
   for seed in SEEDS:
     with open(os.path.join(_spec(results, seed).workdir, "summary.json")) as handle:
       assert [a["node_id"] for a in json.load(handle)["attempts"]] == nodes[seed]  # the run's own record
+    with open(os.path.join(_spec(results, seed).workdir, "provenance.json")) as handle:
+      assert [a["node_id"] for a in json.load(handle)["attempts"]] == nodes[seed]  # and what produced it
     assert _evaluations(results, seed) == _evaluations(local_grid["results"], seed)
   assert _table1_rows(results) == _table1_rows(local_grid["results"])
   print(f"two-node smoke grid: {seconds:.0f} s with the cluster's start")
