@@ -28,7 +28,7 @@ def test_params_cover_every_estimator():
   assert set(PARAMS) == set(estimators.names())
 
 
-@pytest.mark.parametrize("name, check", cases())
+@pytest.mark.parametrize("name, check", list(cases()))
 def test_built_in_estimator_passes(name, check):
   dict(testing.estimator_checks(name, **PARAMS[name]))[check]()
 
