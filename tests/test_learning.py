@@ -6,7 +6,7 @@ stochastic policy) pooled, against 200 episodes of uniformly random joint action
 by a Welch t-test at p < 0.001 and by a margin of at least 0.05 team return (random play scores about 0.0-0.01
 here; the maximum is 1.0).
 
-Why 120k steps: when learning starts varies a lot with the seed. Measured at 100k-120k steps (session 2):
+Why 120k steps: when learning starts varies a lot with the seed. Measured at 100k-120k steps (2026-11-29):
 seed 0 0.11-0.15, while seeds 1, 2 and 3 were at 0.24-0.83 already at 80k; seed 0 was the slowest of the
 four, and at 60k-80k it was still at 0.0-0.04.
 """
