@@ -383,6 +383,12 @@ def parse_options(text):
   return options
 
 
+def checkpoint_metadata(config):
+  """What a run's checkpoints are tagged with, so that another run's are refused."""
+  return {"task": tasks_lib.resolve_task(config.task).name, "estimator": config.estimator.name,
+          "seed": config.seed, "fidelity": config.fidelity}
+
+
 def hparams(config):
   """The run's settings for TensorBoard's hparams view: task, estimator, fidelity, seed, numeric
   estimator parameters."""

@@ -99,12 +99,6 @@ def load_run_config(workdir):
   return config
 
 
-def checkpoint_metadata(config):
-  """What a run tags its checkpoints with (as `experiment.Experiment` does), to refuse another run's."""
-  return {"task": environments.resolve_task(config.task).name, "estimator": config.estimator.name,
-          "seed": config.seed, "fidelity": config.fidelity}
-
-
 def find_checkpoint(workdir, name=None):
   """(step, path) of checkpoint `name` ("ckpt-<step>") of the run in `workdir`, or of its latest complete
   one. RunError for a malformed name, a missing checkpoint, or one without its COMPLETE marker."""
@@ -279,7 +273,7 @@ def load_policy(config, path):
   other parts ({name: value}, e.g. "eval_env", "eval_actor_rng"). CheckpointError (one line) for a
   checkpoint that is corrupt, incomplete or of another run."""
   from maddpg_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
-  arrays, state, _ = checkpointing.load(path, checkpoint_metadata(config))
+  arrays, state, _ = checkpointing.load(path, config_lib.checkpoint_metadata(config))
   probe = environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit)
   spec = probe.spec
   probe.close()

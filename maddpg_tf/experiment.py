@@ -76,8 +76,7 @@ class Experiment:
                                           c.loop.truncation_is_terminal,
                                           self.replay.add if c.loop.eval_into_replay else None)
     self.checkpointer = checkpointing.Checkpointer(
-        self.workdir.checkpoints, {"task": self.task.name, "estimator": c.estimator.name, "seed": c.seed,
-                                   "fidelity": c.fidelity}, keep=c.checkpoint.keep)
+        self.workdir.checkpoints, config_lib.checkpoint_metadata(c), keep=c.checkpoint.keep)
     self.stop = interrupts.StopRequest()
     self.training = training.TrainingLoop(
         training.Schedule(c.total_steps, c.loop.warmup_episodes, c.loop.eval_every_steps,

@@ -158,16 +158,18 @@ class UpdateScheduler:
       if bad >= 0:
         raise errors.NonFiniteLoss(call_jobs[0].index + 1, call_jobs[-1].index + 1,
                                    learner_lib.LOSS_NAMES[int(values[learner_lib.NON_FINITE_LOSS])])
-      values = {k: v.numpy() for k, v in values.items() if not k.startswith("non_finite/")}
-      diagnostics = {k: v for k, v in values.items() if k.startswith("exact_gradient/")}
+      # Only what is written is copied off the device (most calls log nothing).
+      diagnostics = {k: v.numpy() for k, v in values.items() if k.startswith("exact_gradient/")}
       if diagnostics:
         self.logger.write(diagnostics, step)
       first, last = call_jobs[0].index, call_jobs[-1].index
       if (last + 1) // every > first // every:
-        self.logger.write({f"train/{k}": v for k, v in values.items()
-                           if not k.startswith(gradient_variance.PREFIXES + ("exact_gradient/",))}, step)
+        self.logger.write({f"train/{k}": v.numpy() for k, v in values.items()
+                           if not k.startswith(gradient_variance.PREFIXES + ("exact_gradient/", "non_finite/"))},
+                          step)
       if call_jobs[0].log_variance:
-        self.logger.write({k: v for k, v in values.items() if k.startswith(gradient_variance.PREFIXES)}, step)
+        self.logger.write({k: v.numpy() for k, v in values.items() if k.startswith(gradient_variance.PREFIXES)},
+                          step)
 
   # ---- checkpoints and shutdown ----------------------------------------------------------------------------
 
