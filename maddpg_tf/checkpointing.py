@@ -9,7 +9,12 @@ evaluation history) and `COMPLETE` (metadata, written last). It is written under
 flushed to disk, and renamed into place, so a kill at any moment leaves either the new checkpoint or
 none of it; directories without `COMPLETE` are never restored. The newest `keep` complete checkpoints
 are kept.
+
+`BestPolicy` keeps one more, small checkpoint: the learner at the run's best evaluation so far (the policy
+of the absolute metric, Gorsane et al. 2022), in `<workdir>/best/ckpt-<env steps>`.
 """
+
+import math
 
 import json
 import os
@@ -86,15 +91,20 @@ def save(directory, step, arrays, state, metadata, keep=2):
     raise CheckpointError(f"could not write checkpoint {final}: {error.strerror or error}; "
                           f"the previous checkpoint is kept") from error
   for _, old in complete_checkpoints(directory)[:-keep]:
-    try:  # the marker first: a kill while deleting leaves nothing that looks complete
-      os.remove(os.path.join(old, MARKER))
-    except OSError:
-      pass
-    shutil.rmtree(old, ignore_errors=True)
+    delete(old)
   for name in os.listdir(directory):  # leftovers of writers that were killed
     if name.startswith(".tmp-ckpt-") and not name.endswith(f"-{os.getpid()}"):
       shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
   return final
+
+
+def delete(path):
+  """Removes checkpoint `path`, its marker first: a kill while deleting leaves nothing that looks complete."""
+  try:
+    os.remove(os.path.join(path, MARKER))
+  except OSError:
+    pass
+  shutil.rmtree(path, ignore_errors=True)
 
 
 def load(path, expected_metadata):
@@ -163,3 +173,31 @@ class Checkpointer:
         raise CheckpointError(f"checkpoint {path}: {detail}"
                               + (" is missing: not this run's" if isinstance(error, KeyError) else "")) from None
     return path
+
+
+class BestPolicy:
+  """After each evaluation whose mean return beats every earlier one (ties keep the earlier), writes the
+  learner's arrays (`learner.save()`: actors, critics, optimisers; no replay buffer, a few MB) as
+  `directory/ckpt-<step>`, replacing the previous best. Evaluations run after the update blocks are
+  drained, so these are the weights that were evaluated. It changes no number of the run.
+
+  A resumed run repeats the steps after its last checkpoint, so a best written beyond that point by the
+  interrupted process is removed before the next one is written (the resumed run writes it again when it
+  gets there: the same evaluation, the same weights)."""
+
+  def __init__(self, directory, metadata, learner):
+    self.directory, self.metadata, self.learner = directory, dict(metadata), learner
+
+  def latest(self):
+    return latest(self.directory)
+
+  def offer(self, step, mean_return, earlier_means):
+    """Saves the learner if `mean_return` beats `earlier_means`; returns the path written or None."""
+    earlier = [m for m in earlier_means if math.isfinite(m)]
+    if not math.isfinite(mean_return) or (earlier and mean_return <= max(earlier)):
+      return None
+    for written, path in complete_checkpoints(self.directory):
+      if written >= step:
+        delete(path)
+    return save(self.directory, step, self.learner.save(), {}, dict(self.metadata, mean_return=mean_return),
+                keep=1)

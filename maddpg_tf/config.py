@@ -223,7 +223,9 @@ def base_config(task, family, estimator_label, **overrides):
   config.loop.truncation_is_terminal = config_dict.placeholder(bool)
   config.loop.eval_into_replay = config_dict.placeholder(bool)
 
-  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=500_000, keep=2))
+  # keep_best: the learner at the best evaluation so far in <workdir>/best/ (a few MB; maddpg-evaluate --best,
+  # the absolute metric). It changes no number.
+  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=500_000, keep=2, keep_best=True))
   # video_every_evals: every N-th evaluation also draws one episode into TensorBoard (`eval/episode`,
   # at most video_max_frames frames; 0: never). It changes no number (maddpg_tf/evaluation_video.py).
   config.log = ml_collections.ConfigDict(dict(every_updates=100, grad_variance_every_steps=1000,
@@ -329,6 +331,10 @@ def resolve(config):
     config.env_backend = "reference"
   _require(config.env_backend in ("fast", "reference"),
            f"env_backend must be 'fast' or 'reference', got {config.env_backend!r}")
+  if "keep_best" not in config.checkpoint:  # configs written before best policies were kept
+    config.checkpoint.keep_best = False
+  _require(isinstance(config.checkpoint.keep_best, bool),
+           f"checkpoint.keep_best must be True or False, got {config.checkpoint.keep_best!r}")
   for key, default in (("video_every_evals", 0), ("video_max_frames", 100)):  # configs written before videos
     if key not in config.log:
       config.log[key] = default

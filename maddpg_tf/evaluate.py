@@ -29,9 +29,11 @@ task's own success measure (`success_measure`): LBF the fraction of the spawned 
 number of shelves delivered. The CSV has one row per episode.
 
 `--best` is the absolute metric of the MARL evaluation protocol (Gorsane et al. 2022): the evaluation with
-the highest mean in the run's `evaluations.csv`, the complete checkpoint at the step nearest to it (the
-run keeps `checkpoint.keep` of them; which one and how far is printed and recorded), evaluated with 10 x
-`loop.eval_episodes` episodes (unless `--episodes` is given).
+the highest mean in the run's `evaluations.csv`, and the learner the run saved at it (`<workdir>/best/`,
+`checkpoint.keep_best`; its results are named `best-ckpt-<step>`), evaluated with 10 x `loop.eval_episodes`
+episodes (unless `--episodes` is given) on a fresh seeded stream. A run without `best/` (keep_best off)
+falls back to the complete checkpoint nearest that step (the run keeps `checkpoint.keep` of them; which one
+and how far is printed and recorded).
 
 `--video`/`--frames` play `--episodes` episodes (default 1 there) on one environment of a fresh stream
 (as `--seed` above, env 0 of it), drawing every state with each agent's action and reward
@@ -62,7 +64,8 @@ BEST_EPISODES_FACTOR = 10
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (as given to maddpg-train).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "ckpt-<env step> (default: the latest complete one).")
-_BEST = flags.DEFINE_bool("best", False, "Evaluate the checkpoint nearest the run's best evaluation, with "
+_BEST = flags.DEFINE_bool("best", False, "Evaluate the learner saved at the run's best evaluation (else the "
+                                         "checkpoint nearest it), with "
                                          f"{BEST_EPISODES_FACTOR}x the run's evaluation episodes.")
 _EPISODES = flags.DEFINE_integer("episodes", DEFAULT_EPISODES, "Episodes to evaluate (to play: default 1).")
 _GREEDY = flags.DEFINE_bool("greedy", False, "Greedy actions (argmax) instead of sampled ones.")
@@ -122,9 +125,11 @@ def find_checkpoint(workdir, name=None):
 
 
 def best_checkpoint(workdir):
-  """The absolute metric's checkpoint: {"best_step", "best_mean_return", "step", "path", "distance"}: the
-  evaluation with the highest mean in evaluations.csv (ties: the earliest) and the complete checkpoint
-  nearest its step (ties: the later one). RunError without evaluations or checkpoints."""
+  """The absolute metric's checkpoint: {"best_step", "best_mean_return", "step", "path", "distance",
+  "source"}: the evaluation with the highest mean in evaluations.csv (ties: the earliest), and the learner
+  saved at that evaluation (`<workdir>/best/`, source "best") where the run kept it (checkpoint.keep_best),
+  else the complete checkpoint nearest its step (ties: the later one; source "checkpoints"). RunError
+  without evaluations or checkpoints."""
   path = os.path.join(workdir, "evaluations.csv")
   try:
     rows = loggers.read_evaluations_csv(path)
@@ -134,13 +139,23 @@ def best_checkpoint(workdir):
   if not rows:
     raise errors.RunError(f"--best: {path} holds no evaluation")
   best_step, best_mean = max(rows, key=lambda row: (row[1], -row[0]))
+  kept = dict(checkpointing.complete_checkpoints(os.path.join(workdir, "best")))
+  if best_step in kept:
+    return {"best_step": best_step, "best_mean_return": best_mean, "step": best_step,
+            "path": kept[best_step], "distance": 0, "source": "best"}
   complete = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))
   if not complete:
     raise errors.RunError(f"--workdir {workdir} has no complete checkpoint in "
                           f"{os.path.join(workdir, 'checkpoints')}")
   step, ckpt = min(complete, key=lambda item: (abs(item[0] - best_step), -item[0]))
   return {"best_step": best_step, "best_mean_return": best_mean, "step": step, "path": ckpt,
-          "distance": abs(step - best_step)}
+          "distance": abs(step - best_step), "source": "checkpoints"}
+
+
+def checkpoint_name(path):
+  """How results name checkpoint `path`: `ckpt-<step>`, or `best-ckpt-<step>` for a run's best learner."""
+  name = os.path.basename(os.path.normpath(path))
+  return f"best-{name}" if os.path.basename(os.path.dirname(os.path.normpath(path))) == "best" else name
 
 
 def output_paths(workdir, checkpoint_name, greedy, episodes, seed=None, episode_limit=None):
@@ -310,7 +325,7 @@ def evaluate_policy(config, learner, state=None, episodes=DEFAULT_EPISODES, gree
   if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
     raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
   limit = config.loop.episode_limit if episode_limit is None else episode_limit
-  own_stream = state is not None and seed is None and limit == config.loop.episode_limit
+  own_stream = bool(state) and "eval_env" in state and seed is None and limit == config.loop.episode_limit
   env = make_eval_env(config, seed=seed, episode_limit=limit)
   try:
     actor = make_actor(config, learner.actor_weights(), greedy, seed)
@@ -519,7 +534,7 @@ def _check_request():
   outputs = None
   if evaluating:
     limit = _EPISODE_LIMIT.value if _EPISODE_LIMIT.value not in (None, config.loop.episode_limit) else None
-    outputs = output_paths(workdir, os.path.basename(path), _GREEDY.value, episodes, _SEED.value, limit)
+    outputs = output_paths(workdir, checkpoint_name(path), _GREEDY.value, episodes, _SEED.value, limit)
     for output in outputs:
       if os.path.lexists(output):
         raise errors.RunError(f"{output} already exists: this evaluation was written before (nothing is "
@@ -551,7 +566,7 @@ def main(argv):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   cli.import_tensorflow()
   cli.raise_if_interrupted()
-  config, name = request["config"], os.path.basename(request["path"])
+  config, name = request["config"], checkpoint_name(request["path"])
   try:
     learner, state = load_policy(config, request["path"])
   except checkpointing.CheckpointError as error:
@@ -560,8 +575,10 @@ def main(argv):
           f"seed {config.seed}")
   best = request["best"]
   if best is not None:
-    print(f"best evaluation: step {best['best_step']:,}, mean return {best['best_mean_return']:.4f}; nearest "
-          f"complete checkpoint {name}, {best['distance']:,} env steps from it", flush=True)
+    where = ("the learner saved at it (best/)" if best["source"] == "best" else
+             f"nearest complete checkpoint {name}, {best['distance']:,} env steps from it")
+    print(f"best evaluation: step {best['best_step']:,}, mean return {best['best_mean_return']:.4f}; {where}",
+          flush=True)
   if _EXPORT.value:
     from maddpg_tf import export  # pylint: disable=g-import-not-at-top
     try:

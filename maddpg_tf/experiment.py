@@ -85,7 +85,9 @@ class Experiment:
         self.episode_returns, self.workdir.evaluations, np.random.default_rng([c.seed, 1]),
         video=evaluation_video.EvaluationVideo(c, c.log.video_every_evals, c.log.video_max_frames,
                                                self.tensorboard, lambda: eval_actor.weights)
-        if c.log.video_every_evals else None)
+        if c.log.video_every_evals else None,
+        best=checkpointing.BestPolicy(self.workdir.best, config_lib.checkpoint_metadata(c), self.learner)
+        if c.checkpoint.keep_best else None)
     # Restored in this order: the learner before the scheduler reads its weights; TensorBoard last.
     self.training.parts = {"learner": self.learner, "replay": self.replay, "counters": self.counters,
                            "training": self.training, "loop": self.loop, "evaluator": self.evaluator,

@@ -27,15 +27,16 @@ class Schedule(NamedTuple):
 class TrainingLoop:
   """Runs the timeline over injected parts: `loop` (EnvironmentLoop), `updates` (UpdateScheduler),
   `evaluator` (Evaluator), `checkpointer` (Checkpointer) and the `parts` it saves, `logger`, `stop`
-  (StopRequest), `progress` (ProgressBar or None), `evaluations_csv` (a path) and `video` (an
-  `EvaluationVideo`, called after each evaluation, or None)."""
+  (StopRequest), `progress` (ProgressBar or None), `evaluations_csv` (a path), `video` (an
+  `EvaluationVideo`, called after each evaluation, or None) and `best` (a `checkpointing.BestPolicy`
+  offered each evaluation, or None)."""
 
   def __init__(self, schedule, counters, loop, updates, evaluator, checkpointer, parts, logger, stop,
-               episode_returns, evaluations_csv, warmup_rng, progress=None, video=None):
+               episode_returns, evaluations_csv, warmup_rng, progress=None, video=None, best=None):
     self.schedule, self.counters, self.loop, self.updates = schedule, counters, loop, updates
     self.evaluator, self.checkpointer, self.parts, self.logger = evaluator, checkpointer, parts, logger
     self.stop, self.episode_returns, self.evaluations_csv = stop, episode_returns, evaluations_csv
-    self.warmup_rng, self.progress, self.video = warmup_rng, progress, video
+    self.warmup_rng, self.progress, self.video, self.best = warmup_rng, progress, video, best
     self.evaluations = []
     self.steps_per_second = float("nan")
     self._rate = (time.time(), 0)
@@ -72,8 +73,14 @@ class TrainingLoop:
     self.updates.drain()
     self.loop.replay.flush()  # training transitions before any evaluation episode's
     result = self.evaluator.run()
+    earlier = [float(np.mean(e["returns"])) for e in self.evaluations]
     self.evaluations.append({"step": step, "returns": result.returns})
     loggers.write_evaluations_csv(self.evaluations_csv, self.evaluations)
+    if self.best is not None:
+      try:
+        self.best.offer(step, float(np.mean(result.returns)), earlier)
+      except checkpointing.CheckpointError as error:
+        raise errors.RunError(str(error)) from None
     now, steps = time.time(), self.counters.env_steps
     values = {"eval/mean_return": np.mean(result.returns),
               "perf/env_steps_per_s": (steps - self._rate[1]) / max(now - self._rate[0], 1e-9),

@@ -4,6 +4,7 @@
     <workdir>/provenance.json    package versions, git revision, command line, seed, fidelity, user code
     <workdir>/evaluations.csv    step, mean team return, each episode's return
     <workdir>/checkpoints/       ckpt-<env step>/ (complete only with their COMPLETE marker)
+    <workdir>/best/              ckpt-<env step>/: the learner at the best evaluation so far (checkpoint.keep_best)
     <workdir>/tb/                TensorBoard event files (tb_superseded/: what a resume rewound)
 """
 
@@ -88,6 +89,7 @@ class Workdir:
   def __init__(self, path):
     self.path = path
     self.checkpoints = os.path.join(path, "checkpoints")
+    self.best = os.path.join(path, "best")
     self.tensorboard = os.path.join(path, "tb")
     self.superseded = os.path.join(path, "tb_superseded")
     self.evaluations = os.path.join(path, "evaluations.csv")
