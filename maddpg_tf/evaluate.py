@@ -57,6 +57,7 @@ from absl import flags
 from maddpg_tf import checkpointing, cli, errors
 from maddpg_tf import config as config_lib
 from maddpg_tf import environments, evaluation, loggers, video
+from maddpg_tf import workdir as workdir_lib
 
 PROGRAM = "maddpg-evaluate"
 DEFAULT_EPISODES = 100
@@ -346,6 +347,29 @@ def evaluate_policy(config, learner, state=None, episodes=DEFAULT_EPISODES, gree
             "success_name": measure[0] if measure else None, "success": success}
   report.update(summarise(report))
   return report
+
+
+def absolute_metric(workdir, config=None):
+  """The absolute metric of the run in `workdir` (Gorsane et al. 2022; `--best` with a fresh stream seeded
+  from the run's seed): `best_checkpoint`'s policy over BEST_EPISODES_FACTOR x `loop.eval_episodes`
+  sampled episodes. Writes and returns `<workdir>/absolute.json` ({best_step, best_mean_return, step,
+  source, distance, checkpoint, episodes, stream, returns, lengths, mean_return, ci95, ...}; per-episode
+  agent returns left out). RunError or CheckpointError (one line) when the run has nothing to evaluate."""
+  config = config or load_run_config(workdir)
+  best = best_checkpoint(workdir)
+  learner, _ = load_policy(config, best["path"])
+  report = evaluate_policy(config, learner, None, BEST_EPISODES_FACTOR * config.loop.eval_episodes,
+                           seed=config.seed)
+  report.pop("agent_returns")
+  record = {**best, **report, "checkpoint": checkpoint_name(best["path"]), "task": config.task,
+            "estimator": config.estimator.label, "run_seed": config.seed, "total_steps": config.total_steps}
+  record["path"] = os.path.relpath(best["path"], workdir)
+  path = os.path.join(workdir, workdir_lib.ABSOLUTE_FILE)
+  temporary = f"{path}.tmp-{os.getpid()}"
+  with open(temporary, "w") as handle:
+    handle.write(json.dumps(_finite_or_none(record), indent=2, sort_keys=True, allow_nan=False) + "\n")
+  os.replace(temporary, path)
+  return record
 
 
 def summarise(report):

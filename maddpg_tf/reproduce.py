@@ -9,7 +9,9 @@ The grid is tasks x estimators x seeds (`--tasks`, `--estimators`, `--seeds`; th
 defaults). Each run is one Ray task (one CPU by default, `--cpus_per_run`) that trains in its own workdir
 `<results>/<task>/<estimator>/seed<k>` (the files `maddpg-train` writes, plus `summary.json` when done).
 A finished run (its `summary.json`, or a complete checkpoint at its total steps) is skipped; an interrupted
-one resumes from its last complete checkpoint; a failed run is reported by name and the others go on.
+one resumes from its last complete checkpoint; after training each run evaluates its absolute metric
+(`absolute.json`: the learner of its best evaluation, kept in `best/`, over 10x its evaluation episodes;
+Gorsane et al. 2022), and a finished run without one is only evaluated (`--noabsolute`: neither); a failed run is reported by name and the others go on.
 A run whose process or node was lost (killed, out of memory, a node gone) is submitted again, up to
 `--retries` times (default 3), and resumes from its last complete checkpoint on whichever node takes it;
 the summary names each retried run and why. A run that fails for its own reasons (bad config, NaN) is not
@@ -65,6 +67,7 @@ from absl import flags
 
 from maddpg_tf import config as common
 from maddpg_tf import cli, loggers
+from maddpg_tf.workdir import ABSOLUTE_FILE
 from maddpg_tf.cli import one_line
 from maddpg_tf.envs import mpe as mpe_tasks
 
@@ -159,6 +162,9 @@ _BOOTSTRAP_REPS = flags.DEFINE_integer("bootstrap_reps", 50_000, "Bootstrap repl
 _POI_REPS = flags.DEFINE_integer("poi_bootstrap_reps", 2_000, "Bootstrap replicates of the probabilities of "
                                  "improvement (and the bands of profiles and curves).")
 _BOOTSTRAP_SEED = flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap: same seed, same numbers.")
+_ABSOLUTE = flags.DEFINE_bool("absolute", True, "After training, each run's absolute metric (absolute.json: the "
+                              "learner of its best evaluation over 10x its evaluation episodes; Table 1's "
+                              "absolute column); finished runs without it are evaluated.")
 _RUN = flags.DEFINE_bool("run", True, "Train missing runs; --norun builds the outputs from existing runs only.")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
@@ -312,13 +318,23 @@ def _cpu_seconds(resource):
              for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
 
 
-def train_one(config_dict, workdir, threads=None, attempts=None):
-  """Trains (or resumes) one run; never raises for a run's own failure. `threads`: TensorFlow's intra- and
-  inter-op threads (None: TensorFlow's default); `attempts`: where each attempt ran (a list of dicts, kept
-  in summary.json). Returns a result dict:
+def needs_absolute(spec):
+  """Whether a finished run still lacks its absolute metric: no `absolute.json`, or one of a shorter run
+  that was extended since (runs that keep their best learner, `checkpoint.keep_best`)."""
+  if not spec.config.get("checkpoint", {}).get("keep_best", False):
+    return False
+  written = _read_json(os.path.join(spec.workdir, ABSOLUTE_FILE))
+  return not written or written.get("total_steps") != spec.total_steps
 
-  {"status": "finished", "summary": {...}, "evaluations_csv": text} | {"status": "failed", "error": line}
-  | {"status": "interrupted", "error": line}.
+
+def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, train=True):
+  """Trains (or resumes) one run, then (`absolute`) evaluates its absolute metric into absolute.json where
+  it is missing; never raises for a run's own failure. `threads`: TensorFlow's intra- and inter-op threads
+  (None: TensorFlow's default); `attempts`: where each attempt ran (a list of dicts, kept in summary.json);
+  `train=False`: a finished run, only its absolute metric. Returns a result dict:
+
+  {"status": "finished", "summary": {...}, "evaluations_csv": text, "absolute": {...} or None}
+  | {"status": "failed", "error": line} | {"status": "interrupted", "error": line}.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import resource
@@ -339,29 +355,35 @@ def train_one(config_dict, workdir, threads=None, attempts=None):
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
       except RuntimeError:  # TensorFlow already initialised in this process
         pass
-    from maddpg_tf import checkpointing, experiment
+    from maddpg_tf import checkpointing, errors, evaluate, experiment
     try:
-      extra = {"attempts": list(attempts)} if attempts else None  # where it ran (node, host, pid)
-      with experiment.Experiment(ml_collections.ConfigDict(config_dict), workdir, progress=False,
-                                 provenance_extra=extra) as run:
-        summary = run.run()
-    except (experiment.RunError, checkpointing.CheckpointError) as error:
+      if train:
+        extra = {"attempts": list(attempts)} if attempts else None  # where it ran (node, host, pid)
+        with experiment.Experiment(ml_collections.ConfigDict(config_dict), workdir, progress=False,
+                                   provenance_extra=extra) as run:
+          summary = run.run()
+      else:
+        summary = _read_json(os.path.join(workdir, "summary.json")) or {}
+      spec = RunSpec("", "", 0, workdir, config_dict)
+      absolute = evaluate.absolute_metric(workdir) if absolute and needs_absolute(spec) else None
+    except (experiment.RunError, checkpointing.CheckpointError, errors.RunError) as error:
       return {"status": "failed", "error": one_line(error)}
     except experiment.Interrupted as interrupt:
       return {"status": "interrupted", "error": one_line(interrupt)}
   except Exception as error:  # pylint: disable=broad-except  (reported by name, the grid goes on)
     traceback.print_exc()
     return {"status": "failed", "error": one_line(f"{type(error).__name__}: {error}")}
-  # This call's time (including TensorFlow's start in a fresh worker): CPU seconds measure the work even
-  # on a busy machine, wall seconds what it took here.
-  summary["wall_seconds"] = time.time() - started
-  summary["cpu_seconds"] = _cpu_seconds(resource) - usage
-  if attempts is not None:
-    summary["attempts"] = list(attempts)
-  _write_json(os.path.join(workdir, "summary.json"), summary)
+  if train:
+    # This call's time (including TensorFlow's start in a fresh worker): CPU seconds measure the work even
+    # on a busy machine, wall seconds what it took here.
+    summary["wall_seconds"] = time.time() - started
+    summary["cpu_seconds"] = _cpu_seconds(resource) - usage
+    if attempts is not None:
+      summary["attempts"] = list(attempts)
+    _write_json(os.path.join(workdir, "summary.json"), summary)
   with open(os.path.join(workdir, "evaluations.csv")) as handle:
     evaluations = handle.read()
-  return {"status": "finished", "summary": summary, "evaluations_csv": evaluations}
+  return {"status": "finished", "summary": summary, "evaluations_csv": evaluations, "absolute": absolute}
 
 
 def _log_stem(results, spec):
@@ -437,7 +459,7 @@ def run_lock(path, wait_seconds=RUN_LOCK_WAIT_SECONDS):
       fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts_path):
+def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts_path, absolute=True, train=True):
   """The Ray task: logs to `log_path`, records where it runs, announces its pid (for Ctrl-C on a local
   cluster), takes the run's lock, trains."""
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -453,7 +475,8 @@ def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts
     handle.write(str(os.getpid()))
   try:
     with run_lock(attempts_path[:-len(".attempts.jsonl")] + ".lock"):
-      result = train_one(config_dict, workdir, threads, attempts=read_attempts(attempts_path))
+      result = train_one(config_dict, workdir, threads, attempts=read_attempts(attempts_path), absolute=absolute,
+                         train=train)
   except RunBusy as busy:
     result = {"status": "failed", "error": one_line(busy)}
   finally:
@@ -470,6 +493,7 @@ def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts
 class GridReport:
   finished: list = dataclasses.field(default_factory=list)      # names trained to the end now
   skipped: list = dataclasses.field(default_factory=list)       # names already finished before
+  evaluated: list = dataclasses.field(default_factory=list)     # finished before, absolute metric added now
   failed: dict = dataclasses.field(default_factory=dict)        # name -> one-line reason
   interrupted: list = dataclasses.field(default_factory=list)
   retried: dict = dataclasses.field(default_factory=dict)       # name -> [why each earlier attempt was lost]
@@ -609,29 +633,31 @@ def lost_not_failed(error):
 
 
 def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, retries=DEFAULT_RETRIES,
-             progress=True, quiet=False):
+             progress=True, quiet=False, absolute=True):
   """Runs every unfinished spec as a Ray task; returns a GridReport. Never raises for one run's failure.
+  `absolute`: each run's absolute metric too (absolute.json; a finished run without it is evaluated).
 
   A run whose process or node is lost is submitted again (it resumes from its last complete checkpoint) up
   to `retries` times; raises GridBusy if another grid holds `results`."""
   with grid_lock(results):
-    return _run_grid(specs, results, ray_address, num_cpus, cpus_per_run, retries, progress, quiet)
-
-
-def _run_grid(specs, results, ray_address, num_cpus, cpus_per_run, retries, progress, quiet):
-  return _GridRun(specs, results, ray_address, cpus_per_run, retries).run(num_cpus, progress, quiet)
+    return _GridRun(specs, results, ray_address, cpus_per_run, retries, absolute).run(num_cpus, progress, quiet)
 
 
 class _GridRun:
   """One `run_grid` call: submits the unfinished runs, collects them, resubmits lost ones, keeps grid.json."""
 
-  def __init__(self, specs, results, ray_address, cpus_per_run, retries):
+  def __init__(self, specs, results, ray_address, cpus_per_run, retries, absolute=True):
     self.specs, self.results, self.ray_address = specs, results, ray_address
-    self.cpus_per_run, self.retries = cpus_per_run, retries
+    self.cpus_per_run, self.retries, self.absolute = cpus_per_run, retries, absolute
     self.report, self.started = GridReport(), time.time()
     self.states = {spec.name: run_state(spec) for spec in specs}
-    self.todo = [spec for spec in specs if self.states[spec.name][0] != "finished"]
-    self.report.skipped = [spec.name for spec in specs if self.states[spec.name][0] == "finished"]
+    # Finished runs without their absolute metric get a task that only evaluates it.
+    self.evaluate_only = {spec.name for spec in specs if self.states[spec.name][0] == "finished"
+                          and absolute and needs_absolute(spec)}
+    self.todo = [spec for spec in specs if self.states[spec.name][0] != "finished"
+                 or spec.name in self.evaluate_only]
+    self.report.skipped = [spec.name for spec in specs if self.states[spec.name][0] == "finished"
+                           and spec.name not in self.evaluate_only]
     self.manifest_path = os.path.join(results, "grid.json")
     self.manifest = _read_json(self.manifest_path) or {}
     self.runs = self.manifest.setdefault("runs", {})
@@ -686,7 +712,7 @@ class _GridRun:
     ref = self.remote.options(num_cpus=self.cpus_per_run, max_retries=0, name=spec.name).remote(
         spec.config, os.path.abspath(spec.workdir), self.cpus_per_run,
         os.path.abspath(_log_stem(results, spec) + ".log"), os.path.abspath(_pid_file(results, spec)),
-        os.path.abspath(_attempts_file(results, spec)))
+        os.path.abspath(_attempts_file(results, spec)), self.absolute, spec.name not in self.evaluate_only)
     self.pending[ref] = spec
 
   def say(self, message):
@@ -706,7 +732,7 @@ class _GridRun:
     if spec.name in report.retried:
       self.runs[spec.name]["lost"] = report.retried[spec.name]
     if status == "finished":
-      report.finished.append(spec.name)
+      (report.evaluated if spec.name in self.evaluate_only else report.finished).append(spec.name)
       self.done_steps[spec.name] = spec.total_steps
       # Without a shared filesystem the workdir is on the worker's node: keep the driver's copy too.
       os.makedirs(spec.workdir, exist_ok=True)
@@ -715,6 +741,8 @@ class _GridRun:
           handle.write(result["evaluations_csv"])
       if result.get("summary") and not os.path.isfile(os.path.join(spec.workdir, "summary.json")):
         _write_json(os.path.join(spec.workdir, "summary.json"), result["summary"])
+      if result.get("absolute") and needs_absolute(spec):
+        _write_json(os.path.join(spec.workdir, ABSOLUTE_FILE), result["absolute"])
     elif status == "interrupted":
       report.interrupted.append(spec.name)
     else:
@@ -828,7 +856,7 @@ def write_table1(results, tasks, estimators, seeds, meta):
   if not found:
     raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
                      f"{','.join(estimators)}: run the grid first (without --norun)")
-  curves, steps, info = {}, {}, {}
+  curves, steps, info, absolute = {}, {}, {}, {}
   for task, by_estimator in found.items():
     for estimator, runs in by_estimator.items():
       length = min(len(run["returns"]) for run in runs)
@@ -839,7 +867,8 @@ def write_table1(results, tasks, estimators, seeds, meta):
           seeds=[run["seed"] for run in runs], finished=sum(run["finished"] for run in runs),
           total_steps=max(int(run["config"].get("total_steps", 0)) for run in runs),
           last_step=int(runs[0]["steps"][length - 1]), fidelity="/".join(fidelities))
-  cells = statistics.table1(curves, steps)
+      absolute.setdefault(task, {})[estimator] = statistics.absolute_values([run["workdir"] for run in runs])
+  cells = statistics.table1(curves, steps, absolute=absolute)
   return tables.write_table1(cells, results, meta, info)
 
 
@@ -958,7 +987,9 @@ def _check_results(results, budget, fidelity, run=True):
 
 def _print_report(report):
   """The grid's counts on stdout; each retried, failed and interrupted run by name on stderr."""
-  print(f"{PROG}: {len(report.finished)} trained, {len(report.skipped)} already finished, "
+  evaluated = f" ({len(report.evaluated)} given their absolute metric)" if report.evaluated else ""
+  print(f"{PROG}: {len(report.finished)} trained, {len(report.skipped) + len(report.evaluated)} already "
+        f"finished{evaluated}, "
         f"{len(report.failed)} failed, {len(report.interrupted)} interrupted, {len(report.retried)} retried "
         f"({report.seconds:.0f} s)", flush=True)
   for name, lost in report.retried.items():
@@ -1019,7 +1050,7 @@ def main(argv):
         _write_json(manifest_path, manifest)
         print(f"{PROG}: {len(specs)} runs ({budget} budget, fidelity {fidelity}) under {results}", flush=True)
         report = run_grid(specs, results, _RAY_ADDRESS.value, _NUM_CPUS.value, _CPUS_PER_RUN.value,
-                          _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value)
+                          _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value, absolute=_ABSOLUTE.value)
     except GridBusy as busy:
       return _error(busy)
     except KeyboardInterrupt:

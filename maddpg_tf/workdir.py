@@ -5,6 +5,7 @@
     <workdir>/evaluations.csv    step, mean team return, each episode's return
     <workdir>/checkpoints/       ckpt-<env step>/ (complete only with their COMPLETE marker)
     <workdir>/best/              ckpt-<env step>/: the learner at the best evaluation so far (checkpoint.keep_best)
+    <workdir>/absolute.json      the absolute metric of the finished run (maddpg_tf.evaluate.absolute_metric)
     <workdir>/tb/                TensorBoard event files (tb_superseded/: what a resume rewound)
 """
 
@@ -18,6 +19,8 @@ import sys
 import time
 
 from maddpg_tf import errors
+
+ABSOLUTE_FILE = "absolute.json"
 
 PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
             "rware", "numpy", "ml-collections", "keras-tuner", "numba", "pettingzoo", "mpe2")

@@ -472,3 +472,57 @@ def test_the_aggregate_modules_import_no_tensorflow():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   assert out.stdout.strip() == "[]"
+
+
+def _results_tree(tmp_path, absolute):
+  """A results tree of lbf-a x (gst, stgs-1) x seeds 0, 1 with two evaluations each; `absolute`:
+  {(estimator, seed): text of that run's absolute.json}."""
+  from maddpg_tf import loggers  # pylint: disable=g-import-not-at-top
+  for estimator in ("gst", "stgs-1"):
+    for seed in (0, 1):
+      workdir = tmp_path / "lbf-a" / estimator / f"seed{seed}"
+      workdir.mkdir(parents=True)
+      loggers.write_evaluations_csv(str(workdir / "evaluations.csv"),
+                                    [dict(step=0, returns=[0.25, 0.5]), dict(step=50, returns=[seed + 1.0, 0.75])])
+      if (estimator, seed) in absolute:
+        (workdir / "absolute.json").write_text(absolute[(estimator, seed)])
+  return str(tmp_path)
+
+
+def _absolute_json(returns):
+  return json.dumps(dict(best_step=50, best_mean_return=1.0, step=50, source="best", distance=0,
+                         checkpoint="best-ckpt-50", episodes=len(returns), mode="sampled", stream="seed 0",
+                         mean_return=float(np.mean(returns)), ci95=[0.0, 2.0], returns=returns))
+
+
+def test_runs_from_results_carry_the_absolute_metric_into_marl_eval(tmp_path):
+  returns = {("gst", 0): [1.5, 2.5, 0.5], ("gst", 1): [0.125, 3.0, 1.0], ("stgs-1", 0): [0.0, 0.25, 4.0],
+             ("stgs-1", 1): [2.0, 2.0, 1.0]}
+  results = _results_tree(tmp_path / "all", {key: _absolute_json(r) for key, r in returns.items()})
+  runs = aggregate.runs_from_results(results)
+  assert {(r["estimator"], r["seed"]): r["absolute_returns"] for r in runs} == returns
+  data = marl_eval.to_marl_eval_json(runs)
+  assert data["lbf"]["lbf-a"]["gst"]["seed_1"]["absolute_metrics"] == {"return": [0.125, 3.0, 1.0]}
+  assert marl_eval.validate_marl_eval_json(data, strict=True) == []
+  out = tmp_path / "all-out"
+  aggregate.write_aggregates(runs, str(out), reps=50, poi_reps=20, figures=False)
+  written = marl_eval.read_marl_eval_json(out / "marl_eval.json")
+  assert written["lbf"]["lbf-a"]["stgs-1"]["seed_0"]["absolute_metrics"] == {"return": [0.0, 0.25, 4.0]}
+  assert "absolute_metrics" not in (out / "aggregate.md").read_text()  # nothing marl-eval would refuse
+  # the absolute episodes widen the task's normalisation bounds (4.0 is above every evaluation's return)
+  assert aggregate.normalisation_bounds(runs)["lbf-a"] == (0.0, 4.0)
+
+
+def test_runs_without_a_usable_absolute_metric_are_named_in_aggregate_md(tmp_path):
+  results = _results_tree(tmp_path, {("gst", 0): _absolute_json([1.0, 2.0]), ("gst", 1): '{"mean_return": 1.',
+                                     ("stgs-1", 0): _absolute_json([0.5, 0.5])})
+  runs = aggregate.runs_from_results(results)
+  assert [("absolute_returns" in r) for r in runs] == [True, False, True, False]  # the torn file counts as none
+  out = tmp_path / "out"
+  aggregate.write_aggregates(runs, str(out), reps=50, poi_reps=20, figures=False)
+  markdown = (out / "aggregate.md").read_text()
+  assert "2 run(s) without 'absolute_metrics'" in markdown
+  data = marl_eval.read_marl_eval_json(out / "marl_eval.json")
+  assert marl_eval.validate_marl_eval_json(data) == []
+  assert "absolute_metrics" in data["lbf"]["lbf-a"]["gst"]["seed_0"]
+  assert "absolute_metrics" not in data["lbf"]["lbf-a"]["gst"]["seed_1"]

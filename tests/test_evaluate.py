@@ -165,6 +165,14 @@ def test_best_checkpoint_is_nearest_the_best_evaluation(tmp_path):
   assert (best["best_step"], best["best_mean_return"], best["step"], best["distance"]) == (1000, 0.7, 1400, 400)
   os.remove(tmp_path / "checkpoints" / "ckpt-1400" / checkpointing.MARKER)
   assert evaluate.best_checkpoint(str(tmp_path))["step"] == 1600
+  # A kept best learner of another step is not the best evaluation's: the nearest checkpoint still is.
+  for step in (2000, 1000):
+    (tmp_path / "best" / f"ckpt-{step}").mkdir(parents=True)
+    (tmp_path / "best" / f"ckpt-{step}" / checkpointing.MARKER).write_text("{}")
+    best = evaluate.best_checkpoint(str(tmp_path))
+    expected = ("best", 1000, 0) if step == 1000 else ("checkpoints", 1600, 600)
+    assert (best["source"], best["step"], best["distance"]) == expected
+  assert evaluate.checkpoint_name(best["path"]) == "best-ckpt-1000"
 
 
 def test_lbf_food_collected_equals_the_fields_account():
@@ -350,13 +358,14 @@ def test_command_writes_results_beside_the_checkpoint(trained, tmp_path):
   assert_one_line_error(command(f"--workdir={workdir}", "--episodes=4"), "already exists")
   assert tree(workdir) == after
 
-  # --best: the highest evaluation mean, the nearest complete checkpoint, 10x the evaluation episodes.
+  # --best: the highest evaluation mean, the learner the run kept at it, 10x the evaluation episodes.
   best = evaluate.best_checkpoint(workdir)
+  assert (best["source"], best["distance"], best["step"]) == ("best", 0, best["best_step"])
   result = command(f"--workdir={workdir}", "--best", "--greedy")
   assert result.returncode == 0, result.stderr
-  assert f"nearest complete checkpoint ckpt-{best['step']}, {best['distance']:,} env steps" in result.stdout
+  assert f"best evaluation: step {best['best_step']:,}" in result.stdout and "saved at it (best/)" in result.stdout
   episodes = 10 * evaluate.load_run_config(workdir).loop.eval_episodes
-  with open(os.path.join(workdir, "evaluations", f"ckpt-{best['step']}-greedy-{episodes}.json")) as handle:
+  with open(os.path.join(workdir, "evaluations", f"best-ckpt-{best['step']}-greedy-{episodes}.json")) as handle:
     report = json.load(handle)
   assert report["best"]["best_step"] == max(evaluations, key=lambda e: np.mean(e["returns"]))["step"]
   assert len(report["returns"]) == episodes

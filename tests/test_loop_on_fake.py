@@ -79,6 +79,41 @@ def test_the_loop_trains_evaluates_checkpoints_and_learns_the_fake_game(tmp_path
   assert min(final) > 10 / 9, final
 
 
+class LearnerAtEvaluations:
+  """A logger that keeps the learner's arrays whenever an evaluation is logged (right after it ran)."""
+
+  def __init__(self, learner_of):
+    self.learner_of, self.arrays = learner_of, {}
+
+  def write(self, values, step):
+    if "eval/mean_return" in values:
+      self.arrays[step] = self.learner_of().save()
+
+  def flush(self):
+    pass
+
+  def close(self):
+    pass
+
+
+def test_the_run_keeps_the_learner_of_its_best_evaluation(tmp_path):
+  holder = {}
+  capture = LearnerAtEvaluations(lambda: holder["exp"].learner)
+  with experiment.Experiment(fake_config(), str(tmp_path / "run"), progress=False, make_env=make_fake_env,
+                             extra_loggers=[capture]) as exp:
+    holder["exp"] = exp
+    exp.run()
+  rows = loggers.read_evaluations_csv(exp.workdir.evaluations)
+  best_step = max(rows, key=lambda row: (row[1], -row[0]))[0]  # the first of the highest means
+  kept = checkpointing.complete_checkpoints(exp.workdir.best)
+  assert [step for step, _ in kept] == [best_step]
+  arrays, state, metadata = checkpointing.load(kept[0][1], common.checkpoint_metadata(exp.config))
+  assert state == {} and metadata["mean_return"] == pytest.approx(dict(rows)[best_step])
+  assert sorted(arrays) == sorted(capture.arrays[best_step])
+  for name, value in capture.arrays[best_step].items():
+    np.testing.assert_array_equal(arrays[name], value, err_msg=name)
+
+
 def test_a_run_that_dies_resumes_from_its_last_complete_checkpoint_to_the_same_result(tmp_path):
   straight, _ = run(str(tmp_path / "straight"), CHEAP)
   workdir = str(tmp_path / "died")
@@ -95,3 +130,10 @@ def test_a_run_that_dies_resumes_from_its_last_complete_checkpoint_to_the_same_r
     assert a.read() == b.read()
   for name, value in straight.learner.save().items():
     np.testing.assert_array_equal(value, resumed.learner.save()[name], err_msg=name)
+  # The best learner too: one written beyond the checkpoint by the process that died is replaced.
+  (step, straight_best), = checkpointing.complete_checkpoints(straight.workdir.best)
+  (resumed_step, resumed_best), = checkpointing.complete_checkpoints(resumed.workdir.best)
+  assert resumed_step == step
+  metadata = common.checkpoint_metadata(straight.config)
+  for name, value in checkpointing.load(straight_best, metadata)[0].items():
+    np.testing.assert_array_equal(value, checkpointing.load(resumed_best, metadata)[0][name], err_msg=name)

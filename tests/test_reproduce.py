@@ -84,6 +84,31 @@ def test_finished_runs_are_skipped(grid):
   assert sorted(report.skipped) == sorted(spec.name for spec in grid["specs"])
 
 
+@pytest.mark.slow
+def test_every_run_has_its_absolute_metric_and_a_finished_run_without_it_is_only_evaluated(grid):
+  for spec in grid["specs"]:  # also the resumed run, whose 1,000-step absolute.json was replaced
+    with open(os.path.join(spec.workdir, "absolute.json")) as handle:
+      absolute = json.load(handle)
+    assert absolute["total_steps"] == spec.total_steps == 2_000
+    assert absolute["episodes"] == len(absolute["returns"]) == 10 * spec.config["loop"]["eval_episodes"]
+    assert absolute["source"] == "best" and absolute["stream"] == f"seed {spec.seed}"
+    rows = loggers.read_evaluations_csv(os.path.join(spec.workdir, "evaluations.csv"))
+    assert (absolute["best_step"], absolute["best_mean_return"]) == max(rows, key=lambda r: (r[1], -r[0]))
+  spec = grid["specs"][0]
+  path = os.path.join(spec.workdir, "absolute.json")
+  with open(path) as handle:
+    before = json.load(handle)
+  with open(os.path.join(spec.workdir, "summary.json")) as handle:
+    summary = handle.read()
+  os.remove(path)
+  report = reproduce.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
+  assert report.evaluated == [spec.name] and report.finished == [] and report.failed == {}
+  with open(path) as handle:
+    assert json.load(handle) == before  # the same seeded episodes of the same learner
+  with open(os.path.join(spec.workdir, "summary.json")) as handle:
+    assert handle.read() == summary  # not trained again
+
+
 def _assert_image(path, min_bytes=10_000):
   assert os.path.getsize(path) > min_bytes, path
   image = matplotlib.image.imread(path)
@@ -101,6 +126,13 @@ def test_table1_and_figures_from_the_grid(grid):
       (TASK, "stgs-1", "2", "3"), (TASK, "gst", "2", "3")]  # steps 0, 1,000 and the final policy at 2,000
   assert all(r["budget"] == "smoke" and r["fidelity"] == "code" for r in rows)
   assert "Budget smoke" in open(paths[0]).read()
+  for row in rows:  # the absolute column: the mean over seeds of each run's absolute metric
+    means = []
+    for seed in SEEDS:
+      with open(os.path.join(reproduce.workdir_of(results, TASK, row["estimator"], seed), "absolute.json")) as f:
+        means.append(json.load(f)["mean_return"])
+    assert float(row["absolute_return"]) == pytest.approx(sum(means) / len(means), abs=1e-6)
+    assert row["absolute_seeds"] == "2"
 
   from maddpg_tf.analysis import plots
   series = plots.read_grad_variance(os.path.join(grid["specs"][0].workdir, "tb"))["policy_grad_variance"]

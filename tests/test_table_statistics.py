@@ -177,3 +177,152 @@ def test_figure4_aggregation_over_seeds_then_agents():
   np.testing.assert_allclose(mean, [3.0, 5.0])
   np.testing.assert_allclose(low, [2.0, 3.0])
   np.testing.assert_allclose(high, [4.0, 7.0])
+
+
+# ---- the absolute metric and the p-values against STGS-1 -----------------------------------------------
+
+T1 = 12.706205  # Student-t 0.975 quantile, 1 df
+
+# Absolute mean returns per seed: gst clearly best, tags close to it (not significant), stgs-1 far below.
+ABSOLUTE = {"stgs-1": [0.2, 0.3, 0.4], "gst": [0.9, 1.0, 1.1], "tags": [0.6, 1.0, 1.1]}
+
+
+def _table(tmp_path, curves, absolute=None):
+  """(cells, CSV rows by (task, estimator), Markdown rows by (task, estimator label), markdown text)."""
+  cells = statistics.table1(curves, absolute=absolute)
+  paths = tables.write_table1(cells, str(tmp_path), _meta())
+  with open(paths[2]) as handle:
+    rows = {(r["task"], r["estimator"]): r for r in csv.DictReader(handle)}
+  text = open(paths[0]).read()
+  lines = [line for line in text.splitlines() if line.startswith("| ")]
+  header = [h.strip() for h in lines[0].strip("|").split("|")]
+  markdown = {}
+  for line in lines[1:]:
+    row = dict(zip(header, (v.strip() for v in line.strip("|").split("|"))))
+    markdown[(row["task (steps: ours / paper)"].split(" (")[0], row["estimator"])] = row
+  return {(c.task, c.estimator): c for c in cells}, rows, markdown, text
+
+
+def test_absolute_column_is_the_seed_mean_with_a_t_interval_and_marks(tmp_path):
+  curves = {"t": {"stgs-1": np.array(A), "gst": np.array(B), "tags": np.array(A) * 0.5}}
+  cells, rows, markdown, text = _table(tmp_path, curves, {"t": ABSOLUTE})
+  gst = cells[("t", "gst")]
+  # gst: mean 1.0, sd 0.1 -> half t(2) * 0.1 / sqrt(3) = 0.2484
+  assert gst.absolute.mean == pytest.approx(1.0)
+  assert gst.absolute.half_width == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3), rel=1e-9)
+  assert gst.absolute.half_width == pytest.approx(T2 * 0.1 / math.sqrt(3), rel=1e-6)
+  # tags: mean 0.9, squared deviations 0.09 + 0.01 + 0.04 -> variance 0.07
+  tags = cells[("t", "tags")]
+  assert tags.absolute.half_width == pytest.approx(T2 * math.sqrt(0.07 / 3), rel=1e-6)
+  assert gst.absolute_bold and not gst.absolute_asterisk and gst.absolute_seeds == 3
+  p_tags = stats.ttest_ind(ABSOLUTE["tags"], ABSOLUTE["gst"], equal_var=False).pvalue
+  p_stgs = stats.ttest_ind(ABSOLUTE["stgs-1"], ABSOLUTE["gst"], equal_var=False).pvalue
+  assert p_tags > 0.05 and p_stgs < 0.05
+  assert tags.absolute_pvalue == pytest.approx(p_tags) and tags.absolute_asterisk and not tags.absolute_bold
+  assert not cells[("t", "stgs-1")].absolute_asterisk and not cells[("t", "stgs-1")].absolute_bold
+  # the maximum's marks are unaffected: stgs-1 (A) is best there
+  assert cells[("t", "stgs-1")].max_bold and not gst.max_bold
+  assert float(rows[("t", "gst")]["absolute_return"]) == pytest.approx(1.0, abs=1e-6)
+  assert float(rows[("t", "gst")]["absolute_ci95"]) == pytest.approx(T2 * 0.1 / math.sqrt(3), abs=1e-5)
+  assert (rows[("t", "gst")]["absolute_bold"], rows[("t", "tags")]["absolute_asterisk"]) == ("1", "1")
+  assert rows[("t", "gst")]["absolute_seeds"] == "3"
+  assert markdown[("t", "GST")]["absolute (ours)"] == f"**1.00 ± {T2 * 0.1 / math.sqrt(3):.2f}**"
+  assert markdown[("t", "TAGS")]["absolute (ours)"] == f"0.90 ± {T2 * math.sqrt(0.07 / 3):.2f}\\*"
+  assert markdown[("t", "STGS-1")]["absolute (ours)"].startswith("0.30 ± ")
+  assert "absolute metric of Gorsane et al. 2022" in text and "10x the run's evaluation episodes" in text
+  latex = open(tmp_path / "table1.tex").read()
+  assert f"\\mathbf{{1.00 \\pm {T2 * 0.1 / math.sqrt(3):.2f}}}" in latex and "Absolute (ours)" in latex
+
+
+def test_partial_and_missing_absolute_are_labelled(tmp_path):
+  curves = {"t": {"stgs-1": np.array(A), "gst": np.array(B)}}
+  cells, rows, markdown, _ = _table(tmp_path, curves, {"t": {"stgs-1": [0.5, None, 0.7]}})
+  partial = cells[("t", "stgs-1")]
+  # the two seeds that have one: mean 0.6, sd sqrt(0.02), half t(1) * sqrt(0.02) / sqrt(2)
+  assert partial.absolute.n == 2 and partial.absolute_seeds == 2 and partial.seeds == 3
+  assert partial.absolute.half_width == pytest.approx(T1 * math.sqrt(0.02) / math.sqrt(2), rel=1e-6)
+  assert markdown[("t", "STGS-1")]["absolute (ours)"] == f"**0.60 ± {T1 * 0.1:.2f}** (2 of 3)"
+  assert rows[("t", "stgs-1")]["absolute_seeds"] == "2"
+  # gst: no seed has one -> n/a, and the CSV cell is empty (not 0)
+  assert cells[("t", "gst")].absolute is None
+  assert markdown[("t", "GST")]["absolute (ours)"] == "n/a"
+  assert rows[("t", "gst")]["absolute_return"] == "" and rows[("t", "gst")]["absolute_ci95"] == ""
+  assert rows[("t", "gst")]["absolute_seeds"] == "0"
+  # no absolute at all: every cell n/a
+  _, rows, markdown, _ = _table(tmp_path / "none", curves)
+  assert {r["absolute (ours)"] for r in markdown.values()} == {"n/a"}
+  assert {r["absolute_return"] for r in rows.values()} == {""}
+
+
+def test_absolute_values_must_match_the_seeds():
+  with pytest.raises(ValueError, match="holds 2 values for 3 seeds"):
+    statistics.table1({"t": {"gst": np.array(A)}}, absolute={"t": {"gst": [0.1, 0.2]}})
+  with pytest.raises(ValueError, match="names estimator 'tags'"):
+    statistics.table1({"t": {"gst": np.array(A)}}, absolute={"t": {"tags": [0.1, 0.2, 0.3]}})
+
+
+def test_welch_pvalues_against_stgs1_for_both_returns(tmp_path):
+  c = [[0.4, 0.3], [0.8, 0.2], [0.6, 0.1]]
+  curves = {"t": {"stgs-1": np.array(A), "gst": np.array(B), "tags": np.array(c)},
+            "u": {"gst": np.array(B), "tags": np.array(c)}}  # no STGS-1 row
+  cells, rows, markdown, text = _table(tmp_path, curves)
+  # maximum: each estimator's own best evaluation (A: index 1, B: index 0, c: index 0)
+  p_max = stats.ttest_ind([0.1, 0.3, 0.35], [0.5, 0.7, 0.9], equal_var=False).pvalue
+  p_avg = stats.ttest_ind(np.ravel(B), np.ravel(A), equal_var=False).pvalue
+  p_max_c = stats.ttest_ind([0.4, 0.8, 0.6], [0.5, 0.7, 0.9], equal_var=False).pvalue
+  assert p_max != pytest.approx(p_avg, rel=1e-3)  # the two returns use different samples
+  gst = cells[("t", "gst")]
+  assert gst.reference == "stgs-1"
+  assert gst.max_pvalue_reference == pytest.approx(p_max, rel=1e-12)
+  assert gst.average_pvalue_reference == pytest.approx(p_avg, rel=1e-12)
+  assert cells[("t", "tags")].max_pvalue_reference == pytest.approx(p_max_c, rel=1e-12)
+  assert float(rows[("t", "gst")]["max_pvalue_vs_reference"]) == pytest.approx(p_max, abs=1e-6)
+  assert float(rows[("t", "gst")]["average_pvalue_vs_reference"]) == pytest.approx(p_avg, abs=1e-6)
+  assert markdown[("t", "GST")]["p max vs STGS-1"] == tables.pvalue_text(p_max)
+  assert markdown[("t", "GST")]["p average vs STGS-1"] == tables.pvalue_text(p_avg)
+  assert markdown[("t", "TAGS")]["p max vs STGS-1"] == f"{p_max_c:.3f}"
+  # the reference row
+  assert rows[("t", "stgs-1")]["max_pvalue_vs_reference"] == "ref"
+  assert rows[("t", "stgs-1")]["average_pvalue_vs_reference"] == "ref"
+  assert markdown[("t", "STGS-1")]["p max vs STGS-1"] == "ref"
+  assert markdown[("t", "STGS-1")]["p average vs STGS-1"] == "ref"
+  # a task without STGS-1: no reference, no p-value
+  assert cells[("u", "gst")].reference is None and math.isnan(cells[("u", "gst")].max_pvalue_reference)
+  assert markdown[("u", "GST")]["p max vs STGS-1"] == "-" and rows[("u", "gst")]["reference"] == ""
+  assert "against the reference STGS-1" in text
+
+
+def test_pvalue_against_stgs1_with_one_seed_is_na(tmp_path):
+  curves = {"t": {"stgs-1": np.array([[0.1, 0.5]]), "gst": np.array([[0.3, 0.2]])}}
+  cells, rows, markdown, _ = _table(tmp_path, curves)
+  assert math.isnan(cells[("t", "gst")].max_pvalue_reference)
+  assert markdown[("t", "GST")]["p max vs STGS-1"] == "n/a"
+  assert rows[("t", "gst")]["max_pvalue_vs_reference"] == ""
+  # the average pools two evaluations per side: a p-value exists
+  p_avg = stats.ttest_ind([0.3, 0.2], [0.1, 0.5], equal_var=False).pvalue
+  assert markdown[("t", "GST")]["p average vs STGS-1"] == tables.pvalue_text(p_avg)
+
+
+def test_pvalue_text_formats():
+  assert tables.pvalue_text(0.0312) == "0.031"
+  assert tables.pvalue_text(0.00042) == "4.2e-04"
+  assert tables.pvalue_text(math.nan) == "n/a"
+  assert tables.pvalue_text("ref") == "ref" and tables.pvalue_text("") == "-"
+
+
+def test_read_absolute_takes_only_a_well_formed_file(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  good = dict(best_step=5000, best_mean_return=0.8, step=5000, source="best", distance=0,
+              checkpoint="best-ckpt-5000", episodes=2, mode="sampled", stream="seed 0", mean_return=0.75,
+              ci95=[0.5, 1.0], returns=[0.5, 1.0])
+  cases = {"good": json.dumps(good), "torn": json.dumps(good)[:40], "list": "[1, 2]",
+           "nan": json.dumps(dict(good, mean_return=math.nan)), "no_returns": json.dumps(dict(good, returns=[])),
+           "text_returns": json.dumps(dict(good, returns=["a"])), "bool": json.dumps(dict(good, mean_return=True))}
+  for name, text in cases.items():
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "absolute.json").write_text(text)
+  (tmp_path / "missing").mkdir()
+  assert statistics.read_absolute(str(tmp_path / "good")) == good
+  for name in ("torn", "list", "nan", "no_returns", "text_returns", "bool", "missing"):
+    assert statistics.read_absolute(str(tmp_path / name)) is None, name
+  assert statistics.absolute_values([str(tmp_path / "good"), str(tmp_path / "torn")]) == [0.75, None]

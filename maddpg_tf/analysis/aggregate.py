@@ -5,8 +5,9 @@ evaluations.csv:
 
   dict(task=str, estimator=str, seed=int, evaluations=[(step: int, returns: list[float]), ...])
 
-(an optional `absolute_returns: list[float]`, the episodes of marl-eval's "absolute metric", is carried
-into the marl-eval export and into the normalisation bounds, as marl-eval does).
+(an optional `absolute_returns: list[float]`, the episodes of marl-eval's "absolute metric" from the run's
+absolute.json where it has one, is carried into the marl-eval export and into the normalisation bounds, as
+marl-eval does).
 
 Normalisation (marl-eval's convention): every return of task m is mapped to
   z = (r - lo_m) / (hi_m - lo_m),
@@ -51,6 +52,8 @@ import os
 import zlib
 
 import numpy as np
+
+from maddpg_tf.analysis import statistics
 
 SCORES = ("average", "final")
 METRICS = ("iqm", "median", "mean", "optimality_gap")
@@ -176,7 +179,9 @@ def read_evaluations(path):
 def runs_from_results(results):
   """Run records of every `<results>/<task>/<estimator>/seed<k>/evaluations.csv` with an evaluation.
 
-  Records come in sorted (task, estimator, seed) order; a run without evaluations yet is left out.
+  Records come in sorted (task, estimator, seed) order; a run without evaluations yet is left out. A run
+  whose workdir holds an absolute metric (`statistics.read_absolute`: absolute.json, written after
+  training) carries its episode returns as `absolute_returns`.
   """
   if not os.path.isdir(results):
     raise ValueError(f"results={results!r} is not a directory")
@@ -194,8 +199,13 @@ def runs_from_results(results):
         if not (name.startswith("seed") and name[4:].isdigit() and os.path.isfile(path)):
           continue
         evaluations = read_evaluations(path)
-        if evaluations:
-          runs.append(dict(task=task, estimator=estimator, seed=int(name[4:]), evaluations=evaluations))
+        if not evaluations:
+          continue
+        run = dict(task=task, estimator=estimator, seed=int(name[4:]), evaluations=evaluations)
+        absolute = statistics.read_absolute(os.path.join(estimator_dir, name))
+        if absolute is not None:
+          run["absolute_returns"] = [float(r) for r in absolute["returns"]]
+        runs.append(run)
   return sorted(runs, key=lambda r: (r["task"], r["estimator"], r["seed"]))
 
 

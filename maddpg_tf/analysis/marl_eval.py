@@ -14,8 +14,9 @@ Our names: environment = `environment_of(task)` (e.g. "lbf", "rware"), algorithm
 step_count = its env step, metric "return" (the name marl-eval's examples normalise: pass
 metrics_to_normalize=["return"]). absolute_metrics is written for runs whose record carries
 `absolute_returns` (the best policy's returns over 10x the evaluation episodes, marl-eval's absolute
-metric); the grid's runs do not record one, and marl-eval's `create_matrices_for_rliable` refuses data
-without it, while its `data_process_pipeline` and `DiagnoseData` read it either way.
+metric); `aggregate.runs_from_results` adds them where a run's workdir holds absolute.json. marl-eval's
+`create_matrices_for_rliable` refuses data where a run lacks it, while its `data_process_pipeline` and
+`DiagnoseData` read it either way.
 
 What its loader needs (`validate_marl_eval_json`): string keys that stay distinct when lower-cased (it
 lower-cases every key), no "extra" environment (it adds that key), no comma in an algorithm name, each

@@ -15,22 +15,37 @@ difference from the best. The samples compared are, for the maximum, the per-see
 estimator's OWN maximising evaluation, and for the average, the pooled values (the paper does not say
 which samples it used; this is the presumption recorded in NOTES section 6).
 
+Absolute metric (Gorsane et al. 2022), where the runs have one: each seed's policy of its best evaluation,
+evaluated after training with 10x the run's evaluation episodes (`<workdir>/absolute.json`, `read_absolute`).
+Reported: the mean over seeds of each seed's mean return +- t_{0.975, n-1} * sem, n = the seeds that have
+one (the cell says how many of the estimator's seeds that is); bold and asterisk as for the maximum, on
+those per-seed values.
+
+Against the reference (`REFERENCE`, STGS-1, where the task has it): every other estimator's two-sided Welch
+p-value against it, for the maximum and for the average, on the same samples as the asterisks.
+
 Degenerate cases, decided here: one value gives a NaN half-width (no interval); two samples that are both
 constant give p = 1 when their values are equal and p = 0 otherwise (scipy returns NaN there); when several
 estimators share the best value, each is bold and the first in the given order is the reference for the
 tests.
 
-Pure NumPy/SciPy: no TensorFlow. `table1(curves_by_task)` is the entry point.
+Pure NumPy/SciPy: no TensorFlow. `table1(curves_by_task, steps_by_task, absolute=...)` is the entry point.
 """
 
 import dataclasses
+import json
 import math
+import numbers
+import os
 
 import numpy as np
 from scipy import stats
 
+from maddpg_tf.workdir import ABSOLUTE_FILE  # in a run's workdir, written by the grid after training
+
 CONFIDENCE = 0.95
 ALPHA = 0.05
+REFERENCE = "stgs-1"  # the estimator every other one is tested against (the paper's baseline)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +74,14 @@ class Cell:
   average_bold: bool = False
   average_asterisk: bool = False
   average_pvalue: float = math.nan
+  absolute: Interval | None = None  # over the seeds that have an absolute metric; None when none has
+  absolute_seeds: int = 0           # how many seeds that is (of `seeds`)
+  absolute_bold: bool = False
+  absolute_asterisk: bool = False
+  absolute_pvalue: float = math.nan
+  reference: str | None = None      # the task's reference estimator; None when the task lacks it
+  max_pvalue_reference: float = math.nan      # Welch p-value against the reference (NaN for the reference)
+  average_pvalue_reference: float = math.nan
 
 
 def t_interval(values, confidence=CONFIDENCE):
@@ -142,11 +165,73 @@ def mark(intervals, alpha=ALPHA):
   return marks
 
 
-def task_cells(task, curves_by_estimator, steps=None, confidence=CONFIDENCE, alpha=ALPHA):
-  """Cells of one task: {estimator: curves [seeds, evals]} -> [Cell] in the given estimator order.
+def _finite_number(value):
+  return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
-  `steps`: optional {estimator: [env step of each evaluation]} to report the maximising step.
+
+def read_absolute(workdir):
+  """The dict in `<workdir>/absolute.json`, or None where it is missing or not an absolute metric.
+
+  Not one (None): unreadable, not a JSON object, no finite "mean_return", or "returns" not a non-empty
+  list of finite numbers; a table then counts the seed as one without the metric, never as a value.
   """
+  try:
+    with open(os.path.join(workdir, ABSOLUTE_FILE)) as handle:
+      data = json.load(handle)
+  except (OSError, ValueError):  # a missing file, or a torn or non-JSON one (UnicodeDecodeError included)
+    return None
+  if not isinstance(data, dict) or not _finite_number(data.get("mean_return")):
+    return None
+  returns = data.get("returns")
+  if not isinstance(returns, list) or not returns or not all(_finite_number(r) for r in returns):
+    return None
+  return data
+
+
+def absolute_values(workdirs):
+  """[each run's absolute mean return, or None where its workdir has none], in the given order."""
+  values = []
+  for workdir in workdirs:
+    data = read_absolute(workdir)
+    values.append(None if data is None else float(data["mean_return"]))
+  return values
+
+
+def absolute_intervals(task, absolute, seeds, confidence=CONFIDENCE):
+  """{estimator: (Interval, seeds with a value)} from {estimator: [per-seed mean return or None]}.
+
+  `seeds`: {estimator: its seed count}; each list must hold one entry per seed. An estimator whose
+  entries are all None is left out.
+  """
+  intervals = {}
+  for estimator, values in (absolute or {}).items():
+    if estimator not in seeds:
+      raise ValueError(f"absolute[{task!r}] names estimator {estimator!r}, which has no curves there")
+    if len(values) != seeds[estimator]:
+      raise ValueError(f"absolute[{task!r}][{estimator!r}] holds {len(values)} values for "
+                       f"{seeds[estimator]} seeds (one per seed, None where a seed has none)")
+    present = [float(v) for v in values if v is not None]
+    if present:
+      intervals[estimator] = (t_interval(present, confidence), len(present))
+  return intervals
+
+
+def reference_pvalues(computed, reference=REFERENCE):
+  """{estimator: (p max, p average)} against `reference` (NaN for itself; {} when it is not there)."""
+  if reference not in computed:
+    return {}
+  ref = computed[reference]
+  pvalues = {}
+  for estimator, c in computed.items():
+    if estimator == reference:
+      pvalues[estimator] = (math.nan, math.nan)
+    else:
+      pvalues[estimator] = (welch_pvalue(c["maximum"].values, ref["maximum"].values),
+                            welch_pvalue(c["average"].values, ref["average"].values))
+  return pvalues
+
+
+def _computed(curves_by_estimator, steps, confidence):
   computed = {}
   for estimator, curves in curves_by_estimator.items():
     curves = as_curves(curves)
@@ -156,25 +241,50 @@ def task_cells(task, curves_by_estimator, steps=None, confidence=CONFIDENCE, alp
       step = int(steps[estimator][index])
     computed[estimator] = dict(curves=curves, index=index, step=step, maximum=maximum,
                                average=average_return(curves, confidence))
+  return computed
+
+
+def task_cells(task, curves_by_estimator, steps=None, confidence=CONFIDENCE, alpha=ALPHA, absolute=None,
+               reference=REFERENCE):
+  """Cells of one task: {estimator: curves [seeds, evals]} -> [Cell] in the given estimator order.
+
+  `steps`: optional {estimator: [env step of each evaluation]} to report the maximising step.
+  `absolute`: optional {estimator: [per-seed absolute mean return, or None]} (seeds in the curves' order).
+  """
+  computed = _computed(curves_by_estimator, steps, confidence)
+  absolute = absolute_intervals(task, absolute, {e: c["curves"].shape[0] for e, c in computed.items()},
+                                confidence)
   max_marks = mark({e: c["maximum"] for e, c in computed.items()}, alpha)
   average_marks = mark({e: c["average"] for e, c in computed.items()}, alpha)
+  absolute_marks = mark({e: interval for e, (interval, _) in absolute.items()}, alpha)
+  pvalues = reference_pvalues(computed, reference)
   cells = []
   for estimator, c in computed.items():
     mb, ma, mp = max_marks[estimator]
     ab, aa, ap = average_marks[estimator]
+    interval, count = absolute.get(estimator, (None, 0))
+    xb, xa, xp = absolute_marks.get(estimator, (False, False, math.nan))
+    rmax, ravg = pvalues.get(estimator, (math.nan, math.nan))
     cells.append(Cell(task=task, estimator=estimator, seeds=c["curves"].shape[0],
                       evaluations=c["curves"].shape[1], max_index=c["index"], max_step=c["step"],
                       maximum=c["maximum"], average=c["average"], max_bold=mb, max_asterisk=ma, max_pvalue=mp,
-                      average_bold=ab, average_asterisk=aa, average_pvalue=ap))
+                      average_bold=ab, average_asterisk=aa, average_pvalue=ap, absolute=interval,
+                      absolute_seeds=count, absolute_bold=xb, absolute_asterisk=xa, absolute_pvalue=xp,
+                      reference=reference if pvalues else None, max_pvalue_reference=rmax,
+                      average_pvalue_reference=ravg))
   return cells
 
 
-def table1(curves_by_task, steps_by_task=None, confidence=CONFIDENCE, alpha=ALPHA):
-  """{task: {estimator: curves}} -> [Cell], tasks and estimators in the given order."""
+def table1(curves_by_task, steps_by_task=None, confidence=CONFIDENCE, alpha=ALPHA, absolute=None,
+           reference=REFERENCE):
+  """{task: {estimator: curves}} -> [Cell], tasks and estimators in the given order.
+
+  `absolute`: optional {task: {estimator: [per-seed absolute mean return or None]}} (`absolute_values`).
+  """
   cells = []
   for task, by_estimator in curves_by_task.items():
     steps = (steps_by_task or {}).get(task)
-    cells.extend(task_cells(task, by_estimator, steps, confidence, alpha))
+    cells.extend(task_cells(task, by_estimator, steps, confidence, alpha, (absolute or {}).get(task), reference))
   return cells
 
 

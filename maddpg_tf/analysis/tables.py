@@ -1,10 +1,12 @@
 """Tables 1 and 2 as Markdown, LaTeX and CSV, each beside the paper's published values.
 
-Table 1 (`write_table1`): per task and estimator, our maximum and average evaluation returns (95% Student-t
-intervals; bold = best in the task; * = not significantly different from the best, two-sided Welch t-test at
-5%; the maths is `maddpg_tf.statistics`), the paper's value for the same cell and the difference (ours -
-paper). Table 2 (`write_table2`): `tools/bench_estimators.run_benchmark` results in the paper's layout
-(microseconds per relaxation and ratio to STGS, by logit dimension) beside the paper's values.
+Table 1 (`write_table1`): per task and estimator, our maximum, absolute (where the runs have one) and average
+evaluation returns (95% Student-t intervals; bold = best in the task; * = not significantly different from
+the best, two-sided Welch t-test at 5%), the Welch p-values of the maximum and the average against the
+reference estimator STGS-1 (Markdown and CSV; the LaTeX table leaves them out for width; the maths is
+`maddpg_tf.analysis.statistics`), the paper's value for the same cell and the difference (ours - paper).
+Table 2 (`write_table2`): `tools/bench_estimators.run_benchmark` results in the paper's layout (microseconds
+per relaxation and ratio to STGS, by logit dimension) beside the paper's values.
 
 Every file states the budget and the fidelity it was produced with (`meta`, from `maddpg-reproduce`).
 """
@@ -14,6 +16,7 @@ import math
 import os
 
 from maddpg_tf.analysis import paper_data
+from maddpg_tf.analysis import statistics
 
 # Our task names -> the paper's (environment, task) labels in `maddpg_tf/data/paper_table1.csv`.
 PAPER_TASKS = {
@@ -32,7 +35,10 @@ PAPER_ESTIMATOR_LABELS = {"stgs-1": "STGS-1", "stgs-t": "STGS-T", "tags": "TAGS"
 TABLE1_COLUMNS = [
     "task", "estimator", "budget", "fidelity", "seeds", "finished_seeds", "evaluations", "last_step",
     "total_steps", "max_step", "max_return", "max_ci95", "max_bold", "max_asterisk", "max_pvalue",
+    "reference", "max_pvalue_vs_reference", "absolute_return", "absolute_ci95", "absolute_seeds",
+    "absolute_bold", "absolute_asterisk", "absolute_pvalue",
     "average_return", "average_ci95", "average_bold", "average_asterisk", "average_pvalue",
+    "average_pvalue_vs_reference",
     "paper_train_steps", "paper_max_return", "paper_max_ci95", "paper_max_asterisk", "paper_max_bold",
     "paper_average_return", "paper_average_ci95", "paper_average_bold", "max_difference",
     "average_difference",
@@ -63,6 +69,24 @@ def _number(value, digits=3):
   return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+REFERENCE_MARK = "ref"  # the reference row's p-value cell (a test against itself)
+
+
+def _vs_reference(cell, pvalue):
+  """The p-value cell against the reference: "ref" on its own row, "" where the task lacks it."""
+  if cell.reference is None:
+    return ""
+  return REFERENCE_MARK if cell.estimator == cell.reference else pvalue
+
+
+def _absolute_columns(cell):
+  if cell.absolute is None:  # no seed has one: empty, never a number
+    return dict(absolute_seeds=0)
+  return dict(absolute_return=cell.absolute.mean, absolute_ci95=cell.absolute.half_width,
+              absolute_seeds=cell.absolute_seeds, absolute_bold=int(cell.absolute_bold),
+              absolute_asterisk=int(cell.absolute_asterisk), absolute_pvalue=cell.absolute_pvalue)
+
+
 def table1_rows(cells, meta, info=None):
   """One dict per Cell (keys TABLE1_COLUMNS): ours, the paper's, and the differences."""
   paper, paper_best = paper_cells()
@@ -80,7 +104,10 @@ def table1_rows(cells, meta, info=None):
                max_asterisk=int(cell.max_asterisk), max_pvalue=cell.max_pvalue,
                average_return=cell.average.mean, average_ci95=cell.average.half_width,
                average_bold=int(cell.average_bold), average_asterisk=int(cell.average_asterisk),
-               average_pvalue=cell.average_pvalue)
+               average_pvalue=cell.average_pvalue, reference=cell.reference or "",
+               max_pvalue_vs_reference=_vs_reference(cell, cell.max_pvalue_reference),
+               average_pvalue_vs_reference=_vs_reference(cell, cell.average_pvalue_reference),
+               **_absolute_columns(cell))
     if reference is not None:
       row.update(paper_train_steps=reference.train_steps, paper_max_return=reference.max_return,
                  paper_max_ci95=reference.max_ci95, paper_max_asterisk=int(reference.max_asterisk),
@@ -106,6 +133,32 @@ def _ours(mean, half, bold, asterisk, style):
   return f"${text}{'^{*}' if asterisk else ''}$"
 
 
+def _absolute(row, style):
+  """The absolute cell: "n/a" / "--" without one, "(k of n)" when only k of the n seeds have one."""
+  if row["absolute_return"] == "":
+    return "n/a" if style == "md" else "--"
+  text = _ours(row["absolute_return"], row["absolute_ci95"], row["absolute_bold"], row["absolute_asterisk"],
+               style)
+  if row["absolute_seeds"] != row["seeds"]:
+    text += f" ({row['absolute_seeds']} of {row['seeds']})"
+  return text
+
+
+def pvalue_text(value):
+  """A p-value as the Markdown table prints it ("ref", "-" where the task has no reference, "n/a")."""
+  if value == REFERENCE_MARK:
+    return value
+  if value == "":
+    return "-"
+  if math.isnan(value):
+    return "n/a"
+  return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _reference_label(rows):
+  return label(next((row["reference"] for row in rows if row["reference"]), statistics.REFERENCE))
+
+
 def _steps(value):
   if value in ("", None):
     return "?"
@@ -126,12 +179,8 @@ def _header_lines(meta, what):
           f"generated {meta.get('generated', '')} by maddpg-reproduce --what={what}."]
 
 
-def table1_markdown(rows, meta):
-  lines = [
-      "# Table 1: maximum and average evaluation returns (maddpg-tf beside the paper)",
-      "",
-      *_header_lines(meta, "table1"),
-      "",
+def _table1_notes(reference):
+  return [
       "Maximum: the evaluation with the highest mean over seeds, mean ± 95% Student-t half-width over seeds "
       "(df = seeds - 1). Average: every evaluation of every seed pooled, mean ± 95% t half-width (df = N - 1). "
       "**Bold**: best in the task; \\*: not significantly different from the best (two-sided Welch t-test, 5%; "
@@ -139,26 +188,51 @@ def table1_markdown(rows, meta):
       "Paper: Table 1 of the paper (5 seeds; its bold recomputed as the largest value, its asterisks "
       "transcribed for the maximum only). Δ = ours - paper.",
       "",
-      "| task (steps: ours / paper) | estimator | seeds | max (ours) | max (paper) | Δ max | average (ours) | "
-      "average (paper) | Δ average | best eval step |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+      "Absolute (ours): the absolute metric of Gorsane et al. 2022, each seed's policy of its best evaluation "
+      "evaluated after training with 10x the run's evaluation episodes, mean over seeds ± 95% t half-width "
+      "(df = seeds - 1), bold and \\* as for the maximum; \"(k of n)\": only k of the n seeds have one, "
+      "\"n/a\": none has.",
+      "",
+      f"p vs {reference}: the two-sided Welch t-test p-value of the estimator against the reference {reference} "
+      f"on the samples the asterisks use (maximum: per-seed values at each one's own best evaluation; average: "
+      f"the pooled values); \"ref\": the reference itself, \"n/a\": fewer than two values on a side, "
+      f"\"-\": the task has no {reference} row.",
   ]
-  for row in rows:
-    ours_max = _ours(row["max_return"], row["max_ci95"], row["max_bold"], row["max_asterisk"], "md")
-    ours_avg = _ours(row["average_return"], row["average_ci95"], row["average_bold"], row["average_asterisk"],
-                     "md")
-    if row["paper_max_return"] != "":
-      paper_max = _ours(row["paper_max_return"], row["paper_max_ci95"], row["paper_max_bold"],
-                        row["paper_max_asterisk"], "md")
-      paper_avg = _ours(row["paper_average_return"], row["paper_average_ci95"], row["paper_average_bold"], 0, "md")
-      dmax, davg = f"{row['max_difference']:+.2f}", f"{row['average_difference']:+.2f}"
-    else:
-      paper_max = paper_avg = dmax = davg = "-"
-    seeds = f"{row['seeds']}" + (f" ({row['finished_seeds']} done)" if row["finished_seeds"] != row["seeds"]
-                                 and row["finished_seeds"] != "" else "")
-    task = f"{row['task']} ({_steps(row['total_steps'])} / {_steps(row['paper_train_steps'] or None)})"
-    lines.append(f"| {task} | {label(row['estimator'])} | {seeds} | {ours_max} | {paper_max} | {dmax} | "
-                 f"{ours_avg} | {paper_avg} | {davg} | {_steps(row['max_step'])} |")
+
+
+def _table1_markdown_row(row):
+  ours_max = _ours(row["max_return"], row["max_ci95"], row["max_bold"], row["max_asterisk"], "md")
+  ours_avg = _ours(row["average_return"], row["average_ci95"], row["average_bold"], row["average_asterisk"], "md")
+  if row["paper_max_return"] != "":
+    paper_max = _ours(row["paper_max_return"], row["paper_max_ci95"], row["paper_max_bold"],
+                      row["paper_max_asterisk"], "md")
+    paper_avg = _ours(row["paper_average_return"], row["paper_average_ci95"], row["paper_average_bold"], 0, "md")
+    dmax, davg = f"{row['max_difference']:+.2f}", f"{row['average_difference']:+.2f}"
+  else:
+    paper_max = paper_avg = dmax = davg = "-"
+  seeds = f"{row['seeds']}" + (f" ({row['finished_seeds']} done)" if row["finished_seeds"] != row["seeds"]
+                               and row["finished_seeds"] != "" else "")
+  task = f"{row['task']} ({_steps(row['total_steps'])} / {_steps(row['paper_train_steps'] or None)})"
+  return (f"| {task} | {label(row['estimator'])} | {seeds} | {ours_max} | {_absolute(row, 'md')} | {paper_max} | "
+          f"{dmax} | {pvalue_text(row['max_pvalue_vs_reference'])} | {ours_avg} | {paper_avg} | {davg} | "
+          f"{pvalue_text(row['average_pvalue_vs_reference'])} | {_steps(row['max_step'])} |")
+
+
+def table1_markdown(rows, meta):
+  reference = _reference_label(rows)
+  lines = [
+      "# Table 1: maximum and average evaluation returns (maddpg-tf beside the paper)",
+      "",
+      *_header_lines(meta, "table1"),
+      "",
+      *_table1_notes(reference),
+      "",
+      f"| task (steps: ours / paper) | estimator | seeds | max (ours) | absolute (ours) | max (paper) | Δ max | "
+      f"p max vs {reference} | average (ours) | average (paper) | Δ average | p average vs {reference} | "
+      f"best eval step |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  lines += [_table1_markdown_row(row) for row in rows]
   unfinished = [f"{r['task']}/{r['estimator']}" for r in rows
                 if r["finished_seeds"] != "" and r["finished_seeds"] != r["seeds"]]
   if unfinished:
@@ -176,13 +250,14 @@ def table1_latex(rows, meta):
   lines = [
       f"% maddpg-tf Table 1; budget {meta['budget']}; fidelity {meta['fidelity']}; seeds {seeds}",
       f"% {meta['description']}",
+      "% The Welch p-values against the reference estimator are in table1.md and table1.csv (too wide here).",
       "\\begin{table}[t]",
       "\\centering",
       "\\small",
-      "\\begin{tabular}{llrllrllr}",
+      "\\begin{tabular}{llrlllrllr}",
       "\\toprule",
-      "Task & Estimator & Seeds & Max (ours) & Max (paper) & $\\Delta$ & Average (ours) & Average (paper) & "
-      "$\\Delta$ \\\\",
+      "Task & Estimator & Seeds & Max (ours) & Absolute (ours) & Max (paper) & $\\Delta$ & Average (ours) & "
+      "Average (paper) & $\\Delta$ \\\\",
       "\\midrule",
   ]
   previous = None
@@ -202,13 +277,15 @@ def table1_latex(rows, meta):
       lines.append("\\midrule")
     task = (f"{_tex_escape(row['task'])} ({_steps(row['total_steps'])})" if previous != row["task"] else "")
     previous = row["task"]
-    lines.append(f"{task} & {_tex_escape(label(row['estimator']))} & {row['seeds']} & {ours_max} & {paper_max} & "
-                 f"{dmax} & {ours_avg} & {paper_avg} & {davg} \\\\")
+    lines.append(f"{task} & {_tex_escape(label(row['estimator']))} & {row['seeds']} & {ours_max} & "
+                 f"{_absolute(row, 'tex')} & {paper_max} & {dmax} & {ours_avg} & {paper_avg} & {davg} \\\\")
   lines += [
       "\\bottomrule",
       "\\end{tabular}",
       f"\\caption{{Maximum and average evaluation returns, 95\\% Student-t intervals over seeds (maximum) and "
-      f"over all evaluations pooled (average); bold: best; $^{{*}}$: not significantly different from the best "
+      f"over all evaluations pooled (average); absolute: the absolute metric (each seed's best policy evaluated "
+      f"with 10$\\times$ the evaluation episodes), intervals over seeds, ``($k$ of $n$)'' where only $k$ seeds "
+      f"have it; bold: best; $^{{*}}$: not significantly different from the best "
       f"(two-sided Welch t-test, 5\\%). Budget {meta['budget']}, fidelity {meta['fidelity']}; the paper's "
       f"values beside ours, $\\Delta$ = ours $-$ paper.}}",
       "\\label{tab:maddpg-tf-table1}",
