@@ -1,6 +1,7 @@
 """Learning actually happens on a real LBF task (about 2-3 minutes on 2 cores).
 
-Test: the default short job (LBF 8x8-2p-2f-coop, GST at the paper's LBF settings, 4 updates per episode,
+Test, for GST and for the two estimators beyond the paper (ZGR, RLOO with K = 4): the default short job
+(LBF 8x8-2p-2f-coop, the estimator at the paper's LBF settings, 4 updates per episode,
 seed 0) trained for 120,000 env steps; its last three evaluations (100k-120k steps, 3 x 40 episodes of the
 stochastic policy) pooled, against 200 episodes of uniformly random joint actions. It must be above random
 by a Welch t-test at p < 0.001 and by a margin of at least 0.05 team return (random play scores about 0.0-0.01
@@ -31,8 +32,9 @@ def random_returns(task, episodes, seed):
 
 
 @pytest.mark.slow
-def test_gst_learns_lbf_8x8_coop_above_random(tmp_path):
-  config = lbf.get_config("short")
+@pytest.mark.parametrize("estimator", ["gst", "zgr", "rloo"])
+def test_the_default_job_learns_lbf_8x8_coop_above_random(tmp_path, estimator):
+  config = lbf.get_config(f"estimator={estimator},short")
   config.total_steps = 121_000      # evaluations every 10,000 steps, the last at 120,000
   run = experiment.Experiment(config, str(tmp_path / "run"), progress=False)
   run.run()
