@@ -6,7 +6,10 @@
     maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
 
 The grid is tasks x estimators x seeds (`--tasks`, `--estimators`, `--seeds`; the budget gives the
-defaults). Each run is one Ray task (one CPU by default, `--cpus_per_run`) that trains in its own workdir
+defaults). `--estimators` also takes your own estimator by import path, `module.path:ClassName`: checked in
+a child process before anything is written, trained at its own defaults (or `--estimator_options`), its runs
+in `<results>/<task>/module.path.ClassName/seed<k>`; tables and figures name it by its path. Each run is one
+Ray task (one CPU by default, `--cpus_per_run`) that trains in its own workdir
 `<results>/<task>/<estimator>/seed<k>` (the files `maddpg-train` writes, plus `summary.json` when done).
 A finished run (its `summary.json`, or a complete checkpoint at its total steps) is skipped; an interrupted
 one resumes from its last complete checkpoint; after training each run evaluates its absolute metric
@@ -57,8 +60,10 @@ import datetime
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -79,6 +84,9 @@ TASKS = tuple(common.TOTAL_STEPS)                       # the paper's nine tasks
 GRID_TASKS = TASKS + tuple(mpe_tasks.MPE_TASKS)
 PAPER_ESTIMATORS = tuple(common.PAPER_ESTIMATORS["lbf"])  # stgs-1, stgs-t, tags, grmck, gst
 ESTIMATORS = PAPER_ESTIMATORS + tuple(common.EXTRA_ESTIMATORS)
+# A user's estimator, as `estimators.resolve` takes it (the driver does not import that package: TensorFlow).
+ESTIMATOR_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+ESTIMATOR_PATH_FORM = "module.path:ClassName (your subclass of estimators.DiscreteGradientEstimator)"
 FIGURE4_TASK = "lbf-15x15-4p-5f"
 FIGURE4_ESTIMATORS = ("stgs-1", "gst")
 
@@ -142,7 +150,13 @@ _RESULTS = flags.DEFINE_string("results", "results", "Directory for the runs and
 _TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: "
                            f"{', '.join(GRID_TASKS)}.")
 _ESTIMATORS = flags.DEFINE_list("estimators", None,
-                                f"Estimators of the grid (default: the budget's). One of: {', '.join(ESTIMATORS)}.")
+                                f"Estimators of the grid (default: the budget's). One of: {', '.join(ESTIMATORS)}; "
+                                f"or your own by import path, {ESTIMATOR_PATH_FORM}, importable here and on every "
+                                f"node (its runs in <task>/module.path.ClassName/).")
+_ESTIMATOR_OPTIONS = flags.DEFINE_string(
+    "estimator_options", "", "Parameters of the estimators given by import path in --estimators, as "
+    "name=value,... (Python literals; each such estimator gets them all and must accept them). Default: "
+    "their own defaults (the constructor's). The built-in estimators keep the paper's settings.")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds, e.g. 0,1,2 (default: the budget's).")
 _FIDELITY = flags.DEFINE_enum("fidelity", "code", ("code", "text"), "The authors' code or the paper's text.")
 _TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Env steps per run, instead of the budget's.")
@@ -204,9 +218,11 @@ def family(task):
 
 
 def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None, figure4=False, overrides=None,
-                tuned=None):
+                tuned=None, estimator_options=""):
   """The ConfigDict of one run under `budget` (the paper's settings for the task's environment).
 
+  `estimator`: a label (`ESTIMATORS`) or a user's estimator by import path (its own defaults, plus
+  `estimator_options`, "name=value,...", which only such an estimator takes).
   `tuned`: {(family, estimator label): {dotted config key: value}} from `load_tuned` (searched settings that
   replace the paper's); `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs).
   """
@@ -223,6 +239,8 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
       common.set_value(config, key, value)
   config.seed = int(seed)
   config.fidelity = fidelity
+  if estimator_options and is_estimator_path(estimator):
+    config.estimator.options = estimator_options
   if total_steps is not None:
     config.total_steps = int(total_steps)
   for key, value in {**(tuned or {}).get((family(task), estimator), {}), **(overrides or {})}.items():
@@ -249,18 +267,30 @@ def load_tuned(paths):
   return tuned
 
 
+def is_estimator_path(estimator):
+  """Whether `estimator` names a user's estimator by import path (module.path:ClassName)."""
+  return ":" in estimator
+
+
+def estimator_directory(estimator):
+  """The directory of an estimator's runs: its label, an import path with '.' for ':' (my_lab.est:MyEst ->
+  my_lab.est.MyEst), a name no shell or file system treats specially."""
+  return estimator.replace(":", ".")
+
+
 def workdir_of(results, task, estimator, seed):
-  return os.path.join(results, task, estimator, f"seed{seed}")
+  return os.path.join(results, task, estimator_directory(estimator), f"seed{seed}")
 
 
 def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps=None, figure4=False,
-         overrides=None, tuned=None):
+         overrides=None, tuned=None, estimator_options=""):
   """[RunSpec] for tasks x estimators x seeds (in that nesting order)."""
   specs = []
   for task in tasks:
     for estimator in estimators:
       for seed in seeds:
-        config = make_config(task, estimator, seed, budget, fidelity, total_steps, figure4, overrides, tuned)
+        config = make_config(task, estimator, seed, budget, fidelity, total_steps, figure4, overrides, tuned,
+                             estimator_options)
         specs.append(RunSpec(task, estimator, int(seed), workdir_of(results, task, estimator, seed),
                              config.to_dict()))
   return specs
@@ -387,7 +417,7 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
 
 
 def _log_stem(results, spec):
-  return os.path.join(results, "logs", spec.task, spec.estimator, f"seed{spec.seed}")
+  return os.path.join(results, "logs", spec.task, estimator_directory(spec.estimator), f"seed{spec.seed}")
 
 
 def _pid_file(results, spec):
@@ -880,8 +910,9 @@ def write_aggregates(results, tasks, estimators, seeds, meta):
     if value < least:
       raise UsageError(f"{name} must be an integer >= {least}, got {value}")
   wanted = {str(seed) for seed in seeds}
-  runs = [run for run in aggregate.runs_from_results(results) if run["task"] in tasks
-          and run["estimator"] in estimators and str(run["seed"]) in wanted]
+  labels = {estimator_directory(estimator): estimator for estimator in estimators}  # runs carry directory names
+  runs = [dict(run, estimator=labels[run["estimator"]]) for run in aggregate.runs_from_results(results)
+          if run["task"] in tasks and run["estimator"] in labels and str(run["seed"]) in wanted]
   if not runs:
     raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
                      f"{','.join(estimators)}: run the grid first (without --norun)")
@@ -935,16 +966,106 @@ def _parse_flags(argv):
     sys.exit(_error(str(error)))
 
 
-def _choose(values, allowed, what, default):
+def _choose(values, allowed, what, default, form=None):
+  """The values of list flag `--<what>` (default: `default`), each in `allowed` or, with `form` (a regular
+  expression and its description), matching it; UsageError naming the first that is neither."""
   if values is None:
     return tuple(default)
   values = tuple(v.strip() for v in values if v.strip())
+  listed = ", ".join(allowed) + (f", or {form[1]}" if form else "")
   if not values:
-    raise UsageError(f"--{what} is empty; allowed: {', '.join(allowed)}")
+    raise UsageError(f"--{what} is empty; allowed: {listed}")
   for value in values:
-    if value not in allowed:
-      raise UsageError(f"unknown {what[:-1]} {value!r} in --{what}; allowed: {', '.join(allowed)}")
+    if value not in allowed and not (form and form[0].fullmatch(value)):
+      raise UsageError(f"unknown {what[:-1]} {value!r} in --{what}; allowed: {listed}")
   return tuple(dict.fromkeys(values))
+
+
+def _choose_estimators(values, default):
+  """--estimators: labels and import paths; two paths whose runs would share a directory are refused."""
+  chosen = _choose(values, ESTIMATORS, "estimators", default, (ESTIMATOR_PATH, ESTIMATOR_PATH_FORM))
+  seen = {}
+  for estimator in chosen:
+    other = seen.setdefault(estimator_directory(estimator), estimator)
+    if other != estimator:
+      raise UsageError(f"--estimators {other!r} and {estimator!r} would share the run directory "
+                       f"{estimator_directory(estimator)!r}; give one of them per grid")
+  return chosen
+
+
+def _estimator_options(text, estimators):
+  """--estimator_options, checked for form here (the estimators check the names, `check_estimator_paths`)."""
+  if not text:
+    return ""
+  if not any(is_estimator_path(estimator) for estimator in estimators):
+    raise UsageError(f"--estimator_options is for estimators given by import path, module.path:ClassName; "
+                     f"--estimators has none ({', '.join(estimators)})")
+  try:
+    common.parse_options(text)
+  except common.ConfigError as error:
+    raise UsageError(f"--estimator_options: {error}") from None
+  return text
+
+
+# Run by `check_estimator_paths` in a child process (the driver does not load TensorFlow): argv[1] is the
+# paths as JSON, argv[2] the options. A failure is one JSON line after the marker, status 2.
+_CHECK_PATHS = """
+import json, sys
+from maddpg_tf import cli
+cli.import_tensorflow()
+from maddpg_tf import config, learner
+options = config.parse_options(sys.argv[2])
+for path in json.loads(sys.argv[1]):
+  try:
+    learner.check_estimator(path, options)
+  except ValueError as error:
+    message = cli.one_line(error)
+    print("%s" + json.dumps(message if path in message else f"estimator {path!r}: {message}"), flush=True)
+    sys.exit(2)
+"""
+_CHECK_MARKER = "maddpg-reproduce-check: "
+
+
+def check_estimator_paths(estimators, options="", timeout=600):
+  """Raises UsageError (one line) unless every estimator of `estimators` given by import path imports, is an
+  estimator and accepts `options` ("name=value,...") at those values, built once as a run builds it."""
+  paths = [estimator for estimator in estimators if is_estimator_path(estimator)]
+  if not paths:
+    return
+  environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  try:
+    done = subprocess.run([sys.executable, "-c", _CHECK_PATHS % _CHECK_MARKER, json.dumps(paths), options or ""],
+                          capture_output=True, text=True, env=environment, timeout=timeout)
+  except subprocess.TimeoutExpired:
+    raise UsageError(f"checking --estimators {','.join(paths)} took over {timeout} s (importing their "
+                     f"modules); nothing was run") from None
+  found = [line[len(_CHECK_MARKER):] for line in done.stdout.splitlines() if line.startswith(_CHECK_MARKER)]
+  given = f"--estimators with --estimator_options={options}" if options else "--estimators"
+  if found:
+    raise UsageError(f"{given}: {json.loads(found[-1])}")
+  if done.returncode != 0:
+    last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or ["no message"]
+    raise UsageError(f"{given}: checking {','.join(paths)} failed (exit status {done.returncode}: "
+                     f"{last[0].strip()})")
+
+
+def _grid_estimators(preset, train):
+  """(--estimators, --estimator_options), checked; with `train` (the grid will run) the estimators given by
+  import path are checked in a child process, before anything is written, and made importable by local runs."""
+  estimators = _choose_estimators(_ESTIMATORS.value, preset.estimators)
+  options = _estimator_options(_ESTIMATOR_OPTIONS.value, estimators)
+  if train and any(is_estimator_path(estimator) for estimator in estimators):
+    check_estimator_paths(estimators, options)
+    _modules_reach_local_runs()
+  return estimators, options
+
+
+def _modules_reach_local_runs():
+  """A user's module found in the working directory (where the check's `python -c` looks) is found by the local
+  Ray's workers too, which start elsewhere: the directory joins the PYTHONPATH they are given."""
+  paths = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+  if os.getcwd() not in paths:
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths + [os.getcwd()])
 
 
 def _seeds(values, default):
@@ -1010,7 +1131,7 @@ def main(argv):
   preset = BUDGETS[budget]
   try:
     tasks = _choose(_TASKS.value, GRID_TASKS, "tasks", preset.tasks)
-    estimators = _choose(_ESTIMATORS.value, ESTIMATORS, "estimators", preset.estimators)
+    estimators, estimator_options = _grid_estimators(preset, train=_RUN.value and what in ("table1", "figures", "all"))
     seeds = _seeds(_SEEDS.value, preset.seeds)
     figure4_seeds = _seeds(_SEEDS.value, preset.figure4_seeds)
     if _FIGURE4_TASK.value not in GRID_TASKS:
@@ -1034,7 +1155,8 @@ def main(argv):
   fidelity = _FIDELITY.value
   specs = []
   if what in ("table1", "figures", "all"):
-    specs += plan(results, tasks, estimators, seeds, budget, fidelity, _TOTAL_STEPS.value, tuned=tuned)
+    specs += plan(results, tasks, estimators, seeds, budget, fidelity, _TOTAL_STEPS.value, tuned=tuned,
+                  estimator_options=estimator_options)
   if what in ("figure4", "all"):
     names = {spec.name for spec in specs}
     specs += [spec for spec in plan(results, (_FIGURE4_TASK.value,), FIGURE4_ESTIMATORS, figure4_seeds, budget,

@@ -49,6 +49,8 @@ import keras_tuner
 import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 
+from maddpg_tf import config as config_lib
+
 OBJECTIVES = {"average": "average_return", "max": "max_return"}
 METRICS = ("average_return", "max_return", "final_return")
 FINISHED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED)
@@ -91,10 +93,23 @@ def declare_hyperparameters(space):
 
 
 def apply_hyperparameters(config, values):
-  """A copy of `config` with `config.estimator.<name> = value` for each searched value."""
+  """A copy of `config` with each searched value set: `config.estimator.<name> = value` for the config's
+  estimator fields, and for a user estimator's own parameters an item `name=value` of
+  `config.estimator.options` (merged with the items there, the searched value replacing one of its name)."""
   config = copy.deepcopy(config)
+  options = config_lib.parse_options(config.estimator.get("options", ""))
+  own, shadowed = {}, []
   for name, value in values.items():
-    config.estimator[name] = int(value) if name == "num_samples" else float(value)
+    if name in config_lib.ESTIMATOR_FIELDS:
+      config.estimator[name] = int(value) if name == "num_samples" else float(value)
+      if name in options:  # it would override the field (`config_lib.estimator_params`)
+        shadowed.append(name)
+    else:
+      own[name] = value.item() if isinstance(value, np.generic) else value
+  if own or shadowed:
+    merged = {key: value for key, value in options.items() if key not in shadowed}
+    merged.update(own)
+    config.estimator.options = ",".join(f"{key}={value!r}" for key, value in merged.items())
   return config
 
 
@@ -679,8 +694,12 @@ def write_best_config(path, tuner, source):
   best = best_trial(oracle)
   if best is None:
     return None
-  values = {f"estimator.{name}": (int(v) if name == "num_samples" else float(v))
-            for name, v in best.hyperparameters.values.items()}
+  # The best trial's config as the trial ran it: the fields searched, and the options with its own parameters.
+  trial_config = apply_hyperparameters(tuner.base_config, best.hyperparameters.values)
+  values = {f"estimator.{name}": trial_config.estimator[name] for name in best.hyperparameters.values
+            if name in config_lib.ESTIMATOR_FIELDS}
+  if trial_config.estimator.get("options", "") != tuner.base_config.estimator.get("options", ""):
+    values["estimator.options"] = trial_config.estimator.options
   seeds = tuner.base_config.seed + np.arange(tuner.seeds_per_trial)
   text = _BEST_CONFIG.format(
       directory=os.path.dirname(os.path.abspath(path)), trial_id=best.trial_id, trials=len(oracle.trials),

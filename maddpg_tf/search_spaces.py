@@ -31,6 +31,14 @@ Settings that are not searched (TAGS's `period`, GST's `gap` by default) keep th
 `get_config("grmck")` fills in one estimator's space, to see it. `resolve(label, overrides)` gives the
 space a search runs (raising `SpaceError` for an empty or inverted range, a hyperparameter the estimator
 does not have, or an unknown estimator). No TensorFlow is imported here.
+
+Your own estimator (`estimator=module.path:ClassName`) has no default space: name what to search and its
+range, `--search_space=temperature=0.1:2,weight=0.2:0.8` (`resolve(path, overrides, parameters)` with the
+estimator's `estimators.parameter_names`). Any of its parameters can be searched: the fields above through
+`--search.<name>.*` or `--search_space`, its own parameters (not in that config) through `--search_space`
+only; a searched own parameter goes into the trial's `estimator.options`. Own parameters keep only the
+check that values are finite numbers (a range of two integers, `k=2:8`, is searched as integers); the
+estimator's `__init__` checks its domain, at a corner of the space before any trial.
 """
 
 import math
@@ -70,6 +78,20 @@ NOTHING_TO_SEARCH = {"stgs-1": "stgs-1 fixes the temperature at 1; search stgs-t
                      "zgr": "ZGR has no hyperparameters (it is temperature-free)"}
 
 
+# Keywords every estimator's constructor takes that say how it is built, not how it estimates: not searched.
+NOT_SEARCHED = ("step", "schedule", "validate_args", "allow_nan_stats", "name")
+
+
+def is_import_path(label):
+  """Whether estimator `label` is a user's estimator given by import path (module.path:ClassName)."""
+  return isinstance(label, str) and ":" in label
+
+
+def searchable(parameters):
+  """The names a search may set among an estimator's `parameters` (its `estimators.parameter_names`)."""
+  return tuple(name for name in parameters if name not in NOT_SEARCHED)
+
+
 class SpaceError(ValueError):
   """A search space the user must fix; the message is one line naming the value."""
 
@@ -98,9 +120,12 @@ def _defaults(label):
 
 
 def _check_value(name, value, where):
-  """The estimators' own domains: temperatures and gap > 0, num_samples an integer >= 1."""
+  """The estimators' own domains: temperatures and gap > 0, num_samples an integer >= 1; a user estimator's
+  own parameter only a finite number (its constructor knows its domain)."""
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
     raise SpaceError(f"{where} must be a finite number, got {value!r}")
+  if name not in HYPERPARAMETERS:
+    return
   if name == "num_samples":
     if value != int(value) or value < 1:
       raise SpaceError(f"{where} must be an integer >= 1 (num_samples is K), got {value!r}")
@@ -108,17 +133,23 @@ def _check_value(name, value, where):
     raise SpaceError(f"{where} must be > 0 ({name} must be > 0), got {value!r}")
 
 
-def resolve(label, overrides=None):
+def resolve(label, overrides=None, parameters=None):
   """The space a search runs for estimator `label`: {name: spec} for the searched hyperparameters.
 
   A spec is {"kind": "float", "min", "max", "sampling"}, {"kind": "int", "min", "max", "sampling"}
-  (num_samples) or {"kind": "choice", "choices"}. `overrides` is `get_config()`'s ConfigDict (or a dict
-  of the same shape); its non-`None` fields replace the defaults.
+  (num_samples, or a user estimator's parameter given a range of two integers) or {"kind": "choice",
+  "choices"}. `overrides` is `get_config()`'s ConfigDict (or a dict of the same shape); its non-`None`
+  fields replace the defaults. `parameters`: for a user's estimator (`label` an import path), the names its
+  constructor accepts (`estimators.parameter_names`), which are all that may be searched; it has no defaults.
   """
-  space = _defaults(label)
+  own = is_import_path(label)
+  if own and parameters is None:
+    raise SpaceError(f"estimator {label!r} is given by import path: its parameter names are needed to check "
+                     f"the space (resolve(label, overrides, parameters))")
+  space = {} if own else _defaults(label)
   overrides = overrides.to_dict() if hasattr(overrides, "to_dict") else dict(overrides or {})
   for name, fields in overrides.items():
-    if name not in HYPERPARAMETERS:
+    if not own and name not in HYPERPARAMETERS:
       raise SpaceError(f"unknown hyperparameter {name!r}; allowed: {', '.join(HYPERPARAMETERS)}")
     given = {field: value for field, value in (fields or {}).items() if value is not None}
     if not given:
@@ -126,58 +157,81 @@ def resolve(label, overrides=None):
     unknown = sorted(set(given) - set(FIELDS))
     if unknown:
       raise SpaceError(f"search.{name}: unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
-    if name not in space:
+    if own:
+      allowed = searchable(parameters)
+      if name not in allowed:
+        raise SpaceError(f"estimator {label!r} has no parameter {name!r} to search; allowed: "
+                         f"{', '.join(allowed) or 'none'}")
+      space.setdefault(name, {"tune": True, "min": None, "max": None, "choices": None, "sampling": None})
+    elif name not in space:
       raise SpaceError(f"estimator {label!r} has no hyperparameter {name!r} to search; "
                        f"its hyperparameters: {', '.join(space)}")
-    if "choices" in given and ("min" in given or "max" in given):
-      raise SpaceError(f"search.{name}: give either a range (min, max) or choices, not both")
-    spec = space[name]
-    if "choices" in given:
-      spec.update(min=None, max=None, sampling=None)
-    elif ("min" in given or "max" in given) and spec["choices"] is not None:
-      if not ("min" in given and "max" in given):
-        raise SpaceError(f"search.{name}: a range needs both min and max (the default is choices "
-                         f"{spec['choices']})")
-      spec.update(choices=None, sampling="linear")
-    spec.update(given)
-    if "tune" not in given:
-      spec["tune"] = True  # giving a range or choices asks for the hyperparameter to be searched
+    _override(name, space[name], given)
 
-  resolved = {}
-  for name, spec in space.items():
-    if not spec["tune"]:
-      continue
-    where = f"search.{name}"
-    if spec["choices"] is not None:
-      choices = tuple(spec["choices"])
-      if not choices:
-        raise SpaceError(f"{where}.choices is empty")
-      for value in choices:
-        _check_value(name, value, f"{where}.choices value")
-      if len(set(choices)) != len(choices):
-        raise SpaceError(f"{where}.choices has duplicates: {choices}")
-      if name == "num_samples":
-        choices = tuple(int(value) for value in choices)
-      resolved[name] = {"kind": "choice", "choices": choices}
-      continue
-    low, high = spec["min"], spec["max"]
-    _check_value(name, low, f"{where}.min")
-    _check_value(name, high, f"{where}.max")
-    if low == high:
-      raise SpaceError(f"{where}: empty range [{low}, {high}] (min == max); to fix the value, set "
-                       f"--config.estimator.{name} and --search.{name}.tune=False")
-    if low > high:
-      raise SpaceError(f"{where}: inverted range, min {low} > max {high}; min must be <= max")
-    sampling = spec["sampling"] or "linear"
-    if sampling not in SAMPLINGS:
-      raise SpaceError(f"{where}.sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
-    kind = "int" if name == "num_samples" else "float"
-    if kind == "int":
-      low, high = int(low), int(high)
-    resolved[name] = {"kind": kind, "min": low, "max": high, "sampling": sampling}
+  resolved = {name: _resolve_one(name, spec, label if own else None)
+              for name, spec in space.items() if spec["tune"]}
+  if not resolved and own:
+    raise SpaceError(f"estimator {label!r} has no default search space (it is yours); give one with "
+                     f"--search_space=name=min:max or name=v1|v2|... (the config's fields also as "
+                     f"--search.<name>.min/max), e.g. --search_space="
+                     f"{(searchable(parameters) or ('name',))[0]}=0.1:1 (its parameters: "
+                     f"{', '.join(searchable(parameters)) or 'none'})")
   if not resolved:
     raise SpaceError(f"nothing to search for estimator {label!r}: every hyperparameter has tune=False")
   return resolved
+
+
+def _override(name, spec, given):
+  """`spec` (a hyperparameter's default) updated in place with the fields the user `given`."""
+  if "choices" in given and ("min" in given or "max" in given):
+    raise SpaceError(f"search.{name}: give either a range (min, max) or choices, not both")
+  if "choices" in given:
+    spec.update(min=None, max=None, sampling=None)
+  elif ("min" in given or "max" in given) and spec["choices"] is not None:
+    if not ("min" in given and "max" in given):
+      raise SpaceError(f"search.{name}: a range needs both min and max (the default is choices "
+                       f"{spec['choices']})")
+    spec.update(choices=None, sampling="linear")
+  spec.update(given)
+  if "tune" not in given:
+    spec["tune"] = True  # giving a range or choices asks for the hyperparameter to be searched
+
+
+def _resolve_one(name, spec, user_label=None):
+  """One searched hyperparameter's spec, checked. `user_label`: the user estimator's path (it has no
+  defaults to fall back on), else None."""
+  where = f"search.{name}"
+  if spec["choices"] is not None:
+    choices = tuple(spec["choices"])
+    if not choices:
+      raise SpaceError(f"{where}.choices is empty")
+    for value in choices:
+      _check_value(name, value, f"{where}.choices value")
+    if len(set(choices)) != len(choices):
+      raise SpaceError(f"{where}.choices has duplicates: {choices}")
+    if name == "num_samples":
+      choices = tuple(int(value) for value in choices)
+    return {"kind": "choice", "choices": choices}
+  low, high = spec["min"], spec["max"]
+  if user_label is not None and (low is None or high is None):
+    raise SpaceError(f"{where}: estimator {user_label!r} has no default range for {name!r}; give both ends or "
+                     f"choices, e.g. --search_space={name}=0.1:1 or {name}=1|2|4")
+  _check_value(name, low, f"{where}.min")
+  _check_value(name, high, f"{where}.max")
+  if low == high:
+    raise SpaceError(f"{where}: empty range [{low}, {high}] (min == max); to fix the value, set "
+                     f"--config.estimator.{name} and --search.{name}.tune=False")
+  if low > high:
+    raise SpaceError(f"{where}: inverted range, min {low} > max {high}; min must be <= max")
+  sampling = spec["sampling"] or "linear"
+  if sampling not in SAMPLINGS:
+    raise SpaceError(f"{where}.sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+  if sampling != "linear" and low <= 0:
+    raise SpaceError(f"{where}: {sampling} sampling needs min > 0, got {low}")
+  if name == "num_samples" or (name not in HYPERPARAMETERS and all(
+      isinstance(value, int) and not isinstance(value, bool) for value in (low, high))):
+    return {"kind": "int", "min": int(low), "max": int(high), "sampling": sampling}
+  return {"kind": "float", "min": float(low), "max": float(high), "sampling": sampling}
 
 
 def parse_compact(text):
@@ -185,17 +239,16 @@ def parse_compact(text):
 
   Comma-separated items: `name=min:max` (a range; `name=min:max:log` for log sampling),
   `name=v1|v2|...` (choices), `name=on` / `name=off` (search it / keep the config's value). E.g.
-  `temperature=0.2:0.9,num_samples=5|10`.
+  `temperature=0.2:0.9,num_samples=5|10`. A name is a hyperparameter of the config or a parameter of a user's
+  estimator; `resolve` checks which the estimator has.
   """
   overrides = {}
   for item in filter(None, (part.strip() for part in (text or "").split(","))):
     name, sep, value = item.partition("=")
     name, value = name.strip(), value.strip()
-    if not sep or not name or not value:
+    if not sep or not name.isidentifier() or not value:
       raise SpaceError(f"--search_space: cannot read {item!r}; use name=min:max, name=v1|v2|..., "
                        f"name=on or name=off")
-    if name not in HYPERPARAMETERS:
-      raise SpaceError(f"--search_space: unknown hyperparameter {name!r}; allowed: {', '.join(HYPERPARAMETERS)}")
     try:
       if value in ("on", "off"):
         fields = {"tune": value == "on"}
@@ -205,7 +258,8 @@ def parse_compact(text):
         parts = value.split(":")
         if len(parts) not in (2, 3):
           raise ValueError(value)
-        fields = {"min": float(parts[0]), "max": float(parts[1])}
+        # Integers stay integers: a user estimator's parameter given a range of two is searched as one.
+        fields = {"min": _number(parts[0]), "max": _number(parts[1])}
         if len(parts) == 3:
           fields["sampling"] = parts[2]
       else:

@@ -12,6 +12,14 @@ shorthand. When the search ends, the trial table is printed and written to <dir>
 settings to <dir>/best_config.py (`maddpg-train --config=<dir>/best_config.py` trains with them). Running
 the same command again continues an interrupted search.
 
+Your own estimator by import path has no default space; give one (its names are checked against the
+estimator's parameters before anything is written, and a searched own parameter goes into the trial's
+`estimator.options`; `--search.*` has keys only for the config's fields, so own parameters go in
+`--search_space`):
+
+    maddpg-search --config=configs/lbf.py:task=lbf-8x8-2p-2f-coop,estimator=my_mod:MyEst \\
+        --search_space=temperature=0.1:2,weight=0.2:0.8
+
 Several processes or machines: keras-tuner's chief/worker mode, switched on by KERASTUNER_ORACLE_IP,
 KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID (a "chief" id serves the oracle and trains nothing;
 "tuner0", "tuner1", ... train). Every process runs the same command. A worker that dies mid-trial (its
@@ -48,7 +56,9 @@ except (AttributeError, KeyError) as _error_at_definition:
   _SEARCH, _SEARCH_DEFINE_ERROR = None, _error_at_definition
 _SEARCH_SPACE = flags.DEFINE_string(
     "search_space", "", "Search-space shorthand, applied after --search.*: comma-separated name=min:max[:log], "
-    "name=v1|v2|..., name=on or name=off, e.g. 'temperature=0.2:0.9,num_samples=5|10'.")
+    "name=v1|v2|..., name=on or name=off, e.g. 'temperature=0.2:0.9,num_samples=5|10'. The only way to "
+    "search a parameter of your own estimator (estimator=module.path:ClassName) that the config has no field "
+    "for, e.g. 'weight=0.2:0.8'.")
 _DIR = flags.DEFINE_string("dir", None, "Search directory (default: searches/<task>_<estimator>).")
 _MAX_TRIALS = flags.DEFINE_integer("max_trials", 20, "Trials in all (a restart may raise it).")
 _OBJECTIVE = flags.DEFINE_enum("objective", "average", ["average", "max"],
@@ -90,8 +100,24 @@ def role():
   return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
+def _estimator_parameters(name):
+  """The parameter names of a user's estimator given by import path: imports its module (and TensorFlow,
+  which the search loads anyway). ValueError (one line) if the path does not import or is no estimator."""
+  cli.import_tensorflow()  # without its import-time log lines
+  import estimators  # pylint: disable=g-import-not-at-top
+  return estimators.parameter_names(name)
+
+
+def _searched_estimator(config):
+  """What the space is for: a user's estimator named by path in `estimator.name` (also under a preset's
+  label), else the preset's label."""
+  name = config.estimator.name
+  return name if search_spaces.is_import_path(name) else config.estimator.label
+
+
 def _check_arguments(argv):
-  """Everything that needs no TensorFlow; returns (config, space, directory, role) or raises ValueError."""
+  """Everything that needs no training; returns (config, space, directory, role) or raises ValueError. Only a
+  user's estimator (by import path) is imported here, to check the names searched against its parameters."""
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}; see --help")
   if _MAX_TRIALS.value < 1:
@@ -106,12 +132,14 @@ def _check_arguments(argv):
   if config is None:
     raise ValueError("--config is required, e.g. --config=configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck")
   overrides = cli.config_value(_SEARCH, "search")
+  estimator = _searched_estimator(config)
   try:
     overrides = search_spaces.merge(overrides, search_spaces.parse_compact(_SEARCH_SPACE.value))
-    space = search_spaces.resolve(config.estimator.label, overrides)
+    parameters = _estimator_parameters(estimator) if search_spaces.is_import_path(estimator) else None
+    space = search_spaces.resolve(estimator, overrides, parameters)
   except search_spaces.SpaceError as error:
     raise ValueError(str(error)) from None
-  directory = _DIR.value or os.path.join("searches", f"{config.task}_{config.estimator.label}".replace(":", "_"))
+  directory = _DIR.value or os.path.join("searches", f"{config.task}_{estimator}".replace(":", "_"))
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise ValueError(f"--dir {directory} is a file, not a directory")
   if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(
