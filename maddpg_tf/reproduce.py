@@ -2,7 +2,7 @@
 
     maddpg-reproduce --what=table1 --budget=small --results=results/        # local Ray on this machine
     maddpg-reproduce --what=table1 --budget=paper --ray_address=auto        # an existing Ray cluster
-    maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|paper ...
+    maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|medium|paper ...
     maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
 
 The grid is tasks x estimators x seeds (`--tasks`, `--estimators`, `--seeds`; the budget gives the
