@@ -430,7 +430,9 @@ class EstimatorSearch(keras_tuner.Tuner):
     super().__init__(oracle=oracle, directory=os.path.dirname(directory),
                      project_name=os.path.basename(directory), overwrite=False)
     if self._is_worker():  # keras-tuner's OracleClient: ride out a chief that is restarting
-      self.oracle.stub = _PatientStub(self.oracle.stub, self.log, reconnect=_oracle_stub)
+      # Our own channel from the start: keras-tuner's waits up to gRPC's default two-minute backoff
+      # before it tries a restarted chief again.
+      self.oracle.stub = _PatientStub(_oracle_stub(), self.log, reconnect=_oracle_stub)
       if trial_timeout is not None:
         self.oracle.create_trial = self._patient_create_trial(self.oracle.create_trial)
 

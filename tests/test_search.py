@@ -21,13 +21,20 @@ OPTIMUM = 0.3
 
 
 def fake_trial(config, workdir):
-  """A known objective: evaluation returns peak at temperature 0.3. FAKE_TRIAL_SECONDS slows it down;
-  FAKE_TRIAL_LOG (a file) records each call as '<run> <tuner id>'."""
+  """A known objective: evaluation returns peak at temperature 0.3. FAKE_TRIAL_LOG (a file) records each
+  call as '<run> <tuner id>'. FAKE_TRIAL_GATE (a directory) holds each call until the test lets it end: the
+  call writes `<run>.started` there, waits for `<run>.go` or `all.go`, and writes `<run>.returned`."""
+  run = os.path.basename(workdir)
   log = os.environ.get("FAKE_TRIAL_LOG")
   if log:
     with open(log, "a") as handle:
-      handle.write(f"{os.path.basename(workdir)} {os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}\n")
-  time.sleep(float(os.environ.get("FAKE_TRIAL_SECONDS", "0")))
+      handle.write(f"{run} {os.environ.get('KERASTUNER_TUNER_ID', 'tuner0')}\n")
+  gate = os.environ.get("FAKE_TRIAL_GATE")
+  if gate:
+    open(os.path.join(gate, f"{run}.started"), "w").close()
+    while not any(os.path.exists(os.path.join(gate, f"{name}.go")) for name in (run, "all")):
+      time.sleep(0.02)
+    open(os.path.join(gate, f"{run}.returned"), "w").close()
   peak = 1.0 - (config.estimator.temperature - OPTIMUM) ** 2
   return [peak - 0.2, peak - 0.1, peak]
 
@@ -389,55 +396,105 @@ def _completed(directory):
   return {k: v for k, v in read_trials(directory).items() if v["status"] == "COMPLETED"}
 
 
-@pytest.mark.slow
-def test_chief_and_two_workers_complete_the_search_and_survive_a_chief_restart(tmp_path):
-  directory, log = str(tmp_path / "search"), str(tmp_path / "calls.log")
-  env = dict(ENV, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()),
-             FAKE_TRIAL_SECONDS="1.5", FAKE_TRIAL_LOG=log)
-  command = [sys.executable, os.path.abspath(__file__), f"--config={LBF}:smoke,estimator=stgs-t",
-             "--max_trials=6", "--num_initial_points=3", f"--dir={directory}"]
-  processes = []
+class _Search:
+  """A chief and workers of one search as subprocesses of this file (fake trials held at FAKE_TRIAL_GATE),
+  each writing `<tmp_path>/<tag>.out`. Every wait has a bound only so that a hang fails with the outputs."""
 
-  def start(tuner_id, tag):
-    out = open(tmp_path / f"{tag}.out", "w")
-    process = subprocess.Popen(command, cwd=REPO, env=dict(env, KERASTUNER_TUNER_ID=tuner_id), stdout=out,
-                               stderr=subprocess.STDOUT)
-    processes.append(process)
-    return process
+  def __init__(self, tmp_path, *flags):
+    self.tmp_path, self.directory = tmp_path, str(tmp_path / "search")
+    self.gate, self.log = tmp_path / "gate", str(tmp_path / "calls.log")
+    self.gate.mkdir()
+    self.env = dict(ENV, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()),
+                    FAKE_TRIAL_GATE=str(self.gate), FAKE_TRIAL_LOG=self.log)
+    self.command = [sys.executable, os.path.abspath(__file__), f"--config={LBF}:smoke,estimator=stgs-t",
+                    f"--dir={self.directory}", *flags]
+    self.processes = {}
 
-  try:
-    chief = start("chief", "chief")
-    workers = [start(f"tuner{i}", f"tuner{i}") for i in range(2)]
-    deadline = time.time() + 150
-    while len(_completed(directory)) < 2:
-      assert time.time() < deadline and chief.poll() is None, "the first trials did not complete"
-      time.sleep(0.2)
-    chief.send_signal(signal.SIGKILL)
-    chief.wait()
-    before = _completed(directory)
-    restarted = start("chief", "chief-restarted")
-    for worker in workers:
-      assert worker.wait(timeout=200) == 0, (tmp_path / "tuner0.out").read_text()[-2000:]
-    assert restarted.wait(timeout=60) == 0  # the chief polls every 20 s before it exits
-  finally:
-    for process in processes:
+  def start(self, tuner_id, tag=None):
+    out = open(self.tmp_path / f"{tag or tuner_id}.out", "w")
+    self.processes[tag or tuner_id] = subprocess.Popen(
+        self.command, cwd=REPO, env=dict(self.env, KERASTUNER_TUNER_ID=tuner_id), stdout=out,
+        stderr=subprocess.STDOUT)
+    return self.processes[tag or tuner_id]
+
+  def output(self, tag):
+    return (self.tmp_path / f"{tag}.out").read_text()
+
+  def outputs(self):
+    return "\n".join(f"== {tag}\n{self.output(tag)[-1500:]}" for tag in self.processes)
+
+  def wait_for(self, condition, what, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not condition():
+      assert time.monotonic() < deadline, f"never: {what}\n{self.outputs()}"
+      time.sleep(0.05)
+
+  def wait(self, tag, timeout=300):
+    try:
+      return self.processes[tag].wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      pytest.fail(f"{tag} did not exit in {timeout} s\n{self.outputs()}")
+
+  def kill(self, tag):
+    self.processes[tag].send_signal(signal.SIGKILL)
+    self.processes[tag].wait()
+
+  def marked(self, mark):
+    return sorted(path.name[:-len(mark) - 1] for path in self.gate.glob(f"*.{mark}"))
+
+  def release(self, run="all"):
+    (self.gate / f"{run}.go").touch()
+
+  def calls(self):
+    if not os.path.isfile(self.log):
+      return []
+    with open(self.log) as handle:
+      return [line.split() for line in handle.read().splitlines() if len(line.split()) == 2]
+
+  def close(self):
+    for process in self.processes.values():
       if process.poll() is None:
         process.kill()
         process.wait()
 
-  after = read_trials(directory)
+
+@pytest.mark.slow
+def test_chief_and_two_workers_complete_the_search_and_survive_a_chief_restart(tmp_path):
+  """The chief is killed while both workers are in a trial; they finish those trials while no chief is up,
+  then report them to the restarted chief, which completes the search."""
+  search = _Search(tmp_path, "--max_trials=6", "--num_initial_points=3")
+  try:
+    search.start("chief")
+    for i in range(2):
+      search.start(f"tuner{i}")
+    search.wait_for(lambda: len(search.marked("started")) == 2, "both workers in a trial")
+    for run in search.marked("started"):
+      search.release(run)
+    search.wait_for(lambda: len(search.marked("started")) == 4, "both workers in their second trial")
+    before = _completed(search.directory)
+    assert sorted(before) == ["0", "1"]
+    search.kill("chief")
+    search.release()  # trials 2 and 3 end with no chief to report them to
+    search.wait_for(lambda: len(search.marked("returned")) == 4, "trials 2 and 3 ended")
+    search.start("chief", "chief-restarted")
+    for i in range(2):
+      assert search.wait(f"tuner{i}") == 0, search.outputs()
+    assert search.wait("chief-restarted") == 0, search.outputs()  # it polls every 20 s before it exits
+  finally:
+    search.close()
+
+  after = read_trials(search.directory)
   assert sorted(after) == [str(i) for i in range(6)]
   assert all(state["status"] == "COMPLETED" for state in after.values())
   for trial_id, state in before.items():  # finished before the kill: kept as they were
     assert after[trial_id]["score"] == state["score"]
     assert after[trial_id]["hyperparameters"] == state["hyperparameters"]
-  with open(log) as handle:
-    calls = [line.split() for line in handle.read().splitlines()]
+  calls = search.calls()
   assert sorted(run for run, _ in calls) == [f"trial_{i}_s0" for i in range(6)]  # each trial trained once
-  assert {tuner for _, tuner in calls} == {"tuner0", "tuner1"}                  # both workers worked
-  output = (tmp_path / "chief-restarted.out").read_text()
-  assert "best: trial" in output and os.path.isfile(os.path.join(directory, "best_config.py"))
-  assert "no trials left" in (tmp_path / "tuner1.out").read_text()
+  assert {tuner for _, tuner in calls[:4]} == {"tuner0", "tuner1"}             # both workers worked
+  output = search.output("chief-restarted")
+  assert "best: trial" in output and os.path.isfile(os.path.join(search.directory, "best_config.py"))
+  assert any("no trials left" in search.output(f"tuner{i}") for i in range(2))
 
 
 # ---- lost workers ---------------------------------------------------------------------------------------
@@ -522,53 +579,31 @@ def test_a_restarted_chief_takes_a_running_trial_back_at_its_heartbeat(tmp_path)
 
 @pytest.mark.slow
 def test_chief_and_two_workers_finish_the_search_when_one_worker_dies_mid_trial(tmp_path):
-  """Fails where a chief waits forever for a dead worker's trial."""
-  directory, log = str(tmp_path / "search"), str(tmp_path / "calls.log")
-  env = dict(ENV, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()),
-             FAKE_TRIAL_SECONDS="4", FAKE_TRIAL_LOG=log)
-  command = [sys.executable, os.path.abspath(__file__), f"--config={LBF}:smoke,estimator=stgs-t",
-             "--max_trials=4", "--num_initial_points=2", f"--dir={directory}", "--trial_timeout=3"]
-  processes = {}
-
-  def start(tuner_id):
-    out = open(tmp_path / f"{tuner_id}.out", "w")
-    processes[tuner_id] = subprocess.Popen(command, cwd=REPO, env=dict(env, KERASTUNER_TUNER_ID=tuner_id),
-                                           stdout=out, stderr=subprocess.STDOUT)
-    return processes[tuner_id]
-
-  def calls():
-    if not os.path.isfile(log):
-      return []
-    with open(log) as handle:
-      return [line.split() for line in handle.read().splitlines() if len(line.split()) == 2]
-
+  """Fails where a chief waits forever for a dead worker's trial. tuner1 is killed inside its trial; the
+  chief hears nothing from it for --trial_timeout and gives the trial to tuner0."""
+  search = _Search(tmp_path, "--max_trials=4", "--num_initial_points=2", "--trial_timeout=3")
   try:
-    chief = start("chief")
-    survivor, doomed = start("tuner0"), start("tuner1")
-    deadline = time.time() + 150
-    while not any(tuner == "tuner1" for _, tuner in calls()):  # tuner1 has begun a 4-second trial
-      assert time.time() < deadline and doomed.poll() is None, "tuner1 never started a trial"
-      time.sleep(0.1)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait()
-    lost_run = next(run for run, tuner in calls() if tuner == "tuner1")
+    search.start("chief")
+    search.start("tuner0")
+    search.start("tuner1")
+    search.wait_for(lambda: any(tuner == "tuner1" for _, tuner in search.calls()), "tuner1 in a trial")
+    search.kill("tuner1")
+    lost_run = next(run for run, tuner in search.calls() if tuner == "tuner1")
     lost_trial = lost_run.split("_")[1]
-    assert read_trials(directory)[lost_trial]["status"] == "RUNNING"  # killed mid-trial
-    assert survivor.wait(timeout=200) == 0, (tmp_path / "tuner0.out").read_text()[-2000:]
-    assert chief.wait(timeout=60) == 0, (tmp_path / "chief.out").read_text()[-2000:]  # it polls every 20 s
+    assert read_trials(search.directory)[lost_trial]["status"] == "RUNNING"  # killed mid-trial
+    search.release()
+    assert search.wait("tuner0") == 0, search.outputs()
+    assert search.wait("chief") == 0, search.outputs()  # it polls every 20 s
   finally:
-    for process in processes.values():
-      if process.poll() is None:
-        process.kill()
-        process.wait()
+    search.close()
 
-  after = read_trials(directory)
+  after = read_trials(search.directory)
   assert sorted(after) == [str(i) for i in range(4)]
   assert all(state["status"] == "COMPLETED" for state in after.values()), after
-  made = calls()
+  made = search.calls()
   assert sorted(run for run, _ in made) == sorted([f"trial_{i}_s0" for i in range(4)] + [lost_run])
   assert [tuner for run, tuner in made if run == lost_run] == ["tuner1", "tuner0"]  # resumed by the survivor
-  output = (tmp_path / "chief.out").read_text()
+  output = search.output("chief")
   assert f"trial {lost_trial}: tuner1 lost: no heartbeat for" in output and "another worker resumes it" in output
   assert "best: trial" in output
 
