@@ -39,7 +39,9 @@ setuptools.setup(
     package_data={"maddpg_tf": ["data/*.csv"]},
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0"]},
+    # rliable is the reference the aggregate statistics are checked against (tests/test_aggregate.py); it
+    # imports only with arch < 8 and pandas < 3.
+    extras_require={"test": ["pytest==9.2.0", "rliable==1.2.0", "arch==7.2.0", "pandas==2.3.3"]},
     entry_points={
         "console_scripts": [
             "maddpg-train=maddpg_tf.train:run",

@@ -402,14 +402,12 @@ def test_write_aggregates_draws_every_figure(tmp_path):
   assert "probability_of_improvement figure not drawn" in (other / "aggregate.md").read_text()
 
 
-# ---- parity with rliable 1.2.0 (where installed) -------------------------------------------------------
+# ---- parity with rliable 1.2.0 (installed with the test extras) ----------------------------------------
 
 @pytest.mark.slow
 def test_parity_with_rliable():
-  rliable = pytest.importorskip("rliable", reason="rliable 1.2.0 (with arch 7.2.0, pandas 2.3) is not installed")
   from rliable import library as rly  # pylint: disable=g-import-not-at-top
   from rliable import metrics as rly_metrics  # pylint: disable=g-import-not-at-top
-  del rliable
   rng = np.random.default_rng(8)
   scores = rng.beta(2, 3, size=(5, 9)) * 1.2  # some above 1, for the optimality gap
   other = rng.beta(3, 2, size=(5, 9))
