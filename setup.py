@@ -41,7 +41,8 @@ setuptools.setup(
     install_requires=INSTALL_REQUIRES,
     # rliable is the reference the aggregate statistics are checked against (tests/test_aggregate.py); it
     # imports only with arch < 8 and pandas < 3.
-    extras_require={"test": ["pytest==9.2.0", "rliable==1.2.0", "arch==7.2.0", "pandas==2.3.3"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0",  # the suite on every core (pytest.ini)
+                             "rliable==1.2.0", "arch==7.2.0", "pandas==2.3.3"]},
     entry_points={
         "console_scripts": [
             "maddpg-train=maddpg_tf.train:run",
