@@ -91,9 +91,9 @@ FIGURE4_TASK = "lbf-15x15-4p-5f"
 FIGURE4_ESTIMATORS = ("stgs-1", "gst")
 
 # The small budget's steps per run, sized by measurement on this kind of machine (2 cores; two runs at once,
-# one TensorFlow thread each, LBF 8x8 with the `short` schedule): one 400,000-step run took 485-531 CPU
-# seconds (STGS-1, GRMCK), 944-990 s of wall time on a machine shared with other jobs. The Table 1 grid's 15
-# runs are 8 rounds of two: about 75 minutes on an idle 2-core machine, a little over 2 hours on a busy one.
+# one TensorFlow thread each, LBF 8x8 with the `short` schedule, the fast environments): a 400,000-step run
+# takes 178-292 CPU seconds (mean 218), so the whole `--what=all` (15 runs, Figure 4's two, the absolute
+# metrics, the benchmark) takes about half an hour on an idle 2-core machine.
 SMALL_TOTAL_STEPS = 400_000
 # A week-long grid loses nodes: a run whose process or node is lost is submitted again this many times.
 DEFAULT_RETRIES = 3
@@ -143,8 +143,8 @@ BUDGETS = {
 }
 
 _WHAT = flags.DEFINE_enum("what", "table1", WHATS, "Which result to produce.")
-_BUDGET = flags.DEFINE_enum("budget", "small", BUDGET_NAMES, "smoke (seconds), small (about 1.5 h on 2 cores), "
-                            "medium (two tasks, the paper's steps, about 2-3 h on 2 cores), paper (the paper's "
+_BUDGET = flags.DEFINE_enum("budget", "small", BUDGET_NAMES, "smoke (seconds), small (about 30 min on 2 cores), "
+                            "medium (two tasks, the paper's steps, about 2.5 h on 2 cores), paper (the paper's "
                             "grid).")
 _RESULTS = flags.DEFINE_string("results", "results", "Directory for the runs and the outputs.")
 _TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: "
