@@ -398,7 +398,8 @@ def _completed(directory):
 
 class _Search:
   """A chief and workers of one search as subprocesses of this file (fake trials held at FAKE_TRIAL_GATE),
-  each writing `<tmp_path>/<tag>.out`. Every wait has a bound only so that a hang fails with the outputs."""
+  each writing `<tmp_path>/<tag>.out`. Every wait has a bound only so that a hang fails with the outputs;
+  `wait_for` fails at once if a process the test did not kill has exited."""
 
   def __init__(self, tmp_path, *flags):
     self.tmp_path, self.directory = tmp_path, str(tmp_path / "search")
@@ -408,7 +409,7 @@ class _Search:
                     FAKE_TRIAL_GATE=str(self.gate), FAKE_TRIAL_LOG=self.log)
     self.command = [sys.executable, os.path.abspath(__file__), f"--config={LBF}:smoke,estimator=stgs-t",
                     f"--dir={self.directory}", *flags]
-    self.processes = {}
+    self.processes, self.killed = {}, set()
 
   def start(self, tuner_id, tag=None):
     out = open(self.tmp_path / f"{tag or tuner_id}.out", "w")
@@ -426,6 +427,9 @@ class _Search:
   def wait_for(self, condition, what, timeout=300):
     deadline = time.monotonic() + timeout
     while not condition():
+      exited = [tag for tag, process in self.processes.items()
+                if tag not in self.killed and process.poll() is not None]
+      assert not exited, f"{', '.join(exited)} exited before: {what}\n{self.outputs()}"
       assert time.monotonic() < deadline, f"never: {what}\n{self.outputs()}"
       time.sleep(0.05)
 
@@ -438,6 +442,7 @@ class _Search:
   def kill(self, tag):
     self.processes[tag].send_signal(signal.SIGKILL)
     self.processes[tag].wait()
+    self.killed.add(tag)
 
   def marked(self, mark):
     return sorted(path.name[:-len(mark) - 1] for path in self.gate.glob(f"*.{mark}"))
@@ -494,7 +499,7 @@ def test_chief_and_two_workers_complete_the_search_and_survive_a_chief_restart(t
   assert {tuner for _, tuner in calls[:4]} == {"tuner0", "tuner1"}             # both workers worked
   output = search.output("chief-restarted")
   assert "best: trial" in output and os.path.isfile(os.path.join(search.directory, "best_config.py"))
-  assert any("no trials left" in search.output(f"tuner{i}") for i in range(2))
+  assert all("no trials left" in search.output(f"tuner{i}") for i in range(2))
 
 
 # ---- lost workers ---------------------------------------------------------------------------------------
