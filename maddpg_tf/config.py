@@ -132,6 +132,52 @@ EXTRA_ESTIMATORS = {
 ESTIMATOR_FIELDS = ("temperature", "num_samples", "gap", "start_temperature", "end_temperature", "period")
 
 
+# LBF's food-level rules. A non-coop task draws each food's level up to L, the sum of the three lowest player
+# levels; coop tasks set it to L, so both rules give them the same envs.
+#   "v2": below L, as lbforaging a409b672 (the Foraging-*-v2 ids) did in the paper's runs (NOTES section 5);
+#   "v3": up to L inclusive, as lbforaging 2.0.0 (the Foraging-*-v3 ids, the installed package) does; about
+#         a quarter of the foods then need several agents, and fixed policies score 0.57-0.68x the v2 rule.
+# The paper's task names default to "v2"; a gymnasium id keeps meaning the installed package ("v3").
+LBF_FOOD_RULES = {"v2": "lbforaging a409b672's rule, as the paper ran (food level below L)",
+                  "v3": "lbforaging 2.0.0's rule, as installed (food level up to L)"}
+
+
+def default_food_rule(task):
+  """The food rule a task runs by default: "v2" for the paper's LBF task names, "v3" for a gymnasium id of
+  the installed lbforaging, None for families without one."""
+  if task.family != "lbf":
+    return None
+  return "v2" if task.name in tasks_lib.TASKS else "v3"
+
+
+def env_settings(config):
+  """The keyword arguments of `maddpg_tf.environments.make` that a resolved config sets (one home)."""
+  return {"episode_limit": config.loop.episode_limit, "lbf_food_rule": config.lbf_food_rule or "v3",
+          "backend": config.env_backend}
+
+
+def upgrade(config_dict_):
+  """A config dict written by an older version, with the keys it predates set to the values its run
+  used (those runs had no other choice): the one place that knows the old formats. Returns a new dict."""
+  old = {key: (dict(value) if isinstance(value, dict) else value) for key, value in config_dict_.items()}
+  task = None
+  try:
+    task = tasks_lib.resolve_task(old.get("task"))
+  except (ValueError, TypeError):
+    pass
+  old.setdefault("env_workers", 0)                  # before env workers
+  old.setdefault("env_backend", "reference")        # before the fast backends
+  if isinstance(old.get("checkpoint"), dict):
+    old["checkpoint"].setdefault("keep_best", False)  # before best policies were kept
+  if isinstance(old.get("log"), dict):              # before videos
+    old["log"].setdefault("video_every_evals", 0)
+    old["log"].setdefault("video_max_frames", 100)
+  old.setdefault("diagnostics", diagnostics_config().to_dict())  # before diagnostics
+  if task is not None:  # before the rule was chosen: 2.0.0's, which for coop tasks is the same env as v2's
+    old.setdefault("lbf_food_rule", "v3" if tasks_lib.food_rule_matters(task) else default_food_rule(task))
+  return old
+
+
 ARG_KEYS = ("task", "env", "estimator", "smoke", "short")
 DEFAULT_TASK = "lbf-8x8-2p-2f-coop"
 
@@ -185,6 +231,9 @@ def base_config(task, family, estimator_label, **overrides):
   # bit; maddpg_tf/envs/fast_*.py) or "reference" (the packages' own envs). Changes no number.
   config.env_backend = "reference"
   config.fidelity = "code"                  # "code" or "text", see the module docstring
+  # LBF's food-level rule (LBF_FOOD_RULES; None: the task's default, `default_food_rule`). RWARE, MPE and
+  # PettingZoo envs have none: it stays None there.
+  config.lbf_food_rule = config_dict.placeholder(str)
   config.jit_compile = True
 
   settings = estimator_settings(family, estimator_label)
@@ -301,7 +350,7 @@ def resolve(config):
   """A concrete, validated copy of `config`: `None` fields filled from `fidelity`, every value checked
   (ConfigError naming the first bad one). The estimator's parameters and the task are checked by the
   estimator registry and the environments, which `maddpg_tf.experiment.resolve_config` adds."""
-  config = ml_collections.ConfigDict(config.to_dict())
+  config = ml_collections.ConfigDict(upgrade(config.to_dict()))
   _require(config.fidelity in ("code", "text"), f"fidelity must be 'code' or 'text', got {config.fidelity!r}")
   try:
     task = tasks_lib.resolve_task(config.task)
@@ -323,21 +372,21 @@ def resolve(config):
               "checkpoint.keep", "log.every_updates", "log.grad_variance_every_steps"):
     value = get_value(config, key)
     _require(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
-  if "env_workers" not in config:  # configs written before env workers existed
-    config.env_workers = 0
   _require(isinstance(config.env_workers, int) and 0 <= config.env_workers <= config.num_envs,
            f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
-  if "env_backend" not in config:  # configs written before the fast backends existed
-    config.env_backend = "reference"
   _require(config.env_backend in ("fast", "reference"),
            f"env_backend must be 'fast' or 'reference', got {config.env_backend!r}")
-  if "keep_best" not in config.checkpoint:  # configs written before best policies were kept
-    config.checkpoint.keep_best = False
+  if task.family == "lbf":
+    if config.lbf_food_rule is None:
+      config.lbf_food_rule = default_food_rule(task)
+    _require(config.lbf_food_rule in LBF_FOOD_RULES,
+             f"lbf_food_rule must be one of {', '.join(LBF_FOOD_RULES)} (v2: the paper's lbforaging, v3: "
+             f"lbforaging 2.0.0's), got {config.lbf_food_rule!r}")
+  else:
+    _require(config.lbf_food_rule is None, f"lbf_food_rule applies to LBF tasks only; {task.name} (family "
+                                           f"{task.family}) has none, got {config.lbf_food_rule!r}")
   _require(isinstance(config.checkpoint.keep_best, bool),
            f"checkpoint.keep_best must be True or False, got {config.checkpoint.keep_best!r}")
-  for key, default in (("video_every_evals", 0), ("video_max_frames", 100)):  # configs written before videos
-    if key not in config.log:
-      config.log[key] = default
   for key, minimum in (("log.video_every_evals", 0), ("log.video_max_frames", 1)):
     value = get_value(config, key)
     _require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
@@ -345,8 +394,6 @@ def resolve(config):
   if config.log.video_every_evals:
     _require(task.family in ("lbf", "rware"), f"log.video_every_evals needs a task the renderer draws (LBF or "
                                               f"RWARE), got {task.name} (family {task.family})")
-  if "diagnostics" not in config:  # runs written before diagnostics existed
-    config.diagnostics = diagnostics_config()
   for key, minimum in (("diagnostics.exact_gradient_every", 0), ("diagnostics.num_repeats", 2)):
     value = get_value(config, key)
     _require(isinstance(value, int) and value >= minimum,
@@ -399,7 +446,7 @@ def hparams(config):
   """The run's settings for TensorBoard's hparams view: task, estimator, fidelity, seed, numeric
   estimator parameters."""
   values = {"task": config.task, "estimator": config.estimator.name, "estimator_label": config.estimator.label,
-            "fidelity": config.fidelity, "seed": config.seed}
+            "fidelity": config.fidelity, "seed": config.seed, "lbf_food_rule": str(config.lbf_food_rule)}
   values.update({f"estimator.{k}": float(v) for k, v in estimator_params(config).items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
   return values

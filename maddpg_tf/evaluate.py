@@ -279,9 +279,11 @@ def make_eval_env(config, num_envs=None, seed=None, episode_limit=None):
   evaluation envs convert on `set_state`.
   """
   seed = config.seed if seed is None else seed
+  settings = {**config_lib.env_settings(config), "backend": "reference"}
+  if episode_limit:
+    settings["episode_limit"] = episode_limit
   return environments.make(config.task, num_envs=num_envs or config.loop.eval_num_envs,
-                           seed=seed + _eval_seed_offset(),
-                           episode_limit=episode_limit or config.loop.episode_limit, backend="reference")
+                           seed=seed + _eval_seed_offset(), **settings)
 
 
 def load_policy(config, path):
@@ -290,7 +292,8 @@ def load_policy(config, path):
   checkpoint that is corrupt, incomplete or of another run."""
   from maddpg_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
   arrays, state, _ = checkpointing.load(path, config_lib.checkpoint_metadata(config))
-  probe = environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit)
+  probe = environments.make(config.task, num_envs=1, seed=0,
+                            **{**config_lib.env_settings(config), "backend": "reference"})
   spec = probe.spec
   probe.close()
   learner = learner_lib.MADDPGLearner(

@@ -29,8 +29,8 @@ EVAL_SEED_OFFSET = 1_000_003
 
 def _default_make_env(config):
   def make_env(num_envs, seed, workers):
-    return environments.make(config.task, num_envs=num_envs, seed=seed, episode_limit=config.loop.episode_limit,
-                             workers=workers, backend=config.env_backend)
+    return environments.make(config.task, num_envs=num_envs, seed=seed, workers=workers,
+                             **config_lib.env_settings(config))
   return make_env
 
 

@@ -159,6 +159,10 @@ _ESTIMATOR_OPTIONS = flags.DEFINE_string(
     "their own defaults (the constructor's). The built-in estimators keep the paper's settings.")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds, e.g. 0,1,2 (default: the budget's).")
 _FIDELITY = flags.DEFINE_enum("fidelity", "code", ("code", "text"), "The authors' code or the paper's text.")
+_FOOD_RULE = flags.DEFINE_enum(
+    "lbf_food_rule", None, tuple(common.LBF_FOOD_RULES), "LBF tasks' food-level rule (default: each task's, "
+    "which for the paper's tasks is v2, the lbforaging the paper ran). "
+    + "; ".join(f"{k}: {v}" for k, v in common.LBF_FOOD_RULES.items()) + ". README: Fidelity.")
 _TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Env steps per run, instead of the budget's.")
 _FIGURE4_TASK = flags.DEFINE_string("figure4_task", FIGURE4_TASK, "Task of Figure 4's runs.")
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); default: start a "
@@ -218,13 +222,13 @@ def family(task):
 
 
 def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None, figure4=False, overrides=None,
-                tuned=None, estimator_options=""):
+                tuned=None, estimator_options="", lbf_food_rule=None):
   """The ConfigDict of one run under `budget` (the paper's settings for the task's environment).
 
   `estimator`: a label (`ESTIMATORS`) or a user's estimator by import path (its own defaults, plus
   `estimator_options`, "name=value,...", which only such an estimator takes).
   `tuned`: {(family, estimator label): {dotted config key: value}} from `load_tuned` (searched settings that
-  replace the paper's); `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs).
+  replace the paper's); `lbf_food_rule`: the LBF tasks' food rule (None: each task's default); `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs).
   """
   arg = f"task={task},estimator={estimator}"
   if budget in ("smoke", "small"):
@@ -243,6 +247,8 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
     config.estimator.options = estimator_options
   if total_steps is not None:
     config.total_steps = int(total_steps)
+  if lbf_food_rule is not None and family(task) == "lbf":
+    config.lbf_food_rule = lbf_food_rule
   for key, value in {**(tuned or {}).get((family(task), estimator), {}), **(overrides or {})}.items():
     common.set_value(config, key, value)
   return config
@@ -283,14 +289,14 @@ def workdir_of(results, task, estimator, seed):
 
 
 def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps=None, figure4=False,
-         overrides=None, tuned=None, estimator_options=""):
+         overrides=None, tuned=None, estimator_options="", lbf_food_rule=None):
   """[RunSpec] for tasks x estimators x seeds (in that nesting order)."""
   specs = []
   for task in tasks:
     for estimator in estimators:
       for seed in seeds:
         config = make_config(task, estimator, seed, budget, fidelity, total_steps, figure4, overrides, tuned,
-                             estimator_options)
+                             estimator_options, lbf_food_rule)
         specs.append(RunSpec(task, estimator, int(seed), workdir_of(results, task, estimator, seed),
                              config.to_dict()))
   return specs
@@ -893,10 +899,12 @@ def write_table1(results, tasks, estimators, seeds, meta):
       curves.setdefault(task, {})[estimator] = [run["returns"][:length] for run in runs]
       steps.setdefault(task, {})[estimator] = runs[0]["steps"][:length]
       fidelities = sorted({run["config"].get("fidelity", "?") for run in runs})
+      rules = sorted({str(common.upgrade(run["config"]).get("lbf_food_rule") or "") for run in runs})
       info[(task, estimator)] = dict(
           seeds=[run["seed"] for run in runs], finished=sum(run["finished"] for run in runs),
           total_steps=max(int(run["config"].get("total_steps", 0)) for run in runs),
-          last_step=int(runs[0]["steps"][length - 1]), fidelity="/".join(fidelities))
+          last_step=int(runs[0]["steps"][length - 1]), fidelity="/".join(fidelities),
+          lbf_food_rule="/".join(rules))
       absolute.setdefault(task, {})[estimator] = statistics.absolute_values([run["workdir"] for run in runs])
   cells = statistics.table1(curves, steps, absolute=absolute)
   return tables.write_table1(cells, results, meta, info)
@@ -1085,6 +1093,21 @@ def _seeds(values, default):
   return tuple(dict.fromkeys(seeds))
 
 
+def check_existing_runs(specs):
+  """UsageError naming the first run directory of the grid that holds another run (another food rule, a
+  changed setting), before anything is written; the grid would otherwise fail it after starting Ray."""
+  from maddpg_tf import errors, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  for spec in specs:
+    # A user's estimator's config is completed by the estimator itself (TensorFlow): its run checks it.
+    if is_estimator_path(spec.estimator) or not os.path.isfile(os.path.join(spec.workdir, "config.json")):
+      continue
+    try:
+      workdir_lib.Workdir(spec.workdir).check(common.resolve(ml_collections.ConfigDict(spec.config)))
+    except (errors.RunError, common.ConfigError) as error:
+      raise UsageError(f"{spec.name}: {error}") from None
+
+
 def _check_results(results, budget, fidelity, run=True):
   if os.path.exists(results) and not os.path.isdir(results):
     raise UsageError(f"--results {results} is a file, not a directory")
@@ -1156,14 +1179,19 @@ def main(argv):
   specs = []
   if what in ("table1", "figures", "all"):
     specs += plan(results, tasks, estimators, seeds, budget, fidelity, _TOTAL_STEPS.value, tuned=tuned,
-                  estimator_options=estimator_options)
+                  estimator_options=estimator_options, lbf_food_rule=_FOOD_RULE.value)
   if what in ("figure4", "all"):
     names = {spec.name for spec in specs}
     specs += [spec for spec in plan(results, (_FIGURE4_TASK.value,), FIGURE4_ESTIMATORS, figure4_seeds, budget,
-                                    fidelity, _TOTAL_STEPS.value, figure4=True, tuned=tuned)
+                                    fidelity, _TOTAL_STEPS.value, figure4=True, tuned=tuned,
+                                    lbf_food_rule=_FOOD_RULE.value)
                if spec.name not in names]
   status = 0
   if specs and _RUN.value:
+    try:
+      check_existing_runs(specs)
+    except UsageError as error:
+      return _error(error)
     manifest_path = os.path.join(results, "grid.json")
     try:
       with grid_lock(results):  # before grid.json is touched: a refused grid changes nothing

@@ -13,7 +13,8 @@ def resolve_config(config):
     config = config_lib.resolve(config)
     _drop_preset_parameters(config)
     learner_lib.check_estimator(config.estimator.name, config_lib.estimator_params(config))
-    environments.make(config.task, num_envs=1, seed=0, episode_limit=config.loop.episode_limit).close()
+    environments.make(config.task, num_envs=1, seed=0,
+                      **{**config_lib.env_settings(config), "backend": "reference"}).close()
     environments.vector_class(environments.resolve_task(config.task), config.env_backend)
   except ValueError as error:
     raise RunError(f"{error}") from None

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from maddpg_tf import errors
+from maddpg_tf import config as config_lib, errors
 
 ABSOLUTE_FILE = "absolute.json"
 
@@ -28,6 +28,10 @@ PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnas
 # it), what only logs (diagnostics, videos), the env worker count and the env backend (no number changes).
 NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend", "log.video_every_evals",
                 "log.video_max_frames")
+
+
+# The differences a person needs first when a workdir holds another run (then the rest, alphabetically).
+FIRST_NAMED = ("task", "estimator.name", "seed", "fidelity", "lbf_food_rule")
 
 
 def file_sha256(path):
@@ -64,9 +68,20 @@ def provenance(config, task, user_code=()):
   return {"git_revision": revision, "git_dirty": dirty, "packages": package_versions(),
           "python": platform.python_version(), "command": sys.argv, "seed": config.seed,
           "fidelity": config.fidelity, "task": task.name, "gym_id": task.gym_id,
-          "user_code": list(user_code),
-          "note": "lbforaging 2.0.0 / rware 2.0.0 ids (-v3 / -v2) differ from the paper's (-v2 / -v1); "
-                  "see NOTES section 5"}
+          "user_code": list(user_code), **environment_note(config, task)}
+
+
+def environment_note(config, task):
+  """What a result's environment was, in words: for LBF the food rule it ran by (config.lbf_food_rule)."""
+  if task.family == "lbf":
+    rule = config.get("lbf_food_rule") or "v3"
+    return {"lbf_food_rule": rule,
+            "note": f"lbforaging {package_versions(('lbforaging',))['lbforaging']} stepped with food rule "
+                    f"{rule}: {config_lib.LBF_FOOD_RULES[rule]} (README: Fidelity)"}
+  if task.family == "rware":
+    return {"note": f"rware {package_versions(('rware',))['rware']}: the same dynamics as the paper's rware "
+                    f"8fb98059 (README: Fidelity)"}
+  return {}
 
 
 def differences(old, new, prefix=""):
@@ -113,7 +128,9 @@ class Workdir:
       except (OSError, ValueError) as error:
         raise errors.RunError(f"--workdir {path}: config.json is unreadable ({error}); restore it, or use a "
                               f"new --workdir") from None
-      found = differences(_identity(existing), _identity(config.to_dict()))
+      found = differences(_identity(config_lib.upgrade(existing)), _identity(config.to_dict()))
+      found.sort(key=lambda line: next((i for i, key in enumerate(FIRST_NAMED) if line.startswith(f"{key}:")),
+                                       len(FIRST_NAMED)))
       if found:
         raise errors.RunError(f"--workdir {path} holds a different run ({'; '.join(found[:3])}); use a new "
                               f"--workdir, or the same config to resume")

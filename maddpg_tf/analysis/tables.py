@@ -33,7 +33,7 @@ PAPER_TASKS = {
 PAPER_ESTIMATOR_LABELS = {"stgs-1": "STGS-1", "stgs-t": "STGS-T", "tags": "TAGS", "grmck": "GRMCK", "gst": "GST"}
 
 TABLE1_COLUMNS = [
-    "task", "estimator", "budget", "fidelity", "seeds", "finished_seeds", "evaluations", "last_step",
+    "task", "estimator", "budget", "fidelity", "lbf_food_rule", "seeds", "finished_seeds", "evaluations", "last_step",
     "total_steps", "max_step", "max_return", "max_ci95", "max_bold", "max_asterisk", "max_pvalue",
     "reference", "max_pvalue_vs_reference", "absolute_return", "absolute_ci95", "absolute_seeds",
     "absolute_bold", "absolute_asterisk", "absolute_pvalue",
@@ -96,7 +96,8 @@ def table1_rows(cells, meta, info=None):
     extra = info.get((cell.task, cell.estimator), {})
     reference = paper.get((cell.task, cell.estimator))
     row = dict(task=cell.task, estimator=cell.estimator, budget=meta["budget"],
-               fidelity=extra.get("fidelity", meta["fidelity"]), seeds=cell.seeds,
+               fidelity=extra.get("fidelity", meta["fidelity"]), lbf_food_rule=extra.get("lbf_food_rule", ""),
+               seeds=cell.seeds,
                finished_seeds=extra.get("finished", ""), evaluations=cell.evaluations,
                last_step=extra.get("last_step", ""), total_steps=extra.get("total_steps", ""),
                max_step=cell.max_step if cell.max_step is not None else "",
@@ -181,6 +182,11 @@ def _header_lines(meta, what):
 
 def _table1_notes(reference):
   return [
+      "[food v2]: LBF run with the food-level rule of the lbforaging the paper ran (a409b672: a non-coop "
+      "food's level below the sum L of the three lowest player levels); [food v3]: lbforaging 2.0.0's rule "
+      "(up to L inclusive; about a quarter of the foods need several agents). Coop tasks are the same under "
+      "both; RWARE has no such rule. README: Fidelity.",
+      "",
       "Maximum: the evaluation with the highest mean over seeds, mean ± 95% Student-t half-width over seeds "
       "(df = seeds - 1). Average: every evaluation of every seed pooled, mean ± 95% t half-width (df = N - 1). "
       "**Bold**: best in the task; \\*: not significantly different from the best (two-sided Welch t-test, 5%; "
@@ -213,6 +219,8 @@ def _table1_markdown_row(row):
   seeds = f"{row['seeds']}" + (f" ({row['finished_seeds']} done)" if row["finished_seeds"] != row["seeds"]
                                and row["finished_seeds"] != "" else "")
   task = f"{row['task']} ({_steps(row['total_steps'])} / {_steps(row['paper_train_steps'] or None)})"
+  if row.get("lbf_food_rule"):
+    task += f" [food {row['lbf_food_rule']}]"
   return (f"| {task} | {label(row['estimator'])} | {seeds} | {ours_max} | {_absolute(row, 'md')} | {paper_max} | "
           f"{dmax} | {pvalue_text(row['max_pvalue_vs_reference'])} | {ours_avg} | {paper_avg} | {davg} | "
           f"{pvalue_text(row['average_pvalue_vs_reference'])} | {_steps(row['max_step'])} |")

@@ -15,7 +15,7 @@ import gymnasium as gym
 import lbforaging  # noqa: F401  (registers the Foraging-*-v3 ids)
 import rware  # noqa: F401  (registers the rware-*-v2 ids)
 
-__all__ = ["TaskSpec", "TASKS", "resolve_task", "FAMILIES"]
+__all__ = ["TaskSpec", "TASKS", "resolve_task", "FAMILIES", "food_rule_matters"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -108,6 +108,14 @@ def _env_limit_of(spec: gym.envs.registration.EnvSpec) -> int | None:
   limits = [spec.max_episode_steps, spec.kwargs.get("max_episode_steps"), spec.kwargs.get("max_steps")]
   limits = [int(x) for x in limits if x is not None]
   return min(limits) if limits else None
+
+
+def food_rule_matters(task: TaskSpec) -> bool:
+  """Whether the LBF food-level rule changes `task`'s envs: non-coop LBF tasks only (a coop task's food is
+  always at the level cap, under either rule, and the draws are the same)."""
+  if task.family != "lbf" or task.gym_id not in gym.registry:
+    return False
+  return not gym.spec(task.gym_id).kwargs.get("force_coop", False)
 
 
 def _unknown_task_error(name: object) -> ValueError:
