@@ -234,7 +234,7 @@ def import_tensorflow():
   with tempfile.TemporaryFile() as capture:
     os.dup2(capture.fileno(), 2)
     try:
-      from maddpg_tf import faults  # pylint: disable=g-import-not-at-top  (tests: a signal while it loads)
+      from maddpg_tf.run import faults  # pylint: disable=g-import-not-at-top  (tests: a signal while it loads)
       faults.point("importing-tensorflow")
       import tensorflow  # pylint: disable=g-import-not-at-top
       raise_if_interrupted()

@@ -16,40 +16,8 @@ import dataclasses
 import ml_collections
 from ml_collections import config_dict
 
+from maddpg_tf.agent.hyperparameters import ConfigError, LearnerConfig  # noqa: F401  (their home: the agent)
 from maddpg_tf.envs import tasks as tasks_lib
-
-
-class ConfigError(ValueError):
-  """A config value the user must fix; the message is one line naming the value and what is allowed."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LearnerConfig:
-  """MADDPG hyperparameters; defaults are the authors' LBF settings (NOTES section 1). `config.learner` is
-  built from these fields, so this is their one home (RWARE's learning rates: `FAMILY_SETTINGS`)."""
-  hidden_sizes: tuple = (64, 64)
-  actor_learning_rate: float = 3e-4
-  critic_learning_rate: float = 3e-4
-  adam_epsilon: float = 1e-3
-  max_grad_norm: float = 1.0
-  logit_l2: float = 1e-3
-  gamma: float = 0.95
-  tau: float = 0.01
-  use_target_networks: bool = False
-  standardise_rewards: bool = True
-
-  def __post_init__(self):
-    for name in ("actor_learning_rate", "critic_learning_rate", "adam_epsilon", "max_grad_norm"):
-      if not getattr(self, name) > 0:
-        raise ConfigError(f"learner.{name} must be > 0, got {getattr(self, name)!r}")
-    if not 0 <= self.gamma <= 1:
-      raise ConfigError(f"learner.gamma must be in [0, 1], got {self.gamma!r}")
-    if not 0 < self.tau <= 1:
-      raise ConfigError(f"learner.tau must be in (0, 1], got {self.tau!r}")
-    if self.logit_l2 < 0:
-      raise ConfigError(f"learner.logit_l2 must be >= 0, got {self.logit_l2!r}")
-    if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
-      raise ConfigError(f"learner.hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
 
 
 # The settings `fidelity` chooses: (value under "code", value under "text").
@@ -120,10 +88,10 @@ EXTRA_ESTIMATORS = {
     "gumbel_softmax": dict(name="gumbel_softmax", temperature=1.0),
     "reinmax": dict(name="reinmax", temperature=1.0),
     # Not a sampled estimator: the actor loss as the exact expectation over the agent's own action under
-    # the critic (maddpg_tf.learner), the best a pathwise gradient can do; it has no parameters.
+    # the critic (maddpg_tf.agent.learner), the best a pathwise gradient can do; it has no parameters.
     "expected": dict(name="expected"),
     # RLOO (Kool et al. 2019): the unbiased score-function gradient with K = 4 samples and the leave-one-out
-    # baseline (K is ours, not tuned). Like `expected` it needs the critic (maddpg_tf.learner).
+    # baseline (K is ours, not tuned). Like `expected` it needs the critic (maddpg_tf.agent.learner).
     "rloo": dict(name="rloo", num_samples=4),
     # ZGR (Shekhovtsov 2023): temperature-free, no parameters.
     "zgr": dict(name="zgr"),
@@ -151,7 +119,7 @@ def default_food_rule(task):
 
 
 def env_settings(config):
-  """The keyword arguments of `maddpg_tf.environments.make` that a resolved config sets (one home)."""
+  """The keyword arguments of `maddpg_tf.envs.builder.make` that a resolved config sets (one home)."""
   return {"episode_limit": config.loop.episode_limit, "lbf_food_rule": config.lbf_food_rule or "v3",
           "backend": config.env_backend}
 
@@ -349,7 +317,7 @@ def get_config(arg=None, default_task=DEFAULT_TASK):
 def resolve(config):
   """A concrete, validated copy of `config`: `None` fields filled from `fidelity`, every value checked
   (ConfigError naming the first bad one). The estimator's parameters and the task are checked by the
-  estimator registry and the environments, which `maddpg_tf.experiment.resolve_config` adds."""
+  estimator registry and the environments, which `maddpg_tf.run.experiment.resolve_config` adds."""
   config = ml_collections.ConfigDict(upgrade(config.to_dict()))
   _require(config.fidelity in ("code", "text"), f"fidelity must be 'code' or 'text', got {config.fidelity!r}")
   try:

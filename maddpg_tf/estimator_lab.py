@@ -178,7 +178,8 @@ def random_problems(family, sizes, rows, logit_scale, seed):
 def critic_problem(workdir, agent, rows, seed):
   """The trained critic of run `workdir` as f, on `rows` replay transitions; the agent's actor's logits."""
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from maddpg_tf import checkpointing, diagnostics, experiment  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.agent import diagnostics  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.run import checkpointing, experiment
   config_path = os.path.join(workdir, "config.json")
   if not os.path.isfile(config_path):
     raise LabError(f"--checkpoint {workdir} holds no maddpg-tf run (no config.json)")

@@ -54,10 +54,13 @@ import sys
 
 from absl import flags
 
-from maddpg_tf import checkpointing, cli, errors
+from maddpg_tf import cli
+from maddpg_tf.run import checkpointing, errors
 from maddpg_tf import config as config_lib
-from maddpg_tf import environments, evaluation, loggers, video
-from maddpg_tf import workdir as workdir_lib
+from maddpg_tf.envs import builder as environments
+from maddpg_tf.media import video
+from maddpg_tf.run import evaluation, loggers
+from maddpg_tf.run import workdir as workdir_lib
 
 PROGRAM = "maddpg-evaluate"
 DEFAULT_EPISODES = 100
@@ -266,7 +269,7 @@ def mean_interval(values, confidence=0.95):
 # ---- checkpoint -> policy, evaluation, video (TensorFlow) ---------------------------------------------
 
 def _eval_seed_offset():
-  from maddpg_tf import experiment  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  from maddpg_tf.run import experiment  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
   return experiment.EVAL_SEED_OFFSET
 
 
@@ -290,7 +293,7 @@ def load_policy(config, path):
   """(learner, state) of checkpoint `path`: a `MADDPGLearner` holding its networks, and the checkpoint's
   other parts ({name: value}, e.g. "eval_env", "eval_actor_rng"). CheckpointError (one line) for a
   checkpoint that is corrupt, incomplete or of another run."""
-  from maddpg_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
   arrays, state, _ = checkpointing.load(path, config_lib.checkpoint_metadata(config))
   probe = environments.make(config.task, num_envs=1, seed=0,
                             **{**config_lib.env_settings(config), "backend": "reference"})
@@ -310,7 +313,7 @@ def load_policy(config, path):
 def make_actor(config, weights, greedy=False, seed=None):
   """The evaluation actor (`NumpyActor`, or `GreedyNumpyActor`) with `weights`; its generator is the
   run's evaluation actor's for seed `seed` (default the run's), i.e. seeded from (seed, stream 1)."""
-  from maddpg_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.agent import actor as actor_lib  # pylint: disable=g-import-not-at-top
   cls = actor_lib.GreedyNumpyActor if greedy else actor_lib.NumpyActor
   actor = cls(config.seed if seed is None else seed, stream=1)
   actor.set_weights(weights)
@@ -396,7 +399,7 @@ def play(config, weights, episodes=1, greedy=False, seed=None, episode_limit=Non
   the same auto-resets after (the env's own RNG), the same cut-off and the same actor draws.
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from maddpg_tf import rendering  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.media import rendering  # pylint: disable=g-import-not-at-top
   if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
     raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
   limit = config.loop.episode_limit if episode_limit is None else episode_limit
@@ -607,7 +610,7 @@ def main(argv):
     print(f"best evaluation: step {best['best_step']:,}, mean return {best['best_mean_return']:.4f}; {where}",
           flush=True)
   if _EXPORT.value:
-    from maddpg_tf import export  # pylint: disable=g-import-not-at-top
+    from maddpg_tf.media import export  # pylint: disable=g-import-not-at-top
     try:
       target = export.export_actors(learner, _EXPORT.value, {
           "task": request["task"].name, "estimator": config.estimator.label, "checkpoint": name,

@@ -71,8 +71,9 @@ import traceback
 from absl import flags
 
 from maddpg_tf import config as common
-from maddpg_tf import cli, loggers
-from maddpg_tf.workdir import ABSOLUTE_FILE
+from maddpg_tf import cli
+from maddpg_tf.run import loggers
+from maddpg_tf.run.workdir import ABSOLUTE_FILE
 from maddpg_tf.cli import one_line
 from maddpg_tf.envs import mpe as mpe_tasks
 
@@ -320,7 +321,7 @@ def _write_json(path, content):
 
 def checkpoint_step(workdir):
   """Env step of the newest complete checkpoint in `workdir`, or None."""
-  from maddpg_tf import checkpointing  # numpy only
+  from maddpg_tf.run import checkpointing  # numpy only
   found = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))
   return found[-1][0] if found else None
 
@@ -391,7 +392,8 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
       except RuntimeError:  # TensorFlow already initialised in this process
         pass
-    from maddpg_tf import checkpointing, errors, evaluate, experiment
+    from maddpg_tf import evaluate
+    from maddpg_tf.run import checkpointing, errors, experiment
     try:
       if train:
         extra = {"attempts": list(attempts)} if attempts else None  # where it ran (node, host, pid)
@@ -1021,7 +1023,8 @@ _CHECK_PATHS = """
 import json, sys
 from maddpg_tf import cli
 cli.import_tensorflow()
-from maddpg_tf import config, learner
+from maddpg_tf import config
+from maddpg_tf.agent import learner
 options = config.parse_options(sys.argv[2])
 for path in json.loads(sys.argv[1]):
   try:
@@ -1096,7 +1099,7 @@ def _seeds(values, default):
 def check_existing_runs(specs):
   """UsageError naming the first run directory of the grid that holds another run (another food rule, a
   changed setting), before anything is written; the grid would otherwise fail it after starting Ray."""
-  from maddpg_tf import errors, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.run import errors, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   for spec in specs:
     # A user's estimator's config is completed by the estimator itself (TensorFlow): its run checks it.

@@ -135,7 +135,7 @@ def run_name(trial_id, seed):
 
 def train_and_evaluate(config, workdir, progress=True):
   """The real trial: trains (or resumes) one MADDPG run in `workdir`; returns its evaluation returns."""
-  from maddpg_tf import experiment, loggers  # TensorFlow only where training happens
+  from maddpg_tf.run import experiment, loggers  # TensorFlow only where training happens
   try:
     with experiment.Experiment(config, workdir, progress=progress) as run:
       run.run()

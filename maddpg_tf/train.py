@@ -51,7 +51,7 @@ def main(argv):
     return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   cli.import_tensorflow()  # without its import-time log lines
-  from maddpg_tf import checkpointing, experiment  # after the config loads: bad files fail fast
+  from maddpg_tf.run import checkpointing, experiment  # after the config loads: bad files fail fast
   cli.raise_if_interrupted()  # a Ctrl-C that an import swallowed
   workdir = _WORKDIR.value or os.path.join(
       "runs", f"{config.task}_{config.estimator.label}_s{config.seed}_"

@@ -156,7 +156,8 @@ def main(argv):
     return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   cli.import_tensorflow()  # without its import-time log lines
-  from maddpg_tf import experiment, search  # after the cheap checks: bad input fails fast
+  from maddpg_tf import search  # after the cheap checks: bad input fails fast
+  from maddpg_tf.run import experiment
   cli.raise_if_interrupted()  # a Ctrl-C that an import swallowed
 
   # The training config must work as given and at a corner of the space before any trial starts.

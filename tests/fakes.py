@@ -1,4 +1,4 @@
-"""A tiny deterministic stand-in for `maddpg_tf.environments.VectorEnvironment`, for learner tests.
+"""A tiny deterministic stand-in for `maddpg_tf.envs.vector.VectorEnvironment`, for learner tests.
 
 The "matching game" (per env copy):
 
@@ -26,7 +26,7 @@ import copy
 
 import numpy as np
 
-from maddpg_tf.environments import EnvironmentSpec, Step, TaskSpec
+from maddpg_tf.envs.builder import EnvironmentSpec, Step, TaskSpec
 
 NUM_AGENTS = 2
 OBSERVATION_SIZE = 3

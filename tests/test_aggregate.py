@@ -439,7 +439,7 @@ def test_parity_with_rliable():
 # ---- reading a results directory ----------------------------------------------------------------------
 
 def test_runs_are_read_back_from_the_files_maddpg_train_writes(tmp_path):
-  from maddpg_tf import loggers  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.run import loggers  # pylint: disable=g-import-not-at-top
   written = {("lbf-a", "gst", 0): [dict(step=0, returns=[0.5, 0.25]), dict(step=50, returns=[1.0])],
              ("lbf-a", "gst", 1): [dict(step=0, returns=[0.125, 0.75, 2.0])],
              ("rware-b", "stgs-1", 3): []}  # not evaluated yet: left out
@@ -475,7 +475,7 @@ def test_the_aggregate_modules_import_no_tensorflow():
 def _results_tree(tmp_path, absolute):
   """A results tree of lbf-a x (gst, stgs-1) x seeds 0, 1 with two evaluations each; `absolute`:
   {(estimator, seed): text of that run's absolute.json}."""
-  from maddpg_tf import loggers  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.run import loggers  # pylint: disable=g-import-not-at-top
   for estimator in ("gst", "stgs-1"):
     for seed in (0, 1):
       workdir = tmp_path / "lbf-a" / estimator / f"seed{seed}"

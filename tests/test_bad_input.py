@@ -48,7 +48,7 @@ def finished_run(root, runs):
 
 
 def newest_checkpoint(root):
-  from maddpg_tf import checkpointing
+  from maddpg_tf.run import checkpointing
   return checkpointing.latest(os.path.join(root, "run", "checkpoints"))
 
 
@@ -69,7 +69,7 @@ def damaged(name, content=None, truncate=None):
 def other_tasks_checkpoint(root, runs):
   """The 8x8 run, with the 10x10 run's checkpoint as its newest."""
   finished_run(root, runs)
-  from maddpg_tf import checkpointing
+  from maddpg_tf.run import checkpointing
   source = checkpointing.latest(os.path.join(runs["lbf-10x10"], "checkpoints"))
   shutil.copytree(source, os.path.join(root, "run", "checkpoints", "ckpt-100000"))
 
@@ -287,7 +287,7 @@ def tree(directory):
 def runs(tmp_path_factory):
   """Two finished smoke runs (LBF 8x8 and 10x10, 200 env steps each), trained in this process."""
   from configs import lbf
-  from maddpg_tf import experiment
+  from maddpg_tf.run import experiment
   base = tmp_path_factory.mktemp("runs")
   made = {}
   for name, arg in (("lbf-8x8", "smoke"), ("lbf-10x10", "smoke,task=lbf-10x10-3p-3f")):

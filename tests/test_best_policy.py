@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from maddpg_tf import checkpointing
+from maddpg_tf.run import checkpointing
 
 METADATA = {"task": "t", "estimator": "e", "seed": 0}
 

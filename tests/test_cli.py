@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from maddpg_tf import checkpointing, experiment, faults
+from maddpg_tf.run import checkpointing, experiment, faults
 from configs import lbf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from maddpg_tf import checkpointing, reproduce
+from maddpg_tf import reproduce
+from maddpg_tf.run import checkpointing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASK = "lbf-8x8-2p-2f-coop"

@@ -1,4 +1,4 @@
-"""Environments stepped in worker processes (`maddpg_tf.env_workers`) give the numbers of one process."""
+"""Environments stepped in worker processes (`maddpg_tf.envs.workers`) give the numbers of one process."""
 
 import os
 import pickle
@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from maddpg_tf import environments
+from maddpg_tf.envs import builder as environments
 from maddpg_tf.envs import workers as env_workers
 
 
@@ -106,7 +106,7 @@ def test_ctrl_c_is_left_to_the_training_process():
 def test_workers_exit_when_the_training_process_is_killed(tmp_path):
   script = textwrap.dedent("""
       import os, signal, sys
-      from maddpg_tf import environments
+      from maddpg_tf.envs import builder as environments
       env = environments.make("lbf-8x8-2p-2f-coop", num_envs=2, workers=2)
       env.reset()
       print(" ".join(str(p.pid) for p in env._processes), flush=True)

@@ -1,13 +1,13 @@
-"""maddpg_tf.environments (LBF / RWARE behind one batched API) and the fake env in tests/fakes.py."""
+"""maddpg_tf.envs.builder (LBF / RWARE behind one batched API) and the fake env in tests/fakes.py."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from lbforaging.foraging import ForagingEnv
 
-from maddpg_tf import environments
-from maddpg_tf.envs import tasks
-from maddpg_tf.environments import EnvironmentSpec, Step, TaskSpec
+from maddpg_tf.envs import builder as environments
+from maddpg_tf.envs import tasks, vector
+from maddpg_tf.envs.builder import EnvironmentSpec, Step, TaskSpec
 from tests.fakes import FakeVectorEnvironment, make_fake, right_actions
 
 # (short name, gym id, agents, obs size, actions, cut-off, env limit): FACTS.md, "The environments".
@@ -64,7 +64,7 @@ def test_task_spec_is_frozen():
 
 
 def test_five_food_15x15_ids_registered_like_lbforaging_registers_its_own():
-  tasks._register_extra_lbf_ids()  # again: must be idempotent
+  vector._register_extra_lbf_ids()  # again: must be idempotent
   for players in (3, 4):
     ours = gym.spec(f"Foraging-15x15-{players}p-5f-v3")
     stock = gym.spec(f"Foraging-15x15-{players}p-4f-v3")  # registered by lbforaging itself

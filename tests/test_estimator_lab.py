@@ -181,7 +181,7 @@ def test_tool_refuses_an_out_path_that_is_a_file(tmp_path, capsys):
 def expected_run(tmp_path_factory):
   from configs import lbf
   from maddpg_tf import config as common
-  from maddpg_tf import experiment
+  from maddpg_tf.run import experiment
   config = lbf.get_config("smoke,estimator=expected")
   for key, value in (("total_steps", 400), ("jit_compile", False), ("loop.eval_episodes", 1),
                      ("loop.eval_num_envs", 1), ("diagnostics.exact_gradient_every", 4),

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from configs import lbf
-from maddpg_tf import checkpointing, evaluate, evaluation
+from maddpg_tf import evaluate
+from maddpg_tf.run import checkpointing, evaluation
 from maddpg_tf import config as common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -215,7 +216,7 @@ def test_rware_deliveries_count_positive_rewards():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   """(workdir, the run's own evaluations [{step, returns}]) of a smoke run trained in this process."""
-  from maddpg_tf import experiment  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.run import experiment  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path_factory.mktemp("evaluate") / "run")
   with experiment.Experiment(run_config(), workdir, progress=False) as run:
     run.run()
@@ -264,7 +265,7 @@ def test_checkpoint_evaluation_equals_the_runs_own(trained):
 def test_greedy_differs_from_sampled(trained):
   workdir, _ = trained
   config, learner, state = load(workdir, None)
-  from maddpg_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.agent import actor as actor_lib  # pylint: disable=g-import-not-at-top
   observations = np.random.default_rng(3).uniform(0, 10, (64, 3, learner.observation_size)).astype(np.float32)
   greedy, sampled = actor_lib.GreedyNumpyActor(0, 1), actor_lib.NumpyActor(0, 1)
   for actor in (greedy, sampled):

@@ -6,7 +6,7 @@ import pytest
 
 from configs import lbf
 from maddpg_tf import config as common
-from maddpg_tf import evaluation_video, experiment
+from maddpg_tf.run import evaluation_video, experiment
 
 
 def config(**overrides):

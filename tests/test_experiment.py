@@ -9,7 +9,7 @@ import pytest
 
 from configs import lbf
 from maddpg_tf import config as common
-from maddpg_tf import checkpointing, experiment, loggers
+from maddpg_tf.run import checkpointing, experiment, loggers
 
 
 def smoke_config(**overrides):

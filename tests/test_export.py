@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maddpg_tf import export
-from maddpg_tf import learner as learner_lib
+from maddpg_tf.media import export
+from maddpg_tf.agent import learner as learner_lib
 
 
 def test_the_saved_model_acts_as_the_learners_actors(tmp_path):

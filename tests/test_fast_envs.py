@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from rware.warehouse import Direction
 
-from maddpg_tf.environments import TASKS, Step, VectorEnvironment, resolve_task
-from maddpg_tf.envs.fast_common import FastVectorEnvironment
+from maddpg_tf.envs.builder import TASKS, Step, VectorEnvironment, resolve_task
+from maddpg_tf.envs.fast import FastVectorEnvironment
 from maddpg_tf.envs.fast_lbf import FastLBFVectorEnvironment
 from maddpg_tf.envs.fast_rware import FastRWAREVectorEnvironment
 from tools import check_env_parity

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from fakes import make_fake
-from maddpg_tf import learner as learner_lib
-from maddpg_tf import optimizers, replay_buffer, types
-from maddpg_tf.actor import Actor
+from maddpg_tf.agent import learner as learner_lib
+from maddpg_tf.agent import optimizers, replay as replay_buffer, types
+from maddpg_tf.agent.actor import Actor
 
 C = 0.1  # every weight and bias
 
@@ -208,7 +208,7 @@ def test_per_sample_gradient_variance_matches_brute_force_jacobian():
 
 
 def test_numpy_actor_matches_the_learners_policy_and_samples_softmax():
-  from maddpg_tf.actor import NumpyActor
+  from maddpg_tf.agent.actor import NumpyActor
   import scipy.stats
   learner = learner_lib.MADDPGLearner(3, 4, 5, learner_lib.LearnerConfig(hidden_sizes=(8, 8)), "gst",
                                       seed=2, jit_compile=False)

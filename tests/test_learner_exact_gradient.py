@@ -8,9 +8,10 @@ import tensorflow as tf
 
 from configs import lbf
 from maddpg_tf import config as common
-from maddpg_tf import diagnostics, experiment
-from maddpg_tf import learner as learner_lib
-from maddpg_tf import types
+from maddpg_tf.agent import diagnostics
+from maddpg_tf.run import experiment
+from maddpg_tf.agent import learner as learner_lib
+from maddpg_tf.agent import types
 
 N, O, A = 2, 3, 3
 BATCH = types.Transition(

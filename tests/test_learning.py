@@ -17,7 +17,8 @@ import pytest
 import scipy.stats
 
 from configs import lbf
-from maddpg_tf import environments, experiment
+from maddpg_tf.envs import builder as environments
+from maddpg_tf.run import experiment
 
 
 def random_returns(task, episodes, seed):

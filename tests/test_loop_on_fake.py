@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import lbf
-from maddpg_tf import checkpointing, experiment, loggers
+from maddpg_tf.run import checkpointing, experiment, loggers
 from maddpg_tf import config as common
 from tests import fakes
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from maddpg_tf import config as config_lib
-from maddpg_tf import environments
+from maddpg_tf.envs import builder as environments
 from maddpg_tf.envs import mpe, pettingzoo, tasks, vector
 from maddpg_tf.envs.pettingzoo import ParallelVectorEnvironment, episode_seed
 from tests import pettingzoo_toy as toy
@@ -71,7 +71,7 @@ def test_a_timed_out_episode_is_truncated_not_terminated_and_auto_resets():
   q = first_position(1, 0, 1)
   assert env.envs[0].resets == [episode_seed(1, 0, 0), episode_seed(1, 0, 1)]
   np.testing.assert_array_equal(step.next_observation[0], [[q, 0, 0], [q, 0, 10 * q]])
-  from maddpg_tf import environment_loop
+  from maddpg_tf.run import environment_loop
   assert environment_loop.terminal_flags(step, truncation_is_terminal=False)[0] == 0.0  # text: bootstrap
   assert environment_loop.terminal_flags(step, truncation_is_terminal=True)[0] == 1.0  # code: terminal
 
@@ -398,7 +398,7 @@ def _mpe_config(**overrides):
 
 @pytest.mark.slow
 def test_resumed_mpe_run_equals_the_uninterrupted_run(tmp_path):
-  from maddpg_tf import experiment
+  from maddpg_tf.run import experiment
   straight = str(tmp_path / "straight")
   experiment.Experiment(_mpe_config(), straight, progress=False).run()
   resumed = str(tmp_path / "resumed")
@@ -418,7 +418,7 @@ MARGIN = 12.0
 @pytest.mark.slow
 def test_simple_spread_learns_beyond_a_random_policy(tmp_path):
   """A 40k-step run (about a minute on 2 cores) ends with an evaluation return above random + MARGIN."""
-  from maddpg_tf import experiment
+  from maddpg_tf.run import experiment
   config = _mpe_config(**{"total_steps": 40_000, "num_envs": 16, "replay.capacity": 200_000,
                           "replay.batch_size": 512, "loop.warmup_episodes": 100, "loop.updates_per_episode": 4,
                           "loop.eval_every_steps": 40_000, "loop.eval_episodes": 100, "loop.eval_num_envs": 20,

@@ -19,7 +19,7 @@ import pytest
 
 from configs import lbf
 from maddpg_tf import config as common
-from maddpg_tf import checkpointing, experiment, faults
+from maddpg_tf.run import checkpointing, experiment, faults
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LBF = os.path.join(REPO, "configs", "lbf.py")
@@ -132,7 +132,7 @@ def _leftovers(workdir):
 def test_kills_at_random_moments_lose_nothing(reference, tmp_path):
   """SIGKILL at seeded random env steps, twice between a checkpoint's data and its completion marker, and
   a SIGINT: every restart resumes from the newest complete checkpoint, and the run ends as the
-  uninterrupted one. The moments are fault points (`maddpg_tf.faults`), so nothing waits on wall time."""
+  uninterrupted one. The moments are fault points (`maddpg_tf.run.faults`), so nothing waits on wall time."""
   rng = random.Random(10)
   workdir = str(tmp_path / "run")
   # (how, argument): ("checkpoint", k) kills after the k-th checkpoint's data since the start is written,

@@ -11,9 +11,8 @@ import pytest
 import rware  # noqa: F401  (registers rware-*-v2)
 from rware.warehouse import Direction
 
-from maddpg_tf import rendering, video
-from maddpg_tf.rendering import (AGENT_COLOURS, BACKGROUND, CARRIED_OUTLINE, FOOD, GOAL, HEADING,
-                                 REQUESTED_SHELF, SHELF, SHELF_SLOT, agent_colour)
+from maddpg_tf.media import rendering, video
+from maddpg_tf.media.rendering import (AGENT_COLOURS, BACKGROUND, CARRIED_OUTLINE, FOOD, GOAL, HEADING, REQUESTED_SHELF, SHELF, SHELF_SLOT, agent_colour)
 
 CELL = 48
 

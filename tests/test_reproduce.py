@@ -16,7 +16,8 @@ import sys
 import matplotlib.image
 import pytest
 
-from maddpg_tf import loggers, reproduce
+from maddpg_tf import reproduce
+from maddpg_tf.run import loggers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASK = "lbf-8x8-2p-2f-coop"
@@ -236,7 +237,7 @@ def test_bad_tuned_file_is_one_line_and_nothing_written(tmp_path, make_file, exp
 
 def test_the_driver_does_not_import_tensorflow():
   """The grid's driver reads results and draws tables without TensorFlow (seconds and ~0.5 GB saved)."""
-  done = subprocess.run([sys.executable, "-c", "import sys, maddpg_tf.reproduce, maddpg_tf.loggers, maddpg_tf.analysis.tables, "
+  done = subprocess.run([sys.executable, "-c", "import sys, maddpg_tf.reproduce, maddpg_tf.run.loggers, maddpg_tf.analysis.tables, "
                          "maddpg_tf.analysis.aggregate; "
                          "print('tensorflow' in sys.modules)"], cwd=REPO, capture_output=True, text=True)
   assert done.stdout.strip() == "False", done.stderr

@@ -205,7 +205,8 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
 
 def test_training_errors_become_failed_trials_and_signals_stop_the_search(tmp_path, monkeypatch):
   import keras_tuner
-  from maddpg_tf import experiment, search
+  from maddpg_tf import search
+  from maddpg_tf.run import experiment
 
   class Stopped:
     def __init__(self, config, workdir, progress=True):

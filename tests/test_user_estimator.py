@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from configs import lbf
-from maddpg_tf import experiment
+from maddpg_tf.run import experiment
 
 MODULE = '''
 import tensorflow as tf

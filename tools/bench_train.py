@@ -220,7 +220,7 @@ def bare_rate(task, num_envs, seconds, episode_limit, seed=0, backend="reference
   """(env steps, seconds) of `num_envs` envs in this process (`backend`: reference or fast) stepped with
   uniform random actions for about `seconds`."""
   import numpy as np
-  from maddpg_tf import environments
+  from maddpg_tf.envs import builder as environments
   env = environments.make(task, num_envs=num_envs, seed=seed, episode_limit=episode_limit, backend=backend)
   rng = np.random.default_rng(seed)
   try:
@@ -245,7 +245,7 @@ class WindowsDone(Exception):
 class WindowClock:
   """An `environment_loop.Observer` that cuts timed windows out of the training loop (see the module).
 
-  `bind(counters)` gives it the run's `types.Counters` before the run. Afterwards `times`, `env_steps`,
+  `bind(counters)` gives it the run's `counting.Counters` before the run. Afterwards `times`, `env_steps`,
   `updates` hold one entry per step and `cuts` the indices of the windows' ends (windows + 1 of them).
   """
 
@@ -325,7 +325,7 @@ def time_parts(exp, mode, seed):
 def measure_training(config, mode, backend=None, seed=0, workers=None):
   """Trains `config` on `backend` with `workers` env workers (None: the config's own) until the clock's
   windows are done; returns the clock's metrics, `time_parts` and the run's settings."""
-  from maddpg_tf import experiment
+  from maddpg_tf.run import experiment
   config = config.copy_and_resolve_references()
   if backend is not None:
     config.env_backend = backend
@@ -359,7 +359,7 @@ def measure_training(config, mode, backend=None, seed=0, workers=None):
 
 def measure_task(config, mode, backend, seed=0, workers=None):
   """Bare (half before training, half after) and training of one config on one backend, with CPU use."""
-  from maddpg_tf import experiment
+  from maddpg_tf.run import experiment
   limit = experiment.resolve_config(config).loop.episode_limit
   meter, cpu = CpuMeter(), []
 
@@ -386,7 +386,8 @@ def measure_task(config, mode, backend, seed=0, workers=None):
 def buffer_memory(task=BUFFER_TASK, capacity=BUFFER_CAPACITY):
   """Bytes of a `capacity`-transition ReplayBuffer for `task` at the config's observation dtype and at
   float32 (`nbytes`; np.zeros is lazy, so this is what a full buffer holds, not the current RSS)."""
-  from maddpg_tf import environments, replay_buffer
+  from maddpg_tf.agent import replay as replay_buffer
+  from maddpg_tf.envs import builder as environments
   env = environments.make(task, num_envs=1)
   spec = env.spec
   env.close()
@@ -433,7 +434,7 @@ def run_benchmark(tasks=DEFAULT_TASKS, mode="quick", estimator="gst", seed=0, lo
   details = {}
   for task in tasks:
     config = task_config(task, estimator, overrides, seed)
-    from maddpg_tf import environments  # pylint: disable=g-import-not-at-top
+    from maddpg_tf.envs import builder as environments  # pylint: disable=g-import-not-at-top
     fast_exists = environments.resolve_task(task).family in FAST_FAMILIES
     runs = {b: measure_task(config, MODES[mode], b, seed, None if "env_workers" in (overrides or {})
                             else BACKEND_WORKERS.get(b)) for b in backends if b == "reference" or fast_exists}
@@ -555,7 +556,7 @@ def main(argv=None):
   cli.import_tensorflow()  # without its import-time log lines
   if not set_threads(args.intra_op_threads, args.inter_op_threads):
     print("bench_train: warning: TF already initialised in this process; thread settings unchanged", flush=True)
-  from maddpg_tf import experiment
+  from maddpg_tf.run import experiment
   for config in configs:  # every value checked before anything is timed
     try:
       experiment.resolve_config(config)

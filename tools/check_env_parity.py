@@ -29,8 +29,8 @@ import time
 
 import numpy as np
 
-from maddpg_tf.environments import TASKS, Step, VectorEnvironment, resolve_task
-from maddpg_tf.envs.fast_common import FastVectorEnvironment
+from maddpg_tf.envs.builder import TASKS, Step, VectorEnvironment, resolve_task
+from maddpg_tf.envs.fast import FastVectorEnvironment
 
 BENCH_TASKS = ("lbf-8x8-2p-2f-coop", "lbf-15x15-4p-5f", "rware-tiny-4ag")
 

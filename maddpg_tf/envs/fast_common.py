@@ -1,7 +1,7 @@
 """What the fast LBF and RWARE backends share: the batch clock, auto-reset, `Step`, state and slices.
 
 `FastVectorEnvironment(task, num_envs, seed, episode_limit, lbf_food_rule="v3", first_index=0)` has
-`maddpg_tf.environments.VectorEnvironment`'s interface and semantics, and gives the same `Step`s bit for bit
+`maddpg_tf.envs.vector.VectorEnvironment`'s interface and semantics, and gives the same `Step`s bit for bit
 from the same seeds and actions: the dynamics are re-implemented as numba kernels over all envs at once
 (`fast_lbf`, `fast_rware`), and every random draw is made by the same `numpy.random.Generator` per env,
 seeded as gymnasium seeds it, with the same calls in the same order as the packages make them.
@@ -30,9 +30,15 @@ import numba
 import numpy as np
 from gymnasium.utils import seeding
 
-from maddpg_tf.environments import Step, TaskSpec, VectorEnvironment, env_seed, resolve_task
+from maddpg_tf.envs.task_spec import TaskSpec
+from maddpg_tf.envs.tasks import resolve_task
+from maddpg_tf.envs.vector import Step, VectorEnvironment, env_seed
 
 __all__ = ["FastVectorEnvironment", "check_actions_dtype"]
+
+# family -> its subclass of FastVectorEnvironment, filled as `fast_lbf` and `fast_rware` define theirs: the
+# base class builds them without importing their modules, which import this one.
+_FAMILY_CLASSES: dict = {}
 
 
 def check_actions_dtype(actions: np.ndarray) -> np.ndarray:
@@ -61,7 +67,8 @@ class FastVectorEnvironment:
   """`num_envs` copies of one task as arrays, stepped by numba kernels; `VectorEnvironment`'s interface.
 
   Calling `FastVectorEnvironment(task, ...)` builds the family's class (`fast_lbf.FastLBFVectorEnvironment`
-  or `fast_rware.FastRWAREVectorEnvironment`). Subclasses hold each env's state in `self._arrays`
+  or `fast_rware.FastRWAREVectorEnvironment`; each registers itself when its module is imported, and
+  `maddpg_tf.envs.fast` imports both). Subclasses hold each env's state in `self._arrays`
   (name -> array with a leading env axis) and `self._rngs` (one Generator per env, None before the first
   reset), and implement `_configure`, `_reset_env`, `_step_envs`, `_observe`, and the
   per-env conversions `_env_to_reference` / `_env_from_reference`.
@@ -70,6 +77,11 @@ class FastVectorEnvironment:
   family = ""
   diagnostics: tuple = ()  # names in `_arrays` that count events of this backend, not env state
   _async_actions = None
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    if cls.family:
+      _FAMILY_CLASSES[cls.family] = cls
 
   def __new__(cls, task=None, *args, **kwargs):
     if cls is FastVectorEnvironment:
@@ -150,7 +162,7 @@ class FastVectorEnvironment:
     return obs
 
   def step(self, actions) -> Step:
-    """Apply one joint action per env (int [num_envs, num_agents]); see `maddpg_tf.environments.Step`."""
+    """Apply one joint action per env (int [num_envs, num_agents]); see `maddpg_tf.envs.vector.Step`."""
     if not self._ready:
       self._check_open()
       raise RuntimeError(f"{type(self).__name__}.step called before reset()")
@@ -312,12 +324,10 @@ def _check_same(env, state) -> None:
 
 
 def _family_class(family: str) -> type:
-  if family == "lbf":
-    from maddpg_tf.envs.fast_lbf import FastLBFVectorEnvironment  # pylint: disable=g-import-not-at-top
-    return FastLBFVectorEnvironment
-  if family == "rware":
-    from maddpg_tf.envs.fast_rware import FastRWAREVectorEnvironment  # pylint: disable=g-import-not-at-top
-    return FastRWAREVectorEnvironment
+  if family in _FAMILY_CLASSES:
+    return _FAMILY_CLASSES[family]
+  if family in ("lbf", "rware"):
+    raise ValueError(f"the fast backend of task family {family!r} is not loaded: import maddpg_tf.envs.fast")
   raise ValueError(f"no fast backend for task family {family!r}: expected 'lbf' or 'rware'")
 
 

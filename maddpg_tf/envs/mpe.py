@@ -19,7 +19,7 @@ mpe2 is imported only when an env is built.
 
 from __future__ import annotations
 
-from maddpg_tf.envs.tasks import TaskSpec
+from maddpg_tf.envs.task_spec import TaskSpec
 
 __all__ = ["MPE_TASKS", "EPISODE_LIMIT", "simple_spread", "simple_speaker_listener", "simple_reference"]
 

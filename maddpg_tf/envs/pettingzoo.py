@@ -41,7 +41,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from maddpg_tf.envs.tasks import TaskSpec
+from maddpg_tf.envs.task_spec import TaskSpec
 from maddpg_tf.envs.vector import EnvironmentSpec, Step, VectorEnvironment, check_same_vector, env_seed
 
 __all__ = ["ParallelVectorEnvironment", "AgentSpaces", "describe_spaces", "resolve_factory", "factory_path",

@@ -2,73 +2,24 @@
 plus the multi-particle short names (`maddpg_tf.envs.mpe`) and a user's PettingZoo env by import path
 "module:factory" (`maddpg_tf.envs.pettingzoo`; one env is built to check its spaces and read its limit).
 
-lbforaging 2.0.0 registers at most 4 food; the two 15x15 ...-5f tasks are registered here (on import,
-idempotently) with the same kwargs lbforaging uses for its own ids. Neither package registers
+lbforaging 2.0.0 registers at most 4 food; the two 15x15 ...-5f tasks are registered by `maddpg_tf.envs.vector`
+(on import, idempotently) with the same kwargs lbforaging uses for its own ids. Neither package registers
 `max_episode_steps`: the limit is the ctor kwarg `max_episode_steps` (LBF) or `max_steps` (rware).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import gymnasium as gym
-import lbforaging  # noqa: F401  (registers the Foraging-*-v3 ids)
-import rware  # noqa: F401  (registers the rware-*-v2 ids)
+
+from maddpg_tf.envs import mpe, pettingzoo
+from maddpg_tf.envs import vector  # noqa: F401  (registers the packages' ids and our two 15x15 five-food ids)
+from maddpg_tf.envs.task_spec import TaskSpec
 
 __all__ = ["TaskSpec", "TASKS", "resolve_task", "FAMILIES", "food_rule_matters"]
 
 
 # --------------------------------------------------------------------------------------------------
-# Extra registrations: the two 15x15 five-food tasks (lbforaging 2.0.0 stops at 4 food).
-
-def _lbf_kwargs(size: int, players: int, food: int, coop: bool, partial: bool) -> dict:
-  """The kwargs lbforaging 2.0.0 uses for `Foraging{-2s}-{s}x{s}-{p}p-{f}f{-coop}-v3`."""
-  return {
-    "players": players,
-    "min_player_level": 1,
-    "max_player_level": 2,
-    "field_size": (size, size),
-    "min_food_level": 1,
-    "max_food_level": None,
-    "max_num_food": food,
-    "sight": 2 if partial else size,
-    "max_episode_steps": 50,
-    "force_coop": coop,
-    "grid_observation": False,
-    "penalty": 0.0,
-  }
-
-
-_EXTRA_LBF_IDS = {
-  "Foraging-15x15-3p-5f-v3": _lbf_kwargs(15, 3, 5, coop=False, partial=False),
-  "Foraging-15x15-4p-5f-v3": _lbf_kwargs(15, 4, 5, coop=False, partial=False),
-}
-
-
-def _register_extra_lbf_ids() -> None:
-  for gym_id, kwargs in _EXTRA_LBF_IDS.items():
-    if gym_id not in gym.registry:
-      gym.register(id=gym_id, entry_point="lbforaging.foraging:ForagingEnv", kwargs=kwargs)
-
-
-_register_extra_lbf_ids()
-
-
-# --------------------------------------------------------------------------------------------------
 # Tasks
-
-@dataclasses.dataclass(frozen=True)
-class TaskSpec:
-  """One task: `env_episode_limit` is the env's own limit, `code_cutoff` the authors' cut-off."""
-
-  name: str
-  gym_id: str
-  env_episode_limit: int
-  code_cutoff: int
-  # "lbf", "rware", "mpe" or "pettingzoo": the family decides the settings (maddpg_tf.config). For the
-  # last two, `gym_id` is the import path of the env factory.
-  family: str
-
 
 def _lbf(name: str, gym_id: str) -> TaskSpec:
   return TaskSpec(name, gym_id, env_episode_limit=50, code_cutoff=25, family="lbf")
@@ -129,7 +80,6 @@ def _unknown_task_error(name: object) -> ValueError:
 
 
 def _mpe_tasks() -> dict:
-  from maddpg_tf.envs import mpe  # pylint: disable=g-import-not-at-top  (it imports this module)
   return mpe.MPE_TASKS
 
 
@@ -156,6 +106,5 @@ def resolve_task(name: str | TaskSpec) -> TaskSpec:
       if family is not None and limit is not None:
         return TaskSpec(name, name, env_episode_limit=limit, code_cutoff=limit, family=family)
     elif ":" in name:
-      from maddpg_tf.envs import pettingzoo  # pylint: disable=g-import-not-at-top  (it imports this module)
       return pettingzoo.pettingzoo_task(name)
   raise _unknown_task_error(name)

@@ -30,12 +30,49 @@ from typing import NamedTuple, Sequence
 
 import gymnasium as gym
 import numpy as np
-from lbforaging.foraging import ForagingEnv
+import rware  # noqa: F401  (registers the rware-*-v2 ids)
+from lbforaging.foraging import ForagingEnv  # (its package registers the Foraging-*-v3 ids)
 
-from maddpg_tf.envs.tasks import TaskSpec
+from maddpg_tf.envs.task_spec import TaskSpec
 
 __all__ = ["EnvironmentSpec", "Step", "VectorEnvironment", "env_seed", "check_int", "check_same_vector",
            "as_backend", "LBF_FOOD_RULES"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Extra registrations: the two 15x15 five-food tasks (lbforaging 2.0.0 stops at 4 food).
+
+def _lbf_kwargs(size: int, players: int, food: int, coop: bool, partial: bool) -> dict:
+  """The kwargs lbforaging 2.0.0 uses for `Foraging{-2s}-{s}x{s}-{p}p-{f}f{-coop}-v3`."""
+  return {
+    "players": players,
+    "min_player_level": 1,
+    "max_player_level": 2,
+    "field_size": (size, size),
+    "min_food_level": 1,
+    "max_food_level": None,
+    "max_num_food": food,
+    "sight": 2 if partial else size,
+    "max_episode_steps": 50,
+    "force_coop": coop,
+    "grid_observation": False,
+    "penalty": 0.0,
+  }
+
+
+_EXTRA_LBF_IDS = {
+  "Foraging-15x15-3p-5f-v3": _lbf_kwargs(15, 3, 5, coop=False, partial=False),
+  "Foraging-15x15-4p-5f-v3": _lbf_kwargs(15, 4, 5, coop=False, partial=False),
+}
+
+
+def _register_extra_lbf_ids() -> None:
+  for gym_id, kwargs in _EXTRA_LBF_IDS.items():
+    if gym_id not in gym.registry:
+      gym.register(id=gym_id, entry_point="lbforaging.foraging:ForagingEnv", kwargs=kwargs)
+
+
+_register_extra_lbf_ids()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ consecutive slice of envs it would have in one process (`VectorEnvironment.split
 index), so a run is identical whatever `workers` is, and checkpoints hold one whole `VectorEnvironment`
 either way.
 
-Mechanics (Unix): each worker is `python -m maddpg_tf.env_workers` started with `subprocess` (not
+Mechanics (Unix): each worker is `python -m maddpg_tf.envs.workers` started with `subprocess` (not
 multiprocessing: its spawn start method would re-import the training script, and with it TensorFlow, in
 every worker). The arrays of a step live in one shared memory map (a memfd, or an unlinked temporary
 file); a socket pair carries one-byte commands and replies. Workers leave the terminal's process group, so
@@ -100,7 +100,7 @@ def _split_sizes(num_envs, workers):
 class ProcessVectorEnvironment:
   """`num_envs` copies of one task stepped by `workers` processes (see the module docstring).
 
-  Build it with `maddpg_tf.environments.make(..., workers=N)`. Arguments as `VectorEnvironment`'s.
+  Build it with `maddpg_tf.envs.builder.make(..., workers=N)`. Arguments as `VectorEnvironment`'s.
   """
 
   def __init__(self, task, num_envs, seed, episode_limit, lbf_food_rule="v3", workers=1,

@@ -1,8 +1,8 @@
-"""Environments for training: `make(task, ...)` builds a batch of one task's envs.
+"""Environments for training: `make(task, ...)` builds a batch of one task's envs, the one way in.
 
 The learner sees a `VectorEnvironment`-like object: arrays in, arrays out, with auto-reset and the episode
 cut-off handled by the backend (see `maddpg_tf.envs.vector` for the time-step semantics). This module
-chooses where the envs step; the backends live in `maddpg_tf.envs`:
+chooses where the envs step; the backends live beside it in `maddpg_tf.envs`:
 
 * `maddpg_tf.envs.tasks`: the paper's tasks and any lbforaging/rware gymnasium id (`TaskSpec`).
 * `maddpg_tf.envs.vector`: `VectorEnvironment`, the packages' own envs stepped as a list in this process.
@@ -13,6 +13,8 @@ chooses where the envs step; the backends live in `maddpg_tf.envs`:
 
 from __future__ import annotations
 
+from maddpg_tf.envs import workers as env_workers
+from maddpg_tf.envs.pettingzoo import ParallelVectorEnvironment
 from maddpg_tf.envs.tasks import TASKS, TaskSpec, resolve_task
 from maddpg_tf.envs.vector import (LBF_FOOD_RULES, EnvironmentSpec, Step, VectorEnvironment, check_int,
                                    env_seed)
@@ -31,7 +33,6 @@ def vector_class(task: TaskSpec, backend: str = "reference"):
   if backend not in BACKENDS:
     raise ValueError(f"env_backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
   if task.family in PETTINGZOO_FAMILIES and backend == "reference":
-    from maddpg_tf.envs.pettingzoo import ParallelVectorEnvironment  # pylint: disable=g-import-not-at-top
     return ParallelVectorEnvironment
   if backend == "reference":
     return VectorEnvironment
@@ -60,7 +61,7 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
   workers: 0 = step the envs in this process (a `VectorEnvironment`); N >= 1 = in N worker processes
     (a `maddpg_tf.envs.workers.ProcessVectorEnvironment`, at most one per env), with the same numbers.
   render_mode: None, or "rgb_array" for PettingZoo envs that draw themselves (`render_frame`; in this
-    process only). LBF and RWARE ignore it: `maddpg_tf.rendering` draws them.
+    process only). LBF and RWARE ignore it: `maddpg_tf.media.rendering` draws them.
   """
   spec = resolve_task(task)
   num_envs = check_int(num_envs, "num_envs", 1)
@@ -82,7 +83,6 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
                        f"workers={workers}")
     return cls(spec, num_envs, seed, episode_limit, lbf_food_rule, render_mode=render_mode)
   if workers:
-    from maddpg_tf.envs import workers as env_workers  # pylint: disable=g-import-not-at-top  (spawns processes)
     return env_workers.ProcessVectorEnvironment(spec, num_envs, seed, episode_limit, lbf_food_rule, workers,
                                                 vector_class=cls)
   return cls(spec, num_envs, seed, episode_limit, lbf_food_rule)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from maddpg_tf import checkpointing, errors, faults, loggers
+from maddpg_tf.run import checkpointing, errors, faults, loggers
 
 
 class Schedule(NamedTuple):

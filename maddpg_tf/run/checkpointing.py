@@ -24,7 +24,7 @@ import shutil
 
 import numpy as np
 
-from maddpg_tf import faults
+from maddpg_tf.run import faults
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
 MARKER = "COMPLETE"

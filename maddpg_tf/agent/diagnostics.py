@@ -7,7 +7,7 @@ agent)` is the critic as a function of one agent's action, for `estimators.lab`.
 import tensorflow as tf
 
 from estimators import lab as estimator_lab
-from maddpg_tf import learner as learner_lib
+from maddpg_tf.agent import learner as learner_lib
 
 PREFIX = "exact_gradient"
 

@@ -1,22 +1,6 @@
-"""Plain containers shared by the replay buffer, the learner and the environment loop."""
+"""A run's counts (`Counters`): one object shared by its parts and checkpointed whole."""
 
 import dataclasses
-from typing import NamedTuple
-
-import numpy as np
-
-
-class Transition(NamedTuple):
-  """A batch of joint transitions. B rows, N agents, O observation size.
-
-  observation, next_observation: [B, N, O] float; action: [B, N] int; reward: [B, N] float32;
-  terminal: [B] float32, 1.0 where the episode ended and the critic must not bootstrap.
-  """
-  observation: np.ndarray
-  action: np.ndarray
-  reward: np.ndarray
-  terminal: np.ndarray
-  next_observation: np.ndarray
 
 
 @dataclasses.dataclass

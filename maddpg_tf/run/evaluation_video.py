@@ -1,7 +1,7 @@
 """Episodes of the policy in TensorBoard while it trains: `--config.log.video_every_evals=N`.
 
 Every N-th evaluation (the 0th, the N-th, ...) one more episode of the current policy is played and drawn
-(`maddpg_tf.rendering`) into TensorBoard as an animated image, `eval/episode` (the Images tab), at the
+(`maddpg_tf.media.rendering`) into TensorBoard as an animated image, `eval/episode` (the Images tab), at the
 evaluation's step. It plays on a one-env vector of the packages' own envs built for it alone, seeded by
 the evaluation's index, with an actor generator of its own: evaluations, training and a resume give the
 same numbers with it on or off.

@@ -79,8 +79,8 @@ class TensorBoardLogger:
       hparams_api.hparams(hparams, trial_id=run_name)
 
   def write_frames(self, name, frames, step, max_frames):
-    """An episode's frames ([T] uint8 [H, W, 3]) as an animated image at `step` (`maddpg_tf.video`)."""
-    from maddpg_tf import video  # pylint: disable=g-import-not-at-top
+    """An episode's frames ([T] uint8 [H, W, 3]) as an animated image at `step` (`maddpg_tf.media.video`)."""
+    from maddpg_tf.media import video  # pylint: disable=g-import-not-at-top
     with self._file_writer().as_default():
       video.tensorboard_video_summary(name, frames, int(step), max_frames=max_frames)
 

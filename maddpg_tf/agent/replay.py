@@ -7,7 +7,7 @@ that the dtype cannot hold exactly raises instead of silently rounding.
 
 import numpy as np
 
-from maddpg_tf import types
+from maddpg_tf.agent import types
 
 
 class ReplayBuffer:

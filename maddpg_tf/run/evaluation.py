@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from maddpg_tf import environment_loop
+from maddpg_tf.run import environment_loop
 
 
 class EvaluationResult(NamedTuple):

@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 
-from maddpg_tf import config as config_lib, errors
+from maddpg_tf import config as config_lib
+from maddpg_tf.run import errors
 
 ABSOLUTE_FILE = "absolute.json"
 

@@ -15,13 +15,14 @@ import numpy as np
 
 import estimators
 
-from maddpg_tf import (actor as actor_lib, checkpointing, config as config_lib, diagnostics,
-                       environment_loop, environments, evaluation, evaluation_video, interrupts,
-                       learner as learner_lib, loggers, replay_buffer, training, types, updates,
-                       workdir as workdir_lib)
+from maddpg_tf import config as config_lib
+from maddpg_tf.agent import actor as actor_lib, diagnostics, learner as learner_lib, replay as replay_buffer
+from maddpg_tf.envs import builder as environments
+from maddpg_tf.run import (checkpointing, counting, environment_loop, evaluation, evaluation_video, interrupts,
+                           loggers, training, updates, workdir as workdir_lib)
 from maddpg_tf.envs import pettingzoo as pettingzoo_envs
-from maddpg_tf.errors import Interrupted, NonFiniteLoss, RunError  # noqa: F401  (re-exported for callers)
-from maddpg_tf.validation import resolve_config  # noqa: F401  (re-exported for callers)
+from maddpg_tf.run.errors import Interrupted, NonFiniteLoss, RunError  # noqa: F401  (re-exported for callers)
+from maddpg_tf.run.validation import resolve_config  # noqa: F401  (re-exported for callers)
 
 estimator_params = config_lib.estimator_params
 EVAL_SEED_OFFSET = 1_000_003
@@ -56,7 +57,7 @@ class Experiment:
         estimator=c.estimator.name, estimator_params=estimator_params(c), seed=c.seed, jit_compile=c.jit_compile)
     self.replay = replay_buffer.StagedReplay(replay_buffer.ReplayBuffer(
         c.replay.capacity, spec.num_agents, spec.observation_size, c.replay.observation_dtype))
-    self.counters = types.Counters()
+    self.counters = counting.Counters()
     self.tensorboard = loggers.TensorBoardLogger(self.workdir.tensorboard, self.workdir.superseded)
     self.logger = loggers.Dispatcher([self.tensorboard, *extra_loggers])
     actor, eval_actor = actor_lib.NumpyActor(c.seed, stream=0), actor_lib.NumpyActor(c.seed, stream=1)

@@ -3,8 +3,10 @@ environments (built once), on top of `maddpg_tf.config.resolve`'s schema checks.
 
 import estimators
 
-from maddpg_tf import config as config_lib, environments, learner as learner_lib
-from maddpg_tf.errors import RunError
+from maddpg_tf import config as config_lib
+from maddpg_tf.agent import learner as learner_lib
+from maddpg_tf.envs import builder as environments
+from maddpg_tf.run.errors import RunError
 
 
 def resolve_config(config):

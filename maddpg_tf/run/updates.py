@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from maddpg_tf import errors, faults, gradient_variance
-from maddpg_tf import learner as learner_lib
+from maddpg_tf.agent import gradient_variance
+from maddpg_tf.agent import learner as learner_lib
+from maddpg_tf.run import errors, faults
 
 
 class UpdateJob(NamedTuple):

@@ -22,8 +22,8 @@ import tensorflow as tf
 
 import estimators
 from estimators import base as estimator_base
-from maddpg_tf import gradient_variance, networks, optimizers
-from maddpg_tf.config import LearnerConfig
+from maddpg_tf.agent import gradient_variance, networks, optimizers
+from maddpg_tf.agent.hyperparameters import LearnerConfig
 
 # The actor loss as the exact expectation over the agent's own action (needs the critic, so it lives here,
 # not in the estimators registry).

@@ -1,6 +1,6 @@
 """Frames to files: GIF or MP4 videos, PNG frames, and TensorBoard image summaries.
 
-Frames are uint8 arrays [H, W, 3] of one size (e.g. from `maddpg_tf.rendering.render`). Paths are
+Frames are uint8 arrays [H, W, 3] of one size (e.g. from `maddpg_tf.media.rendering.render`). Paths are
 checked before anything is drawn or written (`check_video_path`, `check_frames_directory`), and a file
 appears only complete: videos are written under a temporary name next to the target and renamed.
 

@@ -1,0 +1,7 @@
+"""One training run and its parts: the experiment that wires them, the timeline (warm-up, steps,
+evaluations, checkpoints), the environment loop and its observers, update scheduling, evaluation episodes,
+checkpoints, loggers, the run directory, stop requests, fault points, errors, and a finished run's saved
+policies (evaluated, played).
+
+May import: `estimators`, `maddpg_tf.agent`, `maddpg_tf.envs`, `maddpg_tf.config`, `maddpg_tf.media`.
+"""
