@@ -45,12 +45,12 @@ setuptools.setup(
                              "rliable==1.2.0", "arch==7.2.0", "pandas==2.3.3"]},
     entry_points={
         "console_scripts": [
-            "maddpg-train=maddpg_tf.train:run",
-            "maddpg-search=maddpg_tf.tune:run",
-            "maddpg-bench-estimators=maddpg_tf.estimator_timing:run",
-            "maddpg-reproduce=maddpg_tf.reproduce:run",
-            "maddpg-evaluate=maddpg_tf.evaluate:run",
-            "maddpg-estimator-lab=maddpg_tf.estimator_lab:run",
+            "maddpg-train=maddpg_tf.cli.train:run",
+            "maddpg-search=maddpg_tf.cli.search:run",
+            "maddpg-bench-estimators=maddpg_tf.cli.bench_estimators:run",
+            "maddpg-reproduce=maddpg_tf.cli.reproduce:run",
+            "maddpg-evaluate=maddpg_tf.cli.evaluate:run",
+            "maddpg-estimator-lab=maddpg_tf.cli.lab:run",
         ],
     },
 )

@@ -11,6 +11,7 @@ filled from `fidelity` by `resolve`:
     of the buffer, the env's own episode limit, bootstrapping through time-outs, TAGS period in env steps).
 """
 
+import ast
 import dataclasses
 
 import ml_collections
@@ -391,7 +392,6 @@ def estimator_params(config):
 
 def parse_options(text):
   """'weight=0.3,mode="hard"' -> {"weight": 0.3, "mode": "hard"} (ConfigError naming a bad item)."""
-  import ast  # pylint: disable=g-import-not-at-top
   options = {}
   for item in filter(None, (part.strip() for part in (text or "").split(","))):
     key, sep, value = item.partition("=")

@@ -21,7 +21,7 @@ def pytest_configure(config):
 # The slowest modules (a serial run's --durations, summed per module) first, so that the workers, which
 # take modules in this order, finish at about the same time.
 SLOWEST_FIRST = ("test_learning", "test_experiment", "test_reliability", "test_bad_input", "test_search",
-                 "test_cli", "test_cluster", "test_user_estimator_cli", "test_reproduce", "test_pettingzoo",
+                 "test_train", "test_cluster", "test_user_estimator_cli", "test_reproduce", "test_pettingzoo",
                  "test_evaluate")
 
 

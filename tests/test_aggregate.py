@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from maddpg_tf.analysis import aggregate
+from maddpg_tf.analysis import aggregate, aggregate_outputs
 from maddpg_tf.analysis import marl_eval
 
 
@@ -248,7 +248,7 @@ def test_bad_arguments_name_the_value(tmp_path):
   a_file = tmp_path / "file"
   a_file.write_text("x")
   with pytest.raises(ValueError, match="must be a directory path"):
-    aggregate.write_aggregates(runs, str(a_file))
+    aggregate_outputs.write_aggregates(runs, str(a_file))
   assert a_file.read_text() == "x"
 
 
@@ -355,7 +355,7 @@ def _read_csv(path):
 
 def test_write_aggregates_tables_and_json(tmp_path):
   runs = _grid(seeds=3)
-  paths = aggregate.write_aggregates(runs, str(tmp_path), reps=300, poi_reps=200, seed=4, figures=False)
+  paths = aggregate_outputs.write_aggregates(runs, str(tmp_path), reps=300, poi_reps=200, seed=4, figures=False)
   names = sorted(os.path.basename(p) for p in paths)
   assert names == ["aggregate.csv", "aggregate.md", "marl_eval.json", "probability_of_improvement.csv"]
   columns, rows = _read_csv(tmp_path / "aggregate.csv")
@@ -381,14 +381,14 @@ def test_write_aggregates_tables_and_json(tmp_path):
   assert marl_eval.validate_marl_eval_json(data) == []
   # the same seed writes the same numbers
   again = tmp_path / "again"
-  aggregate.write_aggregates(runs, str(again), reps=300, poi_reps=200, seed=4, figures=False)
+  aggregate_outputs.write_aggregates(runs, str(again), reps=300, poi_reps=200, seed=4, figures=False)
   assert (again / "aggregate.csv").read_text() == (tmp_path / "aggregate.csv").read_text()
   assert (again / "probability_of_improvement.csv").read_text() == (tmp_path / "probability_of_improvement.csv").read_text()
 
 
 def test_write_aggregates_draws_every_figure(tmp_path):
   runs = _grid(estimators=("gst", "stgs-1", "grmck"), seeds=3, evaluations=5)
-  paths = aggregate.write_aggregates(runs, str(tmp_path), reps=200, poi_reps=100,
+  paths = aggregate_outputs.write_aggregates(runs, str(tmp_path), reps=200, poi_reps=100,
                                      meta=dict(budget="smoke", fidelity="code", seeds=[0, 1, 2]))
   for stem in ("aggregate_intervals", "probability_of_improvement", "performance_profiles", "sample_efficiency"):
     for ext in ("png", "pdf"):
@@ -397,7 +397,7 @@ def test_write_aggregates_draws_every_figure(tmp_path):
   # without GST there is no reference for the improvement figure: said in aggregate.md
   no_gst = [r for r in runs if r["estimator"] != "gst"]
   other = tmp_path / "no_gst"
-  paths = aggregate.write_aggregates(no_gst, str(other), reps=100, poi_reps=50)
+  paths = aggregate_outputs.write_aggregates(no_gst, str(other), reps=100, poi_reps=50)
   assert not (other / "probability_of_improvement.png").exists()
   assert "probability_of_improvement figure not drawn" in (other / "aggregate.md").read_text()
 
@@ -465,7 +465,7 @@ def test_runs_are_read_back_from_the_files_maddpg_train_writes(tmp_path):
 def test_the_aggregate_modules_import_no_tensorflow():
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  code = ("import sys\nfrom maddpg_tf.analysis import aggregate, marl_eval, aggregate_plots\n"
+  code = ("import sys\nfrom maddpg_tf.analysis import aggregate, aggregate_outputs, marl_eval, aggregate_plots\n"
           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -503,7 +503,7 @@ def test_runs_from_results_carry_the_absolute_metric_into_marl_eval(tmp_path):
   assert data["lbf"]["lbf-a"]["gst"]["seed_1"]["absolute_metrics"] == {"return": [0.125, 3.0, 1.0]}
   assert marl_eval.validate_marl_eval_json(data, strict=True) == []
   out = tmp_path / "all-out"
-  aggregate.write_aggregates(runs, str(out), reps=50, poi_reps=20, figures=False)
+  aggregate_outputs.write_aggregates(runs, str(out), reps=50, poi_reps=20, figures=False)
   written = marl_eval.read_marl_eval_json(out / "marl_eval.json")
   assert written["lbf"]["lbf-a"]["stgs-1"]["seed_0"]["absolute_metrics"] == {"return": [0.0, 0.25, 4.0]}
   assert "absolute_metrics" not in (out / "aggregate.md").read_text()  # nothing marl-eval would refuse
@@ -517,7 +517,7 @@ def test_runs_without_a_usable_absolute_metric_are_named_in_aggregate_md(tmp_pat
   runs = aggregate.runs_from_results(results)
   assert [("absolute_returns" in r) for r in runs] == [True, False, True, False]  # the torn file counts as none
   out = tmp_path / "out"
-  aggregate.write_aggregates(runs, str(out), reps=50, poi_reps=20, figures=False)
+  aggregate_outputs.write_aggregates(runs, str(out), reps=50, poi_reps=20, figures=False)
   markdown = (out / "aggregate.md").read_text()
   assert "2 run(s) without 'absolute_metrics'" in markdown
   data = marl_eval.read_marl_eval_json(out / "marl_eval.json")

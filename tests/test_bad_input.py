@@ -26,9 +26,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LBF = os.path.join(REPO, "configs", "lbf.py")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
 PROGRAMS = {
-    "maddpg-train": [sys.executable, "-m", "maddpg_tf.train"],
-    "maddpg-search": [sys.executable, "-m", "maddpg_tf.tune"],
-    "maddpg-reproduce": [sys.executable, "-m", "maddpg_tf.reproduce"],
+    "maddpg-train": [sys.executable, "-m", "maddpg_tf.cli.train"],
+    "maddpg-search": [sys.executable, "-m", "maddpg_tf.cli.search"],
+    "maddpg-reproduce": [sys.executable, "-m", "maddpg_tf.cli.reproduce"],
     "maddpg-bench-estimators": [sys.executable, os.path.join(REPO, "tools", "bench_estimators.py")],
     "bench_train": [sys.executable, os.path.join(REPO, "tools", "bench_train.py")],
 }

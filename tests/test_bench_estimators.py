@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maddpg_tf import estimator_timing as bench_estimators
+from maddpg_tf.cli import bench_estimators
+from maddpg_tf.lab import timing
 from maddpg_tf.analysis import paper_data
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +23,7 @@ HEADLINE_KEYS = ("stgs_batch1_us_dim5", "stgs_train_us", "gst_over_stgs_train", 
 
 @pytest.fixture(scope="module")
 def results():
-  return bench_estimators.run_benchmark(tiny=True)
+  return timing.run_benchmark(tiny=True)
 
 
 def positive_finite(value):
@@ -57,7 +58,7 @@ def test_paper_data_ships_with_the_package():
 
 
 def test_headline_has_positive_finite_figures(results):
-  headline = bench_estimators.headline(results)
+  headline = timing.headline(results)
   for key in HEADLINE_KEYS:
     assert positive_finite(headline[key]), (key, headline.get(key))
   for by_estimator in headline["train_us"].values():
@@ -86,7 +87,7 @@ def test_results_structure(results):
 
 
 def test_report_has_the_tables(results):
-  report = bench_estimators.format_report(results)
+  report = timing.format_report(results)
   for text in ("TensorFlow", "git revision", "GRMC K=100", "135.7", "per 1024 rows", "353.0",
                "## 3. Targets"):
     assert text in report, text
@@ -95,7 +96,7 @@ def test_report_has_the_tables(results):
 
 def test_t_interval_matches_the_paper_definition():
   values = [1.0, 2.0, 3.0, 4.0, 5.0]
-  mean, half_width = bench_estimators.t_interval(values)
+  mean, half_width = timing.t_interval(values)
   assert mean == 3.0
   assert half_width == pytest.approx(2.7764451 * np.std(values, ddof=1) / math.sqrt(5), rel=1e-6)
 
@@ -107,7 +108,7 @@ def test_cli_quick_json_ends_with_one_json_line(results, monkeypatch, capsys):
     calls.append(kwargs)
     return results
 
-  monkeypatch.setattr(bench_estimators, "run_benchmark", fake_run_benchmark)
+  monkeypatch.setattr(timing, "run_benchmark", fake_run_benchmark)
   assert bench_estimators.run(["--quick", "--json", "--tiny"]) == 0
   assert calls and calls[0]["quick"] and calls[0]["tiny"]
   lines = capsys.readouterr().out.strip().splitlines()
@@ -126,7 +127,7 @@ def test_script_runs_from_the_repository_root():
 
 def test_training_configs_cover_every_registered_estimator():
   import estimators  # pylint: disable=g-import-not-at-top
-  assert {config.name for config in bench_estimators.TRAIN_CONFIGS} == set(estimators.names())
+  assert {config.name for config in timing.TRAIN_CONFIGS} == set(estimators.names())
 
 
 @pytest.mark.parametrize("shape", [[7], [3, 2, 50]])

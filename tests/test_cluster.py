@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from maddpg_tf import reproduce
+from maddpg_tf.grid import runs
 from maddpg_tf.run import checkpointing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,15 +50,15 @@ def _names():
 
 
 def _spec(results, seed):
-  workdir = reproduce.workdir_of(results, TASK, "stgs-1", seed)
-  return reproduce.RunSpec(TASK, "stgs-1", seed, workdir, {"total_steps": TOTAL_STEPS})
+  workdir = runs.workdir_of(results, TASK, "stgs-1", seed)
+  return runs.RunSpec(TASK, "stgs-1", seed, workdir, {"total_steps": TOTAL_STEPS})
 
 
 def _start_grid(results, *extra):
   """The grid's driver as its own process group (so that cleanup reaches every child)."""
   os.makedirs(results, exist_ok=True)
   out = open(os.path.join(os.path.dirname(results), os.path.basename(results) + ".driver.log"), "w")
-  return subprocess.Popen([sys.executable, "-m", "maddpg_tf.reproduce", *GRID_FLAGS, f"--results={results}",
+  return subprocess.Popen([sys.executable, "-m", "maddpg_tf.cli.reproduce", *GRID_FLAGS, f"--results={results}",
                            *extra], cwd=REPO, env=dict(os.environ, **RAY_ENV), stdout=out,
                           stderr=subprocess.STDOUT, text=True, start_new_session=True), out.name
 
@@ -83,7 +83,7 @@ def _wait(condition, timeout, what, process=None):
 
 
 def _attempts(results, seed):
-  return reproduce.read_attempts(reproduce._attempts_file(results, _spec(results, seed)))
+  return runs.read_attempts(runs._attempts_file(results, _spec(results, seed)))
 
 
 def _evaluations(results, seed):
@@ -189,7 +189,7 @@ def local_grid(tmp_path_factory):
   process, log = _start_grid(results, "--num_cpus=2")
   try:
     # Ray is up once a run has announced its pid; by then every Ray process of this grid has started.
-    _wait(lambda: any(os.path.isfile(reproduce._pid_file(results, _spec(results, s))) for s in SEEDS), 300,
+    _wait(lambda: any(os.path.isfile(runs._pid_file(results, _spec(results, s))) for s in SEEDS), 300,
           "a run to start", process)
     sockets = _listening_sockets(_process_tree(process.pid))
     process.wait(timeout=GRID_TIMEOUT)
@@ -208,7 +208,7 @@ def two_node_cluster():
   """A head and one worker node (one CPU each) on 127.0.0.1 with token authentication; shut down always."""
   saved = {name: os.environ.get(name) for name in RAY_ENV}
   os.environ.update(RAY_ENV)
-  reproduce.loopback_only()  # the variable is read when Ray is imported: this process may have imported it
+  runs.loopback_only()  # the variable is read when Ray is imported: this process may have imported it
   _reread_ray_auth()
   from ray import cluster_utils
   cluster = None
@@ -297,7 +297,7 @@ def test_a_node_lost_mid_grid_resumes_its_run_elsewhere_with_the_same_numbers(lo
         return None
       seed, pid = _wait(worker_run_checkpointed, 300, "the worker node's run to write a checkpoint", process)
       os.kill(pid, signal.SIGSTOP)  # frozen at once: it cannot finish while the node goes down
-      step = reproduce.checkpoint_step(_spec(results, seed).workdir)
+      step = runs.checkpoint_step(_spec(results, seed).workdir)
       assert step < TOTAL_STEPS, "the run finished before its node could be killed"
       os.kill(pid, signal.SIGKILL)
       cluster.remove_node(worker, allow_graceful=False)  # its raylet and every other process of the node
@@ -327,8 +327,8 @@ def test_a_node_lost_mid_grid_resumes_its_run_elsewhere_with_the_same_numbers(lo
 
 def test_a_second_grid_on_the_same_results_is_refused_with_one_line(tmp_path):
   results = str(tmp_path / "results")
-  with reproduce.grid_lock(results):
-    done = subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", *GRID_FLAGS, f"--results={results}"],
+  with runs.grid_lock(results):
+    done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", *GRID_FLAGS, f"--results={results}"],
                           cwd=REPO, env=dict(os.environ, **RAY_ENV), capture_output=True, text=True, timeout=120)
   lines = done.stderr.strip().splitlines()
   assert done.returncode == 2 and len(lines) == 1, done.stderr
@@ -339,20 +339,20 @@ def test_a_second_grid_on_the_same_results_is_refused_with_one_line(tmp_path):
 
 def test_grid_lock_is_reentrant_in_its_process_and_released_after(tmp_path):
   results = str(tmp_path / "r")
-  with reproduce.grid_lock(results):
-    with reproduce.grid_lock(results):  # main() holds it around run_grid
+  with runs.grid_lock(results):
+    with runs.grid_lock(results):  # main() holds it around run_grid
       pass
-  with reproduce.grid_lock(results):  # free again
+  with runs.grid_lock(results):  # free again
     pass
 
 
 def test_run_lock_refuses_a_second_holder_naming_the_first(tmp_path):
   path = str(tmp_path / "logs" / "seed0.lock")
-  with reproduce.run_lock(path):
-    with pytest.raises(reproduce.RunBusy, match=rf"another process holds .*seed0.lock \(pid {os.getpid()} on "):
-      with reproduce.run_lock(path, wait_seconds=0):
+  with runs.run_lock(path):
+    with pytest.raises(runs.RunBusy, match=rf"another process holds .*seed0.lock \(pid {os.getpid()} on "):
+      with runs.run_lock(path, wait_seconds=0):
         pass
-  with reproduce.run_lock(path, wait_seconds=0):  # released with its holder
+  with runs.run_lock(path, wait_seconds=0):  # released with its holder
     pass
 
 
@@ -361,7 +361,7 @@ def test_run_lock_waits_for_a_holder_that_goes_away(tmp_path):
   holding, release = threading.Event(), threading.Event()
 
   def hold():
-    with reproduce.run_lock(path):
+    with runs.run_lock(path):
       holding.set()
       release.wait(10)
 
@@ -369,15 +369,15 @@ def test_run_lock_waits_for_a_holder_that_goes_away(tmp_path):
   thread.start()
   holding.wait(10)
   release.set()  # the lock is free within the waiter's first retry
-  with reproduce.run_lock(path, wait_seconds=30):
+  with runs.run_lock(path, wait_seconds=30):
     pass
   thread.join()
 
 
 def test_unwritable_results_is_one_line_exit_2():
-  with pytest.raises(reproduce.UsageError, match=r"^--results /proc is not writable from this machine"):
-    reproduce.check_writable("/proc")
-  done = subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", *GRID_FLAGS, "--results=/proc"], cwd=REPO,
+  with pytest.raises(runs.UsageError, match=r"^--results /proc is not writable from this machine"):
+    runs.check_writable("/proc")
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", *GRID_FLAGS, "--results=/proc"], cwd=REPO,
                         env=dict(os.environ, **RAY_ENV), capture_output=True, text=True, timeout=120)
   lines = done.stderr.strip().splitlines()
   assert done.returncode == 2 and len(lines) == 1 and "--results /proc is not writable" in lines[0], done.stderr
@@ -385,10 +385,10 @@ def test_unwritable_results_is_one_line_exit_2():
 
 def test_only_lost_processes_and_nodes_are_retried():
   from ray import exceptions
-  assert reproduce.lost_not_failed(exceptions.WorkerCrashedError())
-  assert reproduce.lost_not_failed(exceptions.NodeDiedError("node 1234 died"))
-  assert reproduce.lost_not_failed(exceptions.LocalRayletDiedError())
-  assert not reproduce.lost_not_failed(exceptions.RayTaskError("train", "Traceback ...", ValueError("bad")))
-  assert not reproduce.lost_not_failed(exceptions.TaskCancelledError())
-  assert not reproduce.lost_not_failed(ValueError("not Ray's"))
-  assert reproduce.DEFAULT_RETRIES == 3
+  assert runs.lost_not_failed(exceptions.WorkerCrashedError())
+  assert runs.lost_not_failed(exceptions.NodeDiedError("node 1234 died"))
+  assert runs.lost_not_failed(exceptions.LocalRayletDiedError())
+  assert not runs.lost_not_failed(exceptions.RayTaskError("train", "Traceback ...", ValueError("bad")))
+  assert not runs.lost_not_failed(exceptions.TaskCancelledError())
+  assert not runs.lost_not_failed(ValueError("not Ray's"))
+  assert runs.DEFAULT_RETRIES == 3

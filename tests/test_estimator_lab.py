@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from estimators import lab
-from maddpg_tf import estimator_lab
+from maddpg_tf.cli import lab as estimator_lab
 
 ROWS, ACTIONS = 8, 5
 LOGITS = lab.random_logits(ROWS, ACTIONS, seed=0)

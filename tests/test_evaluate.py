@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from configs import lbf
-from maddpg_tf import evaluate
+from maddpg_tf.run import saved_policies
 from maddpg_tf.run import checkpointing, evaluation
 from maddpg_tf import config as common
 
@@ -36,7 +36,7 @@ def run_config():
 
 
 def command(*args):
-  return subprocess.run([sys.executable, "-m", "maddpg_tf.evaluate", *args], capture_output=True, text=True,
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.cli.evaluate", *args], capture_output=True, text=True,
                         env=ENV, cwd=REPO, timeout=300)
 
 
@@ -138,19 +138,19 @@ def test_existing_results_are_not_overwritten(fake_run):
 
 
 def test_output_names():
-  assert evaluate.output_paths("w", "ckpt-5", False, 100) == (
+  assert saved_policies.output_paths("w", "ckpt-5", False, 100) == (
       os.path.join("w", "evaluations", "ckpt-5-sampled-100.json"),
       os.path.join("w", "evaluations", "ckpt-5-sampled-100.csv"))
-  assert evaluate.output_paths("w", "ckpt-5", True, 3, seed=7, episode_limit=10)[0] == os.path.join(
+  assert saved_policies.output_paths("w", "ckpt-5", True, 3, seed=7, episode_limit=10)[0] == os.path.join(
       "w", "evaluations", "ckpt-5-greedy-3-seed7-limit10.json")
 
 
 def test_interval_by_hand():
   # [1, 2, 3, 4]: mean 2.5, s = sqrt(5/3) = 1.290994, t_{0.975, 3} = 3.182446: half-width 2.054260.
-  mean, low, high = evaluate.mean_interval([1.0, 2.0, 3.0, 4.0])
+  mean, low, high = saved_policies.mean_interval([1.0, 2.0, 3.0, 4.0])
   assert mean == 2.5
   assert low == pytest.approx(2.5 - 2.054260, abs=1e-6) and high == pytest.approx(2.5 + 2.054260, abs=1e-6)
-  mean, low, high = evaluate.mean_interval([0.25])
+  mean, low, high = saved_policies.mean_interval([0.25])
   assert mean == 0.25 and np.isnan(low) and np.isnan(high)
 
 
@@ -161,25 +161,25 @@ def test_best_checkpoint_is_nearest_the_best_evaluation(tmp_path):
     (tmp_path / "checkpoints" / f"ckpt-{step}").mkdir(parents=True)
     (tmp_path / "checkpoints" / f"ckpt-{step}" / checkpointing.MARKER).write_text("{}")
   (tmp_path / "checkpoints" / "ckpt-1000").mkdir()  # incomplete: never chosen
-  best = evaluate.best_checkpoint(str(tmp_path))
+  best = saved_policies.best_checkpoint(str(tmp_path))
   # The best mean 0.7 first at step 1000; ckpt-1400 is 400 steps from it.
   assert (best["best_step"], best["best_mean_return"], best["step"], best["distance"]) == (1000, 0.7, 1400, 400)
   os.remove(tmp_path / "checkpoints" / "ckpt-1400" / checkpointing.MARKER)
-  assert evaluate.best_checkpoint(str(tmp_path))["step"] == 1600
+  assert saved_policies.best_checkpoint(str(tmp_path))["step"] == 1600
   # A kept best learner of another step is not the best evaluation's: the nearest checkpoint still is.
   for step in (2000, 1000):
     (tmp_path / "best" / f"ckpt-{step}").mkdir(parents=True)
     (tmp_path / "best" / f"ckpt-{step}" / checkpointing.MARKER).write_text("{}")
-    best = evaluate.best_checkpoint(str(tmp_path))
+    best = saved_policies.best_checkpoint(str(tmp_path))
     expected = ("best", 1000, 0) if step == 1000 else ("checkpoints", 1600, 600)
     assert (best["source"], best["step"], best["distance"]) == expected
-  assert evaluate.checkpoint_name(best["path"]) == "best-ckpt-1000"
+  assert saved_policies.checkpoint_name(best["path"]) == "best-ckpt-1000"
 
 
 def test_lbf_food_collected_equals_the_fields_account():
   """Sum of positive rewards == 1 - (food left on the field) / _food_spawned, on envs stepped by hand so
   the final field is there to read; random actions on a small field collect food often."""
-  name, per_step = evaluate.success_measure("lbf", None)
+  name, per_step = saved_policies.success_measure("lbf", None)
   assert name == "food_collected"
   rng = np.random.default_rng(0)
   collected = []
@@ -200,15 +200,15 @@ def test_lbf_food_collected_equals_the_fields_account():
 def test_rware_deliveries_count_positive_rewards():
   import rware  # noqa: F401  pylint: disable=g-import-not-at-top
   env = gym.make("rware-tiny-2ag-v2", disable_env_checker=True).unwrapped
-  name, per_step = evaluate.success_measure("rware", env)
+  name, per_step = saved_policies.success_measure("rware", env)
   assert name == "deliveries"
   rewards = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], np.float32)
   np.testing.assert_array_equal(per_step(rewards), [1.0, 2.0, 0.0])
   from rware.warehouse import RewardType  # pylint: disable=g-import-not-at-top
   env.reward_type = RewardType.GLOBAL  # one delivery pays every agent
-  np.testing.assert_array_equal(evaluate.success_measure("rware", env)[1](rewards), [0.0, 1.0, 0.0])
+  np.testing.assert_array_equal(saved_policies.success_measure("rware", env)[1](rewards), [0.0, 1.0, 0.0])
   env.reward_type = RewardType.TWO_STAGE
-  assert evaluate.success_measure("rware", env) is None
+  assert saved_policies.success_measure("rware", env) is None
 
 
 # ---- slow: a real run --------------------------------------------------------------------------------
@@ -224,9 +224,9 @@ def trained(tmp_path_factory):
 
 
 def load(workdir, name):
-  config = evaluate.load_run_config(workdir)
-  step, path = evaluate.find_checkpoint(workdir, name)
-  learner, state = evaluate.load_policy(config, path)
+  config = saved_policies.load_run_config(workdir)
+  step, path = saved_policies.find_checkpoint(workdir, name)
+  learner, state = saved_policies.load_policy(config, path)
   return config, learner, state
 
 
@@ -239,25 +239,25 @@ def test_checkpoint_evaluation_equals_the_runs_own(trained):
   final = evaluations[-1]
   assert final["step"] == TOTAL_STEPS
   episodes = config.loop.eval_episodes
-  report = evaluate.evaluate_policy(config, learner, state, episodes=episodes)
+  report = saved_policies.evaluate_policy(config, learner, state, episodes=episodes)
   assert report["stream"] == "checkpoint"
   assert report["returns"] == final["returns"]
   assert len(set(final["returns"])) > 1  # returns vary: matching them is not luck
   assert np.asarray(report["agent_returns"]).sum(axis=1) == pytest.approx(report["returns"], abs=1e-6)
   assert report["success"] == pytest.approx(report["returns"], abs=1e-6)  # LBF: the return is the food share
   # The same command gives the same numbers; a fresh stream (explicit seed) gives others.
-  assert evaluate.evaluate_policy(config, learner, state, episodes=episodes)["returns"] == final["returns"]
-  fresh = evaluate.evaluate_policy(config, learner, state, episodes=20, seed=5)
+  assert saved_policies.evaluate_policy(config, learner, state, episodes=episodes)["returns"] == final["returns"]
+  fresh = saved_policies.evaluate_policy(config, learner, state, episodes=20, seed=5)
   assert fresh["stream"] == "seed 5"
   assert fresh["returns"][:episodes] != final["returns"]
-  assert evaluate.evaluate_policy(config, learner, state, episodes=20, seed=5)["returns"] == fresh["returns"]
+  assert saved_policies.evaluate_policy(config, learner, state, episodes=20, seed=5)["returns"] == fresh["returns"]
   # Without the checkpoint's stream (the run's first one, as of step 0) the same weights play other episodes.
-  assert evaluate.evaluate_policy(config, learner, None, episodes=episodes)["returns"] != final["returns"]
+  assert saved_policies.evaluate_policy(config, learner, None, episodes=episodes)["returns"] != final["returns"]
   # Another cut-off cannot be the saved envs': a fresh stream, episodes cut there.
-  short = evaluate.evaluate_policy(config, learner, state, episodes=episodes, episode_limit=5)
+  short = saved_policies.evaluate_policy(config, learner, state, episodes=episodes, episode_limit=5)
   assert short["stream"] == f"seed {config.seed}" and max(short["lengths"]) <= 5
   # Another checkpoint's stream is another point of the run's sequence of evaluation episodes.
-  earlier = evaluate.evaluate_policy(config, learner, load(workdir, "ckpt-2000")[2], episodes=episodes)
+  earlier = saved_policies.evaluate_policy(config, learner, load(workdir, "ckpt-2000")[2], episodes=episodes)
   assert earlier["returns"] != final["returns"]
 
 
@@ -279,12 +279,12 @@ def test_greedy_differs_from_sampled(trained):
   assert greedy.rng.bit_generator.state == rng_state  # greedy draws nothing
   assert np.any(sampled.select_actions(observations) != np.argmax(logits, -1))
 
-  runs = {mode: evaluate.evaluate_policy(config, learner, state, episodes=20, greedy=mode == "greedy")
+  runs = {mode: saved_policies.evaluate_policy(config, learner, state, episodes=20, greedy=mode == "greedy")
           for mode in ("greedy", "sampled")}
   assert runs["greedy"]["mode"] == "greedy"
   assert (runs["greedy"]["returns"], runs["greedy"]["lengths"]) != (runs["sampled"]["returns"],
                                                                    runs["sampled"]["lengths"])
-  again = evaluate.evaluate_policy(config, learner, state, episodes=20, greedy=True)
+  again = saved_policies.evaluate_policy(config, learner, state, episodes=20, greedy=True)
   assert again["returns"] == runs["greedy"]["returns"]
 
 
@@ -360,12 +360,12 @@ def test_command_writes_results_beside_the_checkpoint(trained, tmp_path):
   assert tree(workdir) == after
 
   # --best: the highest evaluation mean, the learner the run kept at it, 10x the evaluation episodes.
-  best = evaluate.best_checkpoint(workdir)
+  best = saved_policies.best_checkpoint(workdir)
   assert (best["source"], best["distance"], best["step"]) == ("best", 0, best["best_step"])
   result = command(f"--workdir={workdir}", "--best", "--greedy")
   assert result.returncode == 0, result.stderr
   assert f"best evaluation: step {best['best_step']:,}" in result.stdout and "saved at it (best/)" in result.stdout
-  episodes = 10 * evaluate.load_run_config(workdir).loop.eval_episodes
+  episodes = 10 * saved_policies.load_run_config(workdir).loop.eval_episodes
   with open(os.path.join(workdir, "evaluations", f"best-ckpt-{best['step']}-greedy-{episodes}.json")) as handle:
     report = json.load(handle)
   assert report["best"]["best_step"] == max(evaluations, key=lambda e: np.mean(e["returns"]))["step"]
@@ -382,7 +382,7 @@ def test_video_frames_show_the_episodes_a_one_env_evaluation_plays(trained, tmp_
   assert result.returncode == 0, result.stderr
   assert tree(workdir) == run_files  # playing evaluates nothing
   config, learner, _ = load(workdir, None)
-  frames, returns, lengths = evaluate.play(config, learner.actor_weights(), 2, seed=4)
+  frames, returns, lengths = saved_policies.play(config, learner.actor_weights(), 2, seed=4)
   # One frame per episode's first state and one per step.
   assert len(os.listdir(frames_dir)) == len(frames) == sum(lengths) + 2
   assert f"episode returns {' '.join(f'{r:.4f}' for r in returns)}" in result.stdout
@@ -390,8 +390,8 @@ def test_video_frames_show_the_episodes_a_one_env_evaluation_plays(trained, tmp_
   assert iio.imread(frames_dir / "frame_00000.png").shape == frames[0].shape
   assert gif.stat().st_size > 0
   # The same episodes as an Evaluator on one env of the same fresh stream.
-  env = evaluate.make_eval_env(config, num_envs=1, seed=4)
-  actor = evaluate.make_actor(config, learner.actor_weights(), seed=4)
+  env = saved_policies.make_eval_env(config, num_envs=1, seed=4)
+  actor = saved_policies.make_actor(config, learner.actor_weights(), seed=4)
   result = evaluation.Evaluator(env, actor, 2, True).run()
   assert result.returns == pytest.approx(returns, abs=1e-6) and result.lengths == lengths
 

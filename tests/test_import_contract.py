@@ -254,9 +254,15 @@ def needless_local_imports(internal, external, deferred):
   heavy = top_level_heavy(internal, external, deferred)
   problems = []
   for edge in external:
-    if edge.local and not _deferred_name(edge.target, deferred):
+    if not edge.local:
+      continue
+    package = _deferred_name(edge.target, deferred)
+    if not package:
       problems.append(f"{edge.source}:{edge.line} imports {edge.target} inside a function: not a deferred "
                       f"dependency (DEFERRED); import it at the top")
+    elif package in heavy.get(edge.source, set()):
+      problems.append(f"{edge.source}:{edge.line} imports {edge.target} inside a function, but {edge.source} "
+                      f"imports {package} at its top already; import it at the top")
   for edge in internal:
     if edge.local and not heavy.get(edge.target, set()) - heavy.get(edge.source, set()):
       problems.append(f"{edge.source}:{edge.line} imports {edge.target} inside a function, deferring nothing "
@@ -390,13 +396,15 @@ def test_checker_finds_needless_local_imports_and_forbidden_ones(tmp_path):
       "pkg/__init__.py": "",
       "pkg/low.py": "import json\nimport tensorflow\n",
       "pkg/mid_a.py": "def f():\n  import json\n  from pkg import low\n",
-      "pkg/mid_b.py": "import tensorflow\n\ndef f():\n  from pkg import low\n  import tools.x\n",
+      "pkg/mid_b.py": "import tensorflow\n\ndef f():\n  from pkg import low\n  import tools.x\n  import tensorflow.math\n",
       "pkg/high.py": "import importlib\n\nimportlib.import_module('pkg.low')\n",
   })
   found = check(tmp_path, ("pkg",), SYNTHETIC_LAYERS, ("pkg",), {"tensorflow": "heavy"}, ("tools",))
   assert found["needless local imports"] == [
       "pkg.mid_a:2 imports json inside a function: not a deferred dependency (DEFERRED); import it at the top",
       "pkg.mid_b:5 imports tools.x inside a function: not a deferred dependency (DEFERRED); import it at the top",
+      "pkg.mid_b:6 imports tensorflow.math inside a function, but pkg.mid_b imports tensorflow at its top already; "
+      "import it at the top",
       "pkg.mid_b:4 imports pkg.low inside a function, deferring nothing in DEFERRED that pkg.mid_b does not "
       "already import; import it at the top"]
   assert found["forbidden imports"] == ["pkg.mid_b:5 imports tools.x", "pkg.high:3 imports 'pkg.low' dynamically"]

@@ -22,7 +22,7 @@ def rows(path):
 def test_the_committed_medium_results_rebuild_the_committed_table1(tmp_path):
   copy = str(tmp_path / "medium")
   shutil.copytree(RESULTS, copy, ignore=shutil.ignore_patterns("table1.*", "aggregate", "figures"))
-  done = subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", "--what=table1", "--budget=medium",
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", "--what=table1", "--budget=medium",
                          "--norun", f"--results={copy}", "--bootstrap_reps=1000", "--poi_bootstrap_reps=100"],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr

@@ -431,12 +431,12 @@ def test_evaluate_draws_pettingzoo_episodes_with_the_envs_own_frames():
   """maddpg-evaluate's `play` on a PettingZoo task: one frame per state (the first, then one per step,
   the ending state kept), the episode's return as the evaluation vector gives it."""
   from configs import pettingzoo as pettingzoo_config
-  from maddpg_tf import evaluate
+  from maddpg_tf.run import saved_policies
   config = config_lib.resolve(pettingzoo_config.get_config(f"env={TOY},estimator=stgs-t,smoke"))
   spec = environments.make(TOY, num_envs=1).spec
   weights = [(np.zeros((spec.num_agents, spec.observation_size, spec.num_actions), np.float32),
               np.zeros((spec.num_agents, 1, spec.num_actions), np.float32))]
-  frames, returns, lengths = evaluate.play(config, weights, episodes=2, seed=4)
+  frames, returns, lengths = saved_policies.play(config, weights, episodes=2, seed=4)
   assert lengths == [5, 5] and len(frames) == 2 * (1 + 5)
   assert all(frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[-1] == 3 for frame in frames)
   assert len(returns) == 2 and all(np.isfinite(returns))

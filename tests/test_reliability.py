@@ -39,7 +39,7 @@ def config(**more):
 
 def command(workdir, quiet=False, **more):
   """The maddpg-train command line of `config(**more)`."""
-  return ([sys.executable, "-m", "maddpg_tf.train", f"--config={LBF}:smoke,task={TASK}"]
+  return ([sys.executable, "-m", "maddpg_tf.cli.train", f"--config={LBF}:smoke,task={TASK}"]
           + [f"--config.{key}={value}" for key, value in dict(OVERRIDES, **more).items()]
           + [f"--workdir={workdir}"] + (["--quiet"] if quiet else []))
 
@@ -273,7 +273,7 @@ def test_diverging_losses_stop_at_once_naming_step_and_loss_and_keep_the_last_go
   update) put a checkpoint between the two updates."""
   workdir = str(tmp_path / "run")
   result = subprocess.run(
-      [sys.executable, "-m", "maddpg_tf.train", f"--config={LBF}:smoke", "--config.jit_compile=False",
+      [sys.executable, "-m", "maddpg_tf.cli.train", f"--config={LBF}:smoke", "--config.jit_compile=False",
        "--config.num_envs=1", "--config.checkpoint.every_steps=25", "--config.learner.actor_learning_rate=1e30",
        f"--workdir={workdir}", "--quiet"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
   assert result.returncode == 2

@@ -16,7 +16,7 @@ import sys
 import matplotlib.image
 import pytest
 
-from maddpg_tf import reproduce
+from maddpg_tf.grid import outputs, runs
 from maddpg_tf.run import loggers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,26 +26,26 @@ SEEDS = (0, 1)
 
 
 def _cli(*args, timeout=120):
-  return subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", *args], cwd=REPO, capture_output=True,
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", *args], cwd=REPO, capture_output=True,
                         text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
   results = str(tmp_path_factory.mktemp("results"))
-  specs = reproduce.plan(results, (TASK,), ESTIMATORS, SEEDS, "smoke")
+  specs = runs.plan(results, (TASK,), ESTIMATORS, SEEDS, "smoke")
   resumed = next(s for s in specs if s.estimator == "gst" and s.seed == 1)
   # A run stopped half-way: trained to 1,000 of its 2,000 steps (its last checkpoint is at 1,000).
   short = dict(resumed.config, total_steps=1_000)
-  first = reproduce.train_one(short, resumed.workdir)
+  first = runs.train_one(short, resumed.workdir)
   assert first["status"] == "finished", first
-  assert reproduce.run_state(resumed) == ("partial", 1_000)
+  assert runs.run_state(resumed) == ("partial", 1_000)
 
-  broken_config = reproduce.make_config(TASK, "tags", 0, "smoke").to_dict()
+  broken_config = runs.make_config(TASK, "tags", 0, "smoke").to_dict()
   broken_config["replay"]["batch_size"] = broken_config["replay"]["capacity"] + 1
-  broken = reproduce.RunSpec(TASK, "tags", 0, reproduce.workdir_of(results, TASK, "tags", 0), broken_config)
+  broken = runs.RunSpec(TASK, "tags", 0, runs.workdir_of(results, TASK, "tags", 0), broken_config)
 
-  report = reproduce.run_grid(specs + [broken], results, num_cpus=2, progress=True, quiet=True)
+  report = runs.run_grid(specs + [broken], results, num_cpus=2, progress=True, quiet=True)
   return dict(results=results, specs=specs, resumed=resumed, broken=broken, report=report)
 
 
@@ -58,7 +58,7 @@ def test_grid_trains_every_run_and_reports_the_failure_by_name(grid):
   assert "batch_size" in report.failed[grid["broken"].name]
   assert "\n" not in report.failed[grid["broken"].name]
   for spec in grid["specs"]:
-    assert reproduce.run_state(spec) == ("finished", 2_000)
+    assert runs.run_state(spec) == ("finished", 2_000)
     with open(os.path.join(spec.workdir, "summary.json")) as handle:
       summary = json.load(handle)
     assert summary["env_steps"] == 2_000 and summary["fidelity"] == "code"
@@ -75,12 +75,12 @@ def test_interrupted_run_was_resumed_not_restarted(grid):
   assert resumes, "the grid started the half-trained run over instead of resuming it"
   steps = [step for step, _ in loggers.read_evaluations_csv(os.path.join(workdir, "evaluations.csv"))]
   assert steps == [0, 1_000, 2_000]  # the first evaluation is the one from before the interruption, kept
-  assert reproduce.checkpoint_step(workdir) == 2_000
+  assert runs.checkpoint_step(workdir) == 2_000
 
 
 @pytest.mark.slow
 def test_finished_runs_are_skipped(grid):
-  report = reproduce.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
+  report = runs.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
   assert report.finished == [] and report.failed == {}
   assert sorted(report.skipped) == sorted(spec.name for spec in grid["specs"])
 
@@ -102,7 +102,7 @@ def test_every_run_has_its_absolute_metric_and_a_finished_run_without_it_is_only
   with open(os.path.join(spec.workdir, "summary.json")) as handle:
     summary = handle.read()
   os.remove(path)
-  report = reproduce.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
+  report = runs.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
   assert report.evaluated == [spec.name] and report.finished == [] and report.failed == {}
   with open(path) as handle:
     assert json.load(handle) == before  # the same seeded episodes of the same learner
@@ -119,8 +119,8 @@ def _assert_image(path, min_bytes=10_000):
 @pytest.mark.slow
 def test_table1_and_figures_from_the_grid(grid):
   results = grid["results"]
-  meta = reproduce.describe("smoke", "code", SEEDS)
-  paths = reproduce.write_table1(results, (TASK,), ESTIMATORS, SEEDS, meta)
+  meta = outputs.describe("smoke", "code", SEEDS)
+  paths = outputs.write_table1(results, (TASK,), ESTIMATORS, SEEDS, meta)
   with open(os.path.join(results, "table1.csv")) as handle:
     rows = list(csv.DictReader(handle))
   assert [(r["task"], r["estimator"], r["seeds"], r["evaluations"]) for r in rows] == [
@@ -130,7 +130,7 @@ def test_table1_and_figures_from_the_grid(grid):
   for row in rows:  # the absolute column: the mean over seeds of each run's absolute metric
     means = []
     for seed in SEEDS:
-      with open(os.path.join(reproduce.workdir_of(results, TASK, row["estimator"], seed), "absolute.json")) as f:
+      with open(os.path.join(runs.workdir_of(results, TASK, row["estimator"], seed), "absolute.json")) as f:
         means.append(json.load(f)["mean_return"])
     assert float(row["absolute_return"]) == pytest.approx(sum(means) / len(means), abs=1e-6)
     assert row["absolute_seeds"] == "2"
@@ -140,8 +140,8 @@ def test_table1_and_figures_from_the_grid(grid):
   assert sorted(parameter for _, parameter in series) == ["bias"] * 3 + ["kernel"] * 3  # 3 policy layers
   assert all(sorted(per_agent) == [0, 1] and per_agent[0] for per_agent in series.values())  # 2 agents
 
-  figures = reproduce.write_figures(results, (TASK,), ESTIMATORS, SEEDS, meta)
-  figure4 = reproduce.write_figure4(results, TASK, SEEDS, meta)  # Figure 4's plot, from these runs' logs
+  figures = outputs.write_figures(results, (TASK,), ESTIMATORS, SEEDS, meta)
+  figure4 = outputs.write_figure4(results, TASK, SEEDS, meta)  # Figure 4's plot, from these runs' logs
   assert {os.path.basename(p) for p in figures} == {"figureS1.png", "figureS1.pdf"}
   assert {os.path.basename(p) for p in figure4} == {"figure4.png", "figure4.pdf"}
   for path in figures + figure4:
@@ -191,7 +191,7 @@ def test_results_of_another_budget_are_refused(tmp_path):
 
 def _best_config_file(tmp_path, estimator, best, arg_extra=""):
   """A best_config.py as maddpg-search writes it (its own template), for `estimator` on LBF."""
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   path = tmp_path / f"best_{estimator}.py"
   path.write_text(search._BEST_CONFIG.format(
       directory=str(tmp_path), trial_id="03", trials=5, objective="average_return", score=0.5, seeds="seed 0",
@@ -204,17 +204,17 @@ def _best_config_file(tmp_path, estimator, best, arg_extra=""):
 def test_tuned_settings_replace_the_papers_for_their_estimator_and_family(tmp_path):
   path = _best_config_file(tmp_path, "grmck", {"estimator.temperature": 0.35, "estimator.num_samples": 50},
                            ",smoke")
-  tuned = reproduce.load_tuned([path])
+  tuned = runs.load_tuned([path])
   assert tuned == {("lbf", "grmck"): {"estimator.temperature": 0.35, "estimator.num_samples": 50}}
-  lbf_grmck = reproduce.make_config("lbf-8x8-2p-2f-coop", "grmck", 0, "smoke", tuned=tuned)
+  lbf_grmck = runs.make_config("lbf-8x8-2p-2f-coop", "grmck", 0, "smoke", tuned=tuned)
   assert (lbf_grmck.estimator.temperature, lbf_grmck.estimator.num_samples) == (0.35, 50)
   # Only the estimator's settings travel: the search's smoke budget does not.
-  assert lbf_grmck.total_steps == reproduce.make_config("lbf-8x8-2p-2f-coop", "gst", 0, "smoke").total_steps
+  assert lbf_grmck.total_steps == runs.make_config("lbf-8x8-2p-2f-coop", "gst", 0, "smoke").total_steps
   # Other estimators, and RWARE (tuned separately in the paper), keep the paper's settings.
-  assert reproduce.make_config("lbf-8x8-2p-2f-coop", "gst", 0, "smoke", tuned=tuned).estimator.temperature == 0.7
-  rware_grmck = reproduce.make_config("rware-tiny-2ag", "grmck", 0, "smoke", tuned=tuned)
+  assert runs.make_config("lbf-8x8-2p-2f-coop", "gst", 0, "smoke", tuned=tuned).estimator.temperature == 0.7
+  rware_grmck = runs.make_config("rware-tiny-2ag", "grmck", 0, "smoke", tuned=tuned)
   assert (rware_grmck.estimator.temperature, rware_grmck.estimator.num_samples) == (0.7, 5)
-  assert "grmck on lbf: searched settings (num_samples=50, temperature=0.35)" in reproduce.describe(
+  assert "grmck on lbf: searched settings (num_samples=50, temperature=0.35)" in outputs.describe(
       "smoke", "code", (0,), tuned=tuned)["description"]
 
 
@@ -237,7 +237,7 @@ def test_bad_tuned_file_is_one_line_and_nothing_written(tmp_path, make_file, exp
 
 def test_the_driver_does_not_import_tensorflow():
   """The grid's driver reads results and draws tables without TensorFlow (seconds and ~0.5 GB saved)."""
-  done = subprocess.run([sys.executable, "-c", "import sys, maddpg_tf.reproduce, maddpg_tf.run.loggers, maddpg_tf.analysis.tables, "
+  done = subprocess.run([sys.executable, "-c", "import sys, maddpg_tf.cli.reproduce, maddpg_tf.run.loggers, maddpg_tf.analysis.tables, "
                          "maddpg_tf.analysis.aggregate; "
                          "print('tensorflow' in sys.modules)"], cwd=REPO, capture_output=True, text=True)
   assert done.stdout.strip() == "False", done.stderr

@@ -41,13 +41,13 @@ def fake_trial(config, workdir):
 
 if __name__ == "__main__":
   sys.path.insert(0, REPO)
-  from maddpg_tf import tune
-  tune.run(trial_fn=fake_trial)
+  from maddpg_tf.cli import search as search_command
+  search_command.run(trial_fn=fake_trial)
 
 import numpy as np  # noqa: E402  (below the script entry, which needs none of this)
 
 from configs import lbf  # noqa: E402
-from maddpg_tf import search_spaces as spaces  # noqa: E402
+from maddpg_tf.search import spaces  # noqa: E402
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # keras-tuner's threading calls
@@ -55,7 +55,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),  # keras
 
 
 def maddpg_search(*args, env=None, timeout=300):
-  return subprocess.run([sys.executable, "-m", "maddpg_tf.tune", *args], cwd=REPO, env=env or ENV,
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.cli.search", *args], cwd=REPO, env=env or ENV,
                         capture_output=True, text=True, timeout=timeout)
 
 
@@ -133,7 +133,7 @@ def test_bad_spaces_raise_one_line(label, overrides, message):
 
 
 def test_objectives_aggregate_seeds_as_table_1():
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   metrics = search.objectives([[0.0, 1.0, 2.0], [2.0, 3.0, 1.0]])
   assert metrics["average_return"] == pytest.approx(1.5)        # all 6 values
   assert metrics["max_return"] == pytest.approx(2.0)            # best seed-mean: (1 + 3) / 2
@@ -143,7 +143,7 @@ def test_objectives_aggregate_seeds_as_table_1():
 # ---- searches in this process, on the known objective ---------------------------------------------------
 
 def test_search_on_a_known_objective_finds_the_optimum_and_writes_best_config(tmp_path):
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   directory = str(tmp_path / "search")
   config = lbf.get_config("smoke,estimator=stgs-t")
   tuner = search.EstimatorSearch(config, spaces.resolve("stgs-t"), directory, max_trials=8,
@@ -170,7 +170,7 @@ def test_search_on_a_known_objective_finds_the_optimum_and_writes_best_config(tm
 
 
 def test_max_objective_and_seeds_per_trial(tmp_path):
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   calls = []
 
   def trial_fn(config, workdir):
@@ -187,7 +187,7 @@ def test_max_objective_and_seeds_per_trial(tmp_path):
 
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
   import keras_tuner
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
 
   def fails_first(config, workdir):
     if os.path.basename(workdir) == "trial_0_s0":
@@ -205,7 +205,7 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
 
 def test_training_errors_become_failed_trials_and_signals_stop_the_search(tmp_path, monkeypatch):
   import keras_tuner
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   from maddpg_tf.run import experiment
 
   class Stopped:
@@ -239,7 +239,7 @@ class _Killed(BaseException):
 
 
 def test_interrupted_search_continues_without_losing_or_rerunning_finished_trials(tmp_path):
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   directory = str(tmp_path / "search")
   config = lbf.get_config("smoke,estimator=stgs-t")
   calls = []
@@ -273,7 +273,7 @@ def test_interrupted_search_continues_without_losing_or_rerunning_finished_trial
 def test_restarted_oracle_gives_running_trials_back_to_their_tuners(tmp_path):
   import keras_tuner
   from keras_tuner.src.engine import trial as trial_module
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
 
   def oracle():
     made = search.ResumableBayesianOracle(
@@ -507,7 +507,7 @@ def test_chief_and_two_workers_complete_the_search_and_survive_a_chief_restart(t
 
 def _lossy_oracle(directory, clock, max_trials=3):
   import keras_tuner
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   made = search.ResumableBayesianOracle(
       objective=keras_tuner.Objective("average_return", "max"), max_trials=max_trials, num_initial_points=2,
       seed=1, hyperparameters=search.declare_hyperparameters(spaces.resolve("stgs-t")), tune_new_entries=False,
@@ -527,7 +527,7 @@ def _finish(chief, trial_id, value):
 
 def test_a_lost_workers_trial_goes_to_another_worker_then_fails_after_three_losses(tmp_path):
   from keras_tuner.src.distribute import oracle_chief
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   now = [0.0]
   chief = _lossy_oracle(str(tmp_path), lambda: now[0])
   a, b = chief.create_trial("tuner0"), chief.create_trial("tuner1")
@@ -559,7 +559,7 @@ def test_a_lost_workers_trial_goes_to_another_worker_then_fails_after_three_loss
 
 def test_without_a_timeout_idle_workers_leave_as_before(tmp_path):
   import keras_tuner
-  from maddpg_tf import search
+  from maddpg_tf.search import tuner as search
   chief = search.ResumableBayesianOracle(
       objective=keras_tuner.Objective("average_return", "max"), max_trials=1, seed=1,
       hyperparameters=search.declare_hyperparameters(spaces.resolve("stgs-t")), tune_new_entries=False,
@@ -615,9 +615,9 @@ def test_chief_and_two_workers_finish_the_search_when_one_worker_dies_mid_trial(
 
 
 def test_the_search_command_refuses_bad_flags_with_one_line():
-  """maddpg-search (maddpg_tf/tune.py) checks its flags before it loads TensorFlow or writes anything."""
+  """maddpg-search (maddpg_tf/cli/search.py) checks its flags before it loads TensorFlow or writes anything."""
   import subprocess  # pylint: disable=g-import-not-at-top
-  done = subprocess.run([sys.executable, "-m", "maddpg_tf.tune", f"--config={LBF}:smoke", "--max_trials=0",
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.search", f"--config={LBF}:smoke", "--max_trials=0",
                          "--dir=never"], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert done.returncode == 2 and done.stderr.splitlines() == [
       "maddpg-search: error: --max_trials must be >= 1, got 0"], done.stderr

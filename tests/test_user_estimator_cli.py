@@ -36,11 +36,11 @@ def fake_trial(config, workdir):
 
 if __name__ == "__main__":
   sys.path.insert(0, REPO)
-  from maddpg_tf import tune
-  tune.run(trial_fn=fake_trial)
+  from maddpg_tf.cli import search as search_command
+  search_command.run(trial_fn=fake_trial)
 
-from maddpg_tf import reproduce  # noqa: E402  (below the script entry)
-from maddpg_tf import search_spaces as spaces  # noqa: E402
+from maddpg_tf.grid import outputs, runs  # noqa: E402  (below the script entry)
+from maddpg_tf.search import spaces  # noqa: E402
 
 MODULE = '''
 import tensorflow as tf
@@ -140,7 +140,8 @@ def test_bad_spaces_of_a_user_estimator_are_one_line(shorthand, message):
 
 def test_a_searched_own_parameter_goes_into_the_trial_configs_options():
   from configs import lbf
-  from maddpg_tf import config as config_lib, search
+  from maddpg_tf import config as config_lib
+  from maddpg_tf.search import tuner as search
   base = lbf.get_config(f"smoke,estimator={PATH}")
   base.estimator.options = "temperature=2.0,mode='hard'"
   trial = search.apply_hyperparameters(base, {"temperature": 0.5, "scale": 0.7})
@@ -210,17 +211,17 @@ def test_maddpg_search_refuses_bad_user_estimators_with_one_line_and_writes_noth
 
 def test_the_grid_plans_a_path_estimator_under_a_safe_directory(tmp_path):
   results = str(tmp_path / "results")
-  specs = reproduce.plan(results, (TASK,), ("stgs-1", PATH), (0,), "smoke", estimator_options="scale=0.25")
+  specs = runs.plan(results, (TASK,), ("stgs-1", PATH), (0,), "smoke", estimator_options="scale=0.25")
   stgs, mine = specs
   assert (mine.estimator, mine.config["estimator"]["name"], mine.config["estimator"]["label"]) == (PATH, PATH, PATH)
   assert mine.config["estimator"]["options"] == "scale=0.25" and stgs.config["estimator"]["options"] == ""
   assert mine.config["estimator"]["temperature"] is None  # its own default, no preset's
   assert mine.workdir == os.path.join(results, TASK, "user_cli_estimators.HalfST", "seed0")
-  assert reproduce._log_stem(results, mine) == os.path.join(results, "logs", TASK, "user_cli_estimators.HalfST",
+  assert runs._log_stem(results, mine) == os.path.join(results, "logs", TASK, "user_cli_estimators.HalfST",
                                                             "seed0")
-  with pytest.raises(reproduce.UsageError, match="would share the run directory 'a.b.C'"):
-    reproduce._choose_estimators(["a.b:C", "a:b.C"], ())
-  assert reproduce._choose_estimators([" gst", PATH], ()) == ("gst", PATH)
+  with pytest.raises(runs.UsageError, match="would share the run directory 'a.b.C'"):
+    runs.choose_estimators(["a.b:C", "a:b.C"], ())
+  assert runs.choose_estimators([" gst", PATH], ()) == ("gst", PATH)
 
 
 def _fake_run(workdir, returns):
@@ -232,15 +233,13 @@ def _fake_run(workdir, returns):
 
 
 def test_tables_and_aggregates_name_a_path_estimator_by_its_path(tmp_path):
-  from absl import flags
-  from absl.testing import flagsaver
   results = str(tmp_path / "results")
   curves = {("stgs-1", 0): [0.0, 0.2, 0.4], ("stgs-1", 1): [0.0, 0.4, 0.2],
             (PATH, 0): [0.1, 0.5, 0.3], (PATH, 1): [0.1, 0.7, 0.9]}
   for (estimator, seed), returns in curves.items():
-    _fake_run(reproduce.workdir_of(results, TASK, estimator, seed), returns)
-  meta = reproduce.describe("smoke", "code", (0, 1))
-  reproduce.write_table1(results, (TASK,), ("stgs-1", PATH), (0, 1), meta)
+    _fake_run(runs.workdir_of(results, TASK, estimator, seed), returns)
+  meta = outputs.describe("smoke", "code", (0, 1))
+  outputs.write_table1(results, (TASK,), ("stgs-1", PATH), (0, 1), meta)
   with open(os.path.join(results, "table1.csv")) as handle:
     rows = {row["estimator"]: row for row in csv.DictReader(handle)}
   assert list(rows) == ["stgs-1", PATH]
@@ -250,10 +249,7 @@ def test_tables_and_aggregates_name_a_path_estimator_by_its_path(tmp_path):
   with open(os.path.join(results, "table1.md")) as handle:
     assert f"| {PATH} |" in handle.read()
 
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
-  with flagsaver.flagsaver(bootstrap_reps=100, poi_bootstrap_reps=50):
-    reproduce.write_aggregates(results, (TASK,), ("stgs-1", PATH), (0, 1), meta)
+  outputs.write_aggregates(results, (TASK,), ("stgs-1", PATH), (0, 1), meta, reps=100, poi_reps=50)
   with open(os.path.join(results, "aggregate", "aggregate.csv")) as handle:
     assert {row["estimator"] for row in csv.DictReader(handle)} == {"stgs-1", PATH}
 
@@ -261,11 +257,11 @@ def test_tables_and_aggregates_name_a_path_estimator_by_its_path(tmp_path):
 def test_a_path_estimator_is_checked_in_a_child_process_and_passes(lab, monkeypatch):
   env, work, _ = lab
   monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
-  reproduce.check_estimator_paths(("stgs-1", PATH), "scale=0.5")  # no UsageError
+  runs.check_estimator_paths(("stgs-1", PATH), "scale=0.5")  # no UsageError
 
 
 def _reproduce(env, work, *args):
-  return subprocess.run([sys.executable, "-m", "maddpg_tf.reproduce", "--budget=smoke", "--results=r", *args],
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", "--budget=smoke", "--results=r", *args],
                         cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -289,9 +285,9 @@ def test_a_grid_trains_a_path_estimator_and_records_its_module_hash(lab, monkeyp
   env, work, module = lab
   monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])  # the local Ray's workers import it from there
   results = str(work / "results")
-  [spec] = reproduce.plan(results, (TASK,), (PATH,), (0,), "smoke", estimator_options="scale=0.25",
+  [spec] = runs.plan(results, (TASK,), (PATH,), (0,), "smoke", estimator_options="scale=0.25",
                           overrides={"total_steps": 400, "loop.eval_every_steps": 200})
-  report = reproduce.run_grid([spec], results, num_cpus=1, progress=False, quiet=True, absolute=False)
+  report = runs.run_grid([spec], results, num_cpus=1, progress=False, quiet=True, absolute=False)
   assert report.finished == [spec.name], (report.failed, report.finished)
   with open(os.path.join(spec.workdir, "provenance.json")) as handle:
     [source] = json.load(handle)["user_code"]

@@ -514,8 +514,9 @@ def _paper_comparison(log, r, estimator):
 
 
 def main(argv=None):
-  from maddpg_tf import cli
-  parser = cli.ArgumentParser(prog="bench_train", description=__doc__.split("\n\n")[0])
+  from maddpg_tf.cli import program
+  from maddpg_tf.run import process
+  parser = program.ArgumentParser(prog="bench_train", description=__doc__.split("\n\n")[0])
   parser.add_argument("--quick", action="store_true", help="short windows (about 1.5 minutes on 2 quiet cores)")
   parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: seconds, not a measurement
   parser.add_argument("--json", action="store_true", help="print one JSON object on the last stdout line")
@@ -553,7 +554,7 @@ def main(argv=None):
     parser.error(error.args[0])
   if "fast" in backends and "env_backend" not in configs[0]:
     parser.error("--backends with fast needs the config key env_backend, which this version's config lacks")
-  cli.import_tensorflow()  # without its import-time log lines
+  process.import_tensorflow()  # without its import-time log lines
   if not set_threads(args.intra_op_threads, args.inter_op_threads):
     print("bench_train: warning: TF already initialised in this process; thread settings unchanged", flush=True)
   from maddpg_tf.run import experiment

@@ -36,6 +36,8 @@ import os
 
 import numpy as np
 
+from maddpg_tf.analysis import aggregate
+
 METRIC = "return"
 ABSOLUTE = "absolute_metrics"
 
@@ -45,7 +47,6 @@ def to_marl_eval_json(runs, environment_of=None, metric=METRIC):
 
   Tasks, estimators and seeds appear in sorted order, steps in the run's order.
   """
-  from maddpg_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
   environment_of = aggregate.environment_of_task if environment_of is None else environment_of
   if not callable(environment_of):
     raise ValueError(f"environment_of must be a function task -> environment name, got {environment_of!r}")

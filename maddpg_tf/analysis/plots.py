@@ -23,9 +23,11 @@ Every figure states the budget and the fidelity under its title.
 """
 
 import collections
+import glob
 import math
 import os
 import re
+import struct
 
 import matplotlib
 
@@ -33,8 +35,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top  (after choosing the backend)
 import matplotlib.ticker  # pylint: disable=g-import-not-at-top
 import numpy as np
+from tensorboard.compat.proto import event_pb2, types_pb2
 
-from maddpg_tf.analysis import statistics
+from maddpg_tf.analysis import statistics, tables
 
 FIGURE_GROUPS = (
     ("figure1", "Figure 1: LBF 10x10 tasks", ("lbf-10x10-3p-3f", "lbf-10x10-3p-3f-2s")),
@@ -82,7 +85,6 @@ def _steps_formatter(axis, max_step):
 
 def _paper_best_max(task):
   try:
-    from maddpg_tf.analysis import tables  # pylint: disable=g-import-not-at-top
     paper, best = tables.paper_cells()
     return best.get((task, "max")), next((row.train_steps for (t, _), row in paper.items() if t == task), None)
   except Exception:  # pylint: disable=broad-except  (a missing data file must not stop the figures)
@@ -146,7 +148,6 @@ _TAG = re.compile(r"^(policy_grad_variance|per_sample_grad_variance)/(.+)/(kerne
 
 def _scalar(value):
   """The float in a summary value: a TF2 scalar tensor (float_val / double_val / tensor_content) or simple_value."""
-  from tensorboard.compat.proto import types_pb2  # pylint: disable=g-import-not-at-top
   if value.HasField("tensor"):
     tensor = value.tensor
     if tensor.float_val:
@@ -167,9 +168,6 @@ def read_events(tb_dir):
   parses `tensorboard`'s Event protobuf, so no TensorFlow is needed. A record cut short by a kill ends its
   file.
   """
-  import glob  # pylint: disable=g-import-not-at-top
-  import struct  # pylint: disable=g-import-not-at-top
-  from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
   for path in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*"))):
     with open(path, "rb") as handle:
       data = handle.read()

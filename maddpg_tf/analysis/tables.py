@@ -5,13 +5,14 @@ evaluation returns (95% Student-t intervals; bold = best in the task; * = not si
 the best, two-sided Welch t-test at 5%), the Welch p-values of the maximum and the average against the
 reference estimator STGS-1 (Markdown and CSV; the LaTeX table leaves them out for width; the maths is
 `maddpg_tf.analysis.statistics`), the paper's value for the same cell and the difference (ours - paper).
-Table 2 (`write_table2`): `tools/bench_estimators.run_benchmark` results in the paper's layout (microseconds
+Table 2 (`write_table2`): `maddpg_tf.lab.timing.run_benchmark` results in the paper's layout (microseconds
 per relaxation and ratio to STGS, by logit dimension) beside the paper's values.
 
 Every file states the budget and the fidelity it was produced with (`meta`, from `maddpg-reproduce`).
 """
 
 import csv
+import json
 import math
 import os
 
@@ -437,14 +438,13 @@ def table2_latex(rows, bench, meta):
   return "\n".join(lines) + "\n"
 
 
-def write_table2(bench, out_dir, meta):
-  """Writes table2.md, table2.tex, table2.csv, table2.json under out_dir; returns their paths."""
-  import json
-  from maddpg_tf import estimator_timing as bench_estimators
+def write_table2(bench, out_dir, meta, report):
+  """Writes table2.md, table2.tex, table2.csv, table2.json under out_dir; returns their paths. `report`: the
+  benchmark's own report of `bench` (`maddpg_tf.lab.timing.format_report`), quoted in table2.md."""
   os.makedirs(out_dir, exist_ok=True)
   rows = table2_rows(bench, meta)
   paths = [os.path.join(out_dir, f"table2.{ext}") for ext in ("md", "tex", "csv", "json")]
-  _write(paths[0], table2_markdown(rows, bench, meta, bench_estimators.format_report(bench)))
+  _write(paths[0], table2_markdown(rows, bench, meta, report))
   _write(paths[1], table2_latex(rows, bench, meta))
   write_csv(paths[2], rows, TABLE2_CSV_COLUMNS)
   _write(paths[3], json.dumps(dict(meta=meta, results=bench), indent=2, default=str))

@@ -36,7 +36,9 @@ import functools
 from typing import Sequence
 
 import numpy as np
+from lbforaging.foraging.environment import ForagingEnv
 from PIL import Image, ImageDraw, ImageFont
+from rware.warehouse import Warehouse
 
 __all__ = [
   "DEFAULT_CELL",
@@ -384,12 +386,10 @@ def _unwrap(env):
 
 
 def _is_lbf(env) -> bool:
-  from lbforaging.foraging.environment import ForagingEnv  # pylint: disable=g-import-not-at-top
   return isinstance(env, ForagingEnv)
 
 
 def _is_rware(env) -> bool:
-  from rware.warehouse import Warehouse  # pylint: disable=g-import-not-at-top
   return isinstance(env, Warehouse)
 
 

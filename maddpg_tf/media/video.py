@@ -16,6 +16,7 @@ import pathlib
 from typing import Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 __all__ = [
   "VIDEO_KINDS",
@@ -157,7 +158,6 @@ def write_frames(directory, frames: Iterable[np.ndarray] | np.ndarray) -> list[p
   """
   d = check_frames_directory(directory)
   stacked = stack_frames(frames)
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   digits = max(5, len(str(len(stacked) - 1)))
   d.mkdir(exist_ok=True)
   paths = []

@@ -12,6 +12,9 @@ import numpy as np
 
 from maddpg_tf.run import environment_loop
 
+# The evaluation envs' seeds: the run's seed plus this, apart from every training env's seed.
+EVAL_SEED_OFFSET = 1_000_003
+
 
 class EvaluationResult(NamedTuple):
   """Per finished episode, in the order they finished: team returns, per-agent returns [episodes, N] and

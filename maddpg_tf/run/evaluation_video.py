@@ -9,6 +9,8 @@ same numbers with it on or off.
 
 import numpy as np
 
+from maddpg_tf.run import saved_policies
+
 TAG = "eval/episode"
 
 
@@ -29,7 +31,6 @@ class EvaluationVideo:
     """Records the episode if `evaluation_index` is due; returns how many frames were drawn (0 if not)."""
     if self.every <= 0 or evaluation_index % self.every:
       return 0
-    from maddpg_tf import evaluate  # pylint: disable=g-import-not-at-top  (rendering is only needed here)
-    frames, _, _ = evaluate.play(self.config, self.weights(), episodes=1, seed=self.seed(evaluation_index))
+    frames, _, _ = saved_policies.play(self.config, self.weights(), episodes=1, seed=self.seed(evaluation_index))
     self.tensorboard.write_frames(TAG, frames, step, self.max_frames)
     return len(frames)

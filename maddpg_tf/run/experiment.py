@@ -18,14 +18,14 @@ import estimators
 from maddpg_tf import config as config_lib
 from maddpg_tf.agent import actor as actor_lib, diagnostics, learner as learner_lib, replay as replay_buffer
 from maddpg_tf.envs import builder as environments
+from maddpg_tf.envs import pettingzoo as pettingzoo_envs
 from maddpg_tf.run import (checkpointing, counting, environment_loop, evaluation, evaluation_video, interrupts,
                            loggers, training, updates, workdir as workdir_lib)
-from maddpg_tf.envs import pettingzoo as pettingzoo_envs
 from maddpg_tf.run.errors import Interrupted, NonFiniteLoss, RunError  # noqa: F401  (re-exported for callers)
+from maddpg_tf.run.evaluation import EVAL_SEED_OFFSET
 from maddpg_tf.run.validation import resolve_config  # noqa: F401  (re-exported for callers)
 
 estimator_params = config_lib.estimator_params
-EVAL_SEED_OFFSET = 1_000_003
 
 
 def _default_make_env(config):

@@ -17,6 +17,9 @@ import time
 from typing import Protocol
 
 import numpy as np
+from tqdm import tqdm
+
+from maddpg_tf.media import video
 
 
 class Logger(Protocol):
@@ -80,7 +83,6 @@ class TensorBoardLogger:
 
   def write_frames(self, name, frames, step, max_frames):
     """An episode's frames ([T] uint8 [H, W, 3]) as an animated image at `step` (`maddpg_tf.media.video`)."""
-    from maddpg_tf.media import video  # pylint: disable=g-import-not-at-top
     with self._file_writer().as_default():
       video.tensorboard_video_summary(name, frames, int(step), max_frames=max_frames)
 
@@ -107,7 +109,6 @@ class ProgressBar:
   """A terminal progress bar of env steps (tqdm); `write` shows an evaluation's return on it."""
 
   def __init__(self, total, initial, description):
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc=description,
                      mininterval=1.0)
 

@@ -5,7 +5,7 @@
     <workdir>/evaluations.csv    step, mean team return, each episode's return
     <workdir>/checkpoints/       ckpt-<env step>/ (complete only with their COMPLETE marker)
     <workdir>/best/              ckpt-<env step>/: the learner at the best evaluation so far (checkpoint.keep_best)
-    <workdir>/absolute.json      the absolute metric of the finished run (maddpg_tf.evaluate.absolute_metric)
+    <workdir>/absolute.json      the absolute metric of the finished run (maddpg_tf.run.saved_policies.absolute_metric)
     <workdir>/tb/                TensorBoard event files (tb_superseded/: what a resume rewound)
 """
 
@@ -65,7 +65,7 @@ def package_versions(packages=PACKAGES):
 def provenance(config, task, user_code=()):
   """What produced a result: versions, git revision, command line, fidelity, seed, and `user_code`:
   [{"path": import path, "module_file": ..., "sha256": ...}] for every user module the run imported."""
-  revision, dirty = git_revision(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  revision, dirty = git_revision(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   return {"git_revision": revision, "git_dirty": dirty, "packages": package_versions(),
           "python": platform.python_version(), "command": sys.argv, "seed": config.seed,
           "fidelity": config.fidelity, "task": task.name, "gym_id": task.gym_id,

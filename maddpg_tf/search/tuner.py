@@ -1,6 +1,6 @@
 """Bayesian search over estimator settings: a `keras_tuner.Tuner` whose trials are MADDPG training runs.
 
-    tuner = EstimatorSearch(config, search_spaces.resolve("grmck"), "searches/grmck", max_trials=20)
+    tuner = EstimatorSearch(config, spaces.resolve("grmck"), "searches/grmck", max_trials=20)
     tuner.search()                          # trains trial after trial; resumes an interrupted search
     print(format_table(tuner.oracle, "average_return"))
 
@@ -36,6 +36,7 @@ heartbeat.
 
 import contextlib
 import copy
+import csv
 import fcntl
 import json
 import math
@@ -45,11 +46,15 @@ import threading
 import time
 import warnings
 
+import grpc
 import keras_tuner
 import numpy as np
+from keras_tuner.src import config as keras_tuner_config
+from keras_tuner.src import protos
 from keras_tuner.src.engine import trial as trial_module
 
 from maddpg_tf import config as config_lib
+from maddpg_tf.run import loggers
 
 OBJECTIVES = {"average": "average_return", "max": "max_return"}
 METRICS = ("average_return", "max_return", "final_return")
@@ -80,7 +85,7 @@ def write_json_atomic(path, content):
 
 
 def declare_hyperparameters(space):
-  """`search_spaces.resolve(...)`'s space as keras-tuner `HyperParameters` (declared up front)."""
+  """`spaces.resolve(...)`'s space as keras-tuner `HyperParameters` (declared up front)."""
   hp = keras_tuner.HyperParameters()
   for name, spec in space.items():
     if spec["kind"] == "choice":
@@ -133,9 +138,17 @@ def run_name(trial_id, seed):
   return f"trial_{trial_id}_s{seed}"
 
 
+def check_config(config, space):
+  """RunError unless the training `config` works as given and at a corner of `space`, before any trial."""
+  from maddpg_tf.run import experiment  # TensorFlow only where training happens
+  corner = {name: spec["choices"][0] if spec["kind"] == "choice" else spec["min"] for name, spec in space.items()}
+  experiment.resolve_config(config)
+  experiment.resolve_config(apply_hyperparameters(config, corner))
+
+
 def train_and_evaluate(config, workdir, progress=True):
   """The real trial: trains (or resumes) one MADDPG run in `workdir`; returns its evaluation returns."""
-  from maddpg_tf.run import experiment, loggers  # TensorFlow only where training happens
+  from maddpg_tf.run import experiment  # TensorFlow only where training happens
   try:
     with experiment.Experiment(config, workdir, progress=progress) as run:
       run.run()
@@ -363,7 +376,6 @@ class _PatientStub:
     self._stub, self._log, self._patience, self._reconnect = stub, log, patience, reconnect
 
   def __getattr__(self, name):
-    import grpc
 
     def call(*args, **kwargs):
       deadline, warned = time.time() + self._patience, False
@@ -386,8 +398,6 @@ class _PatientStub:
 
 def _oracle_stub():
   """A stub to the chief at KERASTUNER_ORACLE_IP:PORT on a new channel that retries connecting every second."""
-  import grpc  # pylint: disable=g-import-not-at-top
-  from keras_tuner.src import protos  # pylint: disable=g-import-not-at-top
   address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
   channel = grpc.insecure_channel(address, options=[("grpc.initial_reconnect_backoff_ms", 500),
                                                     ("grpc.max_reconnect_backoff_ms", 1000)])
@@ -397,7 +407,7 @@ def _oracle_stub():
 # ---- the tuner -----------------------------------------------------------------------------------------
 
 class EstimatorSearch(keras_tuner.Tuner):
-  """Searches `space` (from `search_spaces.resolve`) around the training `config`; results in `directory`.
+  """Searches `space` (from `spaces.resolve`) around the training `config`; results in `directory`.
 
   Each trial trains `seeds_per_trial` runs (seeds config.seed, config.seed + 1, ...) with `trial_fn(config,
   workdir) -> [evaluation mean returns]` (default: `train_and_evaluate`, real MADDPG training) and reports
@@ -510,7 +520,6 @@ class EstimatorSearch(keras_tuner.Tuner):
   def search(self):
     if not self._is_worker() and not os.path.isdir(os.path.join(self.project_dir, "tb_search")):
       self.write_tensorboard_experiment()
-    from keras_tuner.src import config as keras_tuner_config
     debug, keras_tuner_config.DEBUG = keras_tuner_config.DEBUG, False  # on_trial_end reports failures
     chief = not self._is_worker() and "KERASTUNER_ORACLE_IP" in os.environ
     reaper = self._reaper() if chief and self.trial_timeout is not None else None
@@ -621,7 +630,6 @@ def format_table(oracle, objective_name):
 
 
 def write_trials_csv(path, oracle):
-  import csv
   rows = trial_rows(oracle)
   columns = ["trial", "status", *METRICS, *[hp.name for hp in oracle.hyperparameters.space], "note"]
   temporary = f"{path}.tmp{os.getpid()}"
@@ -676,7 +684,7 @@ def config_source(config_file, overrides=None):
   file's absolute path."""
   path, _, arg = config_file.partition(":")
   path = os.path.abspath(path)
-  library = os.path.dirname(os.path.abspath(__file__))
+  library = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # maddpg_tf/, whose config.py
   if os.path.dirname(path) == library and path.endswith(".py"):
     base = "module:maddpg_tf." + os.path.basename(path)[:-3]
   else:
@@ -770,3 +778,34 @@ def prepare_directory(directory, content):
   if differences:
     raise SearchError(f"--dir {directory} holds a different search ({'; '.join(differences[:3])}); "
                       f"use a new --dir, or the same command to continue it")
+
+
+# ---- what a process says -------------------------------------------------------------------------------
+
+def announce(tuner, mode, tuner_id, directory, max_trials, trial_timeout, log):
+  """What this process is about to do: serve the oracle, work for a chief, or continue a search."""
+  if mode == "chief":
+    log(f"chief: serving the oracle at {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+        f" for up to {max_trials} trials; workers run the same command with KERASTUNER_TUNER_ID=tuner0, "
+        f"tuner1, ...; a trial silent for {trial_timeout:g} s goes to another worker")
+  elif mode == "worker":
+    log(f"{tuner_id}: asking the chief at {os.environ['KERASTUNER_ORACLE_IP']}:"
+        f"{os.environ['KERASTUNER_ORACLE_PORT']} for trials")
+  elif tuner.oracle.trials:
+    done = sum(t.status in FINISHED for t in tuner.oracle.trials.values())
+    log(f"continuing the search in {directory}: {done} of {max_trials} trials finished")
+
+
+def report(tuner, directory, source, log):
+  """The ended search's trial table, `trials.csv` and `best_config.py` (for `config_source`'s `source`)."""
+  log(format_table(tuner.oracle, tuner.objective_name))
+  write_trials_csv(os.path.join(directory, "trials.csv"), tuner.oracle)
+  path = os.path.join(directory, "best_config.py")
+  best = write_best_config(path, tuner, source)
+  if best is None:
+    log(f"no trial completed; nothing written to {path}")
+    return
+  log(f"best: trial {best.trial_id}, {tuner.objective_name} {best.score:.4g}: "
+      f"{format_values(best.hyperparameters.values)}")
+  log(f"written: {path} (maddpg-train --config={path}), {os.path.join(directory, 'trials.csv')}; "
+      f"TensorBoard: tensorboard --logdir {directory}")

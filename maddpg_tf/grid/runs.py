@@ -1,9 +1,6 @@
-"""`maddpg-reproduce`: the paper's results, one command each, from a grid of training runs on Ray.
-
-    maddpg-reproduce --what=table1 --budget=small --results=results/        # local Ray on this machine
-    maddpg-reproduce --what=table1 --budget=paper --ray_address=auto        # an existing Ray cluster
-    maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|medium|paper ...
-    maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
+"""The grid's runs on Ray, the library behind `maddpg-reproduce` (`maddpg_tf.cli.reproduce`): each run of
+tasks x estimators x seeds as a `RunSpec` with its config (`plan`), its state on disk (`run_state`), its
+lock, and `run_grid`, which trains the unfinished ones as Ray tasks with retries.
 
 The grid is tasks x estimators x seeds (`--tasks`, `--estimators`, `--seeds`; the budget gives the
 defaults). `--estimators` also takes your own estimator by import path, `module.path:ClassName`: checked in
@@ -26,32 +23,6 @@ Ray's token authentication stays on (every node and the driver need the cluster'
 RAY_AUTH_TOKEN_PATH). One grid at a time per `--results` (a lock, `<results>/grid.lock`; a second grid is
 refused with one line naming the first), and one process per run (`<results>/logs/.../seed<k>.lock`).
 Each attempt of a run records its node (`attempts` in its provenance.json, summary.json and grid.json).
-
-Budgets (`--budget`):
-  smoke  seconds per run, for tests: `lbf-8x8-2p-2f-coop`, STGS-1 and GST, seeds 0-1, the configs' `smoke`
-         preset (2,000 env steps) without XLA; Figure 4 on `lbf-15x15-4p-5f`, seed 0, same preset.
-  small  one 2-core machine in about two hours (SMALL_TOTAL_STEPS): `lbf-8x8-2p-2f-coop`, the five paper
-         estimators, seeds 0-2, 400,000 env steps each with the `short` schedule of configs/lbf.py (4 updates
-         per episode, evaluation of 40 episodes every 10,000 steps); Figure 4: `lbf-15x15-4p-5f`, STGS-1 and
-         GST, seed 0, 100,000 steps of the same schedule.
-  medium the paper's strongest findings on one 2-core machine (about 2-3 hours): `lbf-15x15-4p-5f` and
-         `rware-tiny-4ag`, STGS-1 and GST (`--estimators` widens it), seeds 0-2, the paper's settings and its
-         7.5M env steps per run; one checkpoint kept per run. Figure 4 reuses its `lbf-15x15-4p-5f` runs.
-  paper  the paper: all nine tasks, the five estimators at the paper's settings per environment (NOTES
-         section 2), seeds 0-4, Table 1's budgets (5M / 6M / 7.5M env steps), evaluation of 100 episodes
-         every 50,000 steps. Figure 4 reuses the `lbf-15x15-4p-5f` STGS-1 and GST runs.
-`--fidelity` (code or text; see README) is recorded in every run and stated in every output.
-
-Outputs under `--results`: `table1.{md,tex,csv}`, `aggregate/` (with table1 and aggregate: IQM, median,
-mean, optimality gap with stratified bootstrap intervals, probabilities of improvement, profiles and
-sample-efficiency figures, `marl_eval.json`; see `maddpg_tf.analysis.aggregate`), `figures/figure{1,2,3,S1}.{png,pdf}`,
-`figures/figure4.{png,pdf}`, `table2.{md,tex,csv,json}`, and `grid.json` (each run's state). On a
-multi-node cluster `--results` should be a shared filesystem (resuming and Figure 4 read the run
-directories); without one the driver still writes each finished run's evaluations and summary.
-
-Exit status: 0 all runs finished and the outputs written; 1 some run failed (outputs written from the
-others); 2 bad flags or input, an unwritable --results or one in use by another grid (one line
-`maddpg-reproduce: error: ...`); 130 interrupted.
 """
 
 import contextlib
@@ -59,8 +30,9 @@ import dataclasses
 import datetime
 import fcntl
 import json
+import logging
 import os
-import re
+import resource
 import signal
 import socket
 import subprocess
@@ -68,34 +40,19 @@ import sys
 import time
 import traceback
 
-from absl import flags
+import ml_collections
+from tqdm import tqdm
 
 from maddpg_tf import config as common
-from maddpg_tf import cli
-from maddpg_tf.run import loggers
+from maddpg_tf.envs import tasks
+from maddpg_tf.grid.budgets import (ESTIMATORS, ESTIMATOR_PATH, ESTIMATOR_PATH_FORM, FIGURE4_ESTIMATORS,
+                                    MEDIUM_CHECKPOINTS, SMALL_FIGURE4_STEPS, SMALL_TOTAL_STEPS)
+from maddpg_tf.run import checkpointing, errors, process, saved_policies
+from maddpg_tf.run import workdir as workdir_lib
+from maddpg_tf.run.process import one_line
 from maddpg_tf.run.workdir import ABSOLUTE_FILE
-from maddpg_tf.cli import one_line
-from maddpg_tf.envs import mpe as mpe_tasks
 
-PROG = "maddpg-reproduce"
-WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "all")
-BUDGET_NAMES = ("smoke", "small", "medium", "paper")
-TASKS = tuple(common.TOTAL_STEPS)                       # the paper's nine tasks, in Table 1's order
-# Every task a grid may name: the paper's and the multi-particle ones (not in any budget by default).
-GRID_TASKS = TASKS + tuple(mpe_tasks.MPE_TASKS)
-PAPER_ESTIMATORS = tuple(common.PAPER_ESTIMATORS["lbf"])  # stgs-1, stgs-t, tags, grmck, gst
-ESTIMATORS = PAPER_ESTIMATORS + tuple(common.EXTRA_ESTIMATORS)
-# A user's estimator, as `estimators.resolve` takes it (the driver does not import that package: TensorFlow).
-ESTIMATOR_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
-ESTIMATOR_PATH_FORM = "module.path:ClassName (your subclass of estimators.DiscreteGradientEstimator)"
-FIGURE4_TASK = "lbf-15x15-4p-5f"
-FIGURE4_ESTIMATORS = ("stgs-1", "gst")
-
-# The small budget's steps per run, sized by measurement on this kind of machine (2 cores; two runs at once,
-# one TensorFlow thread each, LBF 8x8 with the `short` schedule, the fast environments): a 400,000-step run
-# takes 178-292 CPU seconds (mean 218), so the whole `--what=all` (15 runs, Figure 4's two, the absolute
-# metrics, the benchmark) takes about half an hour on an idle 2-core machine.
-SMALL_TOTAL_STEPS = 400_000
+PROG = "maddpg-reproduce"  # the program whose messages the grid prints
 # A week-long grid loses nodes: a run whose process or node is lost is submitted again this many times.
 DEFAULT_RETRIES = 3
 # How long a retried run waits for the lock of a previous attempt whose node may still be going down (a dead
@@ -105,95 +62,10 @@ RUN_LOCK_WAIT_SECONDS = 300.0
 # default on Linux); 0 keeps a local Ray on the loopback interface.
 RAY_CLUSTER_MODE_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = "127.0.0.1"
-SMALL_FIGURE4_STEPS = 100_000
-# The medium budget: the two tasks where the paper found GST ahead of STGS-1, at the paper's own settings.
-# Measured here (2 cores, two runs at once, fast envs; 400,000-step runs of GST): 5,000-5,900 env steps/s
-# on lbf-15x15-4p-5f and 7,200-8,000 on rware-tiny-4ag, evaluations included, so the paper's full 7.5M
-# steps per run take about 23 and 17 minutes and the 12 runs about two hours: no cut is needed.
-MEDIUM_TASKS = ("lbf-15x15-4p-5f", "rware-tiny-4ag")
-# A 7.5M-step run's 2M-transition buffer is 0.9 GB (LBF) to 3.7 GB (RWARE) per checkpoint: one kept per run,
-# written every 1M steps (a resume repeats at most about three minutes).
-MEDIUM_CHECKPOINTS = {"checkpoint.keep": 1, "checkpoint.every_steps": 1_000_000}
-
-
-@dataclasses.dataclass(frozen=True)
-class Budget:
-  name: str
-  tasks: tuple
-  estimators: tuple
-  seeds: tuple
-  figure4_seeds: tuple
-  description: str
-
-
-BUDGETS = {
-    "smoke": Budget("smoke", ("lbf-8x8-2p-2f-coop",), ("stgs-1", "gst"), (0, 1), (0,),
-                    "smoke: the configs' smoke preset (2,000 env steps per run, XLA off; seconds); not "
-                    "comparable with the paper"),
-    "small": Budget("small", ("lbf-8x8-2p-2f-coop",), PAPER_ESTIMATORS, (0, 1, 2), (0,),
-                    f"small: {SMALL_TOTAL_STEPS:,} env steps per run (Figure 4: {SMALL_FIGURE4_STEPS:,}) with "
-                    "the `short` schedule (4 updates per episode, 40 evaluation episodes every 10,000 "
-                    "steps); the paper trained 5M-7.5M steps, so returns are far below Table 1's"),
-    "medium": Budget("medium", MEDIUM_TASKS, ("stgs-1", "gst"), (0, 1, 2), (0, 1, 2),
-                     "medium: the paper's settings and steps (7.5M env steps per run, 1 update per LBF episode "
-                     "and 10 per RWARE episode, 400 warm-up episodes, 100 evaluation episodes every 50,000 "
-                     "steps) on lbf-15x15-4p-5f and rware-tiny-4ag, seeds 0-2 (the paper: 5)"),
-    "paper": Budget("paper", TASKS, PAPER_ESTIMATORS, (0, 1, 2, 3, 4), (0, 1, 2, 3, 4),
-                    "paper: Table 1's budgets (5M / 6M / 7.5M env steps), the paper's estimator settings "
-                    "per environment, 100 evaluation episodes every 50,000 steps, 5 seeds"),
-}
-
-_WHAT = flags.DEFINE_enum("what", "table1", WHATS, "Which result to produce.")
-_BUDGET = flags.DEFINE_enum("budget", "small", BUDGET_NAMES, "smoke (seconds), small (about 30 min on 2 cores), "
-                            "medium (two tasks, the paper's steps, about 2.5 h on 2 cores), paper (the paper's "
-                            "grid).")
-_RESULTS = flags.DEFINE_string("results", "results", "Directory for the runs and the outputs.")
-_TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: "
-                           f"{', '.join(GRID_TASKS)}.")
-_ESTIMATORS = flags.DEFINE_list("estimators", None,
-                                f"Estimators of the grid (default: the budget's). One of: {', '.join(ESTIMATORS)}; "
-                                f"or your own by import path, {ESTIMATOR_PATH_FORM}, importable here and on every "
-                                f"node (its runs in <task>/module.path.ClassName/).")
-_ESTIMATOR_OPTIONS = flags.DEFINE_string(
-    "estimator_options", "", "Parameters of the estimators given by import path in --estimators, as "
-    "name=value,... (Python literals; each such estimator gets them all and must accept them). Default: "
-    "their own defaults (the constructor's). The built-in estimators keep the paper's settings.")
-_SEEDS = flags.DEFINE_list("seeds", None, "Seeds, e.g. 0,1,2 (default: the budget's).")
-_FIDELITY = flags.DEFINE_enum("fidelity", "code", ("code", "text"), "The authors' code or the paper's text.")
-_FOOD_RULE = flags.DEFINE_enum(
-    "lbf_food_rule", None, tuple(common.LBF_FOOD_RULES), "LBF tasks' food-level rule (default: each task's, "
-    "which for the paper's tasks is v2, the lbforaging the paper ran). "
-    + "; ".join(f"{k}: {v}" for k, v in common.LBF_FOOD_RULES.items()) + ". README: Fidelity.")
-_TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Env steps per run, instead of the budget's.")
-_FIGURE4_TASK = flags.DEFINE_string("figure4_task", FIGURE4_TASK, "Task of Figure 4's runs.")
-_RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); default: start a "
-                                   "local Ray on this machine.")
-_NUM_CPUS = flags.DEFINE_integer("num_cpus", None, "CPUs of the local Ray (default: all of this machine's).")
-_CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow threads) per run; with 2 or "
-                                    "more, the envs step in a worker process beside the learner.")
-_RETRIES = flags.DEFINE_integer("retries", DEFAULT_RETRIES, "Times a run whose process or node was lost is "
-                                "submitted again (it resumes from its last complete checkpoint); a run that "
-                                "fails for its own reasons is not retried.")
-_TUNED = flags.DEFINE_list("tuned", None, "best_config.py files written by maddpg-search: each one's settings "
-                          "replace the paper's for its estimator on every task of its environment family.")
-_BOOTSTRAP_REPS = flags.DEFINE_integer("bootstrap_reps", 50_000, "Bootstrap replicates of the aggregate "
-                                       "intervals (IQM, median, mean, optimality gap), as rliable.")
-_POI_REPS = flags.DEFINE_integer("poi_bootstrap_reps", 2_000, "Bootstrap replicates of the probabilities of "
-                                 "improvement (and the bands of profiles and curves).")
-_BOOTSTRAP_SEED = flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap: same seed, same numbers.")
-_ABSOLUTE = flags.DEFINE_bool("absolute", True, "After training, each run's absolute metric (absolute.json: the "
-                              "learner of its best evaluation over 10x its evaluation episodes; Table 1's "
-                              "absolute column); finished runs without it are evaluated.")
-_RUN = flags.DEFINE_bool("run", True, "Train missing runs; --norun builds the outputs from existing runs only.")
-_QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
 class UsageError(Exception):
   """Bad input: printed as one line, exit status 2."""
-
-
-def _error(message):
-  return cli.error(PROG, message)
 
 
 # ---- the grid ------------------------------------------------------------------------------------------
@@ -218,7 +90,6 @@ class RunSpec:
 
 def family(task):
   """The task's environment family (its `TaskSpec.family`), which decides the paper's settings."""
-  from maddpg_tf.envs import tasks  # pylint: disable=g-import-not-at-top
   return tasks.resolve_task(task).family
 
 
@@ -262,7 +133,7 @@ def load_tuned(paths):
     if not os.path.isfile(path):
       raise UsageError(f"--tuned {path} does not exist; give best_config.py files written by maddpg-search")
     try:
-      module = cli.load_module(path, f"maddpg_tuned_{len(tuned)}")
+      module = process.load_module(path, f"maddpg_tuned_{len(tuned)}")
       settings, base = dict(module.BEST), module.get_config()
     except Exception as error:  # pylint: disable=broad-except  (any error in a user's file)
       raise UsageError(f"--tuned {path} is not a maddpg-search best_config.py ({type(error).__name__}: "
@@ -303,6 +174,23 @@ def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps
   return specs
 
 
+def plan_outputs(what, results, tasks, estimators, seeds, figure4_task, figure4_seeds, budget, fidelity="code",
+                 total_steps=None, tuned=None, estimator_options="", lbf_food_rule=None):
+  """[RunSpec] of the runs `--what` needs: the grid's (table1, figures, all) and Figure 4's (figure4, all;
+  its runs that the grid has already are not planned twice)."""
+  specs = []
+  if what in ("table1", "figures", "all"):
+    specs += plan(results, tasks, estimators, seeds, budget, fidelity, total_steps, tuned=tuned,
+                  estimator_options=estimator_options, lbf_food_rule=lbf_food_rule)
+  if what in ("figure4", "all"):
+    names = {spec.name for spec in specs}
+    specs += [spec for spec in plan(results, (figure4_task,), FIGURE4_ESTIMATORS, figure4_seeds, budget,
+                                    fidelity, total_steps, figure4=True, tuned=tuned,
+                                    lbf_food_rule=lbf_food_rule)
+              if spec.name not in names]
+  return specs
+
+
 def _read_json(path):
   try:
     with open(path) as handle:
@@ -321,7 +209,6 @@ def _write_json(path, content):
 
 def checkpoint_step(workdir):
   """Env step of the newest complete checkpoint in `workdir`, or None."""
-  from maddpg_tf.run import checkpointing  # numpy only
   found = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))
   return found[-1][0] if found else None
 
@@ -374,7 +261,6 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
   | {"status": "failed", "error": line} | {"status": "interrupted", "error": line}.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import resource
   started = time.time()
   usage = _cpu_seconds(resource)
   # The reference (pure-Python) envs: with one CPU per run they step in this process (a worker process
@@ -384,16 +270,14 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
   if config_dict.get("env_backend", "reference") == "reference":
     config_dict = dict(config_dict, env_workers=0 if threads and int(threads) < 2 else 1)
   try:
-    import ml_collections
-    tf = cli.import_tensorflow()  # quietly (no CUDA probe noise in the grid's logs)
+    tf = process.import_tensorflow()  # quietly (no CUDA probe noise in the grid's logs)
     if threads:
       try:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
       except RuntimeError:  # TensorFlow already initialised in this process
         pass
-    from maddpg_tf import evaluate
-    from maddpg_tf.run import checkpointing, errors, experiment
+    from maddpg_tf.run import experiment  # pylint: disable=g-import-not-at-top  (after the quiet TensorFlow)
     try:
       if train:
         extra = {"attempts": list(attempts)} if attempts else None  # where it ran (node, host, pid)
@@ -403,7 +287,7 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
       else:
         summary = _read_json(os.path.join(workdir, "summary.json")) or {}
       spec = RunSpec("", "", 0, workdir, config_dict)
-      absolute = evaluate.absolute_metric(workdir) if absolute and needs_absolute(spec) else None
+      absolute = saved_policies.absolute_metric(workdir) if absolute and needs_absolute(spec) else None
     except (experiment.RunError, checkpointing.CheckpointError, errors.RunError) as error:
       return {"status": "failed", "error": one_line(error)}
     except experiment.Interrupted as interrupt:
@@ -457,7 +341,7 @@ def _this_node():
   place = {"host": socket.gethostname(), "pid": os.getpid(),
            "started": datetime.datetime.now().isoformat(timespec="seconds")}
   try:
-    import ray
+    import ray  # pylint: disable=g-import-not-at-top
     place["node_id"] = ray.get_runtime_context().get_node_id()
     place["node_ip"] = ray.util.get_node_ip_address()
   except Exception:  # pylint: disable=broad-except  (outside Ray: host and pid say enough)
@@ -585,6 +469,14 @@ def grid_lock(results):
     handle.close()
 
 
+def record_grid(results, budget, fidelity):
+  """Notes the grid's budget and fidelity in `<results>/grid.json` (hold `grid_lock` first)."""
+  manifest_path = os.path.join(results, "grid.json")
+  manifest = _read_json(manifest_path) or {}
+  manifest.update(budget=budget, fidelity=fidelity)
+  _write_json(manifest_path, manifest)
+
+
 def check_writable(results):
   """Raises UsageError (one line) unless this process can create and remove a file in `results`."""
   probe = os.path.join(results, f".write-check-{socket.gethostname()}-{os.getpid()}")
@@ -613,8 +505,7 @@ def loopback_only():
 def _init_ray(ray_address, num_cpus, quiet):
   """ray.init for the grid: a cluster's driver at `ray_address` (its token authentication as configured
   there), or a local Ray on 127.0.0.1 only with no dashboard. Returns (ray, {address, session_dir})."""
-  import logging
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env_vars = {"TF_CPP_MIN_LOG_LEVEL": "2"}
   kwargs = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                 logging_level=logging.WARNING if quiet else logging.INFO)
@@ -724,7 +615,6 @@ class _GridRun:
                               "log": _log_stem(self.results, spec) + ".log"}
     self.write_manifest()
     if progress:
-      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       self.bar = tqdm(total=len(self.specs), initial=len(self.report.skipped), unit="run", dynamic_ncols=True,
                       desc=f"grid ({len(self.todo)} to run)")
     try:
@@ -844,139 +734,9 @@ class _GridRun:
                  f"(Ctrl-C again to stop now)")
 
 
-# ---- collecting results ----------------------------------------------------------------------------------
+# ---- checking a grid before it runs ---------------------------------------------------------------------
 
-def collect_curves(results, tasks, estimators, seeds):
-  """{task: {estimator: runs}}, runs = [dict(seed, steps, returns, workdir, config, finished)] for the seeds
-  with at least one evaluation."""
-  import numpy as np
-  found = {}
-  for task in tasks:
-    for estimator in estimators:
-      runs = []
-      for seed in seeds:
-        workdir = workdir_of(results, task, estimator, seed)
-        path = os.path.join(workdir, "evaluations.csv")
-        if not os.path.isfile(path):
-          continue
-        rows = loggers.read_evaluations_csv(path)
-        if not rows:
-          continue
-        config = _read_json(os.path.join(workdir, "config.json")) or {}
-        steps = np.array([step for step, _ in rows], np.int64)
-        values = np.array([value for _, value in rows], np.float64)
-        runs.append(dict(seed=seed, steps=steps, returns=values, workdir=workdir, config=config,
-                         finished=run_state(RunSpec(task, estimator, seed, workdir,
-                                                    {"total_steps": config.get("total_steps", 0)}))[0]
-                         == "finished"))
-      if runs:
-        found.setdefault(task, {})[estimator] = runs
-  return found
-
-
-def describe(budget, fidelity, seeds, total_steps=None, tuned=None):
-  """What every output states: the budget, its meaning, the fidelity, the seeds, searched settings."""
-  text = BUDGETS[budget].description
-  if total_steps is not None:
-    text += f"; --total_steps={total_steps:,} per run"
-  for (env_family, label), settings in sorted((tuned or {}).items()):
-    values = ", ".join(f"{key.split('.')[-1]}={value:.4g}" if isinstance(value, float) else
-                       f"{key.split('.')[-1]}={value}" for key, value in sorted(settings.items()))
-    text += f"; {label} on {env_family}: searched settings ({values}), not the paper's"
-  return dict(budget=budget, fidelity=fidelity, seeds=list(seeds), description=text,
-              generated=datetime.datetime.now().isoformat(timespec="seconds"))
-
-
-def write_table1(results, tasks, estimators, seeds, meta):
-  from maddpg_tf.analysis import statistics
-  from maddpg_tf.analysis import tables
-  found = collect_curves(results, tasks, estimators, seeds)
-  if not found:
-    raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
-                     f"{','.join(estimators)}: run the grid first (without --norun)")
-  curves, steps, info, absolute = {}, {}, {}, {}
-  for task, by_estimator in found.items():
-    for estimator, runs in by_estimator.items():
-      length = min(len(run["returns"]) for run in runs)
-      curves.setdefault(task, {})[estimator] = [run["returns"][:length] for run in runs]
-      steps.setdefault(task, {})[estimator] = runs[0]["steps"][:length]
-      fidelities = sorted({run["config"].get("fidelity", "?") for run in runs})
-      rules = sorted({str(common.upgrade(run["config"]).get("lbf_food_rule") or "") for run in runs})
-      info[(task, estimator)] = dict(
-          seeds=[run["seed"] for run in runs], finished=sum(run["finished"] for run in runs),
-          total_steps=max(int(run["config"].get("total_steps", 0)) for run in runs),
-          last_step=int(runs[0]["steps"][length - 1]), fidelity="/".join(fidelities),
-          lbf_food_rule="/".join(rules))
-      absolute.setdefault(task, {})[estimator] = statistics.absolute_values([run["workdir"] for run in runs])
-  cells = statistics.table1(curves, steps, absolute=absolute)
-  return tables.write_table1(cells, results, meta, info)
-
-
-def write_aggregates(results, tasks, estimators, seeds, meta):
-  """The field's aggregates (rliable / marl-eval) of the grid's runs: `<results>/aggregate/`."""
-  from maddpg_tf.analysis import aggregate
-  for name, value, least in (("--bootstrap_reps", _BOOTSTRAP_REPS.value, 1),
-                             ("--poi_bootstrap_reps", _POI_REPS.value, 1)):
-    if value < least:
-      raise UsageError(f"{name} must be an integer >= {least}, got {value}")
-  wanted = {str(seed) for seed in seeds}
-  labels = {estimator_directory(estimator): estimator for estimator in estimators}  # runs carry directory names
-  runs = [dict(run, estimator=labels[run["estimator"]]) for run in aggregate.runs_from_results(results)
-          if run["task"] in tasks and run["estimator"] in labels and str(run["seed"]) in wanted]
-  if not runs:
-    raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
-                     f"{','.join(estimators)}: run the grid first (without --norun)")
-  return aggregate.write_aggregates(runs, os.path.join(results, "aggregate"), reps=_BOOTSTRAP_REPS.value,
-                                    poi_reps=_POI_REPS.value, seed=_BOOTSTRAP_SEED.value, meta=meta)
-
-
-def write_figures(results, tasks, estimators, seeds, meta):
-  from maddpg_tf.analysis import plots
-  found = collect_curves(results, tasks, estimators, seeds)
-  if not found:
-    raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)}: run the grid first")
-  for stem, title, group in plots.FIGURE_GROUPS:
-    if not any(task in found for task in group):
-      print(f"{PROG}: {stem} ({title}) skipped: no results for its tasks ({', '.join(group)}); add them with "
-            f"--tasks", flush=True)
-  return plots.write_learning_curve_figures(found, os.path.join(results, "figures"), meta)
-
-
-def write_figure4(results, task, seeds, meta):
-  from maddpg_tf.analysis import plots
-  runs = {}
-  for estimator in FIGURE4_ESTIMATORS:
-    dirs = [os.path.join(workdir_of(results, task, estimator, seed), "tb") for seed in seeds]
-    dirs = [d for d in dirs if os.path.isdir(d)]
-    if dirs:
-      runs[estimator] = dirs
-  if not runs:
-    raise UsageError(f"no TensorBoard logs under {results}/{task}/{{{','.join(FIGURE4_ESTIMATORS)}}}: run the "
-                     f"Figure 4 grid first")
-  config = next((c for c in (_read_json(os.path.join(os.path.dirname(d), "config.json"))
-                              for dirs in runs.values() for d in dirs) if c), {})
-  bin_size = int(config.get("log", {}).get("grad_variance_every_steps", 1000))
-  return plots.write_figure4(runs, task, os.path.join(results, "figures"), meta, bin_size=bin_size)
-
-
-def write_table2(results, budget, meta):
-  from maddpg_tf import estimator_timing as bench_estimators
-  from maddpg_tf.analysis import tables
-  bench = bench_estimators.run_benchmark(quick=budget == "small", tiny=budget == "smoke")
-  return tables.write_table2(bench, results, meta)
-
-
-# ---- command line ----------------------------------------------------------------------------------------
-
-def _parse_flags(argv):
-  """absl's parsing, with any flag error as one line and exit status 2."""
-  try:
-    return flags.FLAGS(argv)
-  except Exception as error:  # flags.Error and friends
-    sys.exit(_error(str(error)))
-
-
-def _choose(values, allowed, what, default, form=None):
+def choose(values, allowed, what, default, form=None):
   """The values of list flag `--<what>` (default: `default`), each in `allowed` or, with `form` (a regular
   expression and its description), matching it; UsageError naming the first that is neither."""
   if values is None:
@@ -991,9 +751,9 @@ def _choose(values, allowed, what, default, form=None):
   return tuple(dict.fromkeys(values))
 
 
-def _choose_estimators(values, default):
+def choose_estimators(values, default):
   """--estimators: labels and import paths; two paths whose runs would share a directory are refused."""
-  chosen = _choose(values, ESTIMATORS, "estimators", default, (ESTIMATOR_PATH, ESTIMATOR_PATH_FORM))
+  chosen = choose(values, ESTIMATORS, "estimators", default, (ESTIMATOR_PATH, ESTIMATOR_PATH_FORM))
   seen = {}
   for estimator in chosen:
     other = seen.setdefault(estimator_directory(estimator), estimator)
@@ -1003,7 +763,7 @@ def _choose_estimators(values, default):
   return chosen
 
 
-def _estimator_options(text, estimators):
+def check_estimator_options(text, estimators):
   """--estimator_options, checked for form here (the estimators check the names, `check_estimator_paths`)."""
   if not text:
     return ""
@@ -1017,12 +777,37 @@ def _estimator_options(text, estimators):
   return text
 
 
+def modules_reach_local_runs():
+  """A user's module found in the working directory (where the check's `python -c` looks) is found by the local
+  Ray's workers too, which start elsewhere: the directory joins the PYTHONPATH they are given."""
+  paths = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+  if os.getcwd() not in paths:
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths + [os.getcwd()])
+
+
+def choose_seeds(values, default):
+  if values is None:
+    return tuple(default)
+  seeds = []
+  for value in values:
+    try:
+      seed = int(value)
+    except ValueError:
+      raise UsageError(f"--seeds must be integers >= 0 separated by commas, got {value!r}") from None
+    if seed < 0:
+      raise UsageError(f"--seeds must be integers >= 0, got {seed}")
+    seeds.append(seed)
+  if not seeds:
+    raise UsageError("--seeds is empty; give integers >= 0 separated by commas, e.g. 0,1,2")
+  return tuple(dict.fromkeys(seeds))
+
+
 # Run by `check_estimator_paths` in a child process (the driver does not load TensorFlow): argv[1] is the
 # paths as JSON, argv[2] the options. A failure is one JSON line after the marker, status 2.
 _CHECK_PATHS = """
 import json, sys
-from maddpg_tf import cli
-cli.import_tensorflow()
+from maddpg_tf.run import process
+process.import_tensorflow()
 from maddpg_tf import config
 from maddpg_tf.agent import learner
 options = config.parse_options(sys.argv[2])
@@ -1030,7 +815,7 @@ for path in json.loads(sys.argv[1]):
   try:
     learner.check_estimator(path, options)
   except ValueError as error:
-    message = cli.one_line(error)
+    message = process.one_line(error)
     print("%s" + json.dumps(message if path in message else f"estimator {path!r}: {message}"), flush=True)
     sys.exit(2)
 """
@@ -1060,47 +845,9 @@ def check_estimator_paths(estimators, options="", timeout=600):
                      f"{last[0].strip()})")
 
 
-def _grid_estimators(preset, train):
-  """(--estimators, --estimator_options), checked; with `train` (the grid will run) the estimators given by
-  import path are checked in a child process, before anything is written, and made importable by local runs."""
-  estimators = _choose_estimators(_ESTIMATORS.value, preset.estimators)
-  options = _estimator_options(_ESTIMATOR_OPTIONS.value, estimators)
-  if train and any(is_estimator_path(estimator) for estimator in estimators):
-    check_estimator_paths(estimators, options)
-    _modules_reach_local_runs()
-  return estimators, options
-
-
-def _modules_reach_local_runs():
-  """A user's module found in the working directory (where the check's `python -c` looks) is found by the local
-  Ray's workers too, which start elsewhere: the directory joins the PYTHONPATH they are given."""
-  paths = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
-  if os.getcwd() not in paths:
-    os.environ["PYTHONPATH"] = os.pathsep.join(paths + [os.getcwd()])
-
-
-def _seeds(values, default):
-  if values is None:
-    return tuple(default)
-  seeds = []
-  for value in values:
-    try:
-      seed = int(value)
-    except ValueError:
-      raise UsageError(f"--seeds must be integers >= 0 separated by commas, got {value!r}") from None
-    if seed < 0:
-      raise UsageError(f"--seeds must be integers >= 0, got {seed}")
-    seeds.append(seed)
-  if not seeds:
-    raise UsageError("--seeds is empty; give integers >= 0 separated by commas, e.g. 0,1,2")
-  return tuple(dict.fromkeys(seeds))
-
-
 def check_existing_runs(specs):
   """UsageError naming the first run directory of the grid that holds another run (another food rule, a
   changed setting), before anything is written; the grid would otherwise fail it after starting Ray."""
-  from maddpg_tf.run import errors, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
   for spec in specs:
     # A user's estimator's config is completed by the estimator itself (TensorFlow): its run checks it.
     if is_estimator_path(spec.estimator) or not os.path.isfile(os.path.join(spec.workdir, "config.json")):
@@ -1111,7 +858,8 @@ def check_existing_runs(specs):
       raise UsageError(f"{spec.name}: {error}") from None
 
 
-def _check_results(results, budget, fidelity, run=True):
+def check_results(results, budget, fidelity, run=True):
+  """UsageError unless `results` can take this grid's runs and outputs (with `run`: writable from here)."""
   if os.path.exists(results) and not os.path.isdir(results):
     raise UsageError(f"--results {results} is a file, not a directory")
   if not run and not os.path.isdir(results):
@@ -1132,7 +880,7 @@ def _check_results(results, budget, fidelity, run=True):
     check_writable(results)
 
 
-def _print_report(report):
+def print_report(report):
   """The grid's counts on stdout; each retried, failed and interrupted run by name on stderr."""
   evaluated = f" ({len(report.evaluated)} given their absolute metric)" if report.evaluated else ""
   print(f"{PROG}: {len(report.finished)} trained, {len(report.skipped) + len(report.evaluated)} already "
@@ -1147,98 +895,3 @@ def _print_report(report):
   if report.interrupted:
     print(f"{PROG}: interrupted: {', '.join(report.interrupted)}; run the same command to resume",
           file=sys.stderr)
-
-
-def main(argv):
-  if len(argv) > 1:
-    return _error(f"unexpected arguments {argv[1:]}; see --help")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  what, budget, results = _WHAT.value, _BUDGET.value, _RESULTS.value
-  preset = BUDGETS[budget]
-  try:
-    tasks = _choose(_TASKS.value, GRID_TASKS, "tasks", preset.tasks)
-    estimators, estimator_options = _grid_estimators(preset, train=_RUN.value and what in ("table1", "figures", "all"))
-    seeds = _seeds(_SEEDS.value, preset.seeds)
-    figure4_seeds = _seeds(_SEEDS.value, preset.figure4_seeds)
-    if _FIGURE4_TASK.value not in GRID_TASKS:
-      raise UsageError(f"unknown task {_FIGURE4_TASK.value!r} in --figure4_task; allowed: {', '.join(GRID_TASKS)}")
-    for name, flag in (("total_steps", _TOTAL_STEPS), ("num_cpus", _NUM_CPUS), ("cpus_per_run", _CPUS_PER_RUN)):
-      if flag.value is not None and flag.value < 1:
-        raise UsageError(f"--{name} must be >= 1, got {flag.value}")
-    if _RETRIES.value < 0:
-      raise UsageError(f"--retries must be >= 0, got {_RETRIES.value}")
-    if _RAY_ADDRESS.value and _NUM_CPUS.value:
-      raise UsageError("--num_cpus is for a local Ray; a cluster (--ray_address) has its own CPUs")
-    tuned = load_tuned(_TUNED.value)
-    for env_family, label in tuned:
-      if label not in estimators:
-        raise UsageError(f"--tuned settings for estimator {label!r}, which is not in the grid "
-                         f"({', '.join(estimators)})")
-    _check_results(results, budget, _FIDELITY.value, _RUN.value)
-  except UsageError as error:
-    return _error(error)
-
-  fidelity = _FIDELITY.value
-  specs = []
-  if what in ("table1", "figures", "all"):
-    specs += plan(results, tasks, estimators, seeds, budget, fidelity, _TOTAL_STEPS.value, tuned=tuned,
-                  estimator_options=estimator_options, lbf_food_rule=_FOOD_RULE.value)
-  if what in ("figure4", "all"):
-    names = {spec.name for spec in specs}
-    specs += [spec for spec in plan(results, (_FIGURE4_TASK.value,), FIGURE4_ESTIMATORS, figure4_seeds, budget,
-                                    fidelity, _TOTAL_STEPS.value, figure4=True, tuned=tuned,
-                                    lbf_food_rule=_FOOD_RULE.value)
-               if spec.name not in names]
-  status = 0
-  if specs and _RUN.value:
-    try:
-      check_existing_runs(specs)
-    except UsageError as error:
-      return _error(error)
-    manifest_path = os.path.join(results, "grid.json")
-    try:
-      with grid_lock(results):  # before grid.json is touched: a refused grid changes nothing
-        manifest = _read_json(manifest_path) or {}
-        manifest.update(budget=budget, fidelity=fidelity)
-        _write_json(manifest_path, manifest)
-        print(f"{PROG}: {len(specs)} runs ({budget} budget, fidelity {fidelity}) under {results}", flush=True)
-        report = run_grid(specs, results, _RAY_ADDRESS.value, _NUM_CPUS.value, _CPUS_PER_RUN.value,
-                          _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value, absolute=_ABSOLUTE.value)
-    except GridBusy as busy:
-      return _error(busy)
-    except KeyboardInterrupt:
-      print(f"{PROG}: interrupted; run the same command to resume", file=sys.stderr)
-      return 130
-    except Exception as error:  # pylint: disable=broad-except  (Ray could not start, ...)
-      return _error(f"the grid could not run: {type(error).__name__}: {error}")
-    _print_report(report)
-    status = 0 if report.ok else 1
-
-  meta = describe(budget, fidelity, seeds, _TOTAL_STEPS.value, tuned)
-  written = []
-  try:
-    if what in ("table1", "all"):
-      written += write_table1(results, tasks, estimators, seeds, meta)
-    if what in ("table1", "aggregate", "all"):
-      written += write_aggregates(results, tasks, estimators, seeds, meta)
-    if what in ("figures", "all"):
-      written += write_figures(results, tasks, estimators, seeds, meta)
-    if what in ("figure4", "all"):
-      written += write_figure4(results, _FIGURE4_TASK.value, figure4_seeds,
-                               describe(budget, fidelity, figure4_seeds, _TOTAL_STEPS.value, tuned))
-    if what in ("table2", "all"):
-      written += write_table2(results, budget, meta)
-  except UsageError as error:
-    return _error(error)
-  for path in written:
-    print(f"wrote {path}")
-  return status
-
-
-def run():
-  """Console entry point."""
-  cli.run_main(PROG, main, _parse_flags)
-
-
-if __name__ == "__main__":
-  run()

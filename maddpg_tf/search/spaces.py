@@ -46,6 +46,8 @@ import math
 import ml_collections
 from ml_collections import config_dict
 
+from maddpg_tf.run import process
+
 OPEN_EPSILON = 0.01
 
 HYPERPARAMETERS = ("temperature", "start_temperature", "end_temperature", "num_samples", "gap")
@@ -290,3 +292,28 @@ def merge(overrides, more):
       target.update(choices=None)
     target.update(fields)
   return merged
+
+
+def searched_estimator(config):
+  """What the space is for: a user's estimator named by path in `estimator.name` (also under a preset's
+  label), else the preset's label."""
+  name = config.estimator.name
+  return name if is_import_path(name) else config.estimator.label
+
+
+def estimator_parameters(name):
+  """The parameter names of a user's estimator given by import path: imports its module (and TensorFlow,
+  which the search loads anyway). ValueError (one line) if the path does not import or is no estimator."""
+  process.import_tensorflow()  # without its import-time log lines
+  import estimators  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  return estimators.parameter_names(name)
+
+
+def searched_space(config, overrides=None, compact=""):
+  """(estimator, space) of a search around training `config`: `searched_estimator`'s space, `resolve`d with
+  the `--search.*` `overrides` and then the `--search_space` shorthand `compact`. Only a user's estimator (by
+  import path) is imported, to check the names searched against its parameters. SpaceError as `resolve`."""
+  estimator = searched_estimator(config)
+  overrides = merge(overrides, parse_compact(compact))
+  parameters = estimator_parameters(estimator) if is_import_path(estimator) else None
+  return estimator, resolve(estimator, overrides, parameters)

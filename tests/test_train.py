@@ -18,7 +18,7 @@ LBF = os.path.join(REPO, "configs", "lbf.py")
 
 def train(*args, **kwargs):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", "maddpg_tf.train", *args], cwd=REPO, env=env,
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.cli.train", *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=300, **kwargs)
 
 
@@ -90,7 +90,7 @@ def test_sigterm_checkpoints_and_the_same_command_resumes_exactly(tmp_path):
   args = [f"--config={LBF}:smoke", "--config.total_steps=4000", f"--workdir={workdir}", "--quiet"]
   # SIGTERM at env step 1,500 (a fault point: past the first checkpoint, at an exact moment).
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{faults.VARIABLE: "env-step@1500:TERM"})
-  process = subprocess.Popen([sys.executable, "-m", "maddpg_tf.train", *args], cwd=REPO, env=env,
+  process = subprocess.Popen([sys.executable, "-m", "maddpg_tf.cli.train", *args], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   _, stderr = process.communicate(timeout=300)
   assert process.returncode == 128 + signal.SIGTERM, stderr

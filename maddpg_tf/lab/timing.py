@@ -1,9 +1,6 @@
-"""Times the discrete gradient estimators: the paper's Table 2 protocol and a training-like workload.
-
-    python tools/bench_estimators.py [--quick] [--json] [--threads N]
-    maddpg-bench-estimators --quick --json          # the console script (same thing)
-
-It prints, in one run (Markdown tables):
+"""Times the discrete gradient estimators: the paper's Table 2 protocol and a training-like workload, the
+library behind `maddpg-bench-estimators` (`maddpg_tf.cli.bench_estimators`). One run measures (Markdown
+tables):
 
 1. The paper's protocol (NOTES section 4, Table 2): batch-1 standard-normal logits of dimension 3, 5, 10,
    50, 100 and 1000; STGS, GRMC with K = 1, 10, 50 and 100, GST (gap 1), all at temperature 1; the FORWARD
@@ -25,9 +22,7 @@ tests); `format_report(results)` renders them; `headline(results)` is the flat d
 last line of stdout.
 """
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import platform
@@ -35,14 +30,11 @@ import subprocess
 import sys
 import time
 
-if __package__ in (None, ""):  # run as `python tools/bench_estimators.py`: make the repository importable
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from maddpg_tf.analysis import paper_data
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # ----------------------------------------------------------------------------------------------------------
 # What is timed.
@@ -134,7 +126,7 @@ TINY = dict(number=3, repeats=3, call_seconds=0.0, min_iterations=2, calls=1, tr
 
 def t_interval(values, confidence=0.95):
   """(mean, Student-t half-width) of `values`: df = n - 1, scale = standard error (the paper's +-)."""
-  from maddpg_tf.analysis import statistics  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.analysis import statistics  # pylint: disable=g-import-not-at-top  (scipy.stats)
   interval = statistics.t_interval(values, confidence)
   return interval.mean, interval.half_width
 
@@ -246,7 +238,6 @@ def time_paper_protocol(dims=PAPER_DIMS, number=10_000, repeats=5, configs=PAPER
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import estimators  # pylint: disable=g-import-not-at-top
-  from maddpg_tf.analysis import paper_data  # pylint: disable=g-import-not-at-top
 
   paper = paper_data.table2_by_config()
   seed_tensor = tf.constant([seed, 1], tf.int32)  # the work does not depend on the seed's value
@@ -620,49 +611,3 @@ def _targets_section(targets):
     lines.append(f"| {target['name']} | {target['value']:.2f} {target['unit']}{detail} | "
                  f"{bound} {target['threshold']:g} | {'PASS' if target['passed'] else 'FAIL'} |")
   return lines
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Command line.
-
-def parse_args(argv=None):
-  from maddpg_tf import cli  # pylint: disable=g-import-not-at-top
-  parser = cli.ArgumentParser(prog="maddpg-bench-estimators", description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
-  parser.add_argument("--json", action="store_true",
-                      help="print the headline figures as one JSON object on the last line of stdout")
-  parser.add_argument("--threads", type=int, default=None, metavar="N",
-                      help="TF intra- and inter-op threads (default: TF's default)")
-  parser.add_argument("--number", type=int, default=None, help="calls per repeat, paper protocol")
-  parser.add_argument("--call-seconds", type=float, default=None,
-                      help="training workload: fill each compiled call with about this many seconds of work")
-  parser.add_argument("--only", choices=("paper", "training"), default=None, help="run one section only")
-  parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: seconds, not minutes
-  args = parser.parse_args(argv)
-  for name, value, least in (("--threads", args.threads, 1), ("--number", args.number, 1)):
-    if value is not None and value < least:
-      parser.error(f"{name} must be an integer >= {least}, got {value}")
-  if args.call_seconds is not None and not 0 <= args.call_seconds < math.inf:
-    parser.error(f"--call-seconds must be a finite number >= 0, got {args.call_seconds}")
-  return args
-
-
-def run(argv=None):
-  """Console-script entry point (`maddpg-bench-estimators`). Returns 0."""
-  args = parse_args(sys.argv[1:] if argv is None else argv)
-  from maddpg_tf import cli  # pylint: disable=g-import-not-at-top
-  tf = cli.import_tensorflow()  # without its import-time log lines
-  tf.get_logger().setLevel("ERROR")  # one tf.function per (estimator, dim) trips TF's retracing warning
-  configure_threads(tf, args.threads)
-  sections = (args.only,) if args.only else ("paper", "training")
-  results = run_benchmark(quick=args.quick, tiny=args.tiny, number=args.number,
-                          call_seconds=args.call_seconds, sections=sections)
-  print(format_report(results), flush=True)
-  if args.json:
-    print(json.dumps(headline(results), sort_keys=True), flush=True)
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(run())

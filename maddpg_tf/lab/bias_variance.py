@@ -1,46 +1,20 @@
-"""Estimator lab: each estimator's gradient against the exact gradient, over temperatures and action-set sizes.
-
-    python tools/estimator_lab.py --function=quadratic --out=lab/quadratic
-    python tools/estimator_lab.py --function=linear --temperatures=0.5,1 --num-actions=6 --out=lab/linear
-    python tools/estimator_lab.py --estimators=grmck:num_samples=1,grmck:num_samples=10,stgs --out=lab/k
-    python tools/estimator_lab.py --checkpoint=runs/gst-s0 --agent=0 --out=lab/critic
-    maddpg-estimator-lab ...                                   # the console script (same thing)
-
-For f a random linear (f(a) = <w, a>) or quadratic (f(a) = a^T M a + <w, a>) function of the one-hot
-action, one per row (`--rows` rows, logits ~ N(0, logit_scale^2)), or with `--checkpoint` the critic of a
-`maddpg-train` run, f(a) = Q_agent(o, a_-agent, a) on a replay batch (the other agents' replayed actions
-fixed, the agent's own logits from its trained actor), the lab measures each estimator's gradient of
-f(sample) with respect to the logits against the exact gradient of E_{a ~ softmax(logits)} f(a) (a sum over
-the actions): bias, variance (trace), MSE and cosine similarity, each with a Student-t confidence interval
-over `--replicates` independent replicates of `--samples` samples (see `estimators/lab.py`).
-
-Estimators: registry names (`estimators.names()`, except `tags`: the lab sweeps temperatures itself) and
-`reinforce` (the unbiased score-function reference, independent of the temperature), optionally with
-parameters: `grmck:num_samples=1`, `gst:gap=0.5`.
-
-Prints a Markdown table and writes to `--out`: `estimator_lab.csv`, `estimator_lab.md`, and
-`bias_vs_temperature.png`, `variance_vs_temperature.png` (one panel per action-set size, one line per
-estimator, the confidence interval as error bars; the variance axis is logarithmic and spans at most five
-decades, so an exactly zero variance lies below it). Bad arguments give one line and exit status 2, with
-nothing written.
+"""The estimator lab: each estimator's gradient against the exact gradient (`estimators.lab`), over
+temperatures and action-set sizes, on random linear or quadratic functions of the one-hot action
+(`random_problems`) or a trained critic (`critic_problem`); `run_lab` sweeps them into rows, `write_outputs`
+writes the CSV, the Markdown table and the figures. `maddpg-estimator-lab` (`maddpg_tf.cli.lab`) is its
+command line, which describes the measures.
 """
 
-import argparse
 import csv
 import io
 import json
-import math
 import os
-import sys
 
-if __package__ in (None, ""):  # run as `python tools/estimator_lab.py`: make the repository importable
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ml_collections
+import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from maddpg_tf.run import checkpointing
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-
-PROG = "estimator-lab"
 DEFAULT_ESTIMATORS = "st,stgs,gst,grmck,reinmax,gumbel_softmax,reinforce"
 CSV_NAME, MARKDOWN_NAME = "estimator_lab.csv", "estimator_lab.md"
 PLOTS = (("bias", "bias_vs_temperature.png", "bias ||E g_hat - g||", False),
@@ -52,47 +26,7 @@ class LabError(Exception):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Arguments.
-
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):
-    raise LabError(message)
-
-
-def parse_args(argv):
-  parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--function", choices=("linear", "quadratic"), default=None,
-                      help="the random test function family (default quadratic; not with --checkpoint)")
-  parser.add_argument("--estimators", default=DEFAULT_ESTIMATORS,
-                      help="comma-separated name[:key=value...] (default: %(default)s)")
-  parser.add_argument("--temperatures", default="0.25,0.5,1,2", help="comma-separated, each > 0")
-  parser.add_argument("--num-actions", "--num_actions", dest="num_actions", default=None,
-                      help="comma-separated action-set sizes, each >= 2 (default 3,6,10; not with --checkpoint)")
-  parser.add_argument("--rows", type=int, default=16, help="independent problems (logit rows / replay rows)")
-  parser.add_argument("--samples", type=int, default=1000, help="samples per replicate (S)")
-  parser.add_argument("--replicates", type=int, default=20, help="independent replicates (R) for the intervals")
-  parser.add_argument("--confidence", type=float, default=0.95)
-  parser.add_argument("--logit-scale", "--logit_scale", dest="logit_scale", type=float, default=1.0)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--checkpoint", default=None, metavar="WORKDIR",
-                      help="a maddpg-train run directory: f is its critic on a replay batch")
-  parser.add_argument("--agent", type=int, default=0, help="with --checkpoint: whose critic and actor")
-  parser.add_argument("--out", default="estimator-lab", help="output directory (default: %(default)s)")
-  return parser.parse_args(argv)
-
-
-def _numbers(text, kind, name):
-  values = []
-  for item in filter(None, (part.strip() for part in text.split(","))):
-    try:
-      values.append(kind(item))
-    except ValueError:
-      raise LabError(f"--{name}: {item!r} is not a{'n integer' if kind is int else ' number'}") from None
-  if not values:
-    raise LabError(f"--{name} is empty")
-  return values
-
+# Estimators.
 
 def _value(text):
   for kind in (int, float):
@@ -135,36 +69,6 @@ def parse_estimators(text):
   return specs
 
 
-def check_args(args):
-  """Validates everything that can be checked before any work; returns the parsed lists."""
-  specs = parse_estimators(args.estimators)
-  temperatures = _numbers(args.temperatures, float, "temperatures")
-  for temperature in temperatures:
-    if not (math.isfinite(temperature) and temperature > 0):
-      raise LabError(f"--temperatures: temperature must be > 0 and finite, got {temperature!r}")
-  if args.checkpoint is not None:
-    if args.function is not None or args.num_actions is not None:
-      raise LabError("--checkpoint uses the run's critic as f and its action set: drop --function and "
-                     "--num-actions")
-    if not os.path.isdir(args.checkpoint):
-      raise LabError(f"--checkpoint {args.checkpoint} is not a directory")
-    sizes = None
-  else:
-    sizes = _numbers(args.num_actions or "3,6,10", int, "num-actions")
-    if min(sizes) < 2:
-      raise LabError(f"--num-actions: every size must be >= 2, got {min(sizes)}")
-  for name, minimum in (("rows", 1), ("samples", 2), ("replicates", 2)):
-    if getattr(args, name) < minimum:
-      raise LabError(f"--{name} must be >= {minimum}, got {getattr(args, name)}")
-  if not 0 < args.confidence < 1:
-    raise LabError(f"--confidence must be in (0, 1), got {args.confidence}")
-  if not (math.isfinite(args.logit_scale) and args.logit_scale > 0):
-    raise LabError(f"--logit-scale must be > 0, got {args.logit_scale}")
-  if os.path.exists(args.out) and not os.path.isdir(args.out):
-    raise LabError(f"--out {args.out} is a file, not a directory")
-  return specs, temperatures, sizes
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The problems: (description, num_actions, logits, f).
 
@@ -177,9 +81,8 @@ def random_problems(family, sizes, rows, logit_scale, seed):
 
 def critic_problem(workdir, agent, rows, seed):
   """The trained critic of run `workdir` as f, on `rows` replay transitions; the agent's actor's logits."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from maddpg_tf.agent import diagnostics  # pylint: disable=g-import-not-at-top
-  from maddpg_tf.run import checkpointing, experiment
+  from maddpg_tf.agent import diagnostics  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  from maddpg_tf.run import experiment  # pylint: disable=g-import-not-at-top
   config_path = os.path.join(workdir, "config.json")
   if not os.path.isfile(config_path):
     raise LabError(f"--checkpoint {workdir} holds no maddpg-tf run (no config.json)")
@@ -310,40 +213,3 @@ def write_outputs(rows, out, confidence):
   return paths
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Command line.
-
-def main(argv):
-  """Returns the exit status: 0, or 2 after one line on stderr for bad arguments."""
-  try:
-    args = parse_args(argv)
-    specs, temperatures, sizes = check_args(args)
-    if args.checkpoint is not None:
-      problems = list(critic_problem(args.checkpoint, args.agent, args.rows, args.seed))
-    else:
-      problems = random_problems(args.function or "quadratic", sizes, args.rows, args.logit_scale, args.seed)
-  except LabError as error:
-    print(f"{PROG}: error: {error}", file=sys.stderr)
-    return 2
-  from maddpg_tf import cli  # pylint: disable=g-import-not-at-top
-  tf = cli.import_tensorflow()  # without its import-time log lines
-  tf.get_logger().setLevel("ERROR")  # one trace per estimator and action-set size
-  rows = run_lab(problems, specs, temperatures, args.samples, args.replicates, args.confidence, args.seed,
-                 progress=lambda message: print(message, file=sys.stderr, flush=True))
-  print(f"Estimator gradients against the exact gradient: {args.replicates} replicates x {args.samples} "
-        f"samples, {args.rows} rows, seed {args.seed}; {args.confidence:.0%} Student-t intervals over "
-        f"replicates; bias = sqrt of the noise-corrected squared bias; variance = trace of the covariance "
-        f"(per row, averaged over rows)\n")
-  print(markdown_table(rows, args.confidence), flush=True)
-  paths = write_outputs(rows, args.out, args.confidence)
-  print(f"\nwrote {', '.join(paths)}")
-  return 0
-
-
-def run(argv=None):
-  """Console-script entry point (`maddpg-estimator-lab`)."""
-  return main(sys.argv[1:] if argv is None else argv)
-
-
-if __name__ == "__main__":
-  sys.exit(run())

@@ -1,10 +1,7 @@
-"""`maddpg-evaluate`: evaluate a saved policy, watch it act, or export it.
-
-    maddpg-evaluate --workdir=runs/gst-s0                                  # the latest complete checkpoint
-    maddpg-evaluate --workdir=runs/gst-s0 --checkpoint=ckpt-500000 --episodes=1000 --greedy
-    maddpg-evaluate --workdir=runs/gst-s0 --best                           # the absolute metric
-    maddpg-evaluate --workdir=runs/gst-s0 --episodes=3 --video=videos/gst.mp4   # or .gif; --frames=DIR (PNG)
-    maddpg-evaluate --workdir=runs/gst-s0 --export=exported/gst             # actors as a SavedModel
+"""A finished run's saved policies: a checkpoint of a `maddpg-train` run directory (the latest, a named
+one, or the learner of its best evaluation) rebuilt as the run's actors, then evaluated with statistics
+and the task's own success measure (`evaluate_policy`, `absolute_metric`), played and drawn (`play`), or
+written as results. `maddpg-evaluate` (`maddpg_tf.cli.evaluate`) is its command line.
 
 The run is rebuilt from its own `config.json` (its task, evaluation envs and episode cut-off;
 `--episode_limit` overrides the cut-off) and the chosen checkpoint's actors. Actions are sampled,
@@ -37,49 +34,31 @@ and how far is printed and recorded).
 
 `--video`/`--frames` play `--episodes` episodes (default 1 there) on one environment of a fresh stream
 (as `--seed` above, env 0 of it), drawing every state with each agent's action and reward
-(`maddpg_tf.rendering`), and write a GIF or MP4 (`maddpg_tf.video`) and/or PNG frames. `--export=DIR`
-writes the actors as a TensorFlow SavedModel (`maddpg_tf.export`). With any of these three the command
+(`maddpg_tf.media.rendering`), and write a GIF or MP4 (`maddpg_tf.media.video`) and/or PNG frames.
+`--export=DIR` writes the actors as a TensorFlow SavedModel (`maddpg_tf.media.export`). With any of these three the command
 does those and writes no evaluation files.
 
-Bad input is one line on stderr and exit status 2, checked before anything is written.
 """
 
 import copy
 import csv
+import io
 import json
 import math
 import os
 import re
-import sys
 
-from absl import flags
+import ml_collections
+import numpy as np
 
-from maddpg_tf import cli
-from maddpg_tf.run import checkpointing, errors
 from maddpg_tf import config as config_lib
 from maddpg_tf.envs import builder as environments
-from maddpg_tf.media import video
-from maddpg_tf.run import evaluation, loggers
+from maddpg_tf.media import rendering
+from maddpg_tf.run import checkpointing, errors, evaluation, loggers
 from maddpg_tf.run import workdir as workdir_lib
 
-PROGRAM = "maddpg-evaluate"
 DEFAULT_EPISODES = 100
 BEST_EPISODES_FACTOR = 10
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (as given to maddpg-train).")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "ckpt-<env step> (default: the latest complete one).")
-_BEST = flags.DEFINE_bool("best", False, "Evaluate the learner saved at the run's best evaluation (else the "
-                                         "checkpoint nearest it), with "
-                                         f"{BEST_EPISODES_FACTOR}x the run's evaluation episodes.")
-_EPISODES = flags.DEFINE_integer("episodes", DEFAULT_EPISODES, "Episodes to evaluate (to play: default 1).")
-_GREEDY = flags.DEFINE_bool("greedy", False, "Greedy actions (argmax) instead of sampled ones.")
-_SEED = flags.DEFINE_integer("seed", None, "A fresh evaluation stream seeded so (default: the checkpoint's).")
-_EPISODE_LIMIT = flags.DEFINE_integer("episode_limit", None, "Episode cut-off (default: the run's).")
-_VIDEO = flags.DEFINE_string("video", None, "Write the played episodes as a video (.gif or .mp4).")
-_FRAMES = flags.DEFINE_string("frames", None, "Write the played episodes' frames as PNGs in this directory.")
-_FPS = flags.DEFINE_float("fps", 5.0, "Frames per second of --video.")
-_CELL = flags.DEFINE_integer("cell", 48, "Pixels per grid cell of --video/--frames.")
-_EXPORT = flags.DEFINE_string("export", None, "Write the actors as a TensorFlow SavedModel in this new directory.")
 
 _CKPT_NAME = re.compile(r"^ckpt-(\d+)$")
 
@@ -98,7 +77,6 @@ def load_run_config(workdir):
   try:
     with open(path) as handle:
       content = json.load(handle)
-    import ml_collections  # pylint: disable=g-import-not-at-top
     config = config_lib.resolve(ml_collections.ConfigDict(content))
   except (OSError, ValueError, TypeError, AttributeError, KeyError) as error:
     raise errors.RunError(f"--workdir {workdir}: config.json is not a usable run config ({error})") from None
@@ -156,6 +134,22 @@ def best_checkpoint(workdir):
           "distance": abs(step - best_step), "source": "checkpoints"}
 
 
+def choose_checkpoint(workdir, name=None, best=False):
+  """(step, path, best) of the checkpoint to evaluate: with `best`, the absolute metric's (`best_checkpoint`,
+  also returned), else checkpoint `name` or the latest complete one (`find_checkpoint`; best None)."""
+  if best:
+    chosen = best_checkpoint(workdir)
+    return chosen["step"], chosen["path"], chosen
+  return (*find_checkpoint(workdir, name), None)
+
+
+def describe_best(best, name):
+  """`best_checkpoint`'s choice as one line; `name`: how results name its checkpoint (`checkpoint_name`)."""
+  where = ("the learner saved at it (best/)" if best["source"] == "best" else
+           f"nearest complete checkpoint {name}, {best['distance']:,} env steps from it")
+  return f"best evaluation: step {best['best_step']:,}, mean return {best['best_mean_return']:.4f}; {where}"
+
+
 def checkpoint_name(path):
   """How results name checkpoint `path`: `ckpt-<step>`, or `best-ckpt-<step>` for a run's best learner."""
   name = os.path.basename(os.path.normpath(path))
@@ -171,6 +165,19 @@ def output_paths(workdir, checkpoint_name, greedy, episodes, seed=None, episode_
     stem += f"-limit{episode_limit}"
   directory = os.path.join(workdir, "evaluations")
   return os.path.join(directory, stem + ".json"), os.path.join(directory, stem + ".csv")
+
+
+def new_output_paths(workdir, checkpoint_name, greedy, episodes, seed=None, episode_limit=None):
+  """`output_paths`, checked: RunError if either file exists (nothing is overwritten) or their directory is
+  a file."""
+  outputs = output_paths(workdir, checkpoint_name, greedy, episodes, seed, episode_limit)
+  for output in outputs:
+    if os.path.lexists(output):
+      raise errors.RunError(f"{output} already exists: this evaluation was written before (nothing is "
+                            f"overwritten; move it away to evaluate again)")
+  if os.path.exists(os.path.dirname(outputs[0])) and not os.path.isdir(os.path.dirname(outputs[0])):
+    raise errors.RunError(f"{os.path.dirname(outputs[0])} is a file: expected a directory for the results")
+  return outputs
 
 
 # ---- success measures --------------------------------------------------------------------------------
@@ -191,7 +198,6 @@ def success_measure(family, base_env):
   at the goal, at most one per agent and step: the count of positive rewards. Global rewards pay +1 to
   every agent: agent 0's reward. Two-stage rewards mix deliveries with returns: None.
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
   if family == "lbf":
     if not getattr(base_env, "_normalize_reward", True):
       return None
@@ -216,12 +222,10 @@ class _MeasuredEnvironment:
     self._running = None
 
   def reset(self):
-    import numpy as np  # pylint: disable=g-import-not-at-top
     self._running = np.zeros(self.num_envs, np.float64)
     return self.env.reset()
 
   def step(self, actions):
-    import numpy as np  # pylint: disable=g-import-not-at-top
     step = self.env.step(actions)
     self._running += self.per_step(step.reward)
     for k in np.flatnonzero(~np.isnan(step.episode_return)):
@@ -256,7 +260,6 @@ class _MeasuredEnvironment:
 def mean_interval(values, confidence=0.95):
   """(mean, low, high): mean +- t_{(1+confidence)/2, n-1} s / sqrt(n), s with n-1 degrees of freedom;
   low and high are NaN for one value."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from scipy import stats  # pylint: disable=g-import-not-at-top
   values = np.asarray(values, np.float64)
   mean = float(values.mean())
@@ -269,8 +272,7 @@ def mean_interval(values, confidence=0.95):
 # ---- checkpoint -> policy, evaluation, video (TensorFlow) ---------------------------------------------
 
 def _eval_seed_offset():
-  from maddpg_tf.run import experiment  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
-  return experiment.EVAL_SEED_OFFSET
+  return evaluation.EVAL_SEED_OFFSET
 
 
 def make_eval_env(config, num_envs=None, seed=None, episode_limit=None):
@@ -380,7 +382,6 @@ def absolute_metric(workdir, config=None):
 
 def summarise(report):
   """{mean_return, ci95 [low, high], std_return, agent_mean_returns [N], mean_length, success_mean}."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   mean, low, high = mean_interval(report["returns"])
   returns = np.asarray(report["returns"], np.float64)
   return {"mean_return": mean, "ci95": [low, high],
@@ -398,8 +399,6 @@ def play(config, weights, episodes=1, greedy=False, seed=None, episode_limit=Non
   The episodes are those a one-env `Evaluator` of the same stream plays: the same first reset (seeded),
   the same auto-resets after (the env's own RNG), the same cut-off and the same actor draws.
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from maddpg_tf.media import rendering  # pylint: disable=g-import-not-at-top
   if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
     raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
   limit = config.loop.episode_limit if episode_limit is None else episode_limit
@@ -434,7 +433,6 @@ def play(config, weights, episodes=1, greedy=False, seed=None, episode_limit=Non
 
 def _play_pettingzoo(config, weights, episodes, greedy, seed, limit):
   """`play` for PettingZoo envs, whose frames are their own `render_mode="rgb_array"` (no header)."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   seed = config.seed if seed is None else seed
   vector = environments.make(config.task, num_envs=1, seed=seed + _eval_seed_offset(), episode_limit=limit,
                              render_mode="rgb_array")
@@ -472,7 +470,6 @@ def _write_new(path, text):
 
 def write_results(report, json_path, csv_path):
   """The report as JSON and its episodes as CSV (episode, team_return, agent_<i>_return, length, success)."""
-  import io  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(json_path), exist_ok=True)
   buffer = io.StringIO()
   writer = csv.writer(buffer)
@@ -498,7 +495,8 @@ def _finite_or_none(value):
   return value
 
 
-def _describe(report):
+def describe(report):
+  """The report's summary as one line: mean team return with its interval, per agent, length, success."""
   low, high = report["ci95"]
   interval = f" (95% CI {low:.4f} to {high:.4f})" if math.isfinite(low) else ""
   line = (f"mean team return {report['mean_return']:.4f}{interval} over {report['episodes']} episodes; per agent "
@@ -506,156 +504,3 @@ def _describe(report):
   if report["success_name"]:
     line += f"; {report['success_name'].replace('_', ' ')} {report['success_mean']:.4f}"
   return line
-
-
-# ---- the command -------------------------------------------------------------------------------------
-
-def _error(message):
-  return cli.error(PROGRAM, message)
-
-
-def _parse_flags(argv):
-  return cli.parse_flags(PROGRAM, argv, {})
-
-
-def _check_request():
-  """Every flag and path, before anything is loaded or written; returns what to do (a dict)."""
-  if not _WORKDIR.value:
-    raise errors.RunError("--workdir is required: the run directory of maddpg-train")
-  workdir = _WORKDIR.value
-  config = load_run_config(workdir)
-  task = environments.resolve_task(config.task)
-  playing = bool(_VIDEO.value or _FRAMES.value)
-  episodes = _EPISODES.value
-  if episodes < 1:
-    raise errors.RunError(f"--episodes={episodes} is not allowed: expected an integer >= 1")
-  if _SEED.value is not None and _SEED.value < 0:
-    raise errors.RunError(f"--seed={_SEED.value} is not allowed: expected an integer >= 0")
-  if _EPISODE_LIMIT.value is not None and not 1 <= _EPISODE_LIMIT.value <= task.env_episode_limit:
-    raise errors.RunError(f"--episode_limit={_EPISODE_LIMIT.value} is not allowed for {task.name}: expected "
-                          f"an integer in 1..{task.env_episode_limit} (the env's own limit)")
-  if not 0 < _FPS.value <= 100:
-    raise errors.RunError(f"--fps={_FPS.value:g} is not allowed: expected a number in (0, 100]")
-  if not 8 <= _CELL.value <= 512:
-    raise errors.RunError(f"--cell={_CELL.value} is not allowed: expected an integer number of pixels in [8, 512]")
-  if _BEST.value and _CHECKPOINT.value:
-    raise errors.RunError("--best and --checkpoint both choose the checkpoint: give one of them")
-  best = None
-  if _BEST.value:
-    best = best_checkpoint(workdir)
-    step, path = best["step"], best["path"]
-  else:
-    step, path = find_checkpoint(workdir, _CHECKPOINT.value)
-  if not _EPISODES.present:
-    if playing:
-      episodes = 1
-    elif best is not None:
-      episodes = BEST_EPISODES_FACTOR * config.loop.eval_episodes
-  try:
-    if _VIDEO.value:
-      video.check_video_path(_VIDEO.value)
-    if _FRAMES.value:
-      video.check_frames_directory(_FRAMES.value)
-    if _EXPORT.value:
-      _check_export_directory(_EXPORT.value)
-  except ValueError as error:
-    raise errors.RunError(str(error)) from None
-  evaluating = not (playing or _EXPORT.value)
-  outputs = None
-  if evaluating:
-    limit = _EPISODE_LIMIT.value if _EPISODE_LIMIT.value not in (None, config.loop.episode_limit) else None
-    outputs = output_paths(workdir, checkpoint_name(path), _GREEDY.value, episodes, _SEED.value, limit)
-    for output in outputs:
-      if os.path.lexists(output):
-        raise errors.RunError(f"{output} already exists: this evaluation was written before (nothing is "
-                              f"overwritten; move it away to evaluate again)")
-    if os.path.exists(os.path.dirname(outputs[0])) and not os.path.isdir(os.path.dirname(outputs[0])):
-      raise errors.RunError(f"{os.path.dirname(outputs[0])} is a file: expected a directory for the results")
-  return {"workdir": workdir, "config": config, "task": task, "step": step, "path": path, "best": best,
-          "episodes": episodes, "outputs": outputs, "evaluating": evaluating}
-
-
-def _check_export_directory(directory):
-  # The same rule as `export.check_export_directory`, which imports TensorFlow.
-  if os.path.lexists(directory):
-    raise ValueError(f"export directory {directory!r} already exists: expected a new directory "
-                     "(nothing is overwritten)")
-  parent = os.path.dirname(os.path.normpath(directory)) or "."
-  if not os.path.isdir(parent):
-    raise ValueError(f"export directory {directory!r}: parent {parent!r} does not exist "
-                     "(expected a new directory in an existing one)")
-
-
-def main(argv):
-  if len(argv) > 1:
-    return _error(f"unexpected arguments {argv[1:]}; see --help for the flags")
-  try:
-    request = _check_request()
-  except (errors.RunError, ValueError) as error:
-    return _error(error)
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  cli.import_tensorflow()
-  cli.raise_if_interrupted()
-  config, name = request["config"], checkpoint_name(request["path"])
-  try:
-    learner, state = load_policy(config, request["path"])
-  except checkpointing.CheckpointError as error:
-    return _error(error)
-  head = (f"{name} (env step {request['step']:,}) of {request['task'].name} {config.estimator.label} "
-          f"seed {config.seed}")
-  best = request["best"]
-  if best is not None:
-    where = ("the learner saved at it (best/)" if best["source"] == "best" else
-             f"nearest complete checkpoint {name}, {best['distance']:,} env steps from it")
-    print(f"best evaluation: step {best['best_step']:,}, mean return {best['best_mean_return']:.4f}; {where}",
-          flush=True)
-  if _EXPORT.value:
-    from maddpg_tf.media import export  # pylint: disable=g-import-not-at-top
-    try:
-      target = export.export_actors(learner, _EXPORT.value, {
-          "task": request["task"].name, "estimator": config.estimator.label, "checkpoint": name,
-          "step": request["step"]})
-    except (ValueError, OSError) as error:
-      return _error(error)
-    print(f"{head}: actors exported to {target} (tf.saved_model.load(path).act(observations))")
-  if _VIDEO.value or _FRAMES.value:
-    frames, returns, lengths = play(config, learner.actor_weights(), request["episodes"], _GREEDY.value,
-                                    _SEED.value, _EPISODE_LIMIT.value, _CELL.value)
-    try:
-      if _VIDEO.value:
-        video.write_video(_VIDEO.value, frames, fps=_FPS.value)
-        print(f"video: {_VIDEO.value} ({len(frames)} frames)")
-      if _FRAMES.value:
-        video.write_frames(_FRAMES.value, frames)
-        print(f"frames: {_FRAMES.value} ({len(frames)} PNGs)")
-    except (ValueError, OSError) as error:
-      return _error(error)
-    print(f"{head}: {'greedy' if _GREEDY.value else 'sampled'} actions, episode returns "
-          f"{' '.join(f'{r:.4f}' for r in returns)}, lengths {' '.join(str(n) for n in lengths)}")
-  if not request["evaluating"]:
-    return 0
-  report = evaluate_policy(config, learner, state, request["episodes"], _GREEDY.value, _SEED.value,
-                           _EPISODE_LIMIT.value)
-  report.update({"workdir": request["workdir"], "checkpoint": name, "step": request["step"],
-                 "task": request["task"].name, "estimator": config.estimator.label, "run_seed": config.seed,
-                 "fidelity": config.fidelity, "best": best})
-  stream = ("the checkpoint's evaluation stream" if report["stream"] == "checkpoint"
-            else f"a fresh evaluation stream ({report['stream']})")
-  print(f"{head}: {report['mode']} actions, {stream}, episode cut-off {report['episode_limit']}")
-  print(_describe(report))
-  json_path, csv_path = request["outputs"]
-  try:
-    write_results(report, json_path, csv_path)
-  except OSError as error:
-    return _error(f"could not write the results: {error}")
-  print(f"results: {json_path} and {csv_path}")
-  return 0
-
-
-def run():
-  """Console entry point."""
-  cli.run_main(PROGRAM, main, _parse_flags)
-
-
-if __name__ == "__main__":
-  sys.exit(run())

@@ -14,8 +14,9 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from maddpg_tf import cli
 from maddpg_tf import config as config_lib
+from maddpg_tf.cli import program
+from maddpg_tf.run import checkpointing, process
 
 PROGRAM = "maddpg-train"
 # The default job: the library's own config file (configs/ is a preset directory, not installed).
@@ -34,25 +35,25 @@ _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
 def _error(message):
-  return cli.error(PROGRAM, message)
+  return program.error(PROGRAM, message)
 
 
 def _parse_flags(argv):
   """absl's parsing, with any flag or config-file error as one line and exit status 2."""
-  return cli.parse_flags(PROGRAM, argv, {"config": _DEFAULT_CONFIG}, _CONFIG_DEFINE_ERROR)
+  return program.parse_flags(PROGRAM, argv, {"config": _DEFAULT_CONFIG}, _CONFIG_DEFINE_ERROR)
 
 
 def main(argv):
   if len(argv) > 1:
     return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet")
   try:
-    config = cli.config_value(_CONFIG, "config")
+    config = program.config_value(_CONFIG, "config")
   except ValueError as error:
     return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  cli.import_tensorflow()  # without its import-time log lines
-  from maddpg_tf.run import checkpointing, experiment  # after the config loads: bad files fail fast
-  cli.raise_if_interrupted()  # a Ctrl-C that an import swallowed
+  process.import_tensorflow()  # without its import-time log lines
+  from maddpg_tf.run import experiment  # after the config loads: bad files fail fast
+  process.raise_if_interrupted()  # a Ctrl-C that an import swallowed
   workdir = _WORKDIR.value or os.path.join(
       "runs", f"{config.task}_{config.estimator.label}_s{config.seed}_"
               f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
@@ -75,7 +76,7 @@ def main(argv):
 
 def run():
   """Console entry point."""
-  cli.run_main(PROGRAM, main, _parse_flags)
+  program.run_main(PROGRAM, main, _parse_flags)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 from lbforaging.foraging import ForagingEnv
 
 from maddpg_tf.envs import builder as environments
-from maddpg_tf.envs import tasks, vector
+from maddpg_tf.envs import vector
 from maddpg_tf.envs.builder import EnvironmentSpec, Step, TaskSpec
 from tests.fakes import FakeVectorEnvironment, make_fake, right_actions
 
