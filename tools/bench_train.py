@@ -514,9 +514,9 @@ def _paper_comparison(log, r, estimator):
 
 
 def main(argv=None):
-  from maddpg_tf.cli import program
+  from maddpg_tf.cli import common
   from maddpg_tf.run import process
-  parser = program.ArgumentParser(prog="bench_train", description=__doc__.split("\n\n")[0])
+  parser = common.ArgumentParser(prog="bench_train", description=__doc__.split("\n\n")[0])
   parser.add_argument("--quick", action="store_true", help="short windows (about 1.5 minutes on 2 quiet cores)")
   parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: seconds, not a measurement
   parser.add_argument("--json", action="store_true", help="print one JSON object on the last stdout line")

@@ -17,13 +17,13 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
-from maddpg_tf.cli import program  # pylint: disable=g-import-not-at-top
+from maddpg_tf.cli import common  # pylint: disable=g-import-not-at-top
 from maddpg_tf.lab import timing  # pylint: disable=g-import-not-at-top
 from maddpg_tf.run import process  # pylint: disable=g-import-not-at-top
 
 
 def parse_args(argv=None):
-  parser = program.ArgumentParser(prog="maddpg-bench-estimators", description=__doc__.split("\n\n")[0],
+  parser = common.ArgumentParser(prog="maddpg-bench-estimators", description=__doc__.split("\n\n")[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="a short run (well under a minute)")
   parser.add_argument("--json", action="store_true",

@@ -18,7 +18,7 @@ import sys
 
 from absl import flags
 
-from maddpg_tf.cli import program
+from maddpg_tf.cli import common
 from maddpg_tf.envs import builder as environments
 from maddpg_tf.media import video
 from maddpg_tf.run import checkpointing, errors, process, saved_policies
@@ -42,11 +42,11 @@ _EXPORT = flags.DEFINE_string("export", None, "Write the actors as a TensorFlow 
 
 
 def _error(message):
-  return program.error(PROGRAM, message)
+  return common.error(PROGRAM, message)
 
 
 def _parse_flags(argv):
-  return program.parse_flags(PROGRAM, argv, {})
+  return common.parse_flags(PROGRAM, argv, {})
 
 
 def _check_request():
@@ -172,7 +172,7 @@ def main(argv):
 
 def run():
   """Console entry point."""
-  program.run_main(PROGRAM, main, _parse_flags)
+  common.run_main(PROGRAM, main, _parse_flags)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import sys
 
 from absl import flags
 
-from maddpg_tf import config as common
-from maddpg_tf.cli import program
+from maddpg_tf import config as config_lib
+from maddpg_tf.cli import common
 from maddpg_tf.grid import budgets, outputs, runs
 
 WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "all")
@@ -44,9 +44,9 @@ _ESTIMATOR_OPTIONS = flags.DEFINE_string(
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds, e.g. 0,1,2 (default: the budget's).")
 _FIDELITY = flags.DEFINE_enum("fidelity", "code", ("code", "text"), "The authors' code or the paper's text.")
 _FOOD_RULE = flags.DEFINE_enum(
-    "lbf_food_rule", None, tuple(common.LBF_FOOD_RULES), "LBF tasks' food-level rule (default: each task's, "
+    "lbf_food_rule", None, tuple(config_lib.LBF_FOOD_RULES), "LBF tasks' food-level rule (default: each task's, "
     "which for the paper's tasks is v2, the lbforaging the paper ran). "
-    + "; ".join(f"{k}: {v}" for k, v in common.LBF_FOOD_RULES.items()) + ". README: Fidelity.")
+    + "; ".join(f"{k}: {v}" for k, v in config_lib.LBF_FOOD_RULES.items()) + ". README: Fidelity.")
 _TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Env steps per run, instead of the budget's.")
 _FIGURE4_TASK = flags.DEFINE_string("figure4_task", budgets.FIGURE4_TASK, "Task of Figure 4's runs.")
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); default: start a "
@@ -72,7 +72,7 @@ _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
 def _error(message):
-  return program.error(runs.PROG, message)
+  return common.error(runs.PROG, message)
 
 
 def _parse_flags(argv):
@@ -164,7 +164,7 @@ def main(argv):
 
 def run():
   """Console entry point."""
-  program.run_main(runs.PROG, main, _parse_flags)
+  common.run_main(runs.PROG, main, _parse_flags)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from maddpg_tf.cli import program
+from maddpg_tf.cli import common
 from maddpg_tf.run import process
 from maddpg_tf.search import launch, spaces
 
@@ -69,12 +69,12 @@ PROGRAM = "maddpg-search"
 
 
 def _error(message, status=2):
-  return program.error(PROGRAM, message, status)
+  return common.error(PROGRAM, message, status)
 
 
 def _parse_flags(argv):
   """absl's parsing, with any flag or config-file error as one line and exit status 2."""
-  return program.parse_flags(PROGRAM, argv, {"config": None, "search": _SEARCH_FILE}, _SEARCH_DEFINE_ERROR)
+  return common.parse_flags(PROGRAM, argv, {"config": None, "search": _SEARCH_FILE}, _SEARCH_DEFINE_ERROR)
 
 
 def _check_arguments(argv):
@@ -90,11 +90,11 @@ def _check_arguments(argv):
     raise ValueError(f"--trial_timeout must be a number of seconds > 0, got {_TRIAL_TIMEOUT.value:g}")
   if _INITIAL.value is not None and _INITIAL.value < 1:
     raise ValueError(f"--num_initial_points must be >= 1, got {_INITIAL.value}")
-  config = program.config_value(_CONFIG, "config")
+  config = common.config_value(_CONFIG, "config")
   if config is None:
     raise ValueError("--config is required, e.g. --config=configs/lbf.py:task=lbf-15x15-3p-5f,estimator=grmck")
   try:
-    estimator, space = spaces.searched_space(config, program.config_value(_SEARCH, "search"), _SEARCH_SPACE.value)
+    estimator, space = spaces.searched_space(config, common.config_value(_SEARCH, "search"), _SEARCH_SPACE.value)
   except spaces.SpaceError as error:
     raise ValueError(str(error)) from None
   directory = _DIR.value or os.path.join("searches", f"{config.task}_{estimator}".replace(":", "_"))
@@ -183,7 +183,7 @@ def run(trial_fn=None):
   """Console entry point. `trial_fn(config, workdir) -> [evaluation returns]` replaces training."""
   global _TRIAL_FN
   _TRIAL_FN = trial_fn
-  program.run_main(PROGRAM, main, _parse_flags)
+  common.run_main(PROGRAM, main, _parse_flags)
 
 
 if __name__ == "__main__":

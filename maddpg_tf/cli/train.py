@@ -15,7 +15,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from maddpg_tf import config as config_lib
-from maddpg_tf.cli import program
+from maddpg_tf.cli import common
 from maddpg_tf.run import checkpointing, process
 
 PROGRAM = "maddpg-train"
@@ -35,19 +35,19 @@ _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
 def _error(message):
-  return program.error(PROGRAM, message)
+  return common.error(PROGRAM, message)
 
 
 def _parse_flags(argv):
   """absl's parsing, with any flag or config-file error as one line and exit status 2."""
-  return program.parse_flags(PROGRAM, argv, {"config": _DEFAULT_CONFIG}, _CONFIG_DEFINE_ERROR)
+  return common.parse_flags(PROGRAM, argv, {"config": _DEFAULT_CONFIG}, _CONFIG_DEFINE_ERROR)
 
 
 def main(argv):
   if len(argv) > 1:
     return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet")
   try:
-    config = program.config_value(_CONFIG, "config")
+    config = common.config_value(_CONFIG, "config")
   except ValueError as error:
     return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -76,7 +76,7 @@ def main(argv):
 
 def run():
   """Console entry point."""
-  program.run_main(PROGRAM, main, _parse_flags)
+  common.run_main(PROGRAM, main, _parse_flags)
 
 
 if __name__ == "__main__":
