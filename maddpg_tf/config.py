@@ -17,6 +17,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from maddpg_tf.envs import tasks as tasks_lib
+from maddpg_tf.envs.vector import LBF_FOOD_RULES
 
 
 class ConfigError(ValueError):
@@ -132,14 +133,10 @@ EXTRA_ESTIMATORS = {
 ESTIMATOR_FIELDS = ("temperature", "num_samples", "gap", "start_temperature", "end_temperature", "period")
 
 
-# LBF's food-level rules. A non-coop task draws each food's level up to L, the sum of the three lowest player
-# levels; coop tasks set it to L, so both rules give them the same envs.
-#   "v2": below L, as lbforaging a409b672 (the Foraging-*-v2 ids) did in the paper's runs (NOTES section 5);
-#   "v3": up to L inclusive, as lbforaging 2.0.0 (the Foraging-*-v3 ids, the installed package) does; about
-#         a quarter of the foods then need several agents, and fixed policies score 0.57-0.68x the v2 rule.
-# The paper's task names default to "v2"; a gymnasium id keeps meaning the installed package ("v3").
-LBF_FOOD_RULES = {"v2": "lbforaging a409b672's rule, as the paper ran (food level below L)",
-                  "v3": "lbforaging 2.0.0's rule, as installed (food level up to L)"}
+# LBF_FOOD_RULES (maddpg_tf.envs.vector): "v2", the lbforaging the paper ran (a non-coop food's level below
+# L); "v3", lbforaging 2.0.0's (up to L inclusive: about a quarter of the foods then need several agents,
+# and fixed policies score 0.57-0.68x the v2 rule). The paper's task names default to "v2"; a gymnasium id
+# keeps meaning the installed package ("v3").
 
 
 def default_food_rule(task):

@@ -44,6 +44,7 @@ does those and writes no evaluation files.
 Bad input is one line on stderr and exit status 2, checked before anything is written.
 """
 
+import contextlib
 import copy
 import csv
 import json
@@ -56,7 +57,7 @@ from absl import flags
 
 from maddpg_tf import checkpointing, cli, errors
 from maddpg_tf import config as config_lib
-from maddpg_tf import environments, evaluation, loggers, video
+from maddpg_tf import environments, evaluation, locking, loggers, video
 from maddpg_tf import workdir as workdir_lib
 
 PROGRAM = "maddpg-evaluate"
@@ -631,11 +632,46 @@ def main(argv):
           f"{' '.join(f'{r:.4f}' for r in returns)}, lengths {' '.join(str(n) for n in lengths)}")
   if not request["evaluating"]:
     return 0
+  try:
+    with claim_outputs(request["outputs"]):
+      return _evaluate_and_write(request, config, learner, state, name, head)
+  except errors.RunError as error:
+    return _error(error)
+
+
+@contextlib.contextmanager
+def claim_outputs(outputs):
+  """One process at a time writes an evaluation's results: `<stem>.lock` beside them (`maddpg_tf.locking`)
+  while it evaluates; RunError naming the other process, or naming the results if they appeared meanwhile.
+  The lock file goes when its holder is done."""
+  json_path = outputs[0]
+  os.makedirs(os.path.dirname(json_path), exist_ok=True)
+  path = json_path[:-len(".json")] + ".lock"
+  held = False
+  try:
+    with locking.hold(path, f"the evaluation {json_path}", "wait for it to end; it writes these results"):
+      held = True
+      for output in outputs:
+        if os.path.lexists(output):
+          raise errors.RunError(f"{output} already exists: this evaluation was written before (nothing is "
+                                f"overwritten; move it away to evaluate again)")
+      yield
+  except locking.Busy as busy:
+    raise errors.RunError(str(busy)) from None
+  finally:
+    if held:  # after release: a process that opened it meanwhile re-checks the results once it holds it
+      with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _evaluate_and_write(request, config, learner, state, name, head):
+  """Evaluates the checkpoint's policy and writes its results (under `claim_outputs`)."""
+  best = request["best"]
   report = evaluate_policy(config, learner, state, request["episodes"], _GREEDY.value, _SEED.value,
                            _EPISODE_LIMIT.value)
   report.update({"workdir": request["workdir"], "checkpoint": name, "step": request["step"],
                  "task": request["task"].name, "estimator": config.estimator.label, "run_seed": config.seed,
-                 "fidelity": config.fidelity, "best": best})
+                 "fidelity": config.fidelity, "lbf_food_rule": config.get("lbf_food_rule"), "best": best})
   stream = ("the checkpoint's evaluation stream" if report["stream"] == "checkpoint"
             else f"a fresh evaluation stream ({report['stream']})")
   print(f"{head}: {report['mode']} actions, {stream}, episode cut-off {report['episode_limit']}")

@@ -744,7 +744,7 @@ def prepare_directory(directory, content):
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise SearchError(f"--dir {directory} is a file, not a directory")
   record = os.path.join(directory, "search.json")
-  if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(record):
+  if os.path.isdir(directory) and set(os.listdir(directory)) - {"search.lock"} and not os.path.isfile(record):
     raise SearchError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
                       f"choose a new or empty directory")
   try:

@@ -30,6 +30,7 @@ trials to end (so that a lost one finds a worker), then leave. A killed chief re
 command continues the search.
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -37,7 +38,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from maddpg_tf import cli
+from maddpg_tf import cli, locking
 
 from maddpg_tf import search_spaces
 
@@ -142,7 +143,7 @@ def _check_arguments(argv):
   directory = _DIR.value or os.path.join("searches", f"{config.task}_{estimator}".replace(":", "_"))
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise ValueError(f"--dir {directory} is a file, not a directory")
-  if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(
+  if os.path.isdir(directory) and set(os.listdir(directory)) - {"search.lock"} and not os.path.isfile(
       os.path.join(directory, "search.json")):
     raise ValueError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
                      f"choose a new or empty directory")
@@ -167,10 +168,25 @@ def main(argv):
   except experiment.RunError as error:
     return _error(f"--config: {error}")
   content = search.identity(config, space, _OBJECTIVE.value, _SEEDS.value, _INITIAL.value, _SEARCH_SEED.value)
-  try:
-    search.prepare_directory(directory, content)
-  except search.SearchError as error:
-    return _error(error)
+  with contextlib.ExitStack() as held:
+    if mode != "worker":  # workers share the chief's directory; the chief (or a single search) owns it
+      try:
+        os.makedirs(directory, exist_ok=True)
+        held.enter_context(locking.hold(os.path.join(directory, "search.lock"), f"--dir {directory}",
+                                        "wait for it to end, or give another --dir"))
+      except locking.Busy as busy:
+        return _error(busy)
+      except OSError as error:
+        return _error(f"--dir {directory}: {error.strerror or error}")
+    try:
+      search.prepare_directory(directory, content)
+    except search.SearchError as error:
+      return _error(error)
+    return _search(config, space, directory, mode, search)
+
+
+def _search(config, space, directory, mode, search):
+  """Runs (or continues) the search in `directory` and reports it; the exit status."""
 
   def log(text):
     print(text, flush=True)
