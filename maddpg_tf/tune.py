@@ -168,6 +168,10 @@ def main(argv):
   except experiment.RunError as error:
     return _error(f"--config: {error}")
   content = search.identity(config, space, _OBJECTIVE.value, _SEEDS.value, _INITIAL.value, _SEARCH_SEED.value)
+  try:  # first: a directory of another search is refused before this process leaves a lock file there
+    search.check_directory(directory, content)
+  except search.SearchError as error:
+    return _error(error)
   with contextlib.ExitStack() as held:
     if mode != "worker":  # workers share the chief's directory; the chief (or a single search) owns it
       try:

@@ -139,7 +139,7 @@ CASES = [
     Case("train-steps-not-a-number", "maddpg-train", [f"--config={LBF}:smoke", "--config.total_steps=lots"],
          ["'lots'", "int"]),
     Case("train-unknown-food-rule", "maddpg-train", [*SMOKE, "--config.lbf_food_rule=v1", "--workdir=w"],
-         ["lbf_food_rule must be one of v2, v3", "got 'v1'"]),
+         ["lbf_food_rule must be one of 'v2', 'v3'", "got 'v1'"]),
     Case("train-food-rule-on-rware", "maddpg-train",
          [f"--config={LBF}:smoke,task=rware-tiny-2ag", "--config.lbf_food_rule=v2", "--workdir=w"],
          ["lbf_food_rule applies to LBF tasks only", "rware-tiny-2ag (family rware)", "got 'v2'"]),

@@ -48,7 +48,7 @@ def test_the_rule_can_be_chosen():
 
 
 @pytest.mark.parametrize("task, value, expect", [
-    ("lbf-10x10-3p-3f", "v1", "lbf_food_rule must be one of v2, v3"),
+    ("lbf-10x10-3p-3f", "v1", "lbf_food_rule must be one of 'v2', 'v3'"),
     ("lbf-10x10-3p-3f", "paper", "got 'paper'"),
     ("rware-tiny-2ag", "v2", "applies to LBF tasks only; rware-tiny-2ag (family rware)"),
     ("simple_spread", "v3", "applies to LBF tasks only; simple_spread (family mpe)")])
