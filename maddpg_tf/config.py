@@ -13,12 +13,14 @@ filled from `fidelity` by `resolve`:
 
 import ast
 import dataclasses
+import math
 
 import ml_collections
 from ml_collections import config_dict
 
 from maddpg_tf.agent.hyperparameters import ConfigError, LearnerConfig  # noqa: F401  (their home: the agent)
 from maddpg_tf.envs import tasks as tasks_lib
+from maddpg_tf.envs.vector import LBF_FOOD_RULES
 
 
 # The settings `fidelity` chooses: (value under "code", value under "text").
@@ -101,14 +103,10 @@ EXTRA_ESTIMATORS = {
 ESTIMATOR_FIELDS = ("temperature", "num_samples", "gap", "start_temperature", "end_temperature", "period")
 
 
-# LBF's food-level rules. A non-coop task draws each food's level up to L, the sum of the three lowest player
-# levels; coop tasks set it to L, so both rules give them the same envs.
-#   "v2": below L, as lbforaging a409b672 (the Foraging-*-v2 ids) did in the paper's runs (NOTES section 5);
-#   "v3": up to L inclusive, as lbforaging 2.0.0 (the Foraging-*-v3 ids, the installed package) does; about
-#         a quarter of the foods then need several agents, and fixed policies score 0.57-0.68x the v2 rule.
-# The paper's task names default to "v2"; a gymnasium id keeps meaning the installed package ("v3").
-LBF_FOOD_RULES = {"v2": "lbforaging a409b672's rule, as the paper ran (food level below L)",
-                  "v3": "lbforaging 2.0.0's rule, as installed (food level up to L)"}
+# LBF_FOOD_RULES (maddpg_tf.envs.vector): "v2", the lbforaging the paper ran (a non-coop food's level below
+# L); "v3", lbforaging 2.0.0's (up to L inclusive: about a quarter of the foods then need several agents,
+# and fixed policies score 0.57-0.68x the v2 rule). The paper's task names default to "v2"; a gymnasium id
+# keeps meaning the installed package ("v3").
 
 
 def default_food_rule(task):
@@ -315,12 +313,155 @@ def get_config(arg=None, default_task=DEFAULT_TASK):
   return apply_budget(config, arg, family)
 
 
+# ---- the schema: every key's type and allowed values, in one table ---------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """One config key: its kind ("int", "float", "bool", "str", "sizes": a tuple of integers >= 1), its
+  bounds (`low`/`high`, inclusive unless `open_low`), its `choices`, and whether None ("the default of the
+  task or the fidelity") is allowed. `allowed()` says it in words, for messages."""
+  kind: str
+  low: float | None = None
+  high: float | None = None
+  open_low: bool = False
+  choices: tuple | None = None
+  optional: bool = False
+
+  def allowed(self):
+    if self.choices is not None:
+      text = "one of " + ", ".join(repr(c) for c in self.choices)
+    elif self.kind == "bool":
+      text = "True or False"
+    elif self.kind == "sizes":
+      text = "a list of integers >= 1, e.g. [64, 64]"
+    else:
+      noun = {"int": "an integer", "float": "a number", "str": "a string"}[self.kind]
+      if self.low is not None and self.high is not None:
+        text = f"{noun} in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+      elif self.low is not None:
+        text = f"{noun} {'>' if self.open_low else '>='} {self.low:g}"
+      else:
+        text = noun
+    return text + (" (or None: the default)" if self.optional else "")
+
+  def accepts(self, value):
+    """Whether `value` is of this kind and within bounds (None only where optional)."""
+    if value is None:
+      return self.optional
+    if self.kind == "bool":
+      ok = isinstance(value, bool)
+    elif self.kind == "int":
+      ok = isinstance(value, int) and not isinstance(value, bool)
+    elif self.kind == "float":
+      ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif self.kind == "str":
+      ok = isinstance(value, str)
+    else:  # sizes
+      return (isinstance(value, (list, tuple)) and len(value) > 0
+              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
+    if not ok:
+      return False
+    if self.choices is not None:
+      return value in self.choices
+    if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+      return False
+    return self.high is None or value <= self.high
+
+
+def _positive(kind="float", **more):
+  return Field(kind, low=0, open_low=True, **more)
+
+
+SCHEMA = {
+    "task": Field("str"),
+    "seed": Field("int", low=0, high=2**31 - 1),
+    "total_steps": Field("int", low=0),
+    "num_envs": Field("int", low=1),
+    "env_workers": Field("int", low=0),              # and <= num_envs
+    "env_backend": Field("str", choices=("fast", "reference")),
+    "fidelity": Field("str", choices=("code", "text")),
+    "jit_compile": Field("bool"),
+    "lbf_food_rule": Field("str", choices=tuple(LBF_FOOD_RULES), optional=True),  # LBF tasks only
+    "estimator.label": Field("str"),
+    "estimator.name": Field("str"),                  # the registry checks it and its parameters
+    "estimator.temperature": _positive(optional=True),
+    "estimator.num_samples": Field("int", low=1, optional=True),
+    "estimator.gap": _positive(optional=True),
+    "estimator.start_temperature": _positive(optional=True),
+    "estimator.end_temperature": _positive(optional=True),
+    "estimator.period": _positive(optional=True),
+    "estimator.schedule": Field("str"),              # the schedule's name: the estimator checks it
+    "estimator.options": Field("str"),
+    "estimator.schedule_unit": Field("str", choices=("updates", "env_steps"), optional=True),
+    "learner.hidden_sizes": Field("sizes"),
+    "learner.actor_learning_rate": _positive(),
+    "learner.critic_learning_rate": _positive(),
+    "learner.adam_epsilon": _positive(),
+    "learner.max_grad_norm": _positive(),
+    "learner.logit_l2": Field("float", low=0),
+    "learner.gamma": Field("float", low=0, high=1),
+    "learner.tau": Field("float", low=0, high=1, open_low=True),
+    "learner.use_target_networks": Field("bool", optional=True),
+    "learner.standardise_rewards": Field("bool"),
+    "replay.capacity": Field("int", low=1),          # and >= replay.batch_size
+    "replay.batch_size": Field("int", low=1),
+    "replay.observation_dtype": Field("str", choices=("float16", "float32")),
+    "loop.warmup_episodes": Field("int", low=0),
+    "loop.updates_per_episode": Field("int", low=1),
+    "loop.eval_every_steps": Field("int", low=1),
+    "loop.eval_episodes": Field("int", low=1),
+    "loop.eval_num_envs": Field("int", low=1),
+    "loop.asynchronous_updates": Field("bool"),
+    "loop.episode_limit": Field("int", low=1, optional=True),  # and <= the env's own limit
+    "loop.truncation_is_terminal": Field("bool", optional=True),
+    "loop.eval_into_replay": Field("bool", optional=True),
+    "checkpoint.every_steps": Field("int", low=1),
+    "checkpoint.keep": Field("int", low=1),
+    "checkpoint.keep_best": Field("bool"),
+    "log.every_updates": Field("int", low=1),
+    "log.grad_variance_every_steps": Field("int", low=1),
+    "log.video_every_evals": Field("int", low=0),
+    "log.video_max_frames": Field("int", low=1),
+    "diagnostics.exact_gradient_every": Field("int", low=0),
+    "diagnostics.num_repeats": Field("int", low=2),
+}
+
+
+def _leaves(tree, prefix=""):
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _leaves(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
+
+
+def check_schema(config_dict_):
+  """ConfigError for the first key of a plain config dict that the schema does not know, lacks, or whose
+  value it does not allow; the message names the key, the value and what is allowed."""
+  given = dict(_leaves(config_dict_))
+  for key in given:
+    if key not in SCHEMA:
+      parent = key.rpartition(".")[0]
+      siblings = sorted(k.rpartition(".")[2] for k in SCHEMA if k.rpartition(".")[0] == parent)
+      raise ConfigError(f"unknown config key {key!r}; allowed{' under ' + parent if parent else ''}: "
+                        f"{', '.join(siblings)}")
+  for key, field in SCHEMA.items():
+    if key not in given:
+      raise ConfigError(f"config key {key!r} is missing ({field.allowed()})")
+    if not field.accepts(given[key]):
+      raise ConfigError(f"{key} must be {field.allowed()}, got {given[key]!r}")
+
+
 def resolve(config):
   """A concrete, validated copy of `config`: `None` fields filled from `fidelity`, every value checked
-  (ConfigError naming the first bad one). The estimator's parameters and the task are checked by the
-  estimator registry and the environments, which `maddpg_tf.run.experiment.resolve_config` adds."""
-  config = ml_collections.ConfigDict(upgrade(config.to_dict()))
-  _require(config.fidelity in ("code", "text"), f"fidelity must be 'code' or 'text', got {config.fidelity!r}")
+  against `SCHEMA` and the task (ConfigError naming the first bad one). The estimator's parameters are
+  checked by the estimator registry, which `maddpg_tf.run.validation.resolve_config` adds."""
+  tree = upgrade(config.to_dict() if hasattr(config, "to_dict") else dict(config))
+  learner = tree.get("learner")
+  if isinstance(learner, dict) and isinstance(learner.get("hidden_sizes"), list):
+    learner["hidden_sizes"] = tuple(learner["hidden_sizes"])  # JSON has no tuples
+  check_schema(tree)
+  config = ml_collections.ConfigDict(tree)
   try:
     task = tasks_lib.resolve_task(config.task)
   except ValueError as error:
@@ -331,42 +472,20 @@ def resolve(config):
       set_value(config, key, values[column])
   if config.loop.episode_limit is None:
     config.loop.episode_limit = task.code_cutoff if config.fidelity == "code" else task.env_episode_limit
-  _require(config.estimator.schedule_unit in ("updates", "env_steps"),
-           f"estimator.schedule_unit must be 'updates' or 'env_steps', got {config.estimator.schedule_unit!r}")
-  for key in ("total_steps", "loop.warmup_episodes"):
-    value = get_value(config, key)
-    _require(isinstance(value, int) and value >= 0, f"{key} must be an integer >= 0, got {value!r}")
-  for key in ("num_envs", "replay.batch_size", "replay.capacity", "loop.updates_per_episode",
-              "loop.eval_every_steps", "loop.eval_episodes", "loop.eval_num_envs", "checkpoint.every_steps",
-              "checkpoint.keep", "log.every_updates", "log.grad_variance_every_steps"):
-    value = get_value(config, key)
-    _require(isinstance(value, int) and value >= 1, f"{key} must be an integer >= 1, got {value!r}")
-  _require(isinstance(config.env_workers, int) and 0 <= config.env_workers <= config.num_envs,
+  _require(config.env_workers <= config.num_envs,
            f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
-  _require(config.env_backend in ("fast", "reference"),
-           f"env_backend must be 'fast' or 'reference', got {config.env_backend!r}")
+  _require(config.loop.episode_limit <= task.env_episode_limit,
+           f"loop.episode_limit must be an integer in 1..{task.env_episode_limit} (the env's own limit for "
+           f"{task.name}), got {config.loop.episode_limit!r}")
   if task.family == "lbf":
     if config.lbf_food_rule is None:
       config.lbf_food_rule = default_food_rule(task)
-    _require(config.lbf_food_rule in LBF_FOOD_RULES,
-             f"lbf_food_rule must be one of {', '.join(LBF_FOOD_RULES)} (v2: the paper's lbforaging, v3: "
-             f"lbforaging 2.0.0's), got {config.lbf_food_rule!r}")
   else:
     _require(config.lbf_food_rule is None, f"lbf_food_rule applies to LBF tasks only; {task.name} (family "
                                            f"{task.family}) has none, got {config.lbf_food_rule!r}")
-  _require(isinstance(config.checkpoint.keep_best, bool),
-           f"checkpoint.keep_best must be True or False, got {config.checkpoint.keep_best!r}")
-  for key, minimum in (("log.video_every_evals", 0), ("log.video_max_frames", 1)):
-    value = get_value(config, key)
-    _require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-             f"{key} must be an integer >= {minimum}, got {value!r}")
   if config.log.video_every_evals:
     _require(task.family in ("lbf", "rware"), f"log.video_every_evals needs a task the renderer draws (LBF or "
                                               f"RWARE), got {task.name} (family {task.family})")
-  for key, minimum in (("diagnostics.exact_gradient_every", 0), ("diagnostics.num_repeats", 2)):
-    value = get_value(config, key)
-    _require(isinstance(value, int) and value >= minimum,
-             f"{key} must be an integer >= {minimum}, got {value!r}")
   _require(config.replay.capacity >= config.replay.batch_size,
            f"replay.capacity ({config.replay.capacity}) must be >= replay.batch_size "
            f"({config.replay.batch_size})")

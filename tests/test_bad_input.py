@@ -74,6 +74,22 @@ def other_tasks_checkpoint(root, runs):
   shutil.copytree(source, os.path.join(root, "run", "checkpoints", "ckpt-100000"))
 
 
+def grid_run_of_food_rule(rule):
+  """A smoke grid's run directory r/lbf-10x10-3p-3f/gst/seed0 holding that run's config under food `rule`."""
+  def setup(root, runs):
+    del runs
+    import ml_collections
+    from maddpg_tf import config as config_lib
+    from maddpg_tf.grid import runs as grid_runs
+    spec, = grid_runs.plan("r", ["lbf-10x10-3p-3f"], ["gst"], [0], "smoke")
+    config = config_lib.resolve(ml_collections.ConfigDict(spec.config))
+    config.lbf_food_rule = rule
+    os.makedirs(os.path.join(root, spec.workdir))
+    with open(os.path.join(root, spec.workdir, "config.json"), "w") as handle:
+      json.dump(config.to_dict(), handle)
+  return setup
+
+
 def files(contents):
   """Files (or, for a value None, empty directories) at the given relative paths."""
   def setup(root, runs):
@@ -123,6 +139,14 @@ CASES = [
          ["total_steps", "got -1", ">= 0"]),
     Case("train-steps-not-a-number", "maddpg-train", [f"--config={LBF}:smoke", "--config.total_steps=lots"],
          ["'lots'", "int"]),
+    Case("train-unknown-food-rule", "maddpg-train", [*SMOKE, "--config.lbf_food_rule=v1", "--workdir=w"],
+         ["lbf_food_rule must be one of 'v2', 'v3'", "got 'v1'"]),
+    Case("train-food-rule-on-rware", "maddpg-train",
+         [f"--config={LBF}:smoke,task=rware-tiny-2ag", "--config.lbf_food_rule=v2", "--workdir=w"],
+         ["lbf_food_rule applies to LBF tasks only", "rware-tiny-2ag (family rware)", "got 'v2'"]),
+    Case("train-food-rule-on-mpe", "maddpg-train",
+         [f"--config={LBF}:smoke,task=simple_spread", "--config.lbf_food_rule=v3", "--workdir=w"],
+         ["lbf_food_rule applies to LBF tasks only", "simple_spread (family mpe)", "got 'v3'"]),
     Case("train-positional-argument", "maddpg-train", [*SMOKE, "extra", "--workdir=w"],
          ["'extra'", "flags are --config, --workdir, --quiet"]),
     # maddpg-train: config files
@@ -139,6 +163,9 @@ CASES = [
     # maddpg-train: workdirs and checkpoints
     Case("train-workdir-of-another-seed", "maddpg-train", [*SMOKE, "--config.seed=3", "--workdir=run"],
          ["holds a different run", "seed: 0 there, 3 here", "use a new --workdir, or the same config"],
+         finished_run),
+    Case("train-workdir-of-another-food-rule", "maddpg-train", [*SMOKE, "--config.lbf_food_rule=v3", "--workdir=run"],
+         ["holds a different run (lbf_food_rule: 'v2' there, 'v3' here", "use a new --workdir, or the same config"],
          finished_run),
     Case("train-workdir-is-a-file", "maddpg-train", [*SMOKE, "--workdir=notes.txt"],
          ["notes.txt is a file", "not a directory"], files({"notes.txt": "keep me"})),
@@ -213,6 +240,12 @@ CASES = [
     Case("reproduce-results-of-another-budget", "maddpg-reproduce", ["--budget=smoke", "--results=old"],
          ["holds runs of budget 'small'", "use another --results for budget 'smoke'"],
          files({"old/grid.json": json.dumps({"budget": "small", "fidelity": "code", "runs": {}})})),
+    Case("reproduce-unknown-food-rule", "maddpg-reproduce", ["--budget=smoke", "--lbf_food_rule=v1", "--results=r"],
+         ["--lbf_food_rule=v1", "<v2|v3>"]),
+    Case("reproduce-run-of-another-food-rule", "maddpg-reproduce",
+         ["--budget=smoke", "--tasks=lbf-10x10-3p-3f", "--estimators=gst", "--seeds=0", "--results=r"],
+         ["lbf-10x10-3p-3f/gst/seed0", "holds a different run (lbf_food_rule: 'v3' there, 'v2' here"],
+         grid_run_of_food_rule("v3")),
     Case("reproduce-unknown-task", "maddpg-reproduce", ["--budget=smoke", "--tasks=lbf-9x9", "--results=r"],
          ["'lbf-9x9'", "allowed: lbf-8x8-2p-2f-coop"]),
     Case("reproduce-unknown-estimator", "maddpg-reproduce", ["--budget=smoke", "--estimators=gst,gumbel", "--results=r"],

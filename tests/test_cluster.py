@@ -332,8 +332,8 @@ def test_a_second_grid_on_the_same_results_is_refused_with_one_line(tmp_path):
                           cwd=REPO, env=dict(os.environ, **RAY_ENV), capture_output=True, text=True, timeout=120)
   lines = done.stderr.strip().splitlines()
   assert done.returncode == 2 and len(lines) == 1, done.stderr
-  assert lines[0].startswith(f"maddpg-reproduce: error: --results {results} is in use by another grid (pid "
-                             f"{os.getpid()} on ")
+  assert lines[0].startswith(f"maddpg-reproduce: error: --results {results} is in use by pid {os.getpid()} on ")
+  assert "wait for it to end or use another --results" in lines[0]
   assert sorted(os.listdir(results)) == ["grid.lock"]  # no grid.json, no run started
 
 
@@ -346,22 +346,43 @@ def test_grid_lock_is_reentrant_in_its_process_and_released_after(tmp_path):
     pass
 
 
-def test_run_lock_refuses_a_second_holder_naming_the_first(tmp_path):
-  path = str(tmp_path / "logs" / "seed0.lock")
-  with runs.run_lock(path):
-    with pytest.raises(runs.RunBusy, match=rf"another process holds .*seed0.lock \(pid {os.getpid()} on "):
-      with runs.run_lock(path, wait_seconds=0):
-        pass
-  with runs.run_lock(path, wait_seconds=0):  # released with its holder
+def test_a_runs_lock_is_the_workdir_lock_of_maddpg_train(tmp_path):
+  from maddpg_tf.run import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "lbf" / "gst" / "seed0")
+  with runs.run_lock(workdir):
+    with workdir_lib.Workdir(workdir).hold():  # the run's Experiment, in the grid's task: nested
+      pass
+    assert workdir_lib.locking.holder(os.path.join(workdir, "run.lock"))["pid"] == os.getpid()
+  assert workdir_lib.locking.holder(os.path.join(workdir, "run.lock")) is None  # released and emptied
+
+
+def test_run_lock_refuses_another_thread_naming_the_holder(tmp_path):
+  workdir = str(tmp_path / "seed0")
+  holding, release = threading.Event(), threading.Event()
+
+  def hold():
+    with runs.run_lock(workdir):
+      holding.set()
+      release.wait(10)
+
+  thread = threading.Thread(target=hold)
+  thread.start()
+  holding.wait(10)
+  with pytest.raises(runs.RunBusy, match=rf"run .*seed0 is in use by pid {os.getpid()} on "):
+    with runs.run_lock(workdir, wait_seconds=0):
+      pass
+  release.set()
+  thread.join()
+  with runs.run_lock(workdir, wait_seconds=0):  # released with its holder
     pass
 
 
 def test_run_lock_waits_for_a_holder_that_goes_away(tmp_path):
-  path = str(tmp_path / "seed0.lock")
+  workdir = str(tmp_path / "seed0")
   holding, release = threading.Event(), threading.Event()
 
   def hold():
-    with runs.run_lock(path):
+    with runs.run_lock(workdir):
       holding.set()
       release.wait(10)
 
@@ -369,7 +390,7 @@ def test_run_lock_waits_for_a_holder_that_goes_away(tmp_path):
   thread.start()
   holding.wait(10)
   release.set()  # the lock is free within the waiter's first retry
-  with runs.run_lock(path, wait_seconds=30):
+  with runs.run_lock(workdir, wait_seconds=30):
     pass
   thread.join()
 

@@ -30,7 +30,10 @@ TOTAL_STEPS = 3000
 
 def run_config():
   made = lbf.get_config(f"smoke,task={TASK}")
-  for key, value in {"total_steps": TOTAL_STEPS, "jit_compile": False, "env_workers": 0}.items():
+  # lbforaging 2.0.0's food rule, not the task's default: maddpg-evaluate must rebuild the run's own envs
+  # (and under it this short run's final evaluation has episodes of different returns).
+  for key, value in {"total_steps": TOTAL_STEPS, "jit_compile": False, "env_workers": 0,
+                     "lbf_food_rule": "v3"}.items():
     common.set_value(made, key, value)
   return made
 

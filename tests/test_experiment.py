@@ -99,11 +99,12 @@ def test_text_fidelity_uses_targets_and_the_env_limit(tmp_path):
 @pytest.mark.parametrize("overrides,message", [
     ({"task": "lbf-9x9"}, r"unknown task 'lbf-9x9'"),
     ({"estimator.name": "gumbel"}, r"unknown estimator 'gumbel'"),
-    ({"estimator.temperature": 0.0}, r"temperature must be > 0.*0.0"),
+    ({"estimator.temperature": 0.0}, r"estimator.temperature must be a number > 0 .*got 0.0"),
     ({"estimator.num_samples": 3}, r"estimator 'gst' has no parameter 'num_samples'"),
     ({"total_steps": -5}, r"total_steps must be an integer >= 0, got -5"),
-    ({"fidelity": "paper"}, r"fidelity must be 'code' or 'text', got 'paper'"),
-    ({"loop.episode_limit": 80}, r"episode_limit for lbf-8x8-2p-2f-coop must be in 1..50, got 80"),
+    ({"fidelity": "paper"}, r"fidelity must be one of 'code', 'text', got 'paper'"),
+    ({"loop.episode_limit": 80}, r"loop.episode_limit must be an integer in 1..50 \(the env's own limit for "
+                                 r"lbf-8x8-2p-2f-coop\), got 80"),
     ({"replay.batch_size": 0}, r"replay.batch_size must be an integer >= 1, got 0"),
 ])
 def test_bad_config_values_raise_one_line(overrides, message):

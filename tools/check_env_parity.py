@@ -2,6 +2,7 @@
 
   python tools/check_env_parity.py --task=lbf-8x8-2p-2f-coop --steps=200000
   python tools/check_env_parity.py --task=all --steps=200000 --count_steps=1000000
+  python tools/check_env_parity.py --task=lbf-15x15-4p-5f --lbf_food_rule=v2   # one food rule only
   python tools/check_env_parity.py --bench                      # bare env steps/s at 16 envs, both backends
 
 Parity: the reference `VectorEnvironment` and the fast backend are built with the same seed and stepped with
@@ -18,6 +19,10 @@ the comparison, counted, and the reference is set to the fast state before stepp
 reference's, by the parity above) and counts the steps where a loading player touched two foods and the
 order-dependent ones among them.
 
+LBF's food-level rule (`lbf_food_rule`: v2, the lbforaging the paper ran; v3, lbforaging 2.0.0's) changes
+the non-coop LBF tasks, so by default (`--lbf_food_rule=both`) those are checked under both rules; every
+other task (coop LBF, RWARE) is the same env under either rule and is checked once.
+
 Exit status 0 when every compared step is equal, 1 at the first difference (printed), 2 for bad arguments.
 """
 
@@ -29,8 +34,9 @@ import time
 
 import numpy as np
 
-from maddpg_tf.envs.builder import TASKS, Step, VectorEnvironment, resolve_task
+from maddpg_tf.envs.builder import LBF_FOOD_RULES, TASKS, Step, VectorEnvironment, resolve_task
 from maddpg_tf.envs.fast import FastVectorEnvironment
+from maddpg_tf.envs.tasks import food_rule_matters
 
 BENCH_TASKS = ("lbf-8x8-2p-2f-coop", "lbf-15x15-4p-5f", "rware-tiny-4ag")
 
@@ -79,18 +85,27 @@ def random_actions(vector, rng: np.random.Generator, observation=None, greedy: f
   return actions
 
 
+def rules_to_check(task: str, choice: str = "both") -> tuple:
+  """The food rules under which `task` is checked: `choice` ("v2", "v3" or "both"); a task the rule does
+  not change (coop LBF, RWARE) once, under v3."""
+  if not food_rule_matters(resolve_task(task)):
+    return ("v3",)
+  return tuple(sorted(LBF_FOOD_RULES)) if choice == "both" else (choice,)
+
+
 def check_parity(task: str, steps: int, num_envs: int = 16, seed: int = 0, episode_limit: int | None = None,
-                 action_seed: int = 1, state_every: int = 2000, greedy: float = 0.0, log=print) -> dict:
+                 action_seed: int = 1, state_every: int = 2000, greedy: float = 0.0, log=print,
+                 lbf_food_rule: str = "v3") -> dict:
   """Steps both backends for about `steps` env steps; a summary dict (raises AssertionError on a difference)."""
   spec = resolve_task(task)
   limit = spec.code_cutoff if episode_limit is None else episode_limit
-  reference = VectorEnvironment(spec, num_envs, seed, limit)
-  fast = FastVectorEnvironment(spec, num_envs, seed, limit)
+  reference = VectorEnvironment(spec, num_envs, seed, limit, lbf_food_rule)
+  fast = FastVectorEnvironment(spec, num_envs, seed, limit, lbf_food_rule)
   first_ref, first_fast = reference.reset(), fast.reset()
   assert _same(first_ref, first_fast), f"{task}: first observations differ"
   observation = first_fast
   rng = np.random.default_rng(action_seed)
-  counts = dict(task=task, env_steps=0, compared_env_steps=0, excluded_order_dependent=0, episodes=0,
+  counts = dict(task=task, lbf_food_rule=lbf_food_rule if food_rule_matters(spec) else "-", env_steps=0, compared_env_steps=0, excluded_order_dependent=0, episodes=0,
                 terminated=0, truncated=0, rewarded_env_steps=0, state_checks=0)
   every_env = np.arange(num_envs)
   vector_steps = -(-steps // num_envs)
@@ -127,16 +142,16 @@ def check_parity(task: str, steps: int, num_envs: int = 16, seed: int = 0, episo
 
 
 def count_order_dependent(task: str, steps: int, num_envs: int = 16, seed: int = 0, action_seed: int = 2,
-                          log=print) -> dict:
+                          log=print, lbf_food_rule: str = "v3") -> dict:
   """Fast backend only: steps with a loading player touching two foods, and order-dependent steps."""
   spec = resolve_task(task)
-  fast = FastVectorEnvironment(spec, num_envs, seed, spec.code_cutoff)
+  fast = FastVectorEnvironment(spec, num_envs, seed, spec.code_cutoff, lbf_food_rule)
   fast.reset()
   rng = np.random.default_rng(action_seed)
   for _ in range(-(-steps // num_envs)):
     fast.step(fast.random_actions(rng))
   touching = int(fast.touching_steps().sum()) if spec.family == "lbf" else 0
-  counts = dict(task=task, counted_env_steps=-(-steps // num_envs) * num_envs, touching_two_foods=touching,
+  counts = dict(task=task, lbf_food_rule=lbf_food_rule if food_rule_matters(spec) else "-", counted_env_steps=-(-steps // num_envs) * num_envs, touching_two_foods=touching,
                 order_dependent=int(fast.order_dependent_steps.sum()))
   log(" ".join(f"{k}={v}" for k, v in counts.items()))
   return counts
@@ -193,6 +208,8 @@ def main(argv=None) -> int:
   parser.add_argument("--greedy", type=float, default=0.0,
                       help="LBF: probability that an agent heads for the first food in view (and loads) instead "
                       "of acting at random")
+  parser.add_argument("--lbf_food_rule", choices=("both", *sorted(LBF_FOOD_RULES)), default="both",
+                      help="the non-coop LBF tasks' food rule(s): v2 (the paper's lbforaging), v3 (2.0.0's), or both")
   parser.add_argument("--count_steps", type=int, default=0, help="also count order-dependent steps over N env steps")
   parser.add_argument("--bench", action="store_true", help="bare env steps/s of both backends at --num_envs")
   parser.add_argument("--bench_steps", type=_positive, default=8000, help="env steps per timed block")
@@ -211,10 +228,11 @@ def main(argv=None) -> int:
       parser.error(str(error))
   try:
     for task in tasks:
-      check_parity(task, args.steps, args.num_envs, args.seed, args.episode_limit, state_every=args.state_every,
-                   greedy=args.greedy)
-      if args.count_steps > 0:
-        count_order_dependent(task, args.count_steps, args.num_envs, args.seed)
+      for rule in rules_to_check(task, args.lbf_food_rule):
+        check_parity(task, args.steps, args.num_envs, args.seed, args.episode_limit, state_every=args.state_every,
+                     greedy=args.greedy, lbf_food_rule=rule)
+        if args.count_steps > 0:
+          count_order_dependent(task, args.count_steps, args.num_envs, args.seed, lbf_food_rule=rule)
   except AssertionError as error:
     print(f"PARITY FAILED: {error}", file=sys.stderr)
     return 1

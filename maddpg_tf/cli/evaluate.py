@@ -152,11 +152,21 @@ def main(argv):
           f"{' '.join(f'{r:.4f}' for r in returns)}, lengths {' '.join(str(n) for n in lengths)}")
   if not request["evaluating"]:
     return 0
+  try:
+    with saved_policies.claim_outputs(request["outputs"]):
+      return _evaluate_and_write(request, config, learner, state, name, head)
+  except errors.RunError as error:
+    return _error(error)
+
+
+def _evaluate_and_write(request, config, learner, state, name, head):
+  """Evaluates the checkpoint's policy and writes its results (under `saved_policies.claim_outputs`)."""
   report = saved_policies.evaluate_policy(config, learner, state, request["episodes"], _GREEDY.value,
                                           _SEED.value, _EPISODE_LIMIT.value)
   report.update({"workdir": request["workdir"], "checkpoint": name, "step": request["step"],
                  "task": request["task"].name, "estimator": config.estimator.label, "run_seed": config.seed,
-                 "fidelity": config.fidelity, "best": best})
+                 "fidelity": config.fidelity, "lbf_food_rule": config.get("lbf_food_rule"),
+                 "best": request["best"]})
   stream = ("the checkpoint's evaluation stream" if report["stream"] == "checkpoint"
             else f"a fresh evaluation stream ({report['stream']})")
   print(f"{head}: {report['mode']} actions, {stream}, episode cut-off {report['episode_limit']}")

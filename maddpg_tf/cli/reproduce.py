@@ -47,6 +47,10 @@ _FOOD_RULE = flags.DEFINE_enum(
     "lbf_food_rule", None, tuple(config_lib.LBF_FOOD_RULES), "LBF tasks' food-level rule (default: each task's, "
     "which for the paper's tasks is v2, the lbforaging the paper ran). "
     + "; ".join(f"{k}: {v}" for k, v in config_lib.LBF_FOOD_RULES.items()) + ". README: Fidelity.")
+_AUTHORS_LOOP = flags.DEFINE_bool(
+    "authors_loop", False, "The authors' loop exactly: one environment, each episode's updates before the next "
+    "episode (num_envs=1, loop.asynchronous_updates=False; maddpg_tf/FIDELITY.md). Default: 16 envs with "
+    "update blocks, the same learner and updates per step.")
 _TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Env steps per run, instead of the budget's.")
 _FIGURE4_TASK = flags.DEFINE_string("figure4_task", budgets.FIGURE4_TASK, "Task of Figure 4's runs.")
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); default: start a "
@@ -126,7 +130,8 @@ def main(argv):
 
   fidelity = _FIDELITY.value
   specs = runs.plan_outputs(what, results, tasks, estimators, seeds, _FIGURE4_TASK.value, figure4_seeds, budget,
-                            fidelity, _TOTAL_STEPS.value, tuned, estimator_options, _FOOD_RULE.value)
+                            fidelity, _TOTAL_STEPS.value, tuned, estimator_options, _FOOD_RULE.value,
+                            overrides=runs.AUTHORS_LOOP if _AUTHORS_LOOP.value else None)
   status = 0
   if specs and _RUN.value:
     try:

@@ -21,6 +21,7 @@ Several processes or machines: keras-tuner's chief/worker mode (see `maddpg_tf.s
 process runs the same command.
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from maddpg_tf.cli import common
-from maddpg_tf.run import process
+from maddpg_tf.run import locking, process
 from maddpg_tf.search import launch, spaces
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -118,10 +119,29 @@ def main(argv):
   except experiment.RunError as error:
     return _error(f"--config: {error}")
   content = search.identity(config, space, _OBJECTIVE.value, _SEEDS.value, _INITIAL.value, _SEARCH_SEED.value)
-  try:
-    search.prepare_directory(directory, content)
+  try:  # first: a directory of another search is refused before this process leaves a lock file there
+    search.check_directory(directory, content)
   except search.SearchError as error:
     return _error(error)
+  with contextlib.ExitStack() as held:
+    if mode != "worker":  # workers share the chief's directory; the chief (or a single search) owns it
+      try:
+        os.makedirs(directory, exist_ok=True)
+        held.enter_context(locking.hold(os.path.join(directory, "search.lock"), f"--dir {directory}",
+                                        "wait for it to end, or give another --dir"))
+      except locking.Busy as busy:
+        return _error(busy)
+      except OSError as error:
+        return _error(f"--dir {directory}: {error.strerror or error}")
+    try:
+      search.prepare_directory(directory, content)
+    except search.SearchError as error:
+      return _error(error)
+    return _search(config, space, directory, mode, search)
+
+
+def _search(config, space, directory, mode, search):
+  """Runs (or continues) the search in `directory` and reports it; the exit status."""
 
   def log(text):
     print(text, flush=True)

@@ -50,6 +50,10 @@ def main(argv):
     config = common.config_value(_CONFIG, "config")
   except ValueError as error:
     return _error(error)
+  try:
+    config_lib.resolve(config)  # the schema's checks need no TensorFlow: bad values fail in a second
+  except config_lib.ConfigError as error:
+    return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   process.import_tensorflow()  # without its import-time log lines
   from maddpg_tf.run import experiment  # after the config loads: bad files fail fast

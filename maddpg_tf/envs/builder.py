@@ -72,7 +72,7 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
     episode_limit = check_int(episode_limit, f"episode_limit for {spec.name}", 1,
                                spec.env_episode_limit)
   if lbf_food_rule not in LBF_FOOD_RULES:
-    raise ValueError(f"lbf_food_rule must be one of {LBF_FOOD_RULES}, got {lbf_food_rule!r}")
+    raise ValueError(f"lbf_food_rule must be one of {', '.join(LBF_FOOD_RULES)}, got {lbf_food_rule!r}")
   workers = check_int(workers, "env workers", 0, num_envs)
   if render_mode not in (None, "rgb_array"):
     raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")

@@ -111,7 +111,13 @@ class _LegacyFoodForagingEnv(ForagingEnv):
     self._food_spawned = self.field.sum()
 
 
-LBF_FOOD_RULES = ("v3", "v2")
+# LBF's food-level rules, by name (the -v2 / -v3 of the two packages' gymnasium ids). A non-coop task draws
+# each food's level up to L, the sum of the three lowest player levels; a coop task sets it to L, so both
+# rules give coop tasks the same envs, draw for draw.
+LBF_FOOD_RULES = {
+    "v2": "lbforaging a409b672's rule, as the paper ran (food level below L)",
+    "v3": "lbforaging 2.0.0's rule, as installed (food level up to L)",
+}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,14 +21,12 @@ continue.
 Network: a local Ray (no `--ray_address`) listens on 127.0.0.1 only, without its dashboard. On a cluster
 Ray's token authentication stays on (every node and the driver need the cluster's token: RAY_AUTH_TOKEN or
 RAY_AUTH_TOKEN_PATH). One grid at a time per `--results` (a lock, `<results>/grid.lock`; a second grid is
-refused with one line naming the first), and one process per run (`<results>/logs/.../seed<k>.lock`).
+refused with one line naming the first), and one process per run (its workdir's `run.lock`, as maddpg-train takes).
 Each attempt of a run records its node (`attempts` in its provenance.json, summary.json and grid.json).
 """
 
-import contextlib
 import dataclasses
 import datetime
-import fcntl
 import json
 import logging
 import os
@@ -47,7 +45,7 @@ from maddpg_tf import config as common
 from maddpg_tf.envs import tasks
 from maddpg_tf.grid.budgets import (ESTIMATORS, ESTIMATOR_PATH, ESTIMATOR_PATH_FORM, FIGURE4_ESTIMATORS,
                                     MEDIUM_CHECKPOINTS, SMALL_FIGURE4_STEPS, SMALL_TOTAL_STEPS)
-from maddpg_tf.run import checkpointing, errors, process, saved_policies
+from maddpg_tf.run import checkpointing, errors, locking, process, saved_policies
 from maddpg_tf.run import workdir as workdir_lib
 from maddpg_tf.run.process import one_line
 from maddpg_tf.run.workdir import ABSOLUTE_FILE
@@ -62,6 +60,9 @@ RUN_LOCK_WAIT_SECONDS = 300.0
 # default on Linux); 0 keeps a local Ray on the loopback interface.
 RAY_CLUSTER_MODE_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOOPBACK = "127.0.0.1"
+# `--authors_loop`: the authors' loop exactly, one environment and each episode's updates before the next
+# episode (maddpg_tf/FIDELITY.md).
+AUTHORS_LOOP = {"num_envs": 1, "loop.asynchronous_updates": False}
 
 
 class UsageError(Exception):
@@ -175,18 +176,19 @@ def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps
 
 
 def plan_outputs(what, results, tasks, estimators, seeds, figure4_task, figure4_seeds, budget, fidelity="code",
-                 total_steps=None, tuned=None, estimator_options="", lbf_food_rule=None):
+                 total_steps=None, tuned=None, estimator_options="", lbf_food_rule=None, overrides=None):
   """[RunSpec] of the runs `--what` needs: the grid's (table1, figures, all) and Figure 4's (figure4, all;
-  its runs that the grid has already are not planned twice)."""
+  its runs that the grid has already are not planned twice). `overrides`: config keys set on every run
+  (e.g. `AUTHORS_LOOP`)."""
   specs = []
   if what in ("table1", "figures", "all"):
     specs += plan(results, tasks, estimators, seeds, budget, fidelity, total_steps, tuned=tuned,
-                  estimator_options=estimator_options, lbf_food_rule=lbf_food_rule)
+                  estimator_options=estimator_options, lbf_food_rule=lbf_food_rule, overrides=overrides)
   if what in ("figure4", "all"):
     names = {spec.name for spec in specs}
     specs += [spec for spec in plan(results, (figure4_task,), FIGURE4_ESTIMATORS, figure4_seeds, budget,
                                     fidelity, total_steps, figure4=True, tuned=tuned,
-                                    lbf_food_rule=lbf_food_rule)
+                                    lbf_food_rule=lbf_food_rule, overrides=overrides)
               if spec.name not in names]
   return specs
 
@@ -349,36 +351,16 @@ def _this_node():
   return place
 
 
-class RunBusy(Exception):
-  """Another process holds a run's lock."""
+RunBusy = locking.Busy  # another process trains a run
 
 
-@contextlib.contextmanager
-def run_lock(path, wait_seconds=RUN_LOCK_WAIT_SECONDS):
-  """An exclusive lock on `path` (flock: released by the kernel when its process dies, also a SIGKILLed
-  one) for as long as one process trains the run. Waits up to `wait_seconds` for a previous holder (a
-  lost node's process that is still going down), then raises RunBusy naming the holder."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "a+") as handle:
-    deadline = time.monotonic() + wait_seconds
-    while True:
-      try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        break
-      except BlockingIOError:
-        if time.monotonic() >= deadline:
-          handle.seek(0)
-          holder = handle.read().strip() or "unknown"
-          raise RunBusy(f"another process holds {path} ({holder}) after {wait_seconds:.0f} s") from None
-        time.sleep(1.0)
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
-    handle.flush()
-    try:
-      yield
-    finally:
-      fcntl.flock(handle, fcntl.LOCK_UN)
+def run_lock(workdir, wait_seconds=RUN_LOCK_WAIT_SECONDS):
+  """The run's workdir lock (`maddpg_tf.run.locking`, the one maddpg-train takes), held by the grid's task for
+  as long as it trains the run; waits up to `wait_seconds` for a previous holder (a lost node's process that
+  is still going down), then raises RunBusy naming the holder."""
+  os.makedirs(workdir, exist_ok=True)
+  return locking.hold(os.path.join(workdir, "run.lock"), f"run {workdir}", "wait for it to end",
+                      wait_seconds=wait_seconds, poll_seconds=1.0, reentrant=True)
 
 
 def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts_path, absolute=True, train=True):
@@ -396,7 +378,7 @@ def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts
   with open(pid_path, "w") as handle:
     handle.write(str(os.getpid()))
   try:
-    with run_lock(attempts_path[:-len(".attempts.jsonl")] + ".lock"):
+    with run_lock(workdir):
       result = train_one(config_dict, workdir, threads, attempts=read_attempts(attempts_path), absolute=absolute,
                          train=train)
   except RunBusy as busy:
@@ -426,47 +408,15 @@ class GridReport:
     return not self.failed and not self.interrupted
 
 
-class GridBusy(Exception):
-  """Another grid holds the lock of a results directory."""
+GridBusy = locking.Busy  # another grid holds a results directory
 
 
-_held_grid_locks = {}  # real path of a results directory -> [open lock file, depth] (re-entrant per process)
-
-
-@contextlib.contextmanager
 def grid_lock(results):
-  """One grid at a time on `results` (any node of a shared filesystem): an exclusive lock on
-  `<results>/grid.lock`, which names its holder. Raises GridBusy (one line naming the other grid)."""
-  key = os.path.realpath(results)
-  if key in _held_grid_locks:
-    _held_grid_locks[key][1] += 1
-    try:
-      yield
-    finally:
-      _held_grid_locks[key][1] -= 1
-    return
+  """One grid at a time on `results` (any node of a shared filesystem): `<results>/grid.lock`, re-entrant in
+  this process. Raises GridBusy (one line naming the other grid)."""
   os.makedirs(results, exist_ok=True)
-  handle = open(os.path.join(results, "grid.lock"), "a+")
-  try:
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-  except BlockingIOError:
-    handle.seek(0)
-    holder = handle.read().strip() or "a grid that did not say who it is"
-    handle.close()
-    raise GridBusy(f"--results {results} is in use by another grid ({holder}); wait for it to end or use "
-                   f"another --results") from None
-  handle.seek(0)
-  handle.truncate()
-  handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
-               f"{datetime.datetime.now().isoformat(timespec='seconds')}: {' '.join(sys.argv)[:300]}")
-  handle.flush()
-  _held_grid_locks[key] = [handle, 1]
-  try:
-    yield
-  finally:
-    del _held_grid_locks[key]
-    fcntl.flock(handle, fcntl.LOCK_UN)
-    handle.close()
+  return locking.hold(os.path.join(results, "grid.lock"), f"--results {results}",
+                      "wait for it to end or use another --results", reentrant=True)
 
 
 def record_grid(results, budget, fidelity):

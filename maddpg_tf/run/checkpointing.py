@@ -14,9 +14,9 @@ are kept.
 of the absolute metric, Gorsane et al. 2022), in `<workdir>/best/ckpt-<env steps>`.
 """
 
-import math
-
+import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -28,6 +28,7 @@ from maddpg_tf.run import faults
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
 MARKER = "COMPLETE"
+DATA_FILES = ("arrays.npz", "state.pkl")
 
 
 class CheckpointError(Exception):
@@ -77,8 +78,9 @@ def save(directory, step, arrays, state, metadata, keep=2):
       pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
     faults.point("checkpoint-before-marker")  # tests: a kill between the data and the marker
     marker_path = os.path.join(temporary, MARKER)
-    with open(marker_path, "w") as handle:
-      json.dump(dict(metadata, step=step), handle)
+    with open(marker_path, "w") as handle:  # with the data files' hashes: any later damage is caught on load
+      json.dump(dict(metadata, step=step, sha256={name: _sha256(os.path.join(temporary, name))
+                                                  for name in DATA_FILES}), handle)
     for path in (arrays_path, state_path, marker_path):
       _fsync_file(path)
     _fsync_dir(temporary)
@@ -107,11 +109,25 @@ def delete(path):
   shutil.rmtree(path, ignore_errors=True)
 
 
+def _sha256(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as handle:
+    for block in iter(lambda: handle.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
 def load(path, expected_metadata):
-  """(arrays, state, metadata) of checkpoint `path`; CheckpointError if unreadable or of another run."""
+  """(arrays, state, metadata) of checkpoint `path`; CheckpointError if unreadable, damaged since it was
+  written (its files' hashes, checked before anything is unpickled), or of another run."""
   try:
     with open(os.path.join(path, MARKER)) as handle:
       metadata = json.load(handle)
+    if not isinstance(metadata, dict):
+      raise ValueError(f"{MARKER} holds {type(metadata).__name__}, not the checkpoint's metadata")
+    for name, expected in (metadata.get("sha256") or {}).items():  # checkpoints written before hashes: none
+      if name not in DATA_FILES or _sha256(os.path.join(path, name)) != expected:
+        raise ValueError(f"{name} is not the file that was written (its SHA-256 differs)")
     with np.load(os.path.join(path, "arrays.npz"), allow_pickle=False) as data:
       arrays = {key: data[key] for key in data.files}
     with open(os.path.join(path, "state.pkl"), "rb") as handle:

@@ -9,6 +9,7 @@ workdir holds this run). Every part has one role and is injected here (see each 
   checkpointing.Checkpointer checkpoints of the parts; training.TrainingLoop the timeline
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -44,7 +45,17 @@ class Experiment:
                provenance_extra=None):
     c = self.config = resolve_config(config)
     self.workdir = workdir_lib.Workdir(workdir)
-    self.workdir.check(c)
+    self.workdir.check(c)  # before the lock: a directory of something else gets no lock file
+    self._lock = contextlib.ExitStack()
+    self._lock.enter_context(self.workdir.hold())
+    try:
+      self.workdir.check(c)  # again: a process that held it may have written its run meanwhile
+      self._build(c, progress, make_env, observers, extra_loggers, provenance_extra)
+    except BaseException:
+      self.close()
+      raise
+
+  def _build(self, c, progress, make_env, observers, extra_loggers, provenance_extra):
     self.task = environments.resolve_task(c.task)
     self.progress, self.provenance_extra = progress, dict(provenance_extra or {})
     make_env = make_env or _default_make_env(c)
@@ -96,10 +107,14 @@ class Experiment:
                            "tensorboard": self.tensorboard}
 
   def close(self):
-    """Stops the environments' worker processes (a closed Experiment cannot run again)."""
-    for env in (getattr(self, "env", None), getattr(self, "eval_env", None)):
-      if env is not None:
-        env.close()
+    """Stops the environments' worker processes and lets go of the workdir (a closed Experiment cannot run
+    again)."""
+    try:
+      for env in (getattr(self, "env", None), getattr(self, "eval_env", None)):
+        if env is not None:
+          env.close()
+    finally:
+      self._lock.close()
 
   def __enter__(self):
     return self
@@ -125,9 +140,9 @@ class Experiment:
     if restored is None:
       self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()
+    if restored:  # also with --quiet: which run continues is not progress but what happened
+      print(f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
     if self.progress:
-      if restored:
-        print(f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
       self.training.progress = loggers.ProgressBar(c.total_steps, self.counters.env_steps,
                                                    f"{self.task.name} {c.estimator.label}")
       self.logger.loggers.append(self.training.progress)

@@ -40,6 +40,7 @@ does those and writes no evaluation files.
 
 """
 
+import contextlib
 import copy
 import csv
 import io
@@ -54,7 +55,7 @@ import numpy as np
 from maddpg_tf import config as config_lib
 from maddpg_tf.envs import builder as environments
 from maddpg_tf.media import rendering
-from maddpg_tf.run import checkpointing, errors, evaluation, loggers
+from maddpg_tf.run import checkpointing, errors, evaluation, locking, loggers
 from maddpg_tf.run import workdir as workdir_lib
 
 DEFAULT_EPISODES = 100
@@ -504,3 +505,28 @@ def describe(report):
   if report["success_name"]:
     line += f"; {report['success_name'].replace('_', ' ')} {report['success_mean']:.4f}"
   return line
+
+
+@contextlib.contextmanager
+def claim_outputs(outputs):
+  """One process at a time writes an evaluation's results: `<stem>.lock` beside them (`maddpg_tf.run.locking`)
+  while it evaluates; RunError naming the other process, or naming the results if they appeared meanwhile.
+  The lock file goes when its holder is done."""
+  json_path = outputs[0]
+  os.makedirs(os.path.dirname(json_path), exist_ok=True)
+  path = json_path[:-len(".json")] + ".lock"
+  held = False
+  try:
+    with locking.hold(path, f"the evaluation {json_path}", "wait for it to end; it writes these results"):
+      held = True
+      for output in outputs:
+        if os.path.lexists(output):
+          raise errors.RunError(f"{output} already exists: this evaluation was written before (nothing is "
+                                f"overwritten; move it away to evaluate again)")
+      yield
+  except locking.Busy as busy:
+    raise errors.RunError(str(busy)) from None
+  finally:
+    if held:  # after release: a process that opened it meanwhile re-checks the results once it holds it
+      with contextlib.suppress(OSError):
+        os.remove(path)

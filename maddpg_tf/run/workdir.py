@@ -7,8 +7,10 @@
     <workdir>/best/              ckpt-<env step>/: the learner at the best evaluation so far (checkpoint.keep_best)
     <workdir>/absolute.json      the absolute metric of the finished run (maddpg_tf.run.saved_policies.absolute_metric)
     <workdir>/tb/                TensorBoard event files (tb_superseded/: what a resume rewound)
+    <workdir>/run.lock           held by the process training the run (who it is, while it does; empty after)
 """
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -19,7 +21,7 @@ import sys
 import time
 
 from maddpg_tf import config as config_lib
-from maddpg_tf.run import errors
+from maddpg_tf.run import errors, locking
 
 ABSOLUTE_FILE = "absolute.json"
 
@@ -112,14 +114,24 @@ class Workdir:
     self.tensorboard = os.path.join(path, "tb")
     self.superseded = os.path.join(path, "tb_superseded")
     self.evaluations = os.path.join(path, "evaluations.csv")
+    self.lock = os.path.join(path, "run.lock")
     self.name = os.path.basename(os.path.normpath(path))
+
+  def hold(self, wait_seconds=0.0):
+    """The workdir's lock (`locking.hold`, re-entrant in this process); RunError naming the holder if
+    another process trains this run. Creates the directory."""
+    try:
+      os.makedirs(self.path, exist_ok=True)
+    except OSError as error:
+      raise errors.RunError(f"--workdir {self.path}: {error.strerror or error}") from None
+    return _holding(self.lock, f"--workdir {self.path}", wait_seconds)
 
   def check(self, config):
     """RunError unless `path` is new, empty, or a run of `config` (up to `NOT_IDENTITY`)."""
     path, config_path = self.path, os.path.join(self.path, "config.json")
     if os.path.exists(path) and not os.path.isdir(path):
       raise errors.RunError(f"--workdir {path} is a file, not a directory")
-    if os.path.isdir(path) and os.listdir(path) and not os.path.isfile(config_path):
+    if os.path.isdir(path) and set(os.listdir(path)) - {"run.lock"} and not os.path.isfile(config_path):
       raise errors.RunError(f"--workdir {path} exists and holds no maddpg-tf run (no config.json); "
                             f"choose a new or empty directory")
     if os.path.isfile(config_path):
@@ -145,6 +157,16 @@ class Workdir:
       if name == "provenance.json" and os.path.exists(target):
         target = os.path.join(self.path, f"provenance-resume-{int(time.time())}.json")
       write_json(target, content)
+
+
+@contextlib.contextmanager
+def _holding(path, what, wait_seconds):
+  try:
+    with locking.hold(path, what, "wait for it to end, or give another --workdir", wait_seconds=wait_seconds,
+                      reentrant=True):
+      yield
+  except locking.Busy as busy:
+    raise errors.RunError(str(busy)) from None
 
 
 def write_json(path, content):

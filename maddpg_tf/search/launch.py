@@ -33,7 +33,7 @@ def check_directory(directory):
   """ValueError unless `directory` can hold a search: new, empty, or one with its search.json."""
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise ValueError(f"--dir {directory} is a file, not a directory")
-  if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(
+  if os.path.isdir(directory) and set(os.listdir(directory)) - {"search.lock"} and not os.path.isfile(
       os.path.join(directory, "search.json")):
     raise ValueError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
                      f"choose a new or empty directory")

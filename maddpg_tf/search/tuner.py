@@ -746,13 +746,38 @@ def _differences(old, new, prefix=""):
   return found
 
 
+def check_directory(directory, content):
+  """Refuses (SearchError) a --dir that is a file, holds something else, or holds a different search;
+  reads only."""
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise SearchError(f"--dir {directory} is a file, not a directory")
+  record = os.path.join(directory, "search.json")
+  if os.path.isdir(directory) and set(os.listdir(directory)) - {"search.lock"} and not os.path.isfile(record):
+    raise SearchError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
+                      f"choose a new or empty directory")
+  if os.path.isfile(record):
+    _compare_record(directory, record, content)
+
+
+def _compare_record(directory, record, content):
+  try:
+    with open(record) as handle:
+      existing = json.load(handle)
+  except (OSError, ValueError) as error:
+    raise SearchError(f"--dir {directory}: search.json is unreadable ({error})") from None
+  differences = _differences(existing, content)
+  if differences:
+    raise SearchError(f"--dir {directory} holds a different search ({'; '.join(differences[:3])}); "
+                      f"use a new --dir, or the same command to continue it")
+
+
 def prepare_directory(directory, content):
   """Refuses a --dir that is a file, holds something else, or holds a different search; records `content`
   in <dir>/search.json (the first process of a search writes it, every later one compares)."""
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise SearchError(f"--dir {directory} is a file, not a directory")
   record = os.path.join(directory, "search.json")
-  if os.path.isdir(directory) and os.listdir(directory) and not os.path.isfile(record):
+  if os.path.isdir(directory) and set(os.listdir(directory)) - {"search.lock"} and not os.path.isfile(record):
     raise SearchError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
                       f"choose a new or empty directory")
   try:
@@ -769,15 +794,7 @@ def prepare_directory(directory, content):
     pass
   finally:
     os.remove(temporary)
-  try:
-    with open(record) as handle:
-      existing = json.load(handle)
-  except (OSError, ValueError) as error:
-    raise SearchError(f"--dir {directory}: search.json is unreadable ({error})") from None
-  differences = _differences(existing, content)
-  if differences:
-    raise SearchError(f"--dir {directory} holds a different search ({'; '.join(differences[:3])}); "
-                      f"use a new --dir, or the same command to continue it")
+  _compare_record(directory, record, content)
 
 
 # ---- what a process says -------------------------------------------------------------------------------
