@@ -160,10 +160,10 @@ def test_train_refuses_a_workdir_in_use_and_resumes_once_its_holder_is_killed(fi
 @pytest.mark.slow
 def test_two_terminals_on_one_workdir(tmp_path):
   """The same maddpg-train command twice, the second while the first trains: the second is refused naming
-  the first; the first runs on undisturbed."""
+  the first; the first trains on undisturbed (it is far from done when the second ends: Ctrl-C stops it)."""
   workdir = str(tmp_path / "run")
-  command = [sys.executable, "-m", "maddpg_tf.cli.train", *SMOKE, "--config.total_steps=4000", f"--workdir={workdir}",
-             "--quiet"]
+  command = [sys.executable, "-m", "maddpg_tf.cli.train", *SMOKE, "--config.total_steps=50000000",
+             f"--workdir={workdir}", "--quiet"]
   first = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   try:
     deadline = time.monotonic() + 240  # a bound only to fail a hang: the holder appears after its imports
@@ -174,11 +174,13 @@ def test_two_terminals_on_one_workdir(tmp_path):
     second = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     line = one_error_line(second, "maddpg-train")
     assert f"is in use by pid {first.pid} on {socket.gethostname()}" in line
+    assert first.poll() is None  # still training
+    first.send_signal(signal.SIGINT)
     out, err = first.communicate(timeout=600)
   finally:
     if first.poll() is None:
       first.kill()
-  assert first.returncode == 0, err[-3000:]
+  assert first.returncode == 130, err[-3000:]  # interrupted: a checkpoint written, exit 128 + SIGINT
   assert not [name for name in os.listdir(workdir) if name.startswith("provenance-resume-")]
   events = [name for name in os.listdir(os.path.join(workdir, "tb")) if name.startswith("events.")]
   assert len(events) == 1, events  # one writer: no point twice
