@@ -435,6 +435,17 @@ def _leaves(tree, prefix=""):
       yield f"{prefix}{key}", value
 
 
+def _names_under(parent):
+  """The keys and groups directly under `parent` ('' for the top), groups as 'name.*'."""
+  names = set()
+  for key in SCHEMA:
+    if parent and not key.startswith(parent + "."):
+      continue
+    head, _, rest = key[len(parent) + 1 if parent else 0:].partition(".")
+    names.add(f"{head}.*" if rest else head)
+  return sorted(names)
+
+
 def check_schema(config_dict_):
   """ConfigError for the first key of a plain config dict that the schema does not know, lacks, or whose
   value it does not allow; the message names the key, the value and what is allowed."""
@@ -442,9 +453,10 @@ def check_schema(config_dict_):
   for key in given:
     if key not in SCHEMA:
       parent = key.rpartition(".")[0]
-      siblings = sorted(k.rpartition(".")[2] for k in SCHEMA if k.rpartition(".")[0] == parent)
+      while parent and not any(k.startswith(parent + ".") for k in SCHEMA):  # a misspelled group
+        parent = parent.rpartition(".")[0]
       raise ConfigError(f"unknown config key {key!r}; allowed{' under ' + parent if parent else ''}: "
-                        f"{', '.join(siblings)}")
+                        f"{', '.join(_names_under(parent))}")
   for key, field in SCHEMA.items():
     if key not in given:
       raise ConfigError(f"config key {key!r} is missing ({field.allowed()})")

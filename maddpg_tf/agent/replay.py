@@ -50,7 +50,7 @@ class ReplayBuffer:
       stored = value.astype(self.observation_dtype)
       if self.observation_dtype != np.float32 and not np.array_equal(stored, value):
         raise ValueError(f"{name} values are not exact in {self.observation_dtype} (e.g. "
-                         f"{value[stored != value].flat[0]!r}); set replay.observation_dtype=float32")
+                         f"{value[stored != value].flat[0].item()!r}); set replay.observation_dtype=float32")
       getattr(self, name)[index] = stored
     self.action[index] = action
     self.reward[index] = reward
