@@ -535,6 +535,19 @@ def parse_options(text):
   return options
 
 
+def differences(old, new, prefix=""):
+  """["key: old there, new here"] for every leaf where two config dicts differ (a JSON list equals the
+  tuple it was written from); the one comparison of configs, for workdirs and search directories."""
+  found = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      found += differences(a, b, f"{prefix}{key}.")
+    elif a != b and not (isinstance(a, list) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+      found.append(f"{prefix}{key}: {a!r} there, {b!r} here")
+  return found
+
+
 def checkpoint_metadata(config):
   """What a run's checkpoints are tagged with, so that another run's are refused."""
   return {"task": tasks_lib.resolve_task(config.task).name, "estimator": config.estimator.name,

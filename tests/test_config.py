@@ -154,3 +154,10 @@ def test_env_settings_are_what_the_env_builder_takes():
   config = config_lib.resolve(config_with())
   assert config_lib.env_settings(config) == {"episode_limit": 25, "lbf_food_rule": "v2",
                                              "backend": config.env_backend}
+
+
+def test_differences_names_every_leaf_and_treats_json_lists_as_tuples():
+  old = {"a": 1, "g": {"x": [64, 64], "y": 2}, "only_old": 3}
+  new = {"a": 1, "g": {"x": (64, 64), "y": 5}, "only_new": 4}
+  assert config_lib.differences(old, new) == ["g.y: 2 there, 5 here", "only_new: None there, 4 here",
+                                               "only_old: 3 there, None here"]

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from maddpg_tf import config as config_lib
+from maddpg_tf import config as config_lib, files
 from maddpg_tf.envs import builder as environments
 from maddpg_tf.run import workdir as workdir_lib
 from maddpg_tf.envs import tasks as tasks_lib
@@ -114,7 +114,7 @@ def test_coop_tasks_are_the_same_envs_under_both_rules(task):
 def test_a_workdir_of_the_other_rule_is_refused_naming_the_rule_first(tmp_path):
   config = resolved("task=lbf-15x15-4p-5f,smoke", lbf_food_rule="v3")
   other = resolved("task=lbf-15x15-4p-5f,smoke", **{"lbf_food_rule": "v2", "seed": 5})
-  workdir_lib.write_json(str(tmp_path / "config.json"), config.to_dict())
+  files.write_json(str(tmp_path / "config.json"), config.to_dict())
   workdir_lib.Workdir(str(tmp_path)).check(config)  # the same run: resumes
   with pytest.raises(workdir_lib.errors.RunError, match=r"holds a different run \(seed: 0 there, 5 here; "
                                                          r"lbf_food_rule: 'v3' there, 'v2' here\)"):

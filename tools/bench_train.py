@@ -35,7 +35,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -91,13 +90,8 @@ def key_prefix(task):
 def environment_info():
   """TF version, git revision, CPU, thread settings and machine load."""
   import tensorflow as tf
-  def git(*args):
-    return subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True, timeout=10).stdout.strip()
-
-  try:
-    revision, dirty = git("rev-parse", "HEAD") or "unknown", bool(git("status", "--porcelain", "-uno"))
-  except (OSError, subprocess.SubprocessError):
-    revision, dirty = "unknown", None
+  from maddpg_tf.run import workdir
+  revision, dirty = workdir.git_revision(REPO)
   try:
     with open("/proc/cpuinfo") as handle:
       cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), None)

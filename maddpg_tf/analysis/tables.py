@@ -16,6 +16,7 @@ import json
 import math
 import os
 
+from maddpg_tf import files
 from maddpg_tf.analysis import paper_data
 from maddpg_tf.analysis import statistics
 
@@ -311,11 +312,6 @@ def write_csv(path, rows, columns):
       writer.writerow({k: (_number(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def _write(path, text):
-  temporary = path + ".tmp"
-  with open(temporary, "w") as handle:
-    handle.write(text)
-  os.replace(temporary, path)
 
 
 def write_table1(cells, out_dir, meta, info=None):
@@ -323,8 +319,8 @@ def write_table1(cells, out_dir, meta, info=None):
   os.makedirs(out_dir, exist_ok=True)
   rows = table1_rows(cells, meta, info)
   paths = [os.path.join(out_dir, f"table1.{ext}") for ext in ("md", "tex", "csv")]
-  _write(paths[0], table1_markdown(rows, meta))
-  _write(paths[1], table1_latex(rows, meta))
+  files.write_text(paths[0], table1_markdown(rows, meta))
+  files.write_text(paths[1], table1_latex(rows, meta))
   write_csv(paths[2], rows, TABLE1_COLUMNS)
   return paths
 
@@ -444,8 +440,8 @@ def write_table2(bench, out_dir, meta, report):
   os.makedirs(out_dir, exist_ok=True)
   rows = table2_rows(bench, meta)
   paths = [os.path.join(out_dir, f"table2.{ext}") for ext in ("md", "tex", "csv", "json")]
-  _write(paths[0], table2_markdown(rows, bench, meta, report))
-  _write(paths[1], table2_latex(rows, bench, meta))
+  files.write_text(paths[0], table2_markdown(rows, bench, meta, report))
+  files.write_text(paths[1], table2_latex(rows, bench, meta))
   write_csv(paths[2], rows, TABLE2_CSV_COLUMNS)
-  _write(paths[3], json.dumps(dict(meta=meta, results=bench), indent=2, default=str))
+  files.write_text(paths[3], json.dumps(dict(meta=meta, results=bench), indent=2, default=str))
   return paths

@@ -42,6 +42,7 @@ import ml_collections
 from tqdm import tqdm
 
 from maddpg_tf import config as common
+from maddpg_tf import files
 from maddpg_tf.envs import tasks
 from maddpg_tf.grid.budgets import (ESTIMATORS, ESTIMATOR_PATH, ESTIMATOR_PATH_FORM, FIGURE4_ESTIMATORS,
                                     MEDIUM_CHECKPOINTS, SMALL_FIGURE4_STEPS, SMALL_TOTAL_STEPS)
@@ -201,14 +202,6 @@ def _read_json(path):
     return None
 
 
-def _write_json(path, content):
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  temporary = f"{path}.tmp-{os.getpid()}"
-  with open(temporary, "w") as handle:
-    json.dump(content, handle, indent=2, sort_keys=True, default=str)
-  os.replace(temporary, path)
-
-
 def checkpoint_step(workdir):
   """Env step of the newest complete checkpoint in `workdir`, or None."""
   found = checkpointing.complete_checkpoints(os.path.join(workdir, "checkpoints"))
@@ -304,7 +297,7 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
     summary["cpu_seconds"] = _cpu_seconds(resource) - usage
     if attempts is not None:
       summary["attempts"] = list(attempts)
-    _write_json(os.path.join(workdir, "summary.json"), summary)
+    files.write_json(os.path.join(workdir, "summary.json"), summary)
   with open(os.path.join(workdir, "evaluations.csv")) as handle:
     evaluations = handle.read()
   return {"status": "finished", "summary": summary, "evaluations_csv": evaluations, "absolute": absolute}
@@ -424,7 +417,7 @@ def record_grid(results, budget, fidelity):
   manifest_path = os.path.join(results, "grid.json")
   manifest = _read_json(manifest_path) or {}
   manifest.update(budget=budget, fidelity=fidelity)
-  _write_json(manifest_path, manifest)
+  files.write_json(manifest_path, manifest)
 
 
 def check_writable(results):
@@ -582,7 +575,7 @@ class _GridRun:
     return self.report
 
   def write_manifest(self):
-    _write_json(self.manifest_path, self.manifest)
+    files.write_json(self.manifest_path, self.manifest)
 
   def submit(self, spec):
     # Ray's own task retries would hide why a run was lost: the driver resubmits instead (max_retries=0).
@@ -618,9 +611,9 @@ class _GridRun:
         with open(os.path.join(spec.workdir, "evaluations.csv"), "w") as handle:
           handle.write(result["evaluations_csv"])
       if result.get("summary") and not os.path.isfile(os.path.join(spec.workdir, "summary.json")):
-        _write_json(os.path.join(spec.workdir, "summary.json"), result["summary"])
+        files.write_json(os.path.join(spec.workdir, "summary.json"), result["summary"])
       if result.get("absolute") and needs_absolute(spec):
-        _write_json(os.path.join(spec.workdir, ABSOLUTE_FILE), result["absolute"])
+        files.write_json(os.path.join(spec.workdir, ABSOLUTE_FILE), result["absolute"])
     elif status == "interrupted":
       report.interrupted.append(spec.name)
     else:

@@ -13,6 +13,7 @@ import os
 import ml_collections
 import numpy as np
 
+from maddpg_tf import files
 from maddpg_tf.run import checkpointing
 
 DEFAULT_ESTIMATORS = "st,stgs,gst,grmck,reinmax,gumbel_softmax,reinforce"
@@ -201,14 +202,12 @@ def write_outputs(rows, out, confidence):
   paths = []
   for name, text in ((CSV_NAME, csv_text(rows)), (MARKDOWN_NAME, markdown_table(rows, confidence) + "\n")):
     path = os.path.join(out, name)
-    with open(path + ".tmp", "w") as handle:
-      handle.write(text)
-    os.replace(path + ".tmp", path)
+    files.write_text(path, text)
     paths.append(path)
   for metric, name, ylabel, log_scale in PLOTS:
     path = os.path.join(out, name)
-    plot(rows, metric, ylabel, log_scale, path + ".tmp.png")
-    os.replace(path + ".tmp.png", path)
+    with files.replacing(path, suffix=".png") as temporary:
+      plot(rows, metric, ylabel, log_scale, temporary)
     paths.append(path)
   return paths
 

@@ -26,13 +26,13 @@ import dataclasses
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 from maddpg_tf.analysis import paper_data
+from maddpg_tf.run import workdir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -132,17 +132,9 @@ def t_interval(values, confidence=0.95):
 
 
 def git_revision():
-  try:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                         text=True, timeout=10, check=False)
-    revision = out.stdout.strip()
-    if out.returncode != 0 or not revision:
-      return "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-    return revision + ("+local changes" if dirty else "")
-  except (OSError, subprocess.SubprocessError):
-    return "unknown"
+  """The checkout's short revision, with "+local changes" when tracked files differ (Table 2's footnote)."""
+  revision, dirty = workdir.git_revision(REPO_ROOT)
+  return "unknown" if revision == "unknown" else revision[:7] + ("+local changes" if dirty else "")
 
 
 def _cpu_model():

@@ -21,6 +21,7 @@ import sys
 import time
 
 from maddpg_tf import config as config_lib
+from maddpg_tf import files
 from maddpg_tf.run import errors, locking
 
 ABSOLUTE_FILE = "absolute.json"
@@ -87,18 +88,6 @@ def environment_note(config, task):
   return {}
 
 
-def differences(old, new, prefix=""):
-  """["key: old there, new here"] for every leaf where two config dicts differ."""
-  found = []
-  for key in sorted(set(old) | set(new)):
-    a, b = old.get(key), new.get(key)
-    if isinstance(a, dict) and isinstance(b, dict):
-      found += differences(a, b, f"{prefix}{key}.")
-    elif a != b and not (isinstance(a, list) and isinstance(b, (list, tuple)) and list(a) == list(b)):
-      found.append(f"{prefix}{key}: {a!r} there, {b!r} here")
-  return found
-
-
 def _identity(config_dict, prefix=""):
   return {k: (_identity(v, f"{prefix}{k}.") if isinstance(v, dict) else v) for k, v in config_dict.items()
           if f"{prefix}{k}" not in NOT_IDENTITY}
@@ -141,7 +130,7 @@ class Workdir:
       except (OSError, ValueError) as error:
         raise errors.RunError(f"--workdir {path}: config.json is unreadable ({error}); restore it, or use a "
                               f"new --workdir") from None
-      found = differences(_identity(config_lib.upgrade(existing)), _identity(config.to_dict()))
+      found = config_lib.differences(_identity(config_lib.upgrade(existing)), _identity(config.to_dict()))
       found.sort(key=lambda line: next((i for i, key in enumerate(FIRST_NAMED) if line.startswith(f"{key}:")),
                                        len(FIRST_NAMED)))
       if found:
@@ -156,7 +145,7 @@ class Workdir:
       target = os.path.join(self.path, name)
       if name == "provenance.json" and os.path.exists(target):
         target = os.path.join(self.path, f"provenance-resume-{int(time.time())}.json")
-      write_json(target, content)
+      files.write_json(target, content)
 
 
 @contextlib.contextmanager
@@ -168,10 +157,3 @@ def _holding(path, what, wait_seconds):
   except locking.Busy as busy:
     raise errors.RunError(str(busy)) from None
 
-
-def write_json(path, content):
-  """Writes `content` as JSON atomically (a temporary file, then a rename)."""
-  temporary = f"{path}.tmp{os.getpid()}"
-  with open(temporary, "w") as handle:
-    json.dump(content, handle, indent=2, sort_keys=True, default=str)
-  os.replace(temporary, path)

@@ -37,7 +37,6 @@ heartbeat.
 import contextlib
 import copy
 import csv
-import fcntl
 import json
 import math
 import os
@@ -53,8 +52,8 @@ from keras_tuner.src import config as keras_tuner_config
 from keras_tuner.src import protos
 from keras_tuner.src.engine import trial as trial_module
 
-from maddpg_tf import config as config_lib
-from maddpg_tf.run import loggers
+from maddpg_tf import config as config_lib, files
+from maddpg_tf.run import locking, loggers
 
 OBJECTIVES = {"average": "average_return", "max": "max_return"}
 METRICS = ("average_return", "max_return", "final_return")
@@ -76,13 +75,6 @@ class SearchInterrupted(keras_tuner.errors.FatalError):
 
 
 # ---- small pure helpers --------------------------------------------------------------------------------
-
-def write_json_atomic(path, content):
-  temporary = f"{path}.tmp{os.getpid()}"
-  with open(temporary, "w") as handle:
-    json.dump(content, handle, indent=1, sort_keys=True, default=str)
-  os.replace(temporary, path)
-
 
 def declare_hyperparameters(space):
   """`spaces.resolve(...)`'s space as keras-tuner `HyperParameters` (declared up front)."""
@@ -167,18 +159,13 @@ def train_and_evaluate(config, workdir, progress=True):
   return returns
 
 
-@contextlib.contextmanager
 def _run_lock(path, log):
-  with open(path, "a") as handle:
-    try:
-      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      log(f"  waiting: another process is training {os.path.basename(path)[:-5]}")
-      fcntl.flock(handle, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(handle, fcntl.LOCK_UN)
+  """One worker at a time trains a trial's run (`locking.hold`): another waits for it (a reassigned trial
+  whose first worker is still finishing), saying so once."""
+  if locking.holder(path) is not None:
+    log(f"  waiting: another process is training {os.path.basename(path)[:-len('.lock')]}")
+  return locking.hold(path, f"the search run {os.path.basename(path)[:-len('.lock')]}", wait_seconds=math.inf,
+                      poll_seconds=1.0)
 
 
 def format_values(values):
@@ -217,10 +204,10 @@ class ResumableBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle):
 
   # Atomic writes: a kill during a save leaves the previous file, never half of one.
   def save(self):
-    write_json_atomic(self._get_oracle_fname(), self.get_state())
+    files.write_json(self._get_oracle_fname(), self.get_state())
 
   def _save_trial(self, trial):
-    write_json_atomic(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
+    files.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state())
 
   def get_state(self):
     state = super().get_state()
@@ -497,7 +484,7 @@ class EstimatorSearch(keras_tuner.Tuner):
   def save(self):
     if not self._is_worker():
       self.oracle.save()
-    write_json_atomic(self._get_tuner_fname(), self.get_state())
+    files.write_json(self._get_tuner_fname(), self.get_state())
 
   def write_tensorboard_experiment(self):
     """TensorBoard's hparams view: the searched settings (as each run's hparams name them) and the metrics
@@ -553,7 +540,7 @@ class EstimatorSearch(keras_tuner.Tuner):
             returns = json.load(handle)["returns"]
         else:
           returns = [float(r) for r in self.trial_fn(seeded, os.path.join(trial_dir, name))]
-          write_json_atomic(result_path, {"seed": seeded.seed, "values": values, "returns": returns})
+          files.write_json(result_path, {"seed": seeded.seed, "values": values, "returns": returns})
       curves.append(returns)
     metrics = objectives(curves)
     if not math.isfinite(metrics[self.objective_name]):
@@ -632,13 +619,11 @@ def format_table(oracle, objective_name):
 def write_trials_csv(path, oracle):
   rows = trial_rows(oracle)
   columns = ["trial", "status", *METRICS, *[hp.name for hp in oracle.hyperparameters.space], "note"]
-  temporary = f"{path}.tmp{os.getpid()}"
-  with open(temporary, "w", newline="") as handle:
+  with files.replacing(path) as temporary, open(temporary, "w", newline="") as handle:
     writer = csv.DictWriter(handle, columns)
     writer.writeheader()
     for row in rows:
       writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-  os.replace(temporary, path)
 
 
 _BEST_CONFIG = '''"""The best estimator settings found by maddpg-search in {directory}.
@@ -718,10 +703,7 @@ def write_best_config(path, tuner, source):
       values=format_values(best.hyperparameters.values), path=path, label=tuner.base_config.estimator.label,
       base=source["base"], base_arg=source["base_arg"], overrides=_literal_dict(source["overrides"]),
       best=_literal_dict(values))
-  temporary = f"{path}.tmp{os.getpid()}"
-  with open(temporary, "w") as handle:
-    handle.write(text)
-  os.replace(temporary, path)
+  files.write_text(path, text)
   return best
 
 
@@ -733,17 +715,6 @@ def identity(config, space, objective, seeds_per_trial, num_initial_points, sear
              "seeds_per_trial": int(seeds_per_trial), "num_initial_points": num_initial_points,
              "search_seed": search_seed}
   return json.loads(json.dumps(content, sort_keys=True, default=str))
-
-
-def _differences(old, new, prefix=""):
-  found = []
-  for key in sorted(set(old) | set(new)):
-    a, b = old.get(key), new.get(key)
-    if isinstance(a, dict) and isinstance(b, dict):
-      found += _differences(a, b, f"{prefix}{key}.")
-    elif a != b:
-      found.append(f"{prefix}{key}: {a!r} there, {b!r} here")
-  return found
 
 
 def check_directory(directory, content):
@@ -765,7 +736,7 @@ def _compare_record(directory, record, content):
       existing = json.load(handle)
   except (OSError, ValueError) as error:
     raise SearchError(f"--dir {directory}: search.json is unreadable ({error})") from None
-  differences = _differences(existing, content)
+  differences = config_lib.differences(existing, content)
   if differences:
     raise SearchError(f"--dir {directory} holds a different search ({'; '.join(differences[:3])}); "
                       f"use a new --dir, or the same command to continue it")

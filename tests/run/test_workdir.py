@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from maddpg_tf import config as config_lib
+from maddpg_tf import config as config_lib, files
 from maddpg_tf.envs import tasks as tasks_lib
 from maddpg_tf.run import errors, locking
 from maddpg_tf.run import workdir as workdir_lib
@@ -22,7 +22,7 @@ def resolved(**overrides):
 
 def write_config(path, config):
   os.makedirs(path, exist_ok=True)
-  workdir_lib.write_json(os.path.join(path, "config.json"), config.to_dict())
+  files.write_json(os.path.join(path, "config.json"), config.to_dict())
 
 
 def test_a_new_an_empty_and_a_lock_only_directory_are_accepted(tmp_path):
@@ -66,13 +66,6 @@ def test_an_unreadable_config_json_is_one_line_and_left_as_it_was(tmp_path):
   with pytest.raises(errors.RunError, match=r"config.json is unreadable .*restore it, or use a new --workdir"):
     workdir_lib.Workdir(str(tmp_path)).check(resolved())
   assert (tmp_path / "config.json").read_text() == "{not json"
-
-
-def test_differences_names_every_leaf_and_treats_json_lists_as_tuples():
-  old = {"a": 1, "g": {"x": [64, 64], "y": 2}, "only_old": 3}
-  new = {"a": 1, "g": {"x": (64, 64), "y": 5}, "only_new": 4}
-  assert workdir_lib.differences(old, new) == ["g.y: 2 there, 5 here", "only_new: None there, 4 here",
-                                               "only_old: 3 there, None here"]
 
 
 def test_run_files_are_written_whole_and_a_resume_keeps_the_first_provenance(tmp_path):
