@@ -2,31 +2,57 @@
 
 import setuptools
 
-# One pinned set known to install cleanly together on Python 3.11 (see README, "Dependencies").
+# Compatible ranges, so that `pip install maddpg-tf` fits beside a researcher's own stack; the one set known
+# to install cleanly together and pass the suite on Python 3.11 is pinned in constraints.txt, which the
+# README's two commands and CI install with (`-c constraints.txt`). The lower bounds are those pins (what we
+# know works); the upper bound is the next major release (for a 0.x release, the next minor), or tighter
+# where a newer release is known to break something, as said beside it.
 INSTALL_REQUIRES = [
-    "tensorflow==2.21.0",
-    "tf-keras==2.21.0",  # TFP 0.25 refuses to import without it; our own models use Keras 3.
-    "tensorflow-probability==0.25.0",
-    "keras==3.15.1",
-    "keras-tuner[bayesian]==1.4.8",
-    "tensorboard==2.21.0",
-    "gymnasium==1.4.0",
-    "lbforaging==2.0.0",
-    "rware==2.0.0",
-    "numpy==2.4.6",
-    "scipy==1.17.1",
-    "ml-collections==1.1.0",
-    "absl-py==2.5.1",
-    "tqdm==4.70.1",
-    "matplotlib==3.11.2",
-    "ray[default]==2.60.0",  # maddpg-reproduce runs its grids as Ray tasks (local or a cluster)
-    "numba==0.68.1",          # the fast LBF/RWARE backends' kernels (maddpg_tf/envs/fast_*.py)
-    "llvmlite==0.50.0",       # numba's compiler
-    "pettingzoo==1.27.0",     # any ParallelEnv as a training environment (maddpg_tf/envs/pettingzoo.py)
-    "mpe2==1.1.1",            # the multi-particle tasks (maddpg_tf/envs/mpe.py)
-    "pygame-ce==2.5.8",       # mpe2's renderer
-    "imageio==2.38.2",        # videos of trained policies (GIF, MP4)
-    "imageio-ffmpeg==0.8.1",  # its wheel ships the ffmpeg binary MP4 needs
+    # TensorFlow Probability supports one TensorFlow minor at a time (a new TF minor has broken TFP before:
+    # TFP 0.23 under TF 2.16's Keras 3), and tf-keras is released in step with TF's minor; so the three move
+    # together, and each new pairing is checked before the range is widened.
+    "tensorflow>=2.21.0,<2.22",
+    "tf-keras>=2.21.0,<2.22",  # TFP 0.25 refuses to import without it; our own models use Keras 3.
+    "tensorflow-probability>=0.25.0,<0.26",
+    "keras>=3.15.1,<4",
+    "tensorboard>=2.21.0,<3",  # TF 2.21 no longer installs it; summaries, hparams and event protos
+    "gymnasium>=1.4.0,<2",
+    # The fast backends (maddpg_tf/envs/fast_*.py) reproduce these releases' dynamics step for step and, with
+    # the renderer, import their internals; a minor release has changed LBF's food rule before (FACTS), so
+    # a new one is checked against tests/test_fast_envs.py before the range is widened.
+    "lbforaging>=2.0.0,<2.1",
+    "rware>=2.0.0,<2.1",
+    "numpy>=2.4.6,<3",
+    "scipy>=1.17.1,<2",
+    "ml-collections>=1.1.0,<2",
+    "absl-py>=2.5.1,<3",
+    "tqdm>=4.70.1,<5",
+    "numba>=0.68.1,<0.69",     # the fast backends' kernels; numba brings the llvmlite it was built with
+    "networkx>=3.6.1,<4",      # the fast RWARE backend's conflict resolution (as rware's own)
+    "pillow>=13.0.0,<14",      # frames (rendering) and PNGs, on the training path (TensorBoard episodes)
+    "imageio>=2.38.2,<3",      # GIFs (TensorBoard episodes, maddpg-evaluate --video=x.gif)
+]
+
+# What one program needs beyond the core, by extra. A program checks its extra before it starts work and,
+# when something is missing, says in one line which extra to install (maddpg_tf/extras.py, the same names).
+PLOTS = ["matplotlib>=3.11.2,<4"]  # figures: maddpg-reproduce's tables and figures, maddpg-estimator-lab
+EXTRAS = {
+    "plots": PLOTS,
+    "grid": ["ray[default]>=2.60.0,<3"] + PLOTS,  # maddpg-reproduce: runs as Ray tasks, then its figures
+    # maddpg-search: keras-tuner's Bayesian oracle (it needs scikit-learn, as its [bayesian] extra says) served
+    # over gRPC. tuner.py uses keras_tuner.src internals (the oracle's protos), which a minor release may move.
+    "search": ["keras-tuner[bayesian]>=1.4.8,<1.5", "scikit-learn>=1.9.1,<2", "grpcio>=1.85.3,<2"],
+    # The multi-particle tasks (maddpg_tf/envs/mpe.py); pygame-ce is mpe2's renderer.
+    "mpe": ["mpe2>=1.1.1,<2", "pettingzoo>=1.27.0,<2", "pygame-ce>=2.5.8,<3"],
+    "video": ["imageio-ffmpeg>=0.8.1,<0.9"],  # MP4 (its wheel ships the ffmpeg binary)
+}
+EXTRAS["all"] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
+EXTRAS["test"] = EXTRAS["all"] + [
+    "pytest>=9.2.0,<10", "pytest-xdist>=3.8.0,<4",  # the suite on every core (pytest.ini)
+    "hypothesis>=6.170.27,<7",  # generated bad input (tests/test_generated_inputs.py)
+    # rliable is the reference the aggregate statistics are checked against (tests/test_aggregate.py); it
+    # imports only with arch < 8 and pandas < 3.
+    "rliable>=1.2.0,<2", "arch>=7.2.0,<8", "pandas>=2.3.3,<3",
 ]
 
 setuptools.setup(
@@ -39,11 +65,7 @@ setuptools.setup(
     package_data={"maddpg_tf": ["data/*.csv"]},
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
-    # rliable is the reference the aggregate statistics are checked against (tests/test_aggregate.py); it
-    # imports only with arch < 8 and pandas < 3.
-    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0",  # the suite on every core (pytest.ini)
-                             "rliable==1.2.0", "arch==7.2.0", "pandas==2.3.3",
-                             "hypothesis==6.170.27"]},  # generated bad input (tests/test_generated_inputs.py)
+    extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
             "maddpg-train=maddpg_tf.cli.train:run",

@@ -18,7 +18,9 @@ import math
 import ml_collections
 from ml_collections import config_dict
 
+from maddpg_tf import extras
 from maddpg_tf.agent.hyperparameters import ConfigError, LearnerConfig  # noqa: F401  (their home: the agent)
+from maddpg_tf.envs import mpe as mpe_tasks
 from maddpg_tf.envs import tasks as tasks_lib
 from maddpg_tf.envs.vector import LBF_FOOD_RULES
 
@@ -489,6 +491,8 @@ def resolve(config):
   _require(config.loop.episode_limit <= task.env_episode_limit,
            f"loop.episode_limit must be an integer in 1..{task.env_episode_limit} (the env's own limit for "
            f"{task.name}), got {config.loop.episode_limit!r}")
+  if task.family == mpe_tasks.FAMILY:
+    extras.require("mpe")  # before any program writes a thing or loads TensorFlow (MissingExtra: one line)
   if task.family == "lbf":
     if config.lbf_food_rule is None:
       config.lbf_food_rule = default_food_rule(task)

@@ -30,7 +30,7 @@ PACKAGES = ("estimators", "maddpg_tf")
 # TensorBoard (`log.video_every_evals`).
 LAYERS = (
     ("estimators",),          # discrete gradient estimators: knows nothing of MADDPG
-    ("maddpg_tf.files",),     # result files written whole (imports nothing of the package)
+    ("maddpg_tf.files", "maddpg_tf.extras"),  # result files written whole; optional dependencies by extra
     ("maddpg_tf.agent",),     # networks, learner, optimisers, actor, replay, hyperparameters, diagnostics
     ("maddpg_tf.envs",),      # tasks, vector protocol, reference / fast / PettingZoo backends, workers
     ("maddpg_tf.config",),    # the run config's schema and defaults

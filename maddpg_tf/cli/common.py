@@ -1,6 +1,7 @@
 """What the command-line programs (and the tools) share: usage errors as one line, absl flags with config
 files (a misspelled key named with the keys there are), argparse with one-line errors, and `run_main`, which
-turns SIGINT and SIGTERM outside a program's own handlers into one line and status 128 + the signal. The
+turns SIGINT and SIGTERM outside a program's own handlers into one line and status 128 + the signal, and a
+missing optional dependency into one line naming its extra (`maddpg_tf.extras`) and status 2. The
 process-wide pieces (one-line messages, signals, the quiet TensorFlow import) are `maddpg_tf.run.process`.
 Imports neither TensorFlow nor anything that does."""
 
@@ -14,6 +15,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from maddpg_tf import extras
 from maddpg_tf.run.process import Terminated, load_module, one_line, raise_interrupt
 
 
@@ -139,6 +141,11 @@ def run_main(program, main, flags_parser):
   def _main(argv):
     try:
       status = main(argv)
+    except ImportError as failure:  # an extra the program needs (checked up front, or met while importing)
+      missing = extras.missing_extra(failure)
+      if missing is None:
+        raise
+      sys.exit(error(program, missing))
     except KeyboardInterrupt as interrupt:
       signum = signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
       print(f"{program}: interrupted ({signal.Signals(signum).name}) while nothing was being written; run the "

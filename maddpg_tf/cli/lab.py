@@ -32,6 +32,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
 
+from maddpg_tf import extras  # pylint: disable=g-import-not-at-top
 from maddpg_tf.lab import bias_variance as lab  # pylint: disable=g-import-not-at-top
 from maddpg_tf.lab.bias_variance import LabError  # pylint: disable=g-import-not-at-top
 from maddpg_tf.run import process  # pylint: disable=g-import-not-at-top
@@ -117,11 +118,12 @@ def main(argv):
   try:
     args = parse_args(argv)
     specs, temperatures, sizes = check_args(args)
+    extras.require("plots")  # the figures it writes; before the lab's minutes of sampling
     if args.checkpoint is not None:
       problems = list(lab.critic_problem(args.checkpoint, args.agent, args.rows, args.seed))
     else:
       problems = lab.random_problems(args.function or "quadratic", sizes, args.rows, args.logit_scale, args.seed)
-  except LabError as error:
+  except (LabError, extras.MissingExtra) as error:
     print(f"{PROG}: error: {error}", file=sys.stderr)
     return 2
   tf = process.import_tensorflow()  # without its import-time log lines

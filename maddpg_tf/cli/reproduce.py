@@ -20,7 +20,9 @@ import sys
 from absl import flags
 
 from maddpg_tf import config as config_lib
+from maddpg_tf import extras
 from maddpg_tf.cli import common
+from maddpg_tf.envs import mpe as mpe_tasks
 from maddpg_tf.grid import budgets, outputs, runs
 
 WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "all")
@@ -87,6 +89,18 @@ def _parse_flags(argv):
     sys.exit(_error(str(error)))
 
 
+def _require_extras(what, tasks, figure4_task):
+  """MissingExtra (one line, status 2 from `common.run_main`) unless what `--what` needs is installed: Ray to
+  train a grid, mpe2 for its multi-particle tasks, matplotlib for every output but Table 2's timing."""
+  if _RUN.value and what in _TRAINED_FOR + ("figure4",):
+    extras.require("grid")
+    trained = (tasks if what in _TRAINED_FOR else ()) + ((figure4_task,) if what in ("figure4", "all") else ())
+    if any(task in mpe_tasks.MPE_TASKS for task in trained):
+      extras.require("mpe")
+  if what != "table2":
+    extras.require("plots")
+
+
 def _grid_estimators(preset, train):
   """(--estimators, --estimator_options), checked; with `train` (the grid will run) the estimators given by
   import path are checked in a child process, before anything is written, and made importable by local runs."""
@@ -124,6 +138,7 @@ def main(argv):
       if label not in estimators:
         raise runs.UsageError(f"--tuned settings for estimator {label!r}, which is not in the grid "
                               f"({', '.join(estimators)})")
+    _require_extras(what, tasks, _FIGURE4_TASK.value)  # before check_results makes --results
     runs.check_results(results, budget, _FIDELITY.value, _RUN.value)
   except runs.UsageError as error:
     return _error(error)

@@ -29,6 +29,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
+from maddpg_tf import extras
 from maddpg_tf.cli import common
 from maddpg_tf.run import locking, process
 from maddpg_tf.search import launch, spaces
@@ -108,6 +109,7 @@ def main(argv):
     config, space, directory, mode = _check_arguments(argv)
   except ValueError as error:
     return _error(error)
+  extras.require("search")  # keras-tuner and gRPC, before TensorFlow loads (missing: one line, status 2)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   process.import_tensorflow()  # without its import-time log lines
   from maddpg_tf.run import experiment  # pylint: disable=g-import-not-at-top  (after the cheap checks:

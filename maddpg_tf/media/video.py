@@ -18,6 +18,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from maddpg_tf import extras
+
 __all__ = [
   "VIDEO_KINDS",
   "check_video_path",
@@ -38,7 +40,8 @@ def check_video_path(path) -> str:
   """The kind of video `path` names (".gif" or ".mp4", from its extension, any case).
 
   ValueError, and nothing written, if the extension is another, the parent directory does not exist,
-  or something already exists at `path` (it is not overwritten).
+  or something already exists at `path` (it is not overwritten); MissingExtra for an MP4 without the
+  `video` extra (imageio-ffmpeg).
   """
   p = pathlib.Path(os.fspath(path))
   kind = p.suffix.lower()
@@ -51,6 +54,8 @@ def check_video_path(path) -> str:
                      "(expected a path in an existing directory)")
   if p.exists() or p.is_symlink():
     raise ValueError(f"video path {str(p)!r} already exists: expected a new file (nothing is overwritten)")
+  if kind == ".mp4":
+    extras.require("video")  # MissingExtra (an ImportError) naming the extra that brings ffmpeg
   return kind
 
 
