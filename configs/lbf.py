@@ -5,7 +5,8 @@
     maddpg-train --config=configs/lbf.py:estimator=stgs-t,smoke --workdir=/tmp/smoke
 
 Arguments (comma-separated after the colon): task=<short name or gymnasium id> (default
-lbf-8x8-2p-2f-coop), estimator=<stgs-1|stgs-t|tags|grmck|gst|stgs|st|gumbel_softmax|reinmax|expected>
+lbf-8x8-2p-2f-coop),
+estimator=<stgs-1|stgs-t|tags|grmck|gst|stgs|st|gumbel_softmax|reinmax|reinmax-rao|reinmax-cv|expected>
 (default gst; `expected` is the exact expectation over the agent's own action, beyond the paper), and a
 budget: `smoke` (seconds) or `short` (the default job: a few minutes on 2 cores).
 """

@@ -36,6 +36,8 @@ from estimators.grmck import GumbelRaoMonteCarlo
 from estimators.gst import GappedStraightThrough
 from estimators.gumbel_softmax import GumbelSoftmax
 from estimators.reinmax import ReinMax
+from estimators.reinmax_cv import ReinMaxCV
+from estimators.reinmax_rao import ReinMaxRao
 from estimators.st import StraightThrough
 from estimators.stgs import StraightThroughGumbelSoftmax
 from estimators.tags import TemperatureAnnealedGumbelSoftmax
@@ -49,6 +51,8 @@ _BUILT_IN = {
     "st": StraightThrough,
     "gumbel_softmax": GumbelSoftmax,
     "reinmax": ReinMax,
+    "reinmax-rao": ReinMaxRao,
+    "reinmax-cv": ReinMaxCV,
     "zgr": ZGR,
 }
 _REGISTRY = dict(_BUILT_IN)

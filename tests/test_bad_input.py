@@ -36,6 +36,8 @@ PROGRAMS = {
 RUN_STEPS = 200
 SMOKE = [f"--config={LBF}:smoke", f"--config.total_steps={RUN_STEPS}", "--config.jit_compile=False"]
 GRMCK = f"--config={LBF}:smoke,estimator=grmck"
+REINMAX_RAO = f"--config={LBF}:smoke,estimator=reinmax-rao"
+REINMAX_CV = f"--config={LBF}:smoke,estimator=reinmax-cv"
 ALL_TASKS = "expected one of lbf-8x8-2p-2f-coop"
 
 Case = collections.namedtuple("Case", "name program args expect setup env", defaults=(None, None))
@@ -133,6 +135,13 @@ CASES = [
          ["--config.estimator.num_samples=2.5", "int"]),
     Case("train-gap-zero", "maddpg-train", [*SMOKE, "--config.estimator.gap=0", "--workdir=w"],
          ["gap", "got 0.0", "> 0"]),
+    Case("train-reinmax-rao-K-negative", "maddpg-train",
+         [REINMAX_RAO, "--config.estimator.num_samples=-1", "--workdir=w"], ["num_samples", "got -1", ">= 1"]),
+    Case("train-reinmax-cv-weight-negative", "maddpg-train",
+         [REINMAX_CV, "--config.estimator.cv_weight=-1", "--workdir=w"], ["cv_weight", "got -1.0", ">= 0"]),
+    Case("train-cv-weight-on-reinmax-rao", "maddpg-train",
+         [REINMAX_RAO, "--config.estimator.cv_weight=0.5", "--workdir=w"],
+         ["'reinmax-rao' has no parameter 'cv_weight'", "allowed: "]),
     Case("train-more-env-workers-than-envs", "maddpg-train", [*SMOKE, "--config.env_workers=5", "--workdir=w"],
          ["env_workers", "0..num_envs (4)", "got 5"]),
     Case("train-negative-steps", "maddpg-train", [*SMOKE, "--config.total_steps=-1", "--workdir=w"],
@@ -218,6 +227,9 @@ CASES = [
          ["'stgs-1' has nothing to search", "search stgs-t instead"]),
     Case("search-no-config", "maddpg-search", ["--max_trials=2", "--dir=s"],
          ["--config is required", "e.g. --config="]),
+    Case("search-reinmax-cv-weight-range-negative", "maddpg-search",
+         [REINMAX_CV, "--search.cv_weight.min=-1", "--search.cv_weight.max=1", "--dir=s"],
+         ["search.cv_weight.min", "got -1", "> 0"]),
     Case("search-temperature-zero", "maddpg-search", [GRMCK, "--config.estimator.temperature=0", "--dir=s"],
          ["temperature", "got 0.0", "> 0"]),
     Case("search-dir-is-a-file", "maddpg-search", [GRMCK, "--dir=notes.txt"],

@@ -96,8 +96,13 @@ def test_spaces_are_the_papers_ranges():
   assert grmck["num_samples"] == {"kind": "choice", "choices": (5, 10, 50)}
   assert list(spaces.resolve("gst")) == ["temperature"]  # the gap is optional, off by default
   assert list(spaces.resolve("gst", {"gap": {"tune": True}})) == ["temperature", "gap"]
-  for label in ("st", "gumbel_softmax", "reinmax", "stgs"):
+  for label in ("st", "gumbel_softmax", "reinmax", "stgs", "reinmax-rao"):
     assert list(spaces.resolve(label)) == ["temperature"]
+  cv = spaces.resolve("reinmax-cv")
+  assert list(cv) == ["temperature", "cv_weight"] and (cv["cv_weight"]["min"], cv["cv_weight"]["max"]) == (0.5, 2.0)
+  assert spaces.resolve("reinmax-rao", {"num_samples": {"tune": True}})["num_samples"]["choices"] == (10, 50, 100)
+  with pytest.raises(spaces.SpaceError, match=r"'reinmax-rao' has no hyperparameter 'cv_weight'"):
+    spaces.resolve("reinmax-rao", {"cv_weight": {"tune": True}})
 
 
 def test_space_overrides_from_the_config_and_the_shorthand():

@@ -49,7 +49,8 @@ ESTIMATOR_STYLE = {  # the same colour for an estimator in every figure
     "stgs-1": ("STGS-1", "tab:blue"), "stgs-t": ("STGS-T", "tab:orange"), "tags": ("TAGS", "tab:green"),
     "grmck": ("GRMCK", "tab:red"), "gst": ("GST", "tab:purple"), "stgs": ("STGS", "tab:brown"),
     "st": ("ST", "tab:pink"), "gumbel_softmax": ("Gumbel-Softmax", "tab:gray"), "reinmax": ("ReinMax", "tab:olive"),
-    "zgr": ("ZGR", "tab:cyan"),
+    "zgr": ("ZGR", "tab:cyan"), "reinmax-rao": ("ReinMax-Rao", "darkolivegreen"),
+    "reinmax-cv": ("ReinMax-CV", "goldenrod"),
 }
 LAYER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 DPI = 150

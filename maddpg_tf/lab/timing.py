@@ -86,6 +86,8 @@ TRAIN_CONFIGS = (
     Config("st", "ST", "st", T1),
     Config("gumbel_softmax", "Gumbel-Softmax (soft)", "gumbel_softmax", T1),
     Config("reinmax", "ReinMax", "reinmax", T1),
+    Config("reinmax-rao", "ReinMax-Rao K=100", "reinmax-rao", T1 + (("num_samples", 100),)),
+    Config("reinmax-cv", "ReinMax-CV K=100 (eta 0.7)", "reinmax-cv", T1 + (("num_samples", 100),)),
     Config("zgr", "ZGR (no temperature)", "zgr", ()),
 )
 

@@ -16,6 +16,8 @@ The ranges are the paper's (NOTES section 2; the authors' README), by estimator:
 | st (ours) | temperature | - | [0.1, 2] |
 | gumbel_softmax (ours) | temperature | - | [0.01, 1] |
 | reinmax (ours) | temperature | - | [0.5, 5], log scale |
+| reinmax-rao (ours) | temperature, num_samples (K) | - | [0.1, 2], log scale; K {10, 50, 100} only with `tune=True` |
+| reinmax-cv (ours) | temperature, num_samples, cv_weight (eta) | - | as reinmax-rao; eta [0.5, 2] (its authors' sweep) |
 
 Open ends are closed by a small epsilon, `OPEN_EPSILON` = 0.01: (0, 1) is searched as [0.01, 0.99] and
 (0, 1] as [0.01, 1]. A temperature below 0.01 makes the relaxed softmax a near one-hot whose gradient is
@@ -50,7 +52,7 @@ from maddpg_tf.run import process
 
 OPEN_EPSILON = 0.01
 
-HYPERPARAMETERS = ("temperature", "start_temperature", "end_temperature", "num_samples", "gap")
+HYPERPARAMETERS = ("temperature", "start_temperature", "end_temperature", "num_samples", "gap", "cv_weight")
 FIELDS = ("tune", "min", "max", "choices", "sampling")
 SAMPLINGS = ("linear", "log", "reverse_log")
 
@@ -74,6 +76,12 @@ SPACES = {
     "gumbel_softmax": {"temperature": _range(OPEN_EPSILON, 1.0)},
     "reinmax": {"temperature": _range(0.5, 5.0, sampling="log")},
     "rloo": {"num_samples": _choices(2, 4, 8, 16)},
+    # The authors of ReinMax-Rao and -CV tuned the temperature over 0.1-1.5 (and chose 1) and swept the CV
+    # weight over 0.5-2; K is theirs (100) unless asked for.
+    "reinmax-rao": {"temperature": _range(0.1, 2.0, sampling="log"),
+                    "num_samples": _choices(10, 50, 100, tune=False)},
+    "reinmax-cv": {"temperature": _range(0.1, 2.0, sampling="log"),
+                   "num_samples": _choices(10, 50, 100, tune=False), "cv_weight": _range(0.5, 2.0)},
 }
 NOTHING_TO_SEARCH = {"stgs-1": "stgs-1 fixes the temperature at 1; search stgs-t instead",
                      "expected": "the exact expectation has no hyperparameters",
@@ -122,8 +130,8 @@ def _defaults(label):
 
 
 def _check_value(name, value, where):
-  """The estimators' own domains: temperatures and gap > 0, num_samples an integer >= 1; a user estimator's
-  own parameter only a finite number (its constructor knows its domain)."""
+  """The estimators' own domains: temperatures, gap and cv_weight > 0, num_samples an integer >= 1; a user
+  estimator's own parameter only a finite number (its constructor knows its domain)."""
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
     raise SpaceError(f"{where} must be a finite number, got {value!r}")
   if name not in HYPERPARAMETERS:

@@ -7,7 +7,7 @@ import tensorflow as tf
 import estimators
 
 LOGITS = tf.constant([[0.5, -1.0, 2.0]])
-BUILT_IN = {"stgs", "tags", "grmck", "gst", "st", "gumbel_softmax", "reinmax", "zgr"}
+BUILT_IN = {"stgs", "tags", "grmck", "gst", "st", "gumbel_softmax", "reinmax", "reinmax-rao", "reinmax-cv", "zgr"}
 WITH_TEMPERATURE = BUILT_IN - {"tags", "zgr"}
 
 
@@ -55,6 +55,27 @@ def test_bad_temperature_tensor_static_value_is_checked():
 def test_bad_num_samples(num_samples):
   with pytest.raises(ValueError, match=r"num_samples \(K\) must be an integer >= 1, got"):
     estimators.make("grmck", logits=LOGITS, num_samples=num_samples)
+
+
+@pytest.mark.parametrize("name", ["reinmax-rao", "reinmax-cv"])
+@pytest.mark.parametrize("num_samples", [0, -1, 2.5, True, "100"])
+def test_bad_num_samples_of_the_reinmax_variants(name, num_samples):
+  with pytest.raises(ValueError, match=rf"num_samples \(K\) must be an integer >= 1, got {num_samples!r}"):
+    estimators.make(name, logits=LOGITS, num_samples=num_samples)
+
+
+@pytest.mark.parametrize("cv_weight", [-1, -0.5, float("nan"), float("inf"), True, "0.7", None])
+def test_bad_cv_weight(cv_weight):
+  with pytest.raises(ValueError, match=rf"cv_weight \(eta\) must be a finite number >= 0, got {cv_weight!r}"):
+    estimators.make("reinmax-cv", logits=LOGITS, cv_weight=cv_weight)
+
+
+def test_reinmax_variants_keep_their_parameters():
+  rao = estimators.make("reinmax-rao", logits=LOGITS)
+  assert rao.num_samples == 100 and "cv_weight" not in estimators.parameter_names("reinmax-rao")
+  cv = estimators.make("reinmax-cv", logits=LOGITS, num_samples=np.int64(7), cv_weight=0)
+  assert (cv.num_samples, cv.cv_weight) == (7, 0.0)
+  assert estimators.make("reinmax-cv", logits=LOGITS).cv_weight == 0.7
 
 
 def test_numpy_integer_num_samples_is_fine():

@@ -13,7 +13,9 @@ PARAMS = {"stgs": dict(temperature=0.6), "tags": dict(start_temperature=4.0, end
                                                        period=100, step=37),
           "grmck": dict(temperature=0.5, num_samples=10), "gst": dict(temperature=0.7, gap=1.0),
           "st": dict(temperature=0.8), "gumbel_softmax": dict(temperature=0.9),
-          "reinmax": dict(temperature=1.3), "zgr": {}}
+          "reinmax": dict(temperature=1.3),
+          "reinmax-rao": dict(temperature=0.5, num_samples=10),
+          "reinmax-cv": dict(temperature=0.5, num_samples=10, cv_weight=0.7), "zgr": {}}
 FAST_XLA = "stgs"  # the one estimator whose XLA check runs without the slow marker
 
 
