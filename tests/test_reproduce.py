@@ -14,9 +14,10 @@ import subprocess
 import sys
 
 import matplotlib.image
+import ml_collections
 import pytest
 
-from maddpg_tf.grid import outputs, runs
+from maddpg_tf.grid import budgets, outputs, runs
 from maddpg_tf.run import loggers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -263,3 +264,22 @@ def test_cli_writes_the_fields_aggregates_from_the_grid(grid):
   from maddpg_tf.analysis import marl_eval
   with open(os.path.join(out, "marl_eval.json")) as handle:
     assert marl_eval.validate_marl_eval_json(json.load(handle)) == []
+
+
+def test_the_beyond_budget_plans_seven_estimators_on_two_tasks_each_resolving():
+  """42 runs: the paper's references and the newer estimators at the paper's settings, cut per family; each
+  config passes the schema, and Figure 4 reuses the LBF STGS-1 and GST runs instead of planning more."""
+  from maddpg_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  preset = budgets.BUDGETS["beyond"]
+  specs = runs.plan_outputs("all", "r", preset.tasks, preset.estimators, preset.seeds, budgets.FIGURE4_TASK,
+                            preset.figure4_seeds, "beyond")
+  assert len(specs) == 2 * 7 * 3 == len({spec.name for spec in specs})
+  assert {spec.config["estimator"]["label"] for spec in specs} == {
+      "stgs-1", "gst", "reinmax", "reinmax-rao", "zgr", "rloo", "expected"}
+  steps = {spec.config["task"]: spec.config["total_steps"] for spec in specs}
+  assert steps == {"lbf-15x15-4p-5f": 2_500_000, "rware-tiny-4ag": 3_500_000}
+  paper = runs.make_config("lbf-15x15-4p-5f", "gst", 0, "medium")
+  for spec in specs:
+    config = config_lib.resolve(ml_collections.ConfigDict(spec.config))
+    assert config.checkpoint.keep == 1 and config.loop.eval_episodes == paper.loop.eval_episodes
+  assert config_lib.resolve(ml_collections.ConfigDict(specs[0].config)).lbf_food_rule == "v2"

@@ -2,7 +2,7 @@
 
     maddpg-reproduce --what=table1 --budget=small --results=results/        # local Ray on this machine
     maddpg-reproduce --what=table1 --budget=paper --ray_address=auto        # an existing Ray cluster
-    maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|medium|paper ...
+    maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|medium|beyond|paper ...
     maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
 
 The grid (tasks x estimators x seeds, each run trained in its own workdir on Ray, finished runs skipped,
@@ -30,8 +30,8 @@ _TRAINED_FOR = ("table1", "figures", "all")  # the outputs whose runs the grid t
 
 _WHAT = flags.DEFINE_enum("what", "table1", WHATS, "Which result to produce.")
 _BUDGET = flags.DEFINE_enum("budget", "small", budgets.BUDGET_NAMES, "smoke (seconds), small (about 30 min on 2 cores), "
-                            "medium (two tasks, the paper's steps, about 2.5 h on 2 cores), paper (the paper's "
-                            "grid).")
+                            "medium (two tasks, the paper's steps, about 2.5 h on 2 cores), beyond (the newer "
+                            "estimators on medium's tasks, about 5.5 h), paper (the paper's grid).")
 _RESULTS = flags.DEFINE_string("results", "results", "Directory for the runs and the outputs.")
 _TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: "
                            f"{', '.join(budgets.GRID_TASKS)}.")

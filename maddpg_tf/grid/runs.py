@@ -44,8 +44,9 @@ from tqdm import tqdm
 from maddpg_tf import config as common
 from maddpg_tf import files
 from maddpg_tf.envs import tasks
-from maddpg_tf.grid.budgets import (ESTIMATORS, ESTIMATOR_PATH, ESTIMATOR_PATH_FORM, FIGURE4_ESTIMATORS,
-                                    MEDIUM_CHECKPOINTS, SMALL_FIGURE4_STEPS, SMALL_TOTAL_STEPS)
+from maddpg_tf.grid.budgets import (BEYOND_STEPS, ESTIMATORS, ESTIMATOR_PATH, ESTIMATOR_PATH_FORM,
+                                    FIGURE4_ESTIMATORS, MEDIUM_CHECKPOINTS, SMALL_FIGURE4_STEPS,
+                                    SMALL_TOTAL_STEPS)
 from maddpg_tf.run import checkpointing, errors, locking, process, saved_policies
 from maddpg_tf.run import workdir as workdir_lib
 from maddpg_tf.run.process import one_line
@@ -112,9 +113,11 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
     config.total_steps = SMALL_FIGURE4_STEPS if figure4 else SMALL_TOTAL_STEPS
   if budget == "smoke":
     config.jit_compile = False  # XLA compilation would take longer than these 2,000 steps
-  if budget == "medium":
+  if budget in ("medium", "beyond"):
     for key, value in MEDIUM_CHECKPOINTS.items():
       common.set_value(config, key, value)
+  if budget == "beyond":
+    config.total_steps = BEYOND_STEPS[family(task)]
   config.seed = int(seed)
   config.fidelity = fidelity
   if estimator_options and is_estimator_path(estimator):
