@@ -43,7 +43,9 @@ setuptools.setup(
     # imports only with arch < 8 and pandas < 3.
     extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0",  # the suite on every core (pytest.ini)
                              "rliable==1.2.0", "arch==7.2.0", "pandas==2.3.3",
-                             "hypothesis==6.170.27"]},  # generated bad input (tests/test_generated_inputs.py)
+                             "hypothesis==6.170.27"],  # generated bad input (tests/test_generated_inputs.py)
+                    "wandb": ["wandb>=0.31,<1"],  # config.log.to=...,wandb (maddpg_tf/run/loggers.py)
+                    "mlflow": ["mlflow-skinny>=3.18,<4"]},  # config.log.to=...,mlflow: the client, no server
     entry_points={
         "console_scripts": [
             "maddpg-train=maddpg_tf.cli.train:run",
