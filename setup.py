@@ -45,6 +45,8 @@ EXTRAS = {
     # The multi-particle tasks (maddpg_tf/envs/mpe.py); pygame-ce is mpe2's renderer.
     "mpe": ["mpe2>=1.1.1,<2", "pettingzoo>=1.27.0,<2", "pygame-ce>=2.5.8,<3"],
     "video": ["imageio-ffmpeg>=0.8.1,<0.9"],  # MP4 (its wheel ships the ffmpeg binary)
+    "wandb": ["wandb>=0.31,<1"],  # config.log.to=...,wandb (maddpg_tf/run/loggers.py)
+    "mlflow": ["mlflow-skinny>=3.18,<4"],  # config.log.to=...,mlflow: the client, no server
 }
 EXTRAS["all"] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
 EXTRAS["test"] = EXTRAS["all"] + [

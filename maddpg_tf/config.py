@@ -149,6 +149,8 @@ def upgrade(config_dict_):
   if isinstance(old.get("log"), dict):              # before videos
     old["log"].setdefault("video_every_evals", 0)
     old["log"].setdefault("video_max_frames", 100)
+    for key, value in logger_config().items():     # before the optional loggers
+      old["log"].setdefault(key, value.to_dict() if hasattr(value, "to_dict") else value)
   old.setdefault("diagnostics", diagnostics_config().to_dict())  # before diagnostics
   if task is not None:  # before the rule was chosen: 2.0.0's, which for coop tasks is the same env as v2's
     old.setdefault("lbf_food_rule", "v3" if tasks_lib.food_rule_matters(task) else default_food_rule(task))
@@ -257,11 +259,38 @@ def base_config(task, family, estimator_label, **overrides):
   # at most video_max_frames frames; 0: never). It changes no number (maddpg_tf/evaluation_video.py).
   config.log = ml_collections.ConfigDict(dict(every_updates=100, grad_variance_every_steps=1000,
                                               video_every_evals=0, video_max_frames=100))
+  config.log.update(logger_config())
   config.diagnostics = diagnostics_config()
 
   for key, value in {**FAMILY_SETTINGS.get(family, {}), **overrides}.items():
     set_value(config, key, value)
   return config
+
+
+# `log.to`: where the run's scalars go besides TensorBoard and evaluations.csv (always written: checkpoints
+# rewind TensorBoard, and the tables read the CSV): a comma-separated list of LOGGERS. The optional ones
+# import their package only when listed (maddpg_tf/run/loggers.py) and are extras of the install.
+LOGGERS = ("tensorboard", "wandb", "mlflow")
+
+
+def logger_config():
+  """`log.to` and the settings of the optional loggers. W&B: `project`, `entity` (None: the account's
+  default), `mode` (online, offline: files only, synced later with `wandb sync`; disabled). MLflow:
+  `tracking_uri` (None: MLflow's own default, e.g. $MLFLOW_TRACKING_URI) and the `experiment` name."""
+  wandb = ml_collections.ConfigDict(dict(project="maddpg-tf", mode="online"))
+  wandb.entity = config_dict.placeholder(str)
+  mlflow = ml_collections.ConfigDict(dict(experiment="maddpg-tf"))
+  mlflow.tracking_uri = config_dict.placeholder(str)
+  return dict(to="tensorboard", wandb=wandb, mlflow=mlflow)
+
+
+def log_targets(config):
+  """The loggers `config.log.to` names, in LOGGERS' order (ConfigError naming a bad item)."""
+  names = [part.strip() for part in config.log.to.split(",")]
+  for name in names:
+    _require(name in LOGGERS, f"log.to must be a comma-separated list of {', '.join(LOGGERS)}, got "
+                              f"{config.log.to!r} ({name!r} is not one)")
+  return tuple(name for name in LOGGERS if name in names)
 
 
 def diagnostics_config():
@@ -434,6 +463,12 @@ SCHEMA = {
     "log.grad_variance_every_steps": Field("int", low=1),
     "log.video_every_evals": Field("int", low=0),
     "log.video_max_frames": Field("int", low=1),
+    "log.to": Field("str"),                          # a list of LOGGERS: log_targets checks it
+    "log.wandb.project": Field("str"),
+    "log.wandb.entity": Field("str", optional=True),
+    "log.wandb.mode": Field("str", choices=("online", "offline", "disabled")),
+    "log.mlflow.tracking_uri": Field("str", optional=True),
+    "log.mlflow.experiment": Field("str"),
     "diagnostics.exact_gradient_every": Field("int", low=0),
     "diagnostics.num_repeats": Field("int", low=2),
 }
@@ -512,6 +547,7 @@ def resolve(config):
   if config.log.video_every_evals:
     _require(task.family in ("lbf", "rware"), f"log.video_every_evals needs a task the renderer draws (LBF or "
                                               f"RWARE), got {task.name} (family {task.family})")
+  log_targets(config)
   _require(config.replay.capacity >= config.replay.batch_size,
            f"replay.capacity ({config.replay.capacity}) must be >= replay.batch_size "
            f"({config.replay.batch_size})")

@@ -22,6 +22,8 @@ OPTIONAL = {
     "pettingzoo": ("PettingZoo", "mpe"),
     "pygame": ("pygame-ce", "mpe"),
     "imageio_ffmpeg": ("imageio-ffmpeg", "video"),
+    "wandb": ("wandb", "wandb"),  # log.to=...,wandb
+    "mlflow": ("MLflow", "mlflow"),  # log.to=...,mlflow (mlflow-skinny installs the `mlflow` module)
 }
 EXTRAS = tuple(dict.fromkeys(extra for _, extra in OPTIONAL.values()))
 

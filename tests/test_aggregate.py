@@ -162,17 +162,36 @@ def test_the_bootstrap_is_reproducible_and_independent_of_chunking(monkeypatch):
 
 
 def test_50000_replicates_of_a_paper_sized_grid_are_vectorised():
-  # 5 estimators x 9 tasks x 5 runs, two scores: 10 bootstrap calls of 50,000 replicates (about 1 s here)
+  # 5 estimators x 9 tasks x 5 runs, three scores: 15 bootstrap calls of 50,000 replicates (about 1.5 s here)
   rng = np.random.default_rng(0)
   table = {score: {f"e{k}": {f"t{m}": rng.uniform(size=5) for m in range(9)} for k in range(5)}
            for score in aggregate.SCORES}
   rows = aggregate.aggregate_rows(table, reps=50_000, seed=0)
-  assert len(rows) == 5 * 2 * 4
+  assert len(rows) == 5 * 3 * 4
   assert all(r["runs"] == 45 and r["tasks"] == 9 and r["reps"] == 50_000 for r in rows)
   assert all(r["low"] <= r["high"] for r in rows)
 
 
 # ---- normalisation and scores ----------------------------------------------------------------------------
+
+def test_the_absolute_score_is_the_normalised_absolute_metric_of_groups_whose_every_run_has_one():
+  # Task lbf-a: returns 0..4 over evaluations and absolute episodes, so z = r / 4.
+  runs = [dict(_run("lbf-a", "gst", 0, [0.0, 2.0]), absolute_returns=[3.0, 4.0]),
+          dict(_run("lbf-a", "gst", 1, [1.0, 1.0]), absolute_returns=[1.0, 2.0]),
+          dict(_run("lbf-a", "stgs-1", 0, [1.0, 1.0]), absolute_returns=[2.0, 2.0]),
+          _run("lbf-a", "stgs-1", 1, [1.0, 1.0])]  # no absolute.json: stgs-1 gets no absolute score
+  normalised, bounds = aggregate.normalise(runs)
+  assert bounds == {"lbf-a": (0.0, 4.0)}
+  assert [r["absolute"] for r in normalised] == [0.875, 0.375, 0.5, None]
+  table, _ = aggregate.run_scores(normalised)
+  assert list(table["absolute"]) == ["gst"]
+  np.testing.assert_array_equal(table["absolute"]["gst"]["lbf-a"], [0.875, 0.375])
+  rows = aggregate.aggregate_rows(table, reps=200, seed=0)
+  absolute = {r["metric"]: r for r in rows if r["score"] == "absolute"}
+  assert {r["estimator"] for r in absolute.values()} == {"gst"}
+  assert absolute["mean"]["point"] == pytest.approx(0.625) and absolute["median"]["point"] == pytest.approx(0.625)
+  assert absolute["optimality_gap"]["point"] == pytest.approx(0.375) and absolute["mean"]["runs"] == 2
+
 
 def test_normalisation_uses_the_task_minimum_and_maximum_over_the_grid():
   runs = [_run("lbf-a", "gst", 0, [1.0, 3.0], episodes=2, spread=1.0),     # episodes 0,2 and 2,4
@@ -298,6 +317,21 @@ def test_the_export_has_marl_evals_nesting_and_key_names():
   assert list(other) == ["suite"] and list(other["suite"]) == ["lbf-a", "rware-b"]
 
 
+def test_the_evaluation_interval_marl_eval_infers_and_the_true_one():
+  # Steps 0, 10, 20, 25 (a final evaluation off the grid) and 0, 10, 20, 30: marl-eval's differences from 0
+  # are 0, 10, 10, 5 and 0, 10, 10, 10 (mean 55 / 8 = 6.875 -> 7); the runs evaluated every 10.
+  runs = [_run("lbf-a", "gst", 0, [1.0, 1.0, 1.0, 1.0]), _run("lbf-a", "gst", 1, [1.0, 1.0, 1.0, 1.0])]
+  runs[0]["evaluations"][-1] = (25, runs[0]["evaluations"][-1][1])
+  data = marl_eval.to_marl_eval_json(runs)
+  assert marl_eval.evaluation_intervals(data) == {"lbf": (7, 10)}
+  (note,) = marl_eval.interval_notes(data)
+  assert note.startswith("marl_eval.json: marl-eval 0.0.4 infers lbf's evaluation interval as 7 ")
+  assert "`matrices['extra']['evaluation_interval'] = 10`" in note
+  # Without the step-0 evaluation marl-eval reads the interval right: no note.
+  shifted = marl_eval.to_marl_eval_json([_run("lbf-a", "gst", 0, [1.0, 1.0], start=10)])
+  assert marl_eval.evaluation_intervals(shifted) == {"lbf": (10, 10)} and marl_eval.interval_notes(shifted) == []
+
+
 def test_a_complete_grid_passes_the_strict_check_and_loads_as_marl_eval_reads_it(tmp_path):
   runs = _grid(absolute=True)
   data = marl_eval.to_marl_eval_json(runs)
@@ -361,7 +395,8 @@ def test_write_aggregates_tables_and_json(tmp_path):
   columns, rows = _read_csv(tmp_path / "aggregate.csv")
   assert columns == ["estimator", "score", "metric", "point", "low", "high", "runs", "tasks", "reps"]
   assert len(rows) == 2 * 2 * 4
-  assert {(r["score"], r["metric"]) for r in rows} == {(s, m) for s in aggregate.SCORES for m in aggregate.METRICS}
+  # no run has an absolute metric: no absolute rows
+  assert {(r["score"], r["metric"]) for r in rows} == {(s, m) for s in ("average", "final") for m in aggregate.METRICS}
   assert all(r["runs"] == "6" and r["tasks"] == "2" and r["reps"] == "300" for r in rows)
   normalised, _ = aggregate.normalise(runs)
   table, _ = aggregate.run_scores(normalised)
@@ -370,8 +405,8 @@ def test_write_aggregates_tables_and_json(tmp_path):
   columns, poi = _read_csv(tmp_path / "probability_of_improvement.csv")
   assert columns == ["x", "y", "score", "point", "low", "high"]
   assert {(r["x"], r["y"], r["score"]) for r in poi} == {(x, y, s) for x, y in (("gst", "stgs-1"), ("stgs-1", "gst"))
-                                                         for s in aggregate.SCORES}
-  for score in aggregate.SCORES:
+                                                         for s in ("average", "final")}
+  for score in ("average", "final"):
     pair = [float(r["point"]) for r in poi if r["score"] == score]
     assert sum(pair) == pytest.approx(1.0, abs=2e-6)
   markdown = (tmp_path / "aggregate.md").read_text()

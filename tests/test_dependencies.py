@@ -35,6 +35,7 @@ DISTRIBUTION_OF = {
     "grpc": "grpcio",
     "sklearn": "scikit-learn",
     "pygame": "pygame-ce",
+    "mlflow": "mlflow-skinny",  # the client alone (full mlflow adds a server we do not use)
 }
 
 

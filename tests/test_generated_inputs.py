@@ -69,7 +69,7 @@ def valid_value(key, field, task):
   if key == "loop.episode_limit":
     return st.one_of(st.none(), st.integers(1, ENV_LIMIT[task]))
   if key in ("estimator.name", "estimator.label", "estimator.schedule", "estimator.options", "env_workers",
-             "log.video_every_evals"):
+             "log.video_every_evals", "log.to"):  # checked beyond the schema (log.to: config.log_targets)
     return st.just(BASES[task][key.split(".")[0]][key.split(".")[1]] if "." in key else BASES[task][key])
   if field.choices is not None:
     choices = st.sampled_from(field.choices)

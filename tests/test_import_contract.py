@@ -57,6 +57,8 @@ DEFERRED = {
     "numba": "the fast backends' compiler (about 1 s); the reference backend does without",
     "scipy": "confidence intervals only (scipy.stats takes about 1.5 s)",
     "mpe2": "optional: imported when a multi-particle env is built",
+    "wandb": "optional (the wandb extra): imported when log.to names it",
+    "mlflow": "optional (the mlflow extra): imported when log.to names it",
 }
 
 

@@ -19,7 +19,9 @@ return). A task whose returns are all equal (hi_m = lo_m) scores 0 everywhere (a
 
 Scores per run, over the evaluations that every run of its task has (the common prefix, so each score of a
 task covers the same env steps):
-  average = mean_j z_j (Table 1's average, per seed), final = z at the last common evaluation.
+  average = mean_j z_j (Table 1's average, per seed), final = z at the last common evaluation,
+  absolute = z of the mean of its absolute-metric episodes (Gorsane et al. 2022's absolute metric: the best
+  policy re-evaluated over 10x the episodes), for the (estimator, task) groups whose every run has one.
 
 Aggregates over the run x task scores of one estimator, x_{n,m} (run n of task m, N_m runs of task m,
 M tasks, N = sum_m N_m), rliable's definitions (equal N_m gives rliable's exact numbers):
@@ -55,7 +57,7 @@ import numpy as np
 
 from maddpg_tf.analysis import statistics
 
-SCORES = ("average", "final")
+SCORES = ("average", "final", "absolute")
 METRICS = ("iqm", "median", "mean", "optimality_gap")
 METRIC_LABELS = {"iqm": "IQM", "median": "Median", "mean": "Mean", "optimality_gap": "Optimality gap"}
 CONFIDENCE = 0.95
@@ -249,8 +251,11 @@ def normalise(runs, over="episodes", bounds=None):
     lo, hi = bounds[run["task"]]
     means = np.array([r.mean() for r in run["returns"]])
     scores = np.zeros_like(means) if hi == lo else (means - lo) / (hi - lo)
+    absolute = None
+    if "absolute_returns" in run:
+      absolute = 0.0 if hi == lo else float((run["absolute_returns"].mean() - lo) / (hi - lo))
     normalised.append(dict(task=run["task"], estimator=run["estimator"], seed=run["seed"],
-                           steps=run["steps"].copy(), scores=scores))
+                           steps=run["steps"].copy(), scores=scores, absolute=absolute))
   return normalised, bounds
 
 
@@ -271,6 +276,8 @@ def run_scores(normalised):
     length = common[task]
     table["average"][estimator][task] = np.array([r["scores"][:length].mean() for r in group])
     table["final"][estimator][task] = np.array([r["scores"][length - 1] for r in group])
+    if all(r.get("absolute") is not None for r in group):  # a group with a run lacking one has none
+      table["absolute"][estimator][task] = np.array([r["absolute"] for r in group])
   return {score: dict(by_estimator) for score, by_estimator in table.items()}, common
 
 
@@ -513,7 +520,7 @@ def aggregate_rows(table, *, reps=50_000, seed=0, confidence=CONFIDENCE):
   estimators = _estimator_order({e for by_estimator in table.values() for e in by_estimator})
   for estimator in estimators:
     for score in SCORES:
-      by_task = table[score].get(estimator)
+      by_task = table.get(score, {}).get(estimator)
       if not by_task:
         continue
       strata = [by_task[task] for task in sorted(by_task)]
@@ -542,7 +549,7 @@ def improvement_rows(table, *, reps=2_000, seed=0, confidence=CONFIDENCE):
       if x == y:
         continue
       for score in SCORES:
-        xs, ys = table[score].get(x, {}), table[score].get(y, {})
+        xs, ys = table.get(score, {}).get(x, {}), table.get(score, {}).get(y, {})
         tasks = sorted(set(xs) & set(ys))
         if not tasks:
           continue

@@ -32,9 +32,10 @@ def aggregate_markdown(rows, poi_rows, bounds, common, *, over, reps, poi_reps, 
   lines = ["# Aggregate statistics (rliable / marl-eval protocol)", "",
            f"Scores: {normalisation_note(over)}. Per run, `average` = the mean of its normalised evaluation "
            f"returns (Table 1's average, per seed) and `final` = its last one, over the evaluations every run "
-           f"of the task has. Intervals: 95% stratified bootstrap (runs resampled within each task), "
-           f"percentile method, {reps} replicates for the aggregates and {poi_reps} for the probabilities of "
-           f"improvement, seed {seed}.", "",
+           f"of the task has; `absolute` = its absolute metric (the best policy over 10x the evaluation "
+           f"episodes, absolute.json), where every run of an estimator on a task has one. Intervals: 95% "
+           f"stratified bootstrap (runs resampled within each task), percentile method, {reps} replicates "
+           f"for the aggregates and {poi_reps} for the probabilities of improvement, seed {seed}.", "",
            "IQM = 25% trimmed mean of all run x task scores; median and mean = of the per-task mean scores; "
            "optimality gap = 1 - mean(min(score, 1)) over all run x task scores (rliable's definitions).", ""]
   for score in SCORES:
@@ -97,6 +98,7 @@ def write_aggregates(runs, out_dir, *, reps=50_000, poi_reps=2_000, seed=0, envi
   poi_rows = improvement_rows(table, reps=poi_reps, seed=seed)
   exported = marl_eval.to_marl_eval_json(checked, environment_of)
   notes = [f"marl_eval.json: {problem}" for problem in marl_eval.validate_marl_eval_json(exported, strict=True)]
+  notes += marl_eval.interval_notes(exported)
   os.makedirs(out_dir, exist_ok=True)
   paths = [_write_csv(os.path.join(out_dir, "aggregate.csv"), AGGREGATE_COLUMNS, rows),
            _write_csv(os.path.join(out_dir, "probability_of_improvement.csv"), POI_COLUMNS, poi_rows)]

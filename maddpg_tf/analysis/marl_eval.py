@@ -26,8 +26,19 @@ what its tools need to stack the data into arrays: within an environment, every 
 algorithms, every (task, algorithm) the same number of runs, every run the same number of entries, and
 every run an absolute_metrics entry.
 
+The evaluation interval: marl-eval 0.0.4's `data_process_pipeline` infers it per environment as the mean of
+the differences of consecutive step_counts, the first taken from 0, so a run's last step_count divided by
+its number of steps; its `sample_efficiency_curves` draws evaluation j at j x that interval. Our runs
+evaluate at step 0 too (151 evaluations for 7.5M steps every 50k), which it reads as an interval of
+7.5M / 151 = 49,669 and an axis ending 0.66% short. The steps are kept (step 0 is a real evaluation, and
+the normalisation bounds include it, as ours do); `evaluation_intervals` gives both numbers, aggregate.md
+states them, and the README says what to set: with step 0 drawn at x = 0, j x the true interval is exactly
+each evaluation's step.
+
 No import of marl-eval (it pins numpy < 2).
 """
+
+import collections
 
 import json
 import math
@@ -65,6 +76,41 @@ def to_marl_eval_json(runs, environment_of=None, metric=METRIC):
     runs_of = data.setdefault(environment, {}).setdefault(run["task"], {}).setdefault(run["estimator"], {})
     runs_of[f"seed_{run['seed']}"] = entry
   return data
+
+
+def evaluation_intervals(data):
+  """{environment: (the interval marl-eval 0.0.4 infers, the true one)} of a marl-eval raw data dict.
+
+  marl-eval's: round(mean of step_count differences over every run, each run's first one from 0). True:
+  the most common difference between consecutive evaluations (the smallest of equally common ones), i.e.
+  loop.eval_every_steps; a final evaluation off that grid (total_steps not a multiple) does not change it.
+  """
+  intervals = {}
+  for environment, tasks in data.items():
+    marl_eval_differences, differences = [], collections.Counter()
+    for algorithms in tasks.values():
+      for runs in algorithms.values():
+        for steps in runs.values():
+          counts = [entry["step_count"] for key, entry in steps.items() if "absolute" not in key.lower()]
+          marl_eval_differences += np.diff([0] + counts).tolist()
+          differences.update(np.diff(counts).tolist())
+    if marl_eval_differences:
+      most = max(differences.values(), default=0)
+      true = min((d for d, n in differences.items() if n == most), default=None)
+      intervals[environment] = (round(float(np.mean(marl_eval_differences))), true)
+  return intervals
+
+
+def interval_notes(data):
+  """One line per environment whose interval marl-eval would infer wrongly: both values and what to set."""
+  notes = []
+  for environment, (inferred, true) in sorted(evaluation_intervals(data).items()):
+    if true is not None and inferred != true:
+      notes.append(f"marl_eval.json: marl-eval 0.0.4 infers {environment}'s evaluation interval as {inferred:,} "
+                   f"(the mean step per evaluation, counting step 0); the runs evaluated every {true:,}: set "
+                   f"`matrices['extra']['evaluation_interval'] = {true}` on create_matrices_for_rliable's "
+                   f"second result before sample_efficiency_curves")
+  return notes
 
 
 def _finite_numbers(values):

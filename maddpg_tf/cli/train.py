@@ -16,7 +16,7 @@ from ml_collections import config_flags
 
 from maddpg_tf import config as config_lib
 from maddpg_tf.cli import common
-from maddpg_tf.run import checkpointing, process
+from maddpg_tf.run import checkpointing, errors, loggers, process
 
 PROGRAM = "maddpg-train"
 # The default job: the library's own config file (configs/ is a preset directory, not installed).
@@ -51,8 +51,9 @@ def main(argv):
   except ValueError as error:
     return _error(error)
   try:
-    config_lib.resolve(config)  # the schema's checks need no TensorFlow: bad values fail in a second
-  except config_lib.ConfigError as error:
+    # The schema's checks and the loggers' packages need no TensorFlow: bad values fail in a second.
+    loggers.check_packages(config_lib.resolve(config))
+  except (config_lib.ConfigError, errors.RunError) as error:
     return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   process.import_tensorflow()  # without its import-time log lines

@@ -44,6 +44,7 @@ class Experiment:
   def __init__(self, config, workdir, progress=True, make_env=None, observers=(), extra_loggers=(),
                provenance_extra=None):
     c = self.config = resolve_config(config)
+    loggers.check_packages(c)  # a logger's missing package: before anything is written
     self.workdir = workdir_lib.Workdir(workdir)
     self.workdir.check(c)  # before the lock: a directory of something else gets no lock file
     self._lock = contextlib.ExitStack()
@@ -135,25 +136,39 @@ class Experiment:
       raise RunError(str(error)) from None
     sources = [estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
                else None, pettingzoo_envs.source_of(self.task)]
-    self.workdir.write_run_files(c, {**workdir_lib.provenance(c, self.task, [s for s in sources if s]),
-                                     **self.provenance_extra})
+    provenance = {**workdir_lib.provenance(c, self.task, [s for s in sources if s]), **self.provenance_extra}
+    self.workdir.write_run_files(c, provenance)
     if restored is None:
       self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()
     if restored:  # also with --quiet: which run continues is not progress but what happened
       print(f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
+    try:
+      external = loggers.external_loggers(c, self.workdir, provenance)  # W&B, MLflow (log.to)
+    except RunError:
+      self.updates.close()
+      self.logger.close()
+      raise
+    self.logger.loggers.extend(external)
     if self.progress:
       self.training.progress = loggers.ProgressBar(c.total_steps, self.counters.env_steps,
                                                    f"{self.task.name} {c.estimator.label}")
       self.logger.loggers.append(self.training.progress)
+    outcome = "FAILED"
     try:
       with self.stop:
         self.training.run()
+      outcome = "FINISHED"
+    except Interrupted:
+      outcome = "KILLED"
+      raise
     except NonFiniteLoss as error:
       raise RunError(f"training stopped in updates {error.first_update:,}-{error.last_update:,} (env step "
                      f"{self.counters.env_steps:,}): the {error.loss} is NaN or infinite; last good checkpoint: "
                      f"{self.checkpointer.latest() or 'none'}") from None
     finally:
+      for logger in external:
+        logger.end(outcome)
       self.updates.close()
       self.logger.close()
     return self.summary()

@@ -29,9 +29,10 @@ ABSOLUTE_FILE = "absolute.json"
 PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
             "rware", "numpy", "ml-collections", "keras-tuner", "numba", "pettingzoo", "mpe2")
 # Keys (dotted for nested ones) that do not make a run another run: the budget (a resumed run may extend
-# it), what only logs (diagnostics, videos), the env worker count and the env backend (no number changes).
+# it), what only logs (diagnostics, videos, the loggers), the env worker count and the env backend (no number
+# changes).
 NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend", "log.video_every_evals",
-                "log.video_max_frames")
+                "log.video_max_frames", "log.to", "log.wandb", "log.mlflow")
 
 
 # The differences a person needs first when a workdir holds another run (then the rest, alphabetically).
