@@ -18,6 +18,7 @@ import sys
 
 from absl import flags
 
+from maddpg_tf import files
 from maddpg_tf.cli import common
 from maddpg_tf.envs import builder as environments
 from maddpg_tf.media import video
@@ -101,10 +102,7 @@ def _check_export_directory(directory):
   if os.path.lexists(directory):
     raise ValueError(f"export directory {directory!r} already exists: expected a new directory "
                      "(nothing is overwritten)")
-  parent = os.path.dirname(os.path.normpath(directory)) or "."
-  if not os.path.isdir(parent):
-    raise ValueError(f"export directory {directory!r}: parent {parent!r} does not exist "
-                     "(expected a new directory in an existing one)")
+  files.check_parent_creatable(directory, "export directory")
 
 
 def main(argv):
