@@ -484,9 +484,13 @@ def resolve(config):
       set_value(config, key, values[column])
   if config.loop.episode_limit is None:
     config.loop.episode_limit = task.code_cutoff if config.fidelity == "code" else task.env_episode_limit
+  # A user env that ends its own episodes and declares no limit: the run's cut-off must be given.
+  _require(config.loop.episode_limit is not None,
+           f"env {task.name!r} declares no episode limit: give --config.loop.episode_limit=N (episodes are cut "
+           f"after N steps), or give the env an integer attribute max_cycles, max_episode_steps or max_steps")
   _require(config.env_workers <= config.num_envs,
            f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
-  _require(config.loop.episode_limit <= task.env_episode_limit,
+  _require(task.env_episode_limit is None or config.loop.episode_limit <= task.env_episode_limit,
            f"loop.episode_limit must be an integer in 1..{task.env_episode_limit} (the env's own limit for "
            f"{task.name}), got {config.loop.episode_limit!r}")
   if task.family == "lbf":

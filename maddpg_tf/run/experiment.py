@@ -135,8 +135,12 @@ class Experiment:
       raise RunError(str(error)) from None
     sources = [estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
                else None, pettingzoo_envs.source_of(self.task)]
-    self.workdir.write_run_files(c, {**workdir_lib.provenance(c, self.task, [s for s in sources if s]),
-                                     **self.provenance_extra})
+    provenance = workdir_lib.provenance(c, self.task, [s for s in sources if s])
+    note = pettingzoo_envs.adapter_note(self.task)
+    if note:  # what the adapter changed about a user's env: said once at start, kept with the run
+      provenance["note"] = f"env {self.task.name}: {note}"
+      print(provenance["note"], flush=True)
+    self.workdir.write_run_files(c, {**provenance, **self.provenance_extra})
     if restored is None:
       self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()
@@ -149,6 +153,9 @@ class Experiment:
     try:
       with self.stop:
         self.training.run()
+    except pettingzoo_envs.UnsupportedEnv as error:  # what the probe at start did not meet
+      raise RunError(f"{error}; stopped at env step {self.counters.env_steps:,}, last checkpoint: "
+                     f"{self.checkpointer.latest() or 'none'}") from None
     except NonFiniteLoss as error:
       raise RunError(f"training stopped in updates {error.first_update:,}-{error.last_update:,} (env step "
                      f"{self.counters.env_steps:,}): the {error.loss} is NaN or infinite; last good checkpoint: "
