@@ -55,6 +55,10 @@ FAMILY_SETTINGS = {
     "pettingzoo": {"replay.observation_dtype": "float32", "env_workers": 0},
 }
 
+# The authors' LBF update rate, one update per 25-step episode: a user's PettingZoo env gets one update per
+# this many steps of its episode cut-off (`loop.updates_per_episode` left None; configs/pettingzoo.py).
+STEPS_PER_UPDATE = 25
+
 # Paper Table 1 training budgets (env steps).
 TOTAL_STEPS = {
     "lbf-8x8-2p-2f-coop": 5_000_000, "lbf-8x8-2p-2f-2s-coop": 5_000_000,
@@ -236,6 +240,11 @@ def base_config(task, family, estimator_label, **overrides):
       # update block (a lag of up to 16 updates: one block). False: the strictly sequential order of the code.
       asynchronous_updates=True))
   config.loop.episode_limit = config_dict.placeholder(int)
+  if family == "pettingzoo":
+    # A user's env may have long episodes: None is filled by `resolve` from the episode cut-off, one update
+    # per STEPS_PER_UPDATE steps (LBF's rate), not LBF's one per episode (a 200-step env got 8x fewer).
+    del config.loop["updates_per_episode"]
+    config.loop.updates_per_episode = config_dict.placeholder(int)
   config.loop.truncation_is_terminal = config_dict.placeholder(bool)
   config.loop.eval_into_replay = config_dict.placeholder(bool)
 
@@ -407,7 +416,7 @@ SCHEMA = {
     "replay.batch_size": Field("int", low=1),
     "replay.observation_dtype": Field("str", choices=("float16", "float32")),
     "loop.warmup_episodes": Field("int", low=0),
-    "loop.updates_per_episode": Field("int", low=1),
+    "loop.updates_per_episode": Field("int", low=1, optional=True),  # None: from the cut-off (PettingZoo)
     "loop.eval_every_steps": Field("int", low=1),
     "loop.eval_episodes": Field("int", low=1),
     "loop.eval_num_envs": Field("int", low=1),
@@ -488,6 +497,8 @@ def resolve(config):
   _require(config.loop.episode_limit is not None,
            f"env {task.name!r} declares no episode limit: give --config.loop.episode_limit=N (episodes are cut "
            f"after N steps), or give the env an integer attribute max_cycles, max_episode_steps or max_steps")
+  if config.loop.updates_per_episode is None:
+    config.loop.updates_per_episode = max(1, math.ceil(config.loop.episode_limit / STEPS_PER_UPDATE))
   _require(config.env_workers <= config.num_envs,
            f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
   _require(task.env_episode_limit is None or config.loop.episode_limit <= task.env_episode_limit,

@@ -203,6 +203,11 @@ def test_an_env_that_declares_no_limit_runs_with_the_configs_cut_off():
     config_lib.resolve(config)
   config.loop.episode_limit = 3
   assert config_lib.resolve(config).loop.episode_limit == 3
+  # Updates follow the episode length: one per 25 steps of the cut-off (LBF's rate), unless given.
+  config.loop.episode_limit = 200
+  assert config_lib.resolve(config).loop.updates_per_episode == 8
+  config.loop.updates_per_episode = 2
+  assert config_lib.resolve(config).loop.updates_per_episode == 2
   with pytest.raises(ValueError, match="declares no episode limit: give episode_limit"):
     make_toy(path="tests.pettingzoo_toy:no_limit_counter")
   env = make_toy(path="tests.pettingzoo_toy:no_limit_counter", episode_limit=3)
