@@ -149,3 +149,18 @@ def test_help_list_and_print_config_show_what_can_be_chosen(tmp_path):
     assert line in lines, line
   assert all(line.startswith("--config.") for line in lines[1:])
   assert "Traceback" not in printed.stderr and not os.path.exists(os.path.join(REPO, "runs", "lbf-10x10-3p-3f"))
+
+
+@pytest.mark.slow
+def test_a_finished_run_given_again_says_so(finished_run):
+  result = train(f"--config={LBF}:smoke", "--config.total_steps=500", f"--workdir={finished_run}", "--quiet")
+  assert result.returncode == 0, result.stderr
+  assert "already finished: lbf-8x8-2p-2f-coop gst seed 0 (code): 500 env steps" in result.stdout
+  assert "steps/s" not in result.stdout and "resuming from" not in result.stdout
+
+
+@pytest.mark.slow
+def test_the_progress_bar_shows_the_first_compile(tmp_path):
+  result = train(f"--config={LBF}:smoke", "--config.total_steps=500", f"--workdir={tmp_path / 'run'}")
+  assert result.returncode == 0, result.stderr
+  assert "compiling the update (once per run)" in result.stderr  # the bar (tqdm writes to stderr)

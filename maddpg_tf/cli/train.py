@@ -97,10 +97,12 @@ def main(argv):
   except experiment.Interrupted as interrupt:
     print(f"maddpg-train: interrupted: {interrupt}", file=sys.stderr)
     return 128 + interrupt.signum
-  print(f"done: {summary['task']} {summary['estimator']} seed {summary['seed']} ({summary['fidelity']}): "
-        f"{summary['env_steps']:,} env steps, {summary['updates']:,} updates, "
-        f"{summary['steps_per_second']:.0f} steps/s; eval return final {summary['final_return']:.3f}, "
-        f"max {summary['max_return']:.3f}")
+  # A finished run given again trains nothing: no rate to report.
+  done = ("already finished" if summary["already_finished"] else "done")
+  rate = "" if summary["already_finished"] else f", {summary['steps_per_second']:.0f} steps/s"
+  print(f"{done}: {summary['task']} {summary['estimator']} seed {summary['seed']} ({summary['fidelity']}): "
+        f"{summary['env_steps']:,} env steps, {summary['updates']:,} updates{rate}; eval return final "
+        f"{summary['final_return']:.3f}, max {summary['max_return']:.3f}")
   print(f"results: {os.path.join(workdir, 'evaluations.csv')}; "
         f"TensorBoard: tensorboard --logdir {summary['tensorboard']}")
   return 0

@@ -144,7 +144,8 @@ class Experiment:
     if restored is None:
       self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()
-    if restored:  # also with --quiet: which run continues is not progress but what happened
+    self.finished_before = bool(restored) and self.counters.env_steps >= c.total_steps
+    if restored and not self.finished_before:  # also with --quiet: which run continues is what happened
       print(f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
     if self.progress:
       self.training.progress = loggers.ProgressBar(c.total_steps, self.counters.env_steps,
@@ -172,4 +173,5 @@ class Experiment:
             "updates": self.counters.updates, "evaluations": len(means),
             "final_return": means[-1] if means else math.nan, "max_return": max(means) if means else math.nan,
             "steps_per_second": self.training.steps_per_second, "workdir": self.workdir.path,
+            "already_finished": getattr(self, "finished_before", False),
             "tensorboard": self.workdir.tensorboard}
