@@ -10,8 +10,11 @@ is called only to draw frames. The env's episode limit is read from its `max_cyc
 differ between agents (zero-padded to the largest) and so may action counts (an agent with n actions
 takes the largest count's actions mod n). See `maddpg_tf/envs/pettingzoo.py`. The module must be
 importable where the run starts (and by env workers: from the working directory or PYTHONPATH); its file's
-SHA-256 is recorded in provenance.json. Learner settings are the authors' LBF ones, observations are kept in
-float32; override any with --config.*. Other arguments as in configs/lbf.py.
+SHA-256 is recorded in provenance.json. An env that ends its own episodes and declares no limit runs with
+--config.loop.episode_limit=N. Learner settings are the authors' LBF ones, observations are kept in float32,
+and updates follow LBF's rate per env step: one per 25 steps of the episode cut-off (a 200-step env gets 8
+per episode; --config.loop.updates_per_episode sets it). Override any with --config.*. Other arguments as in
+configs/lbf.py; every program checks the env first with a short probe (maddpg_tf/envs/pettingzoo.py).
 """
 
 from maddpg_tf import config

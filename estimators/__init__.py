@@ -31,6 +31,7 @@ import re
 import sys
 
 from estimators import schedules
+from estimators import base
 from estimators.base import DiscreteGradientEstimator
 from estimators.grmck import GumbelRaoMonteCarlo
 from estimators.gst import GappedStraightThrough
@@ -177,7 +178,7 @@ def parameter_names(name):
 def check_parameters(name, params):
   """Raises ValueError naming any key of `params` that estimator `name` does not accept."""
   allowed = parameter_names(name)
-  unknown = sorted(set(params) - set(allowed))
+  unknown = sorted(set(params) - set(allowed) - set(base.TFP_ARGUMENTS))
   if unknown:
     raise ValueError(f"estimator {label(name)!r} has no parameter {', '.join(map(repr, unknown))}; "
                      f"allowed: {', '.join(allowed) or 'none'}")

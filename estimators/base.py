@@ -351,6 +351,11 @@ class _EstimatorMeta(type(tfp.distributions.Distribution)):
     return super().__new__(mcs, classname, baseclasses, attrs)
 
 
+# Keywords every TFP distribution takes: accepted by `estimators.make`, but no parameter of an estimator (not
+# listed by `parameter_names`, nor searched, nor offered in messages).
+TFP_ARGUMENTS = ("validate_args", "allow_nan_stats", "name")
+
+
 class DiscreteGradientEstimator(tfp.distributions.Distribution, metaclass=_EstimatorMeta):
   """Base class: a one-hot categorical whose samples carry an estimator's gradient.
 
@@ -421,14 +426,16 @@ class DiscreteGradientEstimator(tfp.distributions.Distribution, metaclass=_Estim
 
   @classmethod
   def parameter_names(cls):
-    """Every keyword this estimator's constructor accepts, besides `logits`."""
+    """Every keyword this estimator's constructor accepts, besides `logits` and TFP's own `TFP_ARGUMENTS`
+    (which every distribution takes and which are no setting of the estimator)."""
     names = []
     for klass in reversed(cls.__mro__):
       if "__init__" in vars(klass) and issubclass(klass, DiscreteGradientEstimator):
         for parameter in inspect.signature(klass.__init__).parameters.values():
           if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
             continue
-          if parameter.name not in ("self", "logits", "parameters") and parameter.name not in names:
+          if (parameter.name not in ("self", "logits", "parameters", *TFP_ARGUMENTS)
+              and parameter.name not in names):
             names.append(parameter.name)
     if cls.__init__ is not DiscreteGradientEstimator.__init__ and not _accepts_var_keyword(cls.__init__):
       own = set(inspect.signature(cls.__init__).parameters)

@@ -57,6 +57,10 @@ FAMILY_SETTINGS = {
     "pettingzoo": {"replay.observation_dtype": "float32", "env_workers": 0},
 }
 
+# The authors' LBF update rate, one update per 25-step episode: a user's PettingZoo env gets one update per
+# this many steps of its episode cut-off (`loop.updates_per_episode` left None; configs/pettingzoo.py).
+STEPS_PER_UPDATE = 25
+
 # Paper Table 1 training budgets (env steps).
 TOTAL_STEPS = {
     "lbf-8x8-2p-2f-coop": 5_000_000, "lbf-8x8-2p-2f-2s-coop": 5_000_000,
@@ -152,6 +156,8 @@ def upgrade(config_dict_):
     for key, value in logger_config().items():     # before the optional loggers
       old["log"].setdefault(key, value.to_dict() if hasattr(value, "to_dict") else value)
   old.setdefault("diagnostics", diagnostics_config().to_dict())  # before diagnostics
+  if isinstance(old.get("estimator"), dict):
+    old["estimator"].setdefault("cv_weight", None)  # before reinmax-cv's control-variate weight
   if task is not None:  # before the rule was chosen: 2.0.0's, which for coop tasks is the same env as v2's
     old.setdefault("lbf_food_rule", "v3" if tasks_lib.food_rule_matters(task) else default_food_rule(task))
   return old
@@ -249,6 +255,11 @@ def base_config(task, family, estimator_label, **overrides):
       # update block (a lag of up to 16 updates: one block). False: the strictly sequential order of the code.
       asynchronous_updates=True))
   config.loop.episode_limit = config_dict.placeholder(int)
+  if family == "pettingzoo":
+    # A user's env may have long episodes: None is filled by `resolve` from the episode cut-off, one update
+    # per STEPS_PER_UPDATE steps (LBF's rate), not LBF's one per episode (a 200-step env got 8x fewer).
+    del config.loop["updates_per_episode"]
+    config.loop.updates_per_episode = config_dict.placeholder(int)
   config.loop.truncation_is_terminal = config_dict.placeholder(bool)
   config.loop.eval_into_replay = config_dict.placeholder(bool)
 
@@ -448,7 +459,7 @@ SCHEMA = {
     "replay.batch_size": Field("int", low=1),
     "replay.observation_dtype": Field("str", choices=("float16", "float32")),
     "loop.warmup_episodes": Field("int", low=0),
-    "loop.updates_per_episode": Field("int", low=1),
+    "loop.updates_per_episode": Field("int", low=1, optional=True),  # None: from the cut-off (PettingZoo)
     "loop.eval_every_steps": Field("int", low=1),
     "loop.eval_episodes": Field("int", low=1),
     "loop.eval_num_envs": Field("int", low=1),
@@ -531,9 +542,15 @@ def resolve(config):
       set_value(config, key, values[column])
   if config.loop.episode_limit is None:
     config.loop.episode_limit = task.code_cutoff if config.fidelity == "code" else task.env_episode_limit
+  # A user env that ends its own episodes and declares no limit: the run's cut-off must be given.
+  _require(config.loop.episode_limit is not None,
+           f"env {task.name!r} declares no episode limit: give --config.loop.episode_limit=N (episodes are cut "
+           f"after N steps), or give the env an integer attribute max_cycles, max_episode_steps or max_steps")
+  if config.loop.updates_per_episode is None:
+    config.loop.updates_per_episode = max(1, math.ceil(config.loop.episode_limit / STEPS_PER_UPDATE))
   _require(config.env_workers <= config.num_envs,
            f"env_workers must be an integer in 0..num_envs ({config.num_envs}), got {config.env_workers!r}")
-  _require(config.loop.episode_limit <= task.env_episode_limit,
+  _require(task.env_episode_limit is None or config.loop.episode_limit <= task.env_episode_limit,
            f"loop.episode_limit must be an integer in 1..{task.env_episode_limit} (the env's own limit for "
            f"{task.name}), got {config.loop.episode_limit!r}")
   if task.family == mpe_tasks.FAMILY:

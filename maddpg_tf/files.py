@@ -38,3 +38,27 @@ def write_json(path, content, indent=2):
   """Writes `content` as JSON to `path` whole: sorted keys, values JSON lacks (paths, numpy scalars) as
   their str()."""
   write_text(path, json.dumps(content, indent=indent, sort_keys=True, default=str))
+
+
+def check_parent_creatable(path, what):
+  """ValueError, one line naming `what` (e.g. "video path") and `path`, unless the directory `path` goes in
+  exists as a writable directory or can be made: its nearest existing ancestor is a writable directory.
+  Creates nothing (`make_parent` does, when the file is written), so a refused command writes nothing."""
+  parent = os.path.dirname(os.path.normpath(path)) or "."
+  ancestor = parent
+  while not os.path.lexists(ancestor):
+    # A relative path runs out at the working directory ("" from dirname), an absolute one at "/".
+    ancestor = os.path.dirname(ancestor) or "."
+  if not os.path.isdir(ancestor):
+    if ancestor == parent:
+      raise ValueError(f"{what} {path!r}: {parent!r} is not a directory")
+    raise ValueError(f"{what} {path!r}: {ancestor!r} is not a directory, so {parent!r} cannot be created")
+  if not os.access(ancestor, os.W_OK | os.X_OK):
+    if ancestor == parent:
+      raise ValueError(f"{what} {path!r}: directory {parent!r} is not writable")
+    raise ValueError(f"{what} {path!r}: {parent!r} cannot be created ({ancestor!r} is not writable)")
+
+
+def make_parent(path):
+  """Creates the directory `path` goes in (and any missing above it), as `check_parent_creatable` allowed."""
+  os.makedirs(os.path.dirname(os.path.normpath(path)) or ".", exist_ok=True)

@@ -11,7 +11,7 @@ p <- p + x + y and t <- t + 1. Then
 
 Variants for the adapter's checks: `Counter(vanish_at=2)` drops agent "b" from the step output at t = 2;
 `Counter(only_a_ends=True)` ends "a" alone at its goal; `continuous_counter` (Box actions), `dict_counter`
-(Dict observations), `no_limit_counter` (no declared limit), `late_agents_counter` (agents differ from
+(Dict observations), `no_limit_counter` (ends its episodes, declares no limit), `late_agents_counter` (agents differ from
 possible_agents after reset), `not_parallel` (an object without the ParallelEnv methods).
 """
 
@@ -29,10 +29,12 @@ class Counter(ParallelEnv):
   metadata = {"name": "counter_v0", "render_modes": ["rgb_array"]}
 
   def __init__(self, max_cycles=MAX_CYCLES, render_mode=None, vanish_at=None, only_a_ends=False,
-               action_space_a=None, observation_space_b=None):
+               action_space_a=None, observation_space_b=None, declare_limit=True):
     self.possible_agents = ["a", "b"]
     self.agents = []
-    self.max_cycles = max_cycles
+    self._cycles = max_cycles  # the env ends its episodes there whether or not it declares the limit
+    if declare_limit:
+      self.max_cycles = max_cycles
     self.render_mode = render_mode
     self.vanish_at = vanish_at
     self.only_a_ends = only_a_ends
@@ -63,7 +65,7 @@ class Counter(ParallelEnv):
     x, y = int(actions["a"]), int(actions["b"])
     self.p += x + y
     self.t += 1
-    at_goal, timed_out = self.p >= GOAL, self.t >= self.max_cycles
+    at_goal, timed_out = self.p >= GOAL, self.t >= self._cycles
     observations, rewards = self._observe(), {"a": float(x), "b": float(-y)}
     terminations = {agent: at_goal for agent in self.agents}
     truncations = {agent: timed_out for agent in self.agents}
@@ -108,9 +110,7 @@ def dict_counter():
 
 
 def no_limit_counter():
-  env = Counter()
-  del env.max_cycles
-  return env
+  return Counter(declare_limit=False)  # still ends its own episodes (goal, or 5 steps)
 
 
 class _LateAgents(Counter):

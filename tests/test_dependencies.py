@@ -250,7 +250,7 @@ def test_estimator_lab_without_matplotlib_says_which_extra(monkeypatch, capsys, 
   from maddpg_tf.cli import lab  # pylint: disable=g-import-not-at-top
   monkeypatch.setitem(sys.modules, "matplotlib", None)
   assert lab.run([f"--out={tmp_path / 'lab'}", "--samples=10", "--replicates=2"]) == 2
-  assert capsys.readouterr().err == 'estimator-lab: error: matplotlib is not installed; pip install "maddpg-tf[plots]"\n'
+  assert capsys.readouterr().err == 'maddpg-estimator-lab: error: matplotlib is not installed; pip install "maddpg-tf[plots]"\n'
   assert sorted(os.listdir(tmp_path)) == []
 
 

@@ -5,6 +5,8 @@ Every test is deterministic (stateless seeds); the tolerances are stated where t
 
 import csv
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -161,7 +163,7 @@ def test_tool_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argumen
   out = tmp_path / "lab"
   assert estimator_lab.run(arguments + [f"--out={out}"] + QUICK) == 2
   error = capsys.readouterr().err
-  assert error.count("\n") == 1 and error.startswith("estimator-lab: error: ")
+  assert error.count("\n") == 1 and error.startswith("maddpg-estimator-lab: error: ")
   assert __import__("re").search(message, error), error
   assert not out.exists()
 
@@ -229,3 +231,13 @@ def test_tool_reads_a_runs_critic(expected_run, tmp_path, capsys):
   assert all(np.isfinite(float(r["variance"])) for r in rows)
   assert estimator_lab.run([f"--checkpoint={workdir}", "--agent=2", f"--out={out}"] + QUICK) == 2
   assert "--agent must be in 0..1, got 2" in capsys.readouterr().err
+
+
+def test_help_names_the_console_script_and_every_flag():
+  parser = estimator_lab.make_parser()
+  assert parser.prog == "maddpg-estimator-lab"
+  missing = [action.option_strings for action in parser._actions if not action.help]  # pylint: disable=protected-access
+  assert not missing
+  shown = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.lab", "--help"], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert shown.returncode == 0 and shown.stdout.startswith("usage: maddpg-estimator-lab"), shown.stderr

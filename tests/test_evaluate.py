@@ -90,10 +90,11 @@ BAD_INPUTS = [
     (["--episodes=0"], ["--episodes=0", ">= 1"]),
     (["--episodes=-3"], ["--episodes=-3", ">= 1"]),
     (["--video={tmp}/play.avi"], ["'.avi'", ".gif, .mp4"]),
-    (["--video={tmp}/missing/play.gif"], ["does not exist"]),
-    (["--frames={tmp}/missing/frames"], ["does not exist"]),
+    # A missing parent is created when the file is written; one under a file cannot be.
+    (["--video={tmp}/run/config.json/videos/play.gif"], ["config.json' is not a directory", "cannot be created"]),
+    (["--frames={tmp}/run/config.json/frames"], ["config.json' is not a directory"]),
     (["--export={tmp}/exported"], ["already exists"]),
-    (["--export={tmp}/missing/exported"], ["does not exist"]),
+    (["--export={tmp}/run/config.json/exported"], ["config.json' is not a directory"]),
     (["--best", "--checkpoint=ckpt-1000"], ["--best and --checkpoint"]),
     (["--episode_limit=51"], ["--episode_limit=51", "1..50"]),
     (["--seed=-1"], ["--seed=-1", ">= 0"]),
@@ -308,7 +309,7 @@ print(sorted(name for name in sys.modules if name.split(".")[0] in ("maddpg_tf",
 @pytest.mark.slow
 def test_saved_model_acts_as_the_checkpoint_in_a_fresh_python(trained, tmp_path):
   workdir, _ = trained
-  target = tmp_path / "exported"
+  target = tmp_path / "exported" / "gst"  # the README's command: `exported/` need not exist yet
   run_files = tree(workdir)
   result = command(f"--workdir={workdir}", f"--export={target}")
   assert result.returncode == 0, result.stderr
@@ -378,7 +379,8 @@ def test_command_writes_results_beside_the_checkpoint(trained, tmp_path):
 @pytest.mark.slow
 def test_video_frames_show_the_episodes_a_one_env_evaluation_plays(trained, tmp_path):
   workdir, _ = trained
-  frames_dir, gif = tmp_path / "frames", tmp_path / "play.gif"
+  # In directories that do not exist yet (the README's `--video=videos/gst.mp4`): they are created.
+  frames_dir, gif = tmp_path / "frames" / "run", tmp_path / "videos" / "play.gif"
   run_files = tree(workdir)
   result = command(f"--workdir={workdir}", "--episodes=2", f"--frames={frames_dir}", f"--video={gif}",
                    "--seed=4")

@@ -1,6 +1,9 @@
 """`--config.log.video_every_evals`: episodes in TensorBoard while training, with no number changed."""
 
+import csv
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -49,3 +52,22 @@ def test_video_settings_are_checked_and_do_not_change_a_runs_identity(tmp_path):
   experiment.Experiment(config(total_steps=500), workdir, progress=False).run()
   # The same run, resumed with videos on: accepted (videos only log).
   experiment.Experiment(config(total_steps=500, **{"log.video_every_evals": 1}), workdir, progress=False)
+
+
+@pytest.mark.slow
+def test_from_the_command_line(tmp_path):
+  """`maddpg-train ... --config.log.video_every_evals=1`, as a person runs it: an episode at every evaluation
+  (the video path once imported the maddpg-evaluate program and crashed on a duplicate flag)."""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  workdir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "maddpg_tf.cli.train", f"--config={os.path.join(repo, 'configs', 'lbf.py')}:smoke",
+       "--config.total_steps=1000", "--config.jit_compile=False", "--config.log.video_every_evals=1",
+       "--config.log.video_max_frames=4", f"--workdir={workdir}", "--quiet"],
+      capture_output=True, text=True, cwd=repo, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+  assert result.returncode == 0, result.stderr
+  with open(workdir / "evaluations.csv") as handle:
+    evaluated = sorted({int(row["step"]) for row in csv.DictReader(handle)})
+  gifs = frame_steps(str(workdir / "tb"))
+  assert len(evaluated) >= 2 and sorted(gifs) == evaluated
+  assert all(gif.startswith(b"GIF8") for gif in gifs.values())

@@ -170,13 +170,56 @@ def test_split_and_concatenate_keep_seeds_and_clocks():
     ParallelVectorEnvironment.concatenate([parts[1], parts[0]])
 
 
+def unprobed(path, num_envs=1, seed=0):
+  """A vector of the env at `path` built past `resolve_task` (which probes it and refuses what follows):
+  the adapter's own checks while it steps, for what a probe does not meet."""
+  spec = tasks.TaskSpec(path, path, env_episode_limit=5, code_cutoff=5, family="pettingzoo")
+  return ParallelVectorEnvironment(spec, num_envs, seed, 5)
+
+
 def test_an_env_that_ignores_its_seed_cannot_resume():
-  env = make_toy(path="tests.pettingzoo_toy:noisy_counter")
+  env = unprobed("tests.pettingzoo_toy:noisy_counter")
   env.reset()
   _play(env, 2)
-  other = make_toy(path="tests.pettingzoo_toy:noisy_counter")
-  with pytest.raises(ValueError, match="not a function of reset"):
+  other = unprobed("tests.pettingzoo_toy:noisy_counter")
+  with pytest.raises(pettingzoo.UnsupportedEnv, match="not a function of reset.*its actions") as raised:
     other.set_state(env.get_state())
+  assert "np.float" not in str(raised.value)  # plain numbers: "return 3.0, not the saved 1.0"
+  assert "self.np_random" in str(raised.value)  # what to do
+
+
+def test_the_probe_at_start_refuses_an_env_that_ignores_its_seed():
+  with pytest.raises(pettingzoo.UnsupportedEnv, match=r"not a function of reset.*-step probe") as raised:
+    environments.resolve_task("tests.pettingzoo_toy:noisy_counter")
+  assert "np.float" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_an_env_that_declares_no_limit_runs_with_the_configs_cut_off():
+  spec = environments.resolve_task("tests.pettingzoo_toy:no_limit_counter")
+  assert (spec.env_episode_limit, spec.code_cutoff) == (None, None)
+  from configs import pettingzoo as pettingzoo_config
+  config = pettingzoo_config.get_config("env=tests.pettingzoo_toy:no_limit_counter,smoke")
+  with pytest.raises(config_lib.ConfigError, match=r"declares no episode limit: give --config.loop.episode_limit"):
+    config_lib.resolve(config)
+  config.loop.episode_limit = 3
+  assert config_lib.resolve(config).loop.episode_limit == 3
+  # Updates follow the episode length: one per 25 steps of the cut-off (LBF's rate), unless given.
+  config.loop.episode_limit = 200
+  assert config_lib.resolve(config).loop.updates_per_episode == 8
+  config.loop.updates_per_episode = 2
+  assert config_lib.resolve(config).loop.updates_per_episode == 2
+  with pytest.raises(ValueError, match="declares no episode limit: give episode_limit"):
+    make_toy(path="tests.pettingzoo_toy:no_limit_counter")
+  env = make_toy(path="tests.pettingzoo_toy:no_limit_counter", episode_limit=3)
+  env.reset()
+  steps = [env.step(np.array([[0, 0]])) for _ in range(3)]
+  assert steps[-1].truncated[0] and steps[-1].episode_length[0] == 3  # cut at 3, before the env's own 5
+
+
+def test_the_adapter_note_names_padding_and_action_counts():
+  note = pettingzoo.adapter_note(environments.resolve_task(TOY))
+  assert note == "observations zero-padded to 3 from sizes [2, 3]; actions 0..2 sent as a mod n for action counts [3, 2]"
+  assert pettingzoo.adapter_note(environments.resolve_task("simple_spread")) == ""
 
 
 def test_state_of_another_task_or_size_is_refused():
@@ -321,7 +364,6 @@ def test_a_factory_given_as_a_callable_is_known_by_its_path():
 @pytest.mark.parametrize("task, message", [
     ("tests.pettingzoo_toy:continuous_counter", r"agent 'a' acts in Box.*supported: Discrete actions"),
     ("tests.pettingzoo_toy:dict_counter", r"agent 'b' observes Dict.*supported: Box observations"),
-    ("tests.pettingzoo_toy:no_limit_counter", r"declares no episode limit.*max_cycles"),
     ("tests.pettingzoo_toy:not_parallel", r"returned a object without possible_agents.*ParallelEnv"),
     ("tests.pettingzoo_toy:NOT_CALLABLE", r"is a int, not a callable"),
     ("tests.pettingzoo_toy:missing", r"has no attribute 'missing'"),
@@ -353,8 +395,12 @@ def test_bad_paths_through_the_config_are_config_errors():
     ("tests.pettingzoo_toy:lonely_end_counter", r"only agents \['a'\] ended at step \d.*one agent set"),
 ])
 def test_agents_that_appear_or_disappear(path, message):
-  env = make_toy(path=path, seed=seed_with_position({0}))
-  with pytest.raises(ValueError, match=message):
+  # Refused before any run starts, by the probe...
+  with pytest.raises(pettingzoo.UnsupportedEnv, match=message + r".*-step probe"):
+    environments.resolve_task(path)
+  # ...and by the adapter, when an env does so only after a probe.
+  env = unprobed(path, seed=seed_with_position({0}))
+  with pytest.raises(pettingzoo.UnsupportedEnv, match=message):
     env.reset()
     for _ in range(5):
       env.step(np.array([[2, 1]]))  # p grows by 4: the goal at step 3

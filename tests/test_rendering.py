@@ -317,12 +317,15 @@ def test_rendered_episode_to_gif_has_one_frame_per_step(tmp_path):
     frames.append(rendering.render(env, actions=actions, rewards=rewards, cell=16))
   path = video.write_video(os.path.join(tmp, "episode.gif"), frames, fps=10)
   assert iio.improps(path, index=None).shape == (7,) + frames[0].shape
+  # A path in directories that do not exist yet: they are created (the README's `--video=videos/gst.mp4`).
+  nested = video.write_video(os.path.join(tmp, "videos", "new", "episode.gif"), frames, fps=10)
+  assert iio.improps(nested, index=None).shape == (7,) + frames[0].shape
 
 
 @pytest.mark.parametrize("name, message", [
   ("clip.avi", r"has extension '.avi': expected one of .gif, .mp4"),
   ("clip", r"has extension '\(none\)': expected one of .gif, .mp4"),
-  ("missing/clip.gif", r"directory '.*missing' does not exist"),
+  ("existing.gif/clip.gif", r"existing.gif' is not a directory"),
   ("existing.gif", r"already exists: expected a new file"),
 ])
 def test_bad_video_path_writes_nothing(name, message, tmp_path):
@@ -365,9 +368,11 @@ def test_png_frames_round_trip_and_refuse_a_used_directory(tmp_path):
     video.write_frames(os.path.join(tmp, "frames"), frames)
   with pytest.raises(ValueError, match="is a file: expected a new or empty directory"):
     video.write_frames(paths[0], frames)
-  with pytest.raises(ValueError, match="parent '.*nowhere' does not exist"):
-    video.write_frames(os.path.join(tmp, "nowhere", "frames"), frames)
+  with pytest.raises(ValueError, match="frame_00000.png' is not a directory, so .* cannot be created"):
+    video.write_frames(os.path.join(paths[0], "below", "frames"), frames)
   assert len(os.listdir(os.path.join(tmp, "frames"))) == 3
+  # Missing parents are created with the directory.
+  assert len(video.write_frames(os.path.join(tmp, "new", "nested", "frames"), frames[:2])) == 2
   os.mkdir(os.path.join(tmp, "empty"))
   assert len(video.write_frames(os.path.join(tmp, "empty"), frames[:1])) == 1
 

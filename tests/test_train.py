@@ -76,6 +76,20 @@ def test_workdir_of_another_run_is_refused_and_unchanged(finished_run):
 
 
 @pytest.mark.slow
+def test_workdir_of_another_task_names_the_task_first(finished_run):
+  """Of the keys that differ, the ones a person needs (task, estimator, seed) come first, whatever their
+  alphabetical place."""
+  before = tree_hashes(finished_run)
+  result = train(f"--config={LBF}:smoke,task=lbf-10x10-3p-3f,estimator=grmck", "--config.seed=3",
+                 "--config.replay.batch_size=64", f"--workdir={finished_run}", "--quiet")
+  assert result.returncode == 2 and len(error_lines(result)) == 1, result.stderr
+  named = error_lines(result)[0].split("holds a different run (", 1)[1]
+  assert named.startswith("task: 'lbf-8x8-2p-2f-coop' there, 'lbf-10x10-3p-3f' here; estimator.name: 'gst' there, "
+                          "'grmck' here; seed: 0 there, 3 here"), named
+  assert tree_hashes(finished_run) == before
+
+
+@pytest.mark.slow
 def test_workdir_that_is_a_file(tmp_path):
   path = tmp_path / "file"
   path.write_text("keep me")
@@ -106,3 +120,47 @@ def test_sigterm_checkpoints_and_the_same_command_resumes_exactly(tmp_path):
   with open(os.path.join(workdir, "evaluations.csv")) as a, open(os.path.join(straight,
                                                                              "evaluations.csv")) as b:
     assert a.read() == b.read()
+
+
+def test_help_list_and_print_config_show_what_can_be_chosen(tmp_path):
+  # As the console script runs it: a stub without a docstring is __main__ (absl's --help starts with it).
+  script = tmp_path / "maddpg-train"
+  script.write_text("from maddpg_tf.cli.train import run\nrun()\n")
+  shown = subprocess.run([sys.executable, str(script), "--help"], cwd=REPO, capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO), timeout=300)
+  assert shown.returncode == 1 and shown.stderr == ""  # absl's --help exits with 1
+  for fragment in ("maddpg-train --config=configs/lbf.py:task=", "lbf-15x15-4p-5f", "rware-tiny-4ag",
+                   "simple_spread", "env=module:factory", "stgs-1, stgs-t, tags, grmck, gst", "expected, rloo",
+                   "module.path:ClassName", "smoke: 2,000 env steps", "configs/mpe.py", "--config.<key>=<value>",
+                   "--print_config", "--list"):
+    assert fragment in shown.stdout, fragment
+  listed = train("--list")
+  assert listed.returncode == 0 and "estimators (estimator=<name>):" in listed.stdout
+  assert "lbf-8x8-2p-2f-coop" in listed.stdout and "configs/pettingzoo.py" in listed.stdout
+
+  printed = train(f"--config={LBF}:task=lbf-10x10-3p-3f,estimator=grmck,smoke", "--config.seed=4",
+                  "--config.fidelity=text", "--print_config")
+  assert printed.returncode == 0, printed.stderr
+  lines = printed.stdout.splitlines()
+  # Resolved: the fidelity's defaults filled in, the overrides applied, every key a flag.
+  for line in ("--config.seed=4", "--config.task=lbf-10x10-3p-3f", "--config.estimator.name=grmck",
+               "--config.estimator.num_samples=10", "--config.loop.episode_limit=50",
+               "--config.learner.use_target_networks=True", "--config.total_steps=2000"):
+    assert line in lines, line
+  assert all(line.startswith("--config.") for line in lines[1:])
+  assert "Traceback" not in printed.stderr and not os.path.exists(os.path.join(REPO, "runs", "lbf-10x10-3p-3f"))
+
+
+@pytest.mark.slow
+def test_a_finished_run_given_again_says_so(finished_run):
+  result = train(f"--config={LBF}:smoke", "--config.total_steps=500", f"--workdir={finished_run}", "--quiet")
+  assert result.returncode == 0, result.stderr
+  assert "already finished: lbf-8x8-2p-2f-coop gst seed 0 (code): 500 env steps" in result.stdout
+  assert "steps/s" not in result.stdout and "resuming from" not in result.stdout
+
+
+@pytest.mark.slow
+def test_the_progress_bar_shows_the_first_compile(tmp_path):
+  result = train(f"--config={LBF}:smoke", "--config.total_steps=500", f"--workdir={tmp_path / 'run'}")
+  assert result.returncode == 0, result.stderr
+  assert "compiling the update (once per run)" in result.stderr  # the bar (tqdm writes to stderr)

@@ -67,8 +67,7 @@ class NotAnEstimator:
   pass
 '''
 # What HalfST's constructor takes (`estimators.parameter_names`), as the search gets it.
-PARAMETERS = ("temperature", "start_temperature", "end_temperature", "period", "step", "schedule",
-              "validate_args", "allow_nan_stats", "name", "scale")
+PARAMETERS = ("temperature", "start_temperature", "end_temperature", "period", "step", "schedule", "scale")
 TASK = "lbf-8x8-2p-2f-coop"
 
 
@@ -205,6 +204,25 @@ def test_maddpg_search_refuses_bad_user_estimators_with_one_line_and_writes_noth
   done = _search(env, work, f"--config={LBF}:smoke,estimator={estimator}", *extra, "--dir=s")
   assert_one_line_error(done, "maddpg-search", expected)
   assert tree(work) == {}  # no search directory, nothing else
+
+
+def test_maddpg_train_names_every_estimator_and_no_tfp_internals(lab):
+  """The import-path errors of maddpg-train list every estimator a run takes (the paper's labels and the
+  critic's too), and a user estimator's parameters are its own, not TFP's plumbing."""
+  env, work, _ = lab
+  train = [sys.executable, "-m", "maddpg_tf.cli.train", "--quiet", "--workdir=run"]
+  done = subprocess.run([*train, f"--config={LBF}:smoke", "--config.estimator.name=no_such_module_xyz:Est"],
+                        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+  assert_one_line_error(done, "maddpg-train", ["module 'no_such_module_xyz' does not import",
+                                               "allowed: expected, grmck, gst, gumbel_softmax, reinmax, reinmax-cv, "
+                                               "reinmax-rao, rloo, st, stgs, stgs-1, stgs-t, tags, zgr, or "
+                                               "module.path:ClassName"])
+  done = subprocess.run([*train, f"--config={LBF}:smoke", f"--config.estimator.name={PATH}",
+                         "--config.estimator.options=sacle=0.3"], cwd=work, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert_one_line_error(done, "maddpg-train", ["has no parameter 'sacle'", "allowed: temperature, "
+                                               "start_temperature, end_temperature, period, step, schedule, scale"])
+  assert tree(work) == {}
 
 
 # ---- maddpg-reproduce ---------------------------------------------------------------------------------------

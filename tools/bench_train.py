@@ -56,7 +56,8 @@ BACKENDS = ("reference", "fast")
 BACKEND_WORKERS = {"reference": 1}
 FAST_FAMILIES = ("lbf", "rware")  # the families with a fast backend (others are measured on reference only)
 BUFFER_TASK, BUFFER_CAPACITY, BUFFER_TARGET_GB = "lbf-15x15-4p-5f", 2_000_000, 2.0
-# ../shared/paper/BASELINES.md: the authors' PyTorch code on this kind of machine, LBF 8x8-2p-2f-coop.
+# The authors' PyTorch code measured on this kind of machine (2 cores, 2026-11-25), LBF 8x8-2p-2f-coop; these
+# numbers are the record.
 PAPER_LBF_8X8 = {"bare_steps_per_s": 13_000,
                  "train_steps_per_s": {"stgs-1": 1010, "stgs-t": 1092, "grmck": 721, "gst": 850},
                  "ms_per_update": {"stgs-1": 8.9, "stgs-t": 8.2, "grmck": 14.1, "gst": 9.9}}
@@ -494,7 +495,7 @@ def _log_task(log, r, target):
 def _paper_comparison(log, r, estimator):
   """The paper code's LBF 8x8 figures beside ours (absolute steps/s only compare on a quiet machine)."""
   paper, out = PAPER_LBF_8X8, {}
-  log(f"\nLBF 8x8-2p-2f-coop against the paper's code (BASELINES.md, bare {paper['bare_steps_per_s']:,} steps/s):")
+  log(f"\nLBF 8x8-2p-2f-coop against the paper's code (measured 2026-11-25, PAPER_LBF_8X8 in tools/bench_train.py: bare {paper['bare_steps_per_s']:,} steps/s):")
   for label in ("stgs-1", "gst"):
     theirs, key = paper["train_steps_per_s"][label], label.replace("-", "")
     out[f"lbf_8x8_speedup_vs_paper_{key}"] = r["train_steps_per_s"] / theirs

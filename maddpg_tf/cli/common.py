@@ -15,8 +15,44 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from maddpg_tf import config as config_lib
 from maddpg_tf import extras
+from maddpg_tf.envs import mpe, tasks
 from maddpg_tf.run.process import Terminated, load_module, one_line, raise_interrupt
+
+
+def catalogue():
+  """What `maddpg-train --list` prints and the programs' --help show: tasks, estimators, budgets, presets,
+  and how to set any config key (lines of text, from the tables the config is built from)."""
+  by_family = {}
+  for name, task in tasks.TASKS.items():
+    by_family.setdefault(task.family, []).append(name)
+  paper = list(config_lib.PAPER_ESTIMATORS["lbf"])
+  extra = [name for name in config_lib.EXTRA_ESTIMATORS if name not in paper]
+  smoke, short = config_lib.BUDGETS["smoke"], config_lib.BUDGETS["short"]
+  rware_short = config_lib.FAMILY_BUDGETS[("rware", "short")]["total_steps"]
+  return [
+      "tasks (--config=<preset>:task=<name>):",
+      f"  LBF, configs/lbf.py: {', '.join(by_family['lbf'])}",
+      f"  RWARE, configs/rware.py: {', '.join(by_family['rware'])}",
+      f"  MPE, configs/mpe.py: {', '.join(mpe.MPE_TASKS)}",
+      "  or any gymnasium id of lbforaging or rware (e.g. Foraging-5x5-2p-1f-v3), or your PettingZoo env:",
+      "  --config=configs/pettingzoo.py:env=module:factory",
+      "estimators (estimator=<name>):",
+      f"  the paper's, at its tuned settings per environment: {', '.join(paper)}",
+      f"  beyond the paper: {', '.join(extra)}",
+      "  or your own by import path: estimator=module.path:ClassName",
+      "budgets (after the colon, e.g. configs/lbf.py:task=lbf-10x10-3p-3f,smoke):",
+      f"  smoke: {smoke['total_steps']:,} env steps (seconds of training; tests)",
+      f"  short: {short['total_steps']:,} env steps (RWARE {rware_short:,}; the default job)",
+      "  none: the paper's steps for the task (5M to 7.5M)",
+      "presets (--config=<file>[:arguments]):",
+      "  maddpg_tf/config.py (the default, from any directory; the schema and every default), configs/lbf.py,",
+      "  configs/rware.py, configs/mpe.py, configs/pettingzoo.py (configs/ is in the repository)",
+      "config keys: any key as --config.<key>=<value>, e.g. --config.seed=1 --config.total_steps=500000",
+      "  --config.estimator.temperature=0.5 --config.loop.episode_limit=50 --config.fidelity=text;",
+      "  every key with its value: maddpg-train [--config=...] --print_config",
+  ]
 
 
 def error(program, message, status=2):
@@ -133,6 +169,11 @@ def run_main(program, main, flags_parser):
   not a traceback: e.g. Ctrl-C while TensorFlow loads, before anything is written."""
   signal.signal(signal.SIGINT, raise_interrupt)
   signal.signal(signal.SIGTERM, raise_interrupt)
+  # absl's --help starts with the __main__ module's docstring: a console script's stub has none, so the
+  # program module's own is shown (its usage lines, what it does).
+  main_module = sys.modules.get("__main__")
+  if main_module is not None and not main_module.__doc__:
+    main_module.__doc__ = sys.modules[main.__module__].__doc__
   # absl's --help lists the flags of the module named by sys.argv[0]; a console script's is the script, so
   # the program module's flags are declared key flags of it (else --help shows only "Try --helpfull").
   for flag in flags.FLAGS.flags_by_module_dict().get(main.__module__, []):

@@ -13,13 +13,16 @@ or `--export` the command does those and writes no evaluation files.
 Bad input is one line on stderr and exit status 2, checked before anything is written.
 """
 
+import math
 import os
 import sys
 
 from absl import flags
 
+from maddpg_tf import files
 from maddpg_tf.cli import common
 from maddpg_tf.envs import builder as environments
+from maddpg_tf.envs import pettingzoo as pettingzoo_envs
 from maddpg_tf.media import video
 from maddpg_tf.run import checkpointing, errors, process, saved_policies
 
@@ -62,9 +65,11 @@ def _check_request():
     raise errors.RunError(f"--episodes={episodes} is not allowed: expected an integer >= 1")
   if _SEED.value is not None and _SEED.value < 0:
     raise errors.RunError(f"--seed={_SEED.value} is not allowed: expected an integer >= 0")
-  if _EPISODE_LIMIT.value is not None and not 1 <= _EPISODE_LIMIT.value <= task.env_episode_limit:
+  if _EPISODE_LIMIT.value is not None and not 1 <= _EPISODE_LIMIT.value <= (task.env_episode_limit or math.inf):
+    allowed = (f"an integer in 1..{task.env_episode_limit} (the env's own limit)" if task.env_episode_limit
+               else "an integer >= 1")
     raise errors.RunError(f"--episode_limit={_EPISODE_LIMIT.value} is not allowed for {task.name}: expected "
-                          f"an integer in 1..{task.env_episode_limit} (the env's own limit)")
+                          f"{allowed}")
   if not 0 < _FPS.value <= 100:
     raise errors.RunError(f"--fps={_FPS.value:g} is not allowed: expected a number in (0, 100]")
   if not 8 <= _CELL.value <= 512:
@@ -101,10 +106,7 @@ def _check_export_directory(directory):
   if os.path.lexists(directory):
     raise ValueError(f"export directory {directory!r} already exists: expected a new directory "
                      "(nothing is overwritten)")
-  parent = os.path.dirname(os.path.normpath(directory)) or "."
-  if not os.path.isdir(parent):
-    raise ValueError(f"export directory {directory!r}: parent {parent!r} does not exist "
-                     "(expected a new directory in an existing one)")
+  files.check_parent_creatable(directory, "export directory")
 
 
 def main(argv):
@@ -137,8 +139,12 @@ def main(argv):
       return _error(error)
     print(f"{head}: actors exported to {target} (tf.saved_model.load(path).act(observations))")
   if _VIDEO.value or _FRAMES.value:
-    frames, returns, lengths = saved_policies.play(config, learner.actor_weights(), request["episodes"],
-                                                   _GREEDY.value, _SEED.value, _EPISODE_LIMIT.value, _CELL.value)
+    try:
+      frames, returns, lengths = saved_policies.play(config, learner.actor_weights(), request["episodes"],
+                                                     _GREEDY.value, _SEED.value, _EPISODE_LIMIT.value,
+                                                     _CELL.value)
+    except pettingzoo_envs.UnsupportedEnv as error:  # what the probe at start did not meet
+      return _error(error)
     try:
       if _VIDEO.value:
         video.write_video(_VIDEO.value, frames, fps=_FPS.value)
@@ -155,7 +161,7 @@ def main(argv):
   try:
     with saved_policies.claim_outputs(request["outputs"]):
       return _evaluate_and_write(request, config, learner, state, name, head)
-  except errors.RunError as error:
+  except (errors.RunError, pettingzoo_envs.UnsupportedEnv) as error:
     return _error(error)
 
 

@@ -37,7 +37,7 @@ from maddpg_tf.lab import bias_variance as lab  # pylint: disable=g-import-not-a
 from maddpg_tf.lab.bias_variance import LabError  # pylint: disable=g-import-not-at-top
 from maddpg_tf.run import process  # pylint: disable=g-import-not-at-top
 
-PROG = "estimator-lab"
+PROG = "maddpg-estimator-lab"  # the console script's name (tools/estimator_lab.py runs the same main)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,26 +46,38 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv):
+  return make_parser().parse_args(argv)
+
+
+def make_parser():
+  """The lab's argument parser (every flag with its help)."""
   parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--function", choices=("linear", "quadratic"), default=None,
                       help="the random test function family (default quadratic; not with --checkpoint)")
   parser.add_argument("--estimators", default=lab.DEFAULT_ESTIMATORS,
                       help="comma-separated name[:key=value...] (default: %(default)s)")
-  parser.add_argument("--temperatures", default="0.25,0.5,1,2", help="comma-separated, each > 0")
+  parser.add_argument("--temperatures", default="0.25,0.5,1,2", help="comma-separated, each > 0 (default: %(default)s)")
   parser.add_argument("--num-actions", "--num_actions", dest="num_actions", default=None,
                       help="comma-separated action-set sizes, each >= 2 (default 3,6,10; not with --checkpoint)")
-  parser.add_argument("--rows", type=int, default=16, help="independent problems (logit rows / replay rows)")
-  parser.add_argument("--samples", type=int, default=1000, help="samples per replicate (S)")
-  parser.add_argument("--replicates", type=int, default=20, help="independent replicates (R) for the intervals")
-  parser.add_argument("--confidence", type=float, default=0.95)
-  parser.add_argument("--logit-scale", "--logit_scale", dest="logit_scale", type=float, default=1.0)
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--rows", type=int, default=16,
+                      help="independent problems (logit rows / replay rows) (default: %(default)s)")
+  parser.add_argument("--samples", type=int, default=1000, help="samples per replicate (S) (default: %(default)s)")
+  parser.add_argument("--replicates", type=int, default=20,
+                      help="independent replicates (R) for the intervals (default: %(default)s)")
+  parser.add_argument("--confidence", type=float, default=0.95,
+                      help="level of the Student-t intervals, in (0, 1) (default: %(default)s)")
+  parser.add_argument("--logit-scale", "--logit_scale", dest="logit_scale", type=float, default=1.0,
+                      help="standard deviation of the random logits, > 0 (default: %(default)s; not with "
+                           "--checkpoint)")
+  parser.add_argument("--seed", type=int, default=0, help="seed of the logits, the test functions and the "
+                                                          "samples (default: %(default)s)")
   parser.add_argument("--checkpoint", default=None, metavar="WORKDIR",
                       help="a maddpg-train run directory: f is its critic on a replay batch")
-  parser.add_argument("--agent", type=int, default=0, help="with --checkpoint: whose critic and actor")
+  parser.add_argument("--agent", type=int, default=0,
+                      help="with --checkpoint: whose critic and actor (default: %(default)s)")
   parser.add_argument("--out", default="estimator-lab", help="output directory (default: %(default)s)")
-  return parser.parse_args(argv)
+  return parser
 
 
 def _numbers(text, kind, name):

@@ -42,7 +42,8 @@ _SEARCH_DEFINE_ERROR = None
 try:
   _SEARCH = config_flags.DEFINE_config_file(
       "search", _SEARCH_FILE,
-      "Search-space config (configs/search.py); override e.g. --search.temperature.max=0.9.", lock_config=True)
+      "Search-space config file (default: maddpg_tf/search/spaces.py, the paper's ranges, which "
+      "configs/search.py re-exports); override e.g. --search.temperature.max=0.9.", lock_config=True)
 except (AttributeError, KeyError) as _error_at_definition:
   # ml_collections applies --search.* overrides to the default file while defining the flag: an override
   # through a key that does not exist fails here; `_parse_flags` reports it.

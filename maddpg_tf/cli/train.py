@@ -5,6 +5,8 @@
         --config.seed=0 --config.total_steps=7500000 --config.estimator.temperature=0.7
 
 Re-running the same command on an interrupted --workdir resumes from its last complete checkpoint.
+`--list` prints the tasks, estimators, budgets and presets; `--print_config` the resolved config (every
+key, as --config.<key>=<value> sets it), and neither trains.
 """
 
 import datetime
@@ -24,7 +26,8 @@ _DEFAULT_CONFIG = config_lib.__file__ + ":short"
 _CONFIG_DEFINE_ERROR = None
 try:
   _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG,
-                                           "Config file (configs/lbf.py or configs/rware.py) and arguments.",
+                                           "Config file and arguments, e.g. configs/lbf.py:task=lbf-10x10-3p-3f,"
+                                           "estimator=gst,smoke (tasks, estimators, presets: --list).",
                                            lock_config=True)
 except (AttributeError, KeyError) as _error_at_definition:
   # Without --config=, ml_collections applies --config.* overrides to the default file while defining the
@@ -32,6 +35,11 @@ except (AttributeError, KeyError) as _error_at_definition:
   _CONFIG, _CONFIG_DEFINE_ERROR = None, _error_at_definition
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<task>_<estimator>_s<seed>_<time>).")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bar.")
+_LIST = flags.DEFINE_bool("list", False, "Print the tasks, estimators, budgets and presets, then exit.")
+_PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config (--config with its "
+                                  "--config.* overrides and the fidelity's defaults), then exit without training.")
+# --help lists what --list prints after the program's usage lines.
+__doc__ += "\n" + "\n".join(common.catalogue()) + "\n"
 
 
 def _error(message):
@@ -43,18 +51,39 @@ def _parse_flags(argv):
   return common.parse_flags(PROGRAM, argv, {"config": _DEFAULT_CONFIG}, _CONFIG_DEFINE_ERROR)
 
 
+def _flat(tree, prefix=""):
+  """[(dotted key, value)] of a nested dict, keys sorted."""
+  pairs = []
+  for key in sorted(tree):
+    if isinstance(tree[key], dict):
+      pairs += _flat(tree[key], f"{prefix}{key}.")
+    else:
+      pairs.append((f"{prefix}{key}", tree[key]))
+  return pairs
+
+
 def main(argv):
   if len(argv) > 1:
-    return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet")
+    return _error(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --quiet, --list, "
+                  f"--print_config")
+  if _LIST.value:
+    print("\n".join(common.catalogue()))
+    return 0
   try:
     config = common.config_value(_CONFIG, "config")
   except ValueError as error:
     return _error(error)
   try:
     # The schema's checks and the loggers' packages need no TensorFlow: bad values fail in a second.
-    loggers.check_packages(config_lib.resolve(config))
+    resolved = config_lib.resolve(config)
+    loggers.check_packages(resolved)
   except (config_lib.ConfigError, errors.RunError) as error:
     return _error(error)
+  if _PRINT_CONFIG.value:
+    # As the flags that set each key: a line can be copied onto the command line.
+    print(f"# {config.task} {config.estimator.label}: the resolved config, every key as --config.<key>=<value>")
+    print("\n".join(f"--config.{key}={value}" for key, value in _flat(resolved.to_dict())))
+    return 0
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   process.import_tensorflow()  # without its import-time log lines
   from maddpg_tf.run import experiment  # after the config loads: bad files fail fast
@@ -70,10 +99,12 @@ def main(argv):
   except experiment.Interrupted as interrupt:
     print(f"maddpg-train: interrupted: {interrupt}", file=sys.stderr)
     return 128 + interrupt.signum
-  print(f"done: {summary['task']} {summary['estimator']} seed {summary['seed']} ({summary['fidelity']}): "
-        f"{summary['env_steps']:,} env steps, {summary['updates']:,} updates, "
-        f"{summary['steps_per_second']:.0f} steps/s; eval return final {summary['final_return']:.3f}, "
-        f"max {summary['max_return']:.3f}")
+  # A finished run given again trains nothing: no rate to report.
+  done = ("already finished" if summary["already_finished"] else "done")
+  rate = "" if summary["already_finished"] else f", {summary['steps_per_second']:.0f} steps/s"
+  print(f"{done}: {summary['task']} {summary['estimator']} seed {summary['seed']} ({summary['fidelity']}): "
+        f"{summary['env_steps']:,} env steps, {summary['updates']:,} updates{rate}; eval return final "
+        f"{summary['final_return']:.3f}, max {summary['max_return']:.3f}")
   print(f"results: {os.path.join(workdir, 'evaluations.csv')}; "
         f"TensorBoard: tensorboard --logdir {summary['tensorboard']}")
   return 0

@@ -14,7 +14,7 @@ chooses where the envs step; the backends live beside it in `maddpg_tf.envs`:
 from __future__ import annotations
 
 from maddpg_tf.envs import workers as env_workers
-from maddpg_tf.envs.pettingzoo import ParallelVectorEnvironment
+from maddpg_tf.envs.pettingzoo import LIMIT_ATTRIBUTES, ParallelVectorEnvironment
 from maddpg_tf.envs.tasks import TASKS, TaskSpec, resolve_task
 from maddpg_tf.envs.vector import (LBF_FOOD_RULES, EnvironmentSpec, Step, VectorEnvironment, check_int,
                                    env_seed)
@@ -68,6 +68,9 @@ def make(task: str | TaskSpec, num_envs: int = 1, seed: int = 0, episode_limit: 
   seed = check_int(seed, "seed", 0)
   if episode_limit is None:
     episode_limit = spec.code_cutoff
+    if episode_limit is None:
+      raise ValueError(f"env {spec.name!r} declares no episode limit: give episode_limit (the cut-off), or "
+                       f"give the env an integer attribute {' or '.join(LIMIT_ATTRIBUTES[1:])}")
   else:
     episode_limit = check_int(episode_limit, f"episode_limit for {spec.name}", 1,
                                spec.env_episode_limit)

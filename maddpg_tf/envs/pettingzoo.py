@@ -25,7 +25,14 @@ as the reference vector's first reset. Every episode is seeded, not only the fir
 state is its episode number and the actions since that reset: checkpoints and env workers carry that
 record (many PettingZoo envs cannot be pickled with their state: MPE's pickle rebuilds a fresh env), and
 `set_state` replays it on live envs. A replay that does not give back the saved return and observation
-raises ValueError (the env is not a function of its reset seed and actions).
+raises `UnsupportedEnv` (the env is not a function of its reset seed and actions).
+
+Checked before a run starts. Resolving a factory's task (`pettingzoo_task`, which every program does
+before it writes anything) builds its env, checks the spaces, and probes it: `PROBE_STEPS` steps of seeded
+random actions on one env, with the checks above at every step, and at a few points the current episode
+replayed (its reset seed and actions) on that env and on a fresh one, as a resume or an evaluation would.
+Agents that leave mid-episode, or an env that does not replay, are refused there in one line; what a
+probe misses is refused in one line when it happens.
 """
 
 from __future__ import annotations
@@ -44,14 +51,30 @@ import numpy as np
 from maddpg_tf.envs.task_spec import TaskSpec
 from maddpg_tf.envs.vector import EnvironmentSpec, Step, VectorEnvironment, check_same_vector, env_seed
 
-__all__ = ["ParallelVectorEnvironment", "AgentSpaces", "describe_spaces", "resolve_factory", "factory_path",
-           "pettingzoo_task", "episode_seed", "source_of", "LIMIT_ATTRIBUTES", "RENDER_MODES"]
+__all__ = ["ParallelVectorEnvironment", "AgentSpaces", "UnsupportedEnv", "describe_spaces", "resolve_factory",
+           "factory_path", "pettingzoo_task", "probe", "adapter_note", "episode_seed", "source_of",
+           "LIMIT_ATTRIBUTES", "RENDER_MODES", "PROBE_STEPS"]
 
 FAMILY = "pettingzoo"
 # Where an env's own episode limit is read, in this order: the factory's attribute, then the env's
 # (and its `unwrapped`'s) attributes; PettingZoo's own envs use `max_cycles`.
 LIMIT_ATTRIBUTES = ("episode_limit", "max_cycles", "max_episode_steps", "max_steps")
 RENDER_MODES = (None, "rgb_array")
+# The probe at start (see the module docstring): enough steps for agents of a game like pettingzoo's
+# knights_archers_zombies to die under random actions (the first does at 100-300 steps), split in
+# PROBE_CHECKS parts with a replay after each; about 3 s for that env, nothing for a cheap one.
+PROBE_STEPS = 600
+PROBE_CHECKS = 3
+PROBE_SEED = 2_718
+# Where an env that declares no limit is cut while probed (a run cuts it at loop.episode_limit).
+PROBE_CUTOFF = 1_000
+REPLAY_HINT = ("draw every random number from the generator that reset(seed=...) seeds (e.g. self.np_random), "
+               "not from a global or unseeded one")
+
+
+class UnsupportedEnv(ValueError):
+  """A user's env does something the adapter cannot follow (agents that leave, an env that does not
+  replay), found while it steps: one line naming what was found and what is supported."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -66,7 +89,7 @@ def resolve_factory(factory) -> Callable:
     raise ValueError(f"env factory must be a callable or an import path 'module:factory', got {factory!r}")
   module_name, qualname = factory.split(":")
   try:
-    target = importlib.import_module(module_name)
+    target = _import_module(module_name)
   except Exception as error:  # pylint: disable=broad-except  (a user's module may fail in any way)
     raise ValueError(f"env factory {factory!r}: cannot import module {module_name!r} "
                      f"({type(error).__name__}: {error})") from None
@@ -77,6 +100,18 @@ def resolve_factory(factory) -> Callable:
   if not callable(target):
     raise ValueError(f"env factory {factory!r} is a {type(target).__name__}, not a callable")
   return target
+
+
+def _import_module(name):
+  """`importlib.import_module(name)`, trying the working directory too when the module's top package is not
+  found: a console script's sys.path lacks it (`python -m` has it), and estimators by path find it so."""
+  try:
+    return importlib.import_module(name)
+  except ModuleNotFoundError as error:
+    if error.name != name.partition(".")[0] or os.getcwd() in sys.path or "" in sys.path:
+      raise
+  sys.path.append(os.getcwd())  # kept: env workers and later imports of the same module need it too
+  return importlib.import_module(name)
 
 
 def factory_path(factory) -> str:
@@ -174,22 +209,67 @@ def _task_of(path: str, family: str, name: str) -> TaskSpec:
   factory = resolve_factory(path)
   env = _build(factory, path)
   try:
-    describe_spaces(env, path)
+    spaces = describe_spaces(env, path)
     limit = _declared_limit(factory, env)
   finally:
     _close(env)
-  if limit is None:
-    raise ValueError(f"env {path!r} declares no episode limit; give the env (or the factory) an integer "
-                     f"attribute {' or '.join(LIMIT_ATTRIBUTES[1:])} (or episode_limit on the factory)")
-  return TaskSpec(name, path, env_episode_limit=limit, code_cutoff=limit, family=family)
+  _SPACES[path] = spaces
+  task = TaskSpec(name, path, env_episode_limit=limit, code_cutoff=limit, family=family)
+  probe(task)
+  return task
+
+
+_SPACES = {}  # import path -> AgentSpaces, of the tasks resolved in this process (for `adapter_note`)
 
 
 def pettingzoo_task(factory, name: str | None = None, family: str = FAMILY) -> TaskSpec:
   """The `TaskSpec` of a user's env: `gym_id` (and, unless `name` is given, `name`) is the factory's
   import path; the env's own limit (see `LIMIT_ATTRIBUTES`) is both `env_episode_limit` and
-  `code_cutoff`. One env is built to check its spaces (ValueError naming what does not fit)."""
+  `code_cutoff`, or both are None for an env that declares none (it ends its own episodes; a run then
+  needs `loop.episode_limit`). One env is built to check its spaces and the env is probed (`probe`);
+  ValueError naming what does not fit, once per process and path."""
   path = factory_path(factory)
   return _task_of(path, family, name or path)
+
+
+def probe(task: TaskSpec, steps: int = PROBE_STEPS, checks: int = PROBE_CHECKS) -> None:
+  """Steps one env of `task` with seeded random actions for `steps` steps (episodes cut at the env's limit,
+  or `PROBE_CUTOFF`), in `checks` parts; after each, the current episode is replayed on the same env and on
+  a fresh one. `UnsupportedEnv`, one line, for agents that appear or leave or an env that does not replay
+  (what a resume, env workers and maddpg-evaluate rely on)."""
+  cutoff = task.code_cutoff or PROBE_CUTOFF
+  env = ParallelVectorEnvironment(task, 1, PROBE_SEED, cutoff)
+  fresh = None
+  try:
+    rng = np.random.default_rng(PROBE_SEED)
+    env.reset()
+    done = 0
+    for check in range(checks):
+      part = (steps * (check + 1)) // checks - done
+      for _ in range(part):
+        env.step(rng.integers(0, env.spec.num_actions, size=(1, env.spec.num_agents)))
+      done += part
+      state = env.get_state()
+      env.set_state(state)  # the same env reset again with the episode's seed, its actions replayed
+      if fresh is None:
+        fresh = ParallelVectorEnvironment(task, 1, PROBE_SEED, cutoff)
+      fresh.set_state(state)  # a new env, as a resumed run or maddpg-evaluate builds
+  except UnsupportedEnv as error:
+    raise UnsupportedEnv(f"{error} (found by the {steps}-step probe of random actions every run of a "
+                         f"user env starts with)") from None
+  finally:
+    env.close()
+    if fresh is not None:
+      fresh.close()
+
+
+def adapter_note(task: TaskSpec) -> str:
+  """What the adapter changes about `task`'s env, in words ('' when nothing; a run prints it at start and
+  records it in provenance.json): observations zero-padded, actions sent mod an agent's count."""
+  if task.family != FAMILY or task.gym_id not in _SPACES:
+    return ""
+  spaces = _SPACES[task.gym_id]
+  return _note_of(spaces.observation_sizes, spaces.action_counts)
 
 
 def source_of(task: TaskSpec) -> dict | None:
@@ -311,7 +391,7 @@ class ParallelVectorEnvironment(VectorEnvironment):
       raise self._agent_set_error(k, f"no observation for agent {error.args[0]!r}") from None
 
   def _agent_set_error(self, k, found) -> ValueError:
-    return ValueError(f"env {self.task.gym_id!r} (env {self.first_index + k}): {found}; supported: one agent "
+    return UnsupportedEnv(f"env {self.task.gym_id!r} (env {self.first_index + k}): {found}; supported: one agent "
                       f"set for the whole episode (agents that appear or disappear are not)")
 
   def _reset_env(self, k, target) -> None:
@@ -436,13 +516,16 @@ class ParallelVectorEnvironment(VectorEnvironment):
 # ---- bodies of ParallelVectorEnvironment's longer methods (step, state, slices, provenance note) ----
 
 def _note_impl(self) -> str:
+  return _note_of(self.observation_sizes, self.action_counts)
+
+
+def _note_of(observation_sizes, action_counts) -> str:
   parts = []
-  if self._padded:
-    parts.append(f"observations zero-padded to {self.spec.observation_size} from sizes "
-                 f"{list(self.observation_sizes)}")
-  if any(c != self.spec.num_actions for c in self.action_counts):
-    parts.append(f"actions 0..{self.spec.num_actions - 1} sent as a mod n for action counts "
-                 f"{list(self.action_counts)}")
+  size, count = max(observation_sizes), max(action_counts)
+  if any(s != size for s in observation_sizes):
+    parts.append(f"observations zero-padded to {size} from sizes {list(observation_sizes)}")
+  if any(c != count for c in action_counts):
+    parts.append(f"actions 0..{count - 1} sent as a mod n for action counts {list(action_counts)}")
   return "; ".join(parts)
 
 
@@ -521,9 +604,14 @@ def _set_state_impl(self, state: "ParallelVectorEnvironment") -> None:
       self._step_env(k, list(row), obs, reward)
       self._returns[k] += reward[k].sum(dtype=np.float64)
     if self._returns[k] != state._returns[k] or not np.array_equal(obs[k], state._observations[k]):
-      raise ValueError(f"env {self.task.gym_id!r} (env {self.first_index + k}) replayed to return "
-                       f"{self._returns[k]!r} and another observation, not the saved {state._returns[k]!r}: "
-                       f"the env is not a function of reset(seed=...) and the actions, so it cannot resume")
+      # float(): numpy 2 scalars print as np.float64(...) under repr
+      same_return = self._returns[k] == state._returns[k]
+      found = (f"the same return {float(self._returns[k])!r} but another observation" if same_return else
+               f"return {float(self._returns[k])!r}, not the saved {float(state._returns[k])!r}")
+      raise UnsupportedEnv(f"env {self.task.gym_id!r} (env {self.first_index + k}) replayed its episode "
+                           f"(reset seed and {len(state._actions[k])} actions) to {found}: the env is not a "
+                           f"function of reset(seed=...) and its actions, which resuming and maddpg-evaluate "
+                           f"need; {REPLAY_HINT}")
   if state._closed:
     self.close()
 

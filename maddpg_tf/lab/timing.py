@@ -14,7 +14,8 @@ tables):
    relaxations run inside ONE compiled call (a `tf.while_loop`, a fresh seed per iteration, every sample and
    gradient accumulated), so the figure is the estimator's own cost per 512-row batch, not call overhead.
    Every registered estimator; GRMCK at K = 1, 10, 50; TAGS with its schedule evaluated at the loop step.
-   Also "per 1024 rows" beside the authors' PyTorch code measured on this kind of machine (BASELINES.md).
+   Also "per 1024 rows" beside the authors' PyTorch code measured on this kind of machine
+   (`PAPER_CODE_TRAIN_US` below).
 3. The issue's targets, each with PASS/FAIL and the measured figure.
 
 `run_benchmark(quick=...)` returns the same results as a dict (for `maddpg-reproduce --what=table2` and
@@ -42,7 +43,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 PAPER_DIMS = (3, 5, 10, 50, 100, 1000)
 TRAIN_DIMS = (6, 50)
 TRAIN_ROWS = 512
-PAPER_CODE_ROWS = 1024  # the authors' code was timed on 1024-row batches (BASELINES.md)
+PAPER_CODE_ROWS = 1024  # the authors' code was timed on 1024-row batches (`PAPER_CODE_TRAIN_US` below)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +92,8 @@ TRAIN_CONFIGS = (
     Config("zgr", "ZGR (no temperature)", "zgr", ()),
 )
 
-# The authors' PyTorch code measured on this kind of machine (2 CPU cores), from
-# shared/paper/BASELINES.md: forward AND backward, one 1024-row batch per call, microseconds.
+# The authors' PyTorch code measured on this kind of machine (2 CPU cores, 2026-11-25; these constants are
+# the record): forward AND backward, one 1024-row batch per call, microseconds.
 PAPER_CODE_TRAIN_US = {
     5: {"stgs": 353., "grmck1": 1031., "grmck10": 3640., "grmck50": 16585., "gst": 811.},
     50: {"stgs": 689., "grmck1": 3874., "grmck10": 20039., "grmck50": 106141., "gst": 3045.},
@@ -228,7 +229,7 @@ def time_paper_protocol(dims=PAPER_DIMS, number=10_000, repeats=5, configs=PAPER
 
   Keys: dim, key, label, us (mean per call), ci95, ratio (to STGS at that dim), samples (per-repeat us),
   paper_label / paper_us / paper_ci95 / paper_ratio (None where the paper has no such column),
-  paper_code_us (the authors' code on this kind of machine, BASELINES.md; None where not measured).
+  paper_code_us (the authors' code on this kind of machine, `PAPER_CODE_*_US`; None where not measured).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import estimators  # pylint: disable=g-import-not-at-top
@@ -318,7 +319,7 @@ def time_training_workload(dims=TRAIN_DIMS, rows=TRAIN_ROWS, call_seconds=0.1, m
   Keys: dim, key, label, rows, us (microseconds per relaxation of a `rows`-row batch, mean over repeats),
   ci95, samples (per-repeat us), iterations (relaxations per call), ratio (to STGS at that dim), compile_s
   (first call, incl. compilation), us_per_1024 (us x 1024 / rows: the per-row cost at the paper code's batch),
-  paper_code_dim, paper_code_us / paper_code_ratio (the authors' code here, BASELINES.md; None where not
+  paper_code_dim, paper_code_us / paper_code_ratio (the authors' code here, `PAPER_CODE_*_US`; None where not
   measured), speedup_vs_paper_code (paper code us / our us_per_1024).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -531,7 +532,7 @@ def _paper_section(rows, settings):
       "(about 0.2 ms per `tf.function` call here) more than the estimators. The paper's column labelled "
       "\"GRMC-50\" ran K = 100 in the authors' script: compare it with our K = 100 row (our K = 50 has no "
       "paper figure). \"Paper code here\" is the authors' PyTorch code on this kind of machine "
-      "(BASELINES.md).",
+      "(measured 2026-11-25; `PAPER_CODE_BATCH1_US` in maddpg_tf/lab/timing.py).",
       "",
       "| dim | estimator | ours (us) | ours / STGS | paper (us) | paper / STGS | paper code here (us) |",
       "|---:|---|---:|---:|---:|---:|---:|",
@@ -573,7 +574,8 @@ def _training_section(training, settings):
     lines.append(f"| {label} | " + " | ".join(cells) + " |")
   lines += [
       "",
-      f"### Per {PAPER_CODE_ROWS} rows, beside the authors' code on this machine (BASELINES.md)",
+      f"### Per {PAPER_CODE_ROWS} rows, beside the authors' code on this machine (`PAPER_CODE_TRAIN_US` in "
+      f"maddpg_tf/lab/timing.py)",
       "",
       f"Ours: {PAPER_CODE_ROWS // TRAIN_ROWS} x the {TRAIN_ROWS}-row figure. The authors' code: one "
       f"{PAPER_CODE_ROWS}-row forward + backward call, PyTorch on CPU, one thread; their dimension 5 is "

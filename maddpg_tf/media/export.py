@@ -27,20 +27,20 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from maddpg_tf import files
+
 __all__ = ["check_export_directory", "export_actors", "ExportedActors"]
 
 
 def check_export_directory(directory) -> pathlib.Path:
   """`directory` as a Path if a SavedModel may be written there: it must not exist (nothing is
-  overwritten) and its parent must. ValueError otherwise."""
+  overwritten) and its parent must exist or be creatable (`export_actors` creates it). ValueError
+  otherwise."""
   d = pathlib.Path(os.fspath(directory))
   if d.exists() or d.is_symlink():
     raise ValueError(f"export directory {str(d)!r} already exists: expected a new directory "
                      "(nothing is overwritten)")
-  parent = d.parent if str(d.parent) else pathlib.Path(".")
-  if not parent.is_dir():
-    raise ValueError(f"export directory {str(d)!r}: parent {str(parent)!r} does not exist "
-                     "(expected a new directory in an existing one)")
+  files.check_parent_creatable(str(d), "export directory")
   return d
 
 
@@ -94,6 +94,7 @@ def export_actors(learner, directory, metadata=None) -> pathlib.Path:
   """
   target = check_export_directory(directory)
   module = ExportedActors(learner.actor_weights(), metadata)
+  files.make_parent(str(target))
   partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
   shutil.rmtree(partial, ignore_errors=True)
   verbosity = logging.get_verbosity()

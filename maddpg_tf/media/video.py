@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from maddpg_tf import extras
+from maddpg_tf import extras, files
 
 __all__ = [
   "VIDEO_KINDS",
@@ -39,19 +39,17 @@ MP4_QUALITY = 8  # imageio-ffmpeg's 0-10 scale: sharp enough for the header text
 def check_video_path(path) -> str:
   """The kind of video `path` names (".gif" or ".mp4", from its extension, any case).
 
-  ValueError, and nothing written, if the extension is another, the parent directory does not exist,
-  or something already exists at `path` (it is not overwritten); MissingExtra for an MP4 without the
-  `video` extra (imageio-ffmpeg).
+  ValueError, and nothing written, if the extension is another, the directory it goes in can be neither
+  found nor created (`files.check_parent_creatable`; `write_video` creates it), or something already
+  exists at `path` (it is not overwritten); MissingExtra for an MP4 without the `video` extra
+  (imageio-ffmpeg).
   """
   p = pathlib.Path(os.fspath(path))
   kind = p.suffix.lower()
   if kind not in VIDEO_KINDS:
     raise ValueError(f"video path {str(p)!r} has extension {p.suffix or '(none)'!r}: "
                      f"expected one of {', '.join(VIDEO_KINDS)}")
-  parent = p.parent if str(p.parent) else pathlib.Path(".")
-  if not parent.is_dir():
-    raise ValueError(f"video path {str(p)!r}: directory {str(parent)!r} does not exist "
-                     "(expected a path in an existing directory)")
+  files.check_parent_creatable(str(p), "video path")
   if p.exists() or p.is_symlink():
     raise ValueError(f"video path {str(p)!r} already exists: expected a new file (nothing is overwritten)")
   if kind == ".mp4":
@@ -60,8 +58,9 @@ def check_video_path(path) -> str:
 
 
 def check_frames_directory(directory) -> pathlib.Path:
-  """`directory` as a Path, if PNG frames may go there: a new directory in an existing parent, or an
-  existing empty directory. ValueError otherwise (a file, a non-empty directory, a missing parent)."""
+  """`directory` as a Path, if PNG frames may go there: a new directory (its missing parents are created
+  with it), or an existing empty directory. ValueError otherwise (a file, a non-empty directory, a parent
+  that cannot be created)."""
   d = pathlib.Path(os.fspath(directory))
   if d.exists() or d.is_symlink():
     if not d.is_dir():
@@ -69,10 +68,7 @@ def check_frames_directory(directory) -> pathlib.Path:
     if any(d.iterdir()):
       raise ValueError(f"frames directory {str(d)!r} is not empty: expected a new or empty directory")
     return d
-  parent = d.parent if str(d.parent) else pathlib.Path(".")
-  if not parent.is_dir():
-    raise ValueError(f"frames directory {str(d)!r}: parent {str(parent)!r} does not exist "
-                     "(expected a new or empty directory in an existing one)")
+  files.check_parent_creatable(str(d), "frames directory")
   return d
 
 
@@ -125,6 +121,7 @@ def write_video(path, frames: Sequence[np.ndarray] | np.ndarray, *, fps: float =
   stacked = stack_frames(frames)
   fps = _check_fps(fps)
   target = pathlib.Path(os.fspath(path))
+  files.make_parent(str(target))
   partial = target.with_name(f".{target.stem}.partial{kind}")
   try:
     if kind == ".gif":
@@ -164,7 +161,7 @@ def write_frames(directory, frames: Iterable[np.ndarray] | np.ndarray) -> list[p
   d = check_frames_directory(directory)
   stacked = stack_frames(frames)
   digits = max(5, len(str(len(stacked) - 1)))
-  d.mkdir(exist_ok=True)
+  d.mkdir(parents=True, exist_ok=True)
   paths = []
   for t, frame in enumerate(stacked):
     p = d / f"frame_{t:0{digits}d}.png"

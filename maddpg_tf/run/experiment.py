@@ -136,12 +136,18 @@ class Experiment:
       raise RunError(str(error)) from None
     sources = [estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
                else None, pettingzoo_envs.source_of(self.task)]
-    provenance = {**workdir_lib.provenance(c, self.task, [s for s in sources if s]), **self.provenance_extra}
+    provenance = workdir_lib.provenance(c, self.task, [s for s in sources if s])
+    note = pettingzoo_envs.adapter_note(self.task)
+    if note:  # what the adapter changed about a user's env: said once at start, kept with the run
+      provenance["note"] = f"env {self.task.name}: {note}"
+      print(provenance["note"], flush=True)
+    provenance = {**provenance, **self.provenance_extra}
     self.workdir.write_run_files(c, provenance)
     if restored is None:
       self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
       self.loop.reset()
-    if restored:  # also with --quiet: which run continues is not progress but what happened
+    self.finished_before = bool(restored) and self.counters.env_steps >= c.total_steps
+    if restored and not self.finished_before:  # also with --quiet: which run continues is what happened
       print(f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
     try:
       external = loggers.external_loggers(c, self.workdir, provenance)  # W&B, MLflow (log.to)
@@ -162,6 +168,9 @@ class Experiment:
     except Interrupted:
       outcome = "KILLED"
       raise
+    except pettingzoo_envs.UnsupportedEnv as error:  # what the probe at start did not meet
+      raise RunError(f"{error}; stopped at env step {self.counters.env_steps:,}, last checkpoint: "
+                     f"{self.checkpointer.latest() or 'none'}") from None
     except NonFiniteLoss as error:
       raise RunError(f"training stopped in updates {error.first_update:,}-{error.last_update:,} (env step "
                      f"{self.counters.env_steps:,}): the {error.loss} is NaN or infinite; last good checkpoint: "
@@ -180,4 +189,5 @@ class Experiment:
             "updates": self.counters.updates, "evaluations": len(means),
             "final_return": means[-1] if means else math.nan, "max_return": max(means) if means else math.nan,
             "steps_per_second": self.training.steps_per_second, "workdir": self.workdir.path,
+            "already_finished": getattr(self, "finished_before", False),
             "tensorboard": self.workdir.tensorboard}

@@ -39,6 +39,7 @@ class TrainingLoop:
     self.warmup_rng, self.progress, self.video, self.best = warmup_rng, progress, video, best
     self.evaluations = []
     self.steps_per_second = float("nan")
+    self._compiling = False
     self._rate = (time.time(), 0)
 
   # ---- what the loop itself checkpoints ----------------------------------------------------------------
@@ -102,6 +103,11 @@ class TrainingLoop:
       self.loop.warm_up(s.warmup_episodes, self.warmup_rng)
     started, steps_at_start = time.time(), c.env_steps
     self._rate = (started, c.env_steps)
+    # The first update compiles the learner (XLA: tens of seconds on 2 cores) while the steps stall: say so on
+    # the bar instead of a silent stall under a rate-based estimate of hours.
+    self._compiling = c.updates == 0 and c.env_steps < s.total_steps
+    if self.progress is not None and self._compiling:
+      self.progress.update(c.env_steps, "compiling the update (once per run)")
     while c.env_steps < s.total_steps:
       self._step()
     self.loop.replay.flush()
@@ -126,7 +132,9 @@ class TrainingLoop:
     if steps_before >= len(self.evaluations) * s.eval_every_steps:
       self.evaluate(steps_before)
     if self.progress is not None:
-      self.progress.update(c.env_steps)
+      done_compiling = self._compiling and c.updates > 0
+      self._compiling = self._compiling and not done_compiling
+      self.progress.update(c.env_steps, "" if done_compiling else None)
     if c.env_steps - c.last_checkpoint >= s.checkpoint_every_steps:
       self._scheduled_checkpoint()
 

@@ -19,8 +19,18 @@ def resolve_config(config):
                       **{**config_lib.env_settings(config), "backend": "reference"}).close()
     environments.vector_class(environments.resolve_task(config.task), config.env_backend)
   except ValueError as error:
-    raise RunError(f"{error}") from None
+    raise RunError(_every_estimator(str(error))) from None
   return config
+
+
+def _every_estimator(message):
+  """`message` with the estimator registry's list of names (the package's own estimators) widened to every
+  name a run accepts: the paper's labels (stgs-1, ...) and the estimators that need the critic (expected,
+  rloo) too."""
+  registry = f"allowed: {', '.join(estimators.names())}, or "
+  names = sorted({*config_lib.PAPER_ESTIMATORS["lbf"], *config_lib.EXTRA_ESTIMATORS, *estimators.names(),
+                  *learner_lib.CRITIC_ESTIMATORS})
+  return message.replace(registry, f"allowed: {', '.join(names)}, or ")
 
 
 def _drop_preset_parameters(config):
