@@ -15,6 +15,7 @@ import sys
 import pytest
 from scipy import stats
 
+from maddpg_tf.analysis import statistics
 from maddpg_tf.run import loggers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -221,3 +222,12 @@ def test_committed_medium_runs_match_table1(tmp_path):
     assert row["absolute_runs"] == reference["absolute_seeds"]
     assert row["max_pvalue_vs_first"] == reference["max_pvalue_vs_reference"]
     assert row["average_pvalue_vs_first"] == reference["average_pvalue_vs_reference"]
+
+
+def test_curve_band_is_the_t_interval_per_evaluation():
+  """curves.png's band: at each evaluation the runs' mean ± t half-width; none for a single run."""
+  mean, half = statistics.t_band([[0, 4, 2], [2, 6, 2]])
+  assert mean.tolist() == [1, 5, 2]
+  assert half == pytest.approx([T1 * 1, T1 * 1, 0])  # sd sqrt(2) over two runs: sem 1; equal values: 0
+  mean, half = statistics.t_band([[3, 1]])
+  assert mean.tolist() == [3, 1] and half.tolist() == [0, 0]

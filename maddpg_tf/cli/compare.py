@@ -1,7 +1,7 @@
 """`maddpg-compare`: the evaluation curves and Table 1's statistics of any groups of run directories.
 
-    maddpg-compare --runs='results/medium/lbf-15x15-4p-5f/stgs-1/seed*' \
-        --runs='results/medium/lbf-15x15-4p-5f/gst/seed*' --out=compare/lbf
+    maddpg-compare --runs='results/medium/lbf-15x15-4p-5f/*/seed0' --out=compare/seed0
+    maddpg-compare --runs='runs/stgs-1-s*' --runs='runs/gst-s*' --out=compare/lbf
     maddpg-compare --runs=runs/a-s0,runs/a-s1 --runs='runs/b-s*' --labels=lr1e-3,lr3e-4 --out=compare/lr
 
 Each `--runs` is one group: a comma list of `maddpg-train` run directories and globs (quote the globs). The
