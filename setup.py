@@ -76,6 +76,7 @@ setuptools.setup(
             "maddpg-reproduce=maddpg_tf.cli.reproduce:run",
             "maddpg-evaluate=maddpg_tf.cli.evaluate:run",
             "maddpg-estimator-lab=maddpg_tf.cli.lab:run",
+            "maddpg-compare=maddpg_tf.cli.compare:run",
         ],
     },
 )

@@ -37,6 +37,7 @@ import matplotlib.ticker  # pylint: disable=g-import-not-at-top
 import numpy as np
 from tensorboard.compat.proto import event_pb2, types_pb2
 
+from maddpg_tf import files
 from maddpg_tf.analysis import statistics, tables
 
 FIGURE_GROUPS = (
@@ -52,6 +53,8 @@ ESTIMATOR_STYLE = {  # the same colour for an estimator in every figure
     "zgr": ("ZGR", "tab:cyan"), "reinmax-rao": ("ReinMax-Rao", "darkolivegreen"),
     "reinmax-cv": ("ReinMax-CV", "goldenrod"),
 }
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+           "tab:olive", "tab:cyan")  # matplotlib's tab10, the names ESTIMATOR_STYLE uses
 LAYER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 DPI = 150
 
@@ -140,6 +143,43 @@ def write_learning_curve_figures(found, out_dir, meta):
     if fig is not None:
       paths += _save(fig, out_dir, stem)
   return paths
+
+
+
+def plot_comparison(groups, title, note):
+  """One panel: each group's mean evaluation return against env steps with a band `[low, high]`.
+
+  `groups`: [(label, steps [E], mean [E], low [E], high [E], runs)] in legend order (`maddpg-compare`:
+  `maddpg_tf.analysis.compare`). A known estimator label keeps its colour of Figures 1-3 unless an earlier
+  group holds it (two runs of one estimator with different settings must still be told apart).
+  """
+  fig, axis = plt.subplots(figsize=(6.4, 4.0))
+  used, max_step = set(), 0
+  for index, (label, steps, mean, low, high, runs) in enumerate(groups):
+    colour = _style(label)[1]
+    if colour is None or colour in used:
+      colour = next((c for c in PALETTE if c not in used), PALETTE[index % len(PALETTE)])
+    used.add(colour)
+    steps = np.asarray(steps, np.float64)
+    axis.plot(steps, mean, color=colour, label=f"{label} ({runs} run{'s' if runs != 1 else ''})", linewidth=1.4,
+              marker="o" if steps.size < 5 else None, markersize=3)
+    axis.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
+    max_step = max(max_step, steps[-1] if steps.size else 0)
+  _steps_formatter(axis, max_step)
+  axis.set_xlabel("environment steps")
+  axis.set_ylabel("evaluation return")
+  axis.grid(alpha=0.3)
+  axis.legend(fontsize=8)
+  axis.set_title(f"{title}\n{note}", fontsize=9)
+  fig.tight_layout()
+  return fig
+
+
+def save_figure(fig, path):
+  """Writes `fig` to `path` whole (the format from its extension) and closes it."""
+  with files.replacing(path, suffix=os.path.splitext(path)[1]) as temporary:
+    fig.savefig(temporary, dpi=DPI, bbox_inches="tight")
+  plt.close(fig)
 
 
 # ---- Figure 4 -----------------------------------------------------------------------------------------

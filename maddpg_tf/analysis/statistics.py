@@ -295,3 +295,14 @@ def standard_error_band(curves):
   if curves.shape[0] < 2:
     return mean, np.zeros_like(mean)
   return mean, stats.sem(curves, axis=0, ddof=1)
+
+
+def t_band(curves, confidence=CONFIDENCE):
+  """(mean over seeds, t half-width over seeds) per evaluation: `t_interval` of each evaluation's column, a
+  band at `confidence` for a comparison's curves (Figures 1-3 draw `standard_error_band` instead). One seed
+  has no interval: its half-widths are 0, so no band is drawn rather than a NaN one."""
+  curves = as_curves(curves)
+  intervals = [t_interval(curves[:, j], confidence) for j in range(curves.shape[1])]
+  mean = np.array([interval.mean for interval in intervals])
+  half = np.array([0.0 if math.isnan(interval.half_width) else interval.half_width for interval in intervals])
+  return mean, half
