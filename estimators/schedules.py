@@ -33,7 +33,7 @@ def exponential_decay(step, start_temperature, end_temperature, period, dtype=tf
 
   The temperature moves geometrically from `start_temperature` at step 0 to `end_temperature` at
   `period` and stays there. This is the closed form of the authors' multiplicative per-update decay
-  (NOTES section 2). Negative steps are treated as 0.
+  (the authors' TAGS, maddpg_tf/FIDELITY.md: Estimator settings). Negative steps are treated as 0.
 
   Args:
     step: scalar (or any shape) number or tensor: how far along the schedule is.

@@ -7,7 +7,7 @@ class TemperatureAnnealedGumbelSoftmax(stgs.StraightThroughGumbelSoftmax):
   """STGS at temperature `schedule(step, start_temperature, end_temperature, period)`.
 
   The default schedule is `schedules.exponential_decay`. What a step counts (update calls, as in the
-  authors' code, or env steps) is the caller's choice: see NOTES section 2 on why it matters.
+  authors' code, or env steps) is the caller's choice: see maddpg_tf/FIDELITY.md (Estimator settings) on why it matters.
   """
 
   def __init__(self, logits, start_temperature, end_temperature, period, step=0, *,

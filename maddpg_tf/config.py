@@ -35,7 +35,7 @@ FIDELITY_DEFAULTS = {
 
 MPE_LEARNING_RATE = 1e-3
 
-# What differs between environment families in the authors' code (NOTES section 1), and ours for the
+# What differs between environment families in the authors' code (maddpg_tf/FIDELITY.md: Settings), and ours for the
 # families the paper did not run.
 # The paper's families also step, by default, on the fast backends (the same numbers, 30-200x the
 # packages' speed), in this process: a fast vector step (about 20 us for 16 LBF envs) costs less than a
@@ -69,7 +69,7 @@ TOTAL_STEPS = {
     "rware-tiny-2ag": 7_500_000, "rware-tiny-4ag": 7_500_000,
 }
 
-# The estimator settings of the paper's final runs (NOTES section 2), by environment family. Names are
+# The estimator settings of the paper's final runs (maddpg_tf/FIDELITY.md: Estimator settings), by environment family. Names are
 # the paper's labels; `estimator.name` accepts them and the registry's own names.
 PAPER_ESTIMATORS = {
     "lbf": {

@@ -11,7 +11,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class LearnerConfig:
-  """MADDPG hyperparameters; defaults are the authors' LBF settings (NOTES section 1). `config.learner` is
+  """MADDPG hyperparameters; defaults are the authors' LBF settings (maddpg_tf/FIDELITY.md: Settings). `config.learner` is
   built from these fields, so this is their one home (RWARE's learning rates: `maddpg_tf.config.FAMILY_SETTINGS`)."""
   hidden_sizes: tuple = (64, 64)
   actor_learning_rate: float = 3e-4

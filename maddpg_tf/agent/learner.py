@@ -1,7 +1,7 @@
 """The MADDPG learner: every agent's critic and actor updated in one compiled step.
 
 It knows nothing of environments: it sees batches of `types.Transition` and an `EnvironmentSpec`-like
-(num_agents, observation_size, num_actions). The update follows the authors' code (NOTES section 1a):
+(num_agents, observation_size, num_actions). The update follows the authors' code (maddpg_tf/FIDELITY.md: Update order):
 
   1. target actions a'_j ~ Categorical(softmax(mu_j(o'_j))) for every agent, before any update;
   2. rewards standardised with running per-agent statistics merged from the batch;
@@ -173,7 +173,7 @@ class MADDPGLearner(tf.Module):
         for t, o in zip(target.weights, online.weights):
           t.assign(o)
     else:
-      # The paper's runs never read their target networks (NOTES section 0): keeping none is equivalent.
+      # The paper's runs never read their target networks (maddpg_tf/FIDELITY.md: Target networks): keeping none is equivalent.
       self.target_actors, self.target_critics = self.actors, self.critics
     self.reward_standardiser = RewardStandardiser(num_agents)
     self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="num_updates")

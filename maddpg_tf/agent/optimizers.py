@@ -1,8 +1,9 @@
 """Adam with PyTorch's epsilon placement, and per-agent gradient clipping for stacked weights.
 
 The authors used torch.optim.Adam with eps = 1e-3. Keras adds epsilon to sqrt(v) before bias
-correction, which with such a large epsilon acts up to 31x differently early in training (NOTES
-section 8.6), so this small optimiser reproduces the PyTorch update exactly:
+correction, which with such a large epsilon acts up to 31x differently early in training (at
+step 1 Keras's epsilon weighs sqrt(1 - b2) = 0.032 of PyTorch's, about 1/31), so this small
+optimiser reproduces the PyTorch update exactly:
   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
   w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 Elementwise, so one optimiser over stacked [N, ...] weights is N independent per-agent optimisers.

@@ -7,7 +7,7 @@ Transcribed from "Revisiting the Gumbel-Softmax in MADDPG" (Tilbury, Christianos
     paper_data.table2_lookup()[(5, "STGS")].microseconds   # 135.65
 
 Table 1 (returns): one row per (environment, task, estimator). Table 2 (estimator timing, forward only,
-batch-1 logits, PyTorch eager; see NOTES section 4): one row per (dimension, estimator). The paper's
+batch-1 logits, PyTorch eager; see maddpg_tf/FIDELITY.md: Timing): one row per (dimension, estimator). The paper's
 "GRMC-50" column actually ran K = 100 in the authors' script; `Table2Row.num_samples` says so.
 
 The files are found next to the `maddpg_tf` package without importing it (so this works from a source

@@ -1,4 +1,4 @@
-"""Table 1 statistics: maximum and average evaluation returns with 95% Student-t intervals (NOTES section 6).
+"""Table 1 statistics: maximum and average evaluation returns with 95% Student-t intervals (maddpg_tf/FIDELITY.md: Table 1 aggregation).
 
 A task's results for one estimator are its evaluation curves, shaped [seeds, evaluations] (one value per
 evaluation: the mean team return over that evaluation's episodes). For every estimator:
@@ -13,7 +13,7 @@ reported value is bold (every estimator tied with it too); any other estimator g
 two-sided Welch t-test (scipy.stats.ttest_ind, equal_var=False) at level alpha = 0.05 finds no significant
 difference from the best. The samples compared are, for the maximum, the per-seed values at each
 estimator's OWN maximising evaluation, and for the average, the pooled values (the paper does not say
-which samples it used; this is the presumption recorded in NOTES section 6).
+which samples it used; this is the presumption recorded in maddpg_tf/FIDELITY.md: Table 1 aggregation).
 
 Absolute metric (Gorsane et al. 2022), where the runs have one: each seed's policy of its best evaluation,
 evaluated after training with 10x the run's evaluation episodes (`<workdir>/absolute.json`, `read_absolute`).

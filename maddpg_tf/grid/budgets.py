@@ -15,8 +15,8 @@ Budgets (`--budget`):
          and `rware-tiny-4ag` at the paper's settings, STGS-1 and GST as the paper's references, then ReinMax,
          ReinMax-Rao, ZGR, RLOO and the exact `expected` oracle, seeds 0-2, cut where the paper's two
          estimators already separate (BEYOND_STEPS). Figure 4 reuses its `lbf-15x15-4p-5f` runs.
-  paper  the paper: all nine tasks, the five estimators at the paper's settings per environment (NOTES
-         section 2), seeds 0-4, Table 1's budgets (5M / 6M / 7.5M env steps), evaluation of 100 episodes
+  paper  the paper: all nine tasks, the five estimators at the paper's settings per environment
+         (maddpg_tf/FIDELITY.md: Estimator settings), seeds 0-4, Table 1's budgets (5M / 6M / 7.5M env steps), evaluation of 100 episodes
          every 50,000 steps. Figure 4 reuses the `lbf-15x15-4p-5f` STGS-1 and GST runs.
 `--fidelity` (code or text; see README) is recorded in every run and stated in every output.
 """

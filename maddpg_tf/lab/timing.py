@@ -2,7 +2,7 @@
 library behind `maddpg-bench-estimators` (`maddpg_tf.cli.bench_estimators`). One run measures (Markdown
 tables):
 
-1. The paper's protocol (NOTES section 4, Table 2): batch-1 standard-normal logits of dimension 3, 5, 10,
+1. The paper's protocol (maddpg_tf/FIDELITY.md: Timing; Table 2): batch-1 standard-normal logits of dimension 3, 5, 10,
    50, 100 and 1000; STGS, GRMC with K = 1, 10, 50 and 100, GST (gap 1), all at temperature 1; the FORWARD
    pass only (the sample), one `tf.function` call per relaxation, `repeats` x `number` calls (5 x 10,000,
    as the paper's timeit). Microseconds per call, mean and 95% Student-t half-width over the repeats, ratio

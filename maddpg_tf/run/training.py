@@ -1,7 +1,7 @@
 """The training run's timeline: warm-up, then vector steps with updates, evaluations and checkpoints on
 their schedules, to `total_steps`; a stop request (SIGINT/SIGTERM) checkpoints and ends it.
 
-Schedule (the authors' code, NOTES section 1): `warmup_episodes` episodes of uniform random actions fill
+Schedule (the authors' code, maddpg_tf/FIDELITY.md: Settings): `warmup_episodes` episodes of uniform random actions fill
 the buffer first and do not count as training steps; then every finished training episode earns its
 updates (`UpdateScheduler`). An evaluation runs when the steps before a vector step reach the next
 multiple of `eval_every_steps`, starting at step 0, and once more at the end on the final policy (after

@@ -1,7 +1,7 @@
 """When the learner updates, on which batches, and on which thread; and the snapshot of the actors that
 the environments act with.
 
-Schedule (the authors' code, NOTES section 1): every finished training episode earns
+Schedule (the authors' code, maddpg_tf/FIDELITY.md: Settings): every finished training episode earns
 `updates_per_episode` updates, each on a fresh batch. With `asynchronous=True` an update block runs on a
 learner thread while the envs keep stepping with the NumPy snapshot of the actors taken before it; the
 snapshot is refreshed when the block is collected (before the next block is submitted and before every

@@ -5,7 +5,7 @@
     maddpg-search --config=configs/lbf.py:task=lbf-15x15-3p-5f,estimator=gst --dir=searches/gst \\
         --search.gap.tune=True                       # also search GST's gap (the paper did not)
 
-The ranges are the paper's (NOTES section 2; the authors' README), by estimator:
+The ranges are the paper's (maddpg_tf/FIDELITY.md: Estimator settings; the authors' README), by estimator:
 
 | estimator | hyperparameter | paper's range | searched here |
 |---|---|---|---|

@@ -14,7 +14,7 @@ Layout of a search directory (keras-tuner's project directory is the directory i
     <dir>/tb_search/                   TensorBoard's hparams view: the searched settings and the metrics
     <dir>/trials.csv, best_config.py   written when the search ends
 
-Objective (NOTES section 6, Table 1's aggregation over a trial's seeds): `average` is the mean of every
+Objective (maddpg_tf/FIDELITY.md: Table 1 aggregation; Table 1's aggregation over a trial's seeds): `average` is the mean of every
 evaluation's mean return over all seeds and evaluations; `max` is the highest seed-mean evaluation return.
 Both are reported to the oracle (`average_return`, `max_return`, and `final_return`); one is optimised.
 
