@@ -30,6 +30,8 @@ import os
 import re
 import sys
 
+import tensorflow as tf
+
 from estimators import schedules
 from estimators import base
 from estimators.base import DiscreteGradientEstimator
@@ -86,6 +88,7 @@ def _check_class(cls, label):
   return cls
 
 
+@tf.autograph.experimental.do_not_convert  # called while a learner's step is traced: nothing to convert
 def _import(module_name):
   """The module `module_name`; if its top package is not on sys.path, the working directory is tried too
   (console scripts do not put it there, `python -m` does)."""

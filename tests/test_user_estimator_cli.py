@@ -313,3 +313,17 @@ def test_a_grid_trains_a_path_estimator_and_records_its_module_hash(lab, monkeyp
   assert source["sha256"] == hashlib.sha256(module.read_bytes()).hexdigest()
   with open(os.path.join(spec.workdir, "config.json")) as handle:
     assert json.load(handle)["estimator"]["options"] == "scale=0.25"
+
+
+@pytest.mark.slow
+def test_maddpg_train_trains_a_path_estimator_without_autograph_warnings(lab):
+  """The estimator's module is imported while the update is traced: AutoGraph must not try to convert the
+  import machinery (it printed a 3-line warning per run)."""
+  env, work, _ = lab
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.train", "--quiet", "--workdir=run",
+                         f"--config={LBF}:smoke", f"--config.estimator.name={PATH}", "--config.total_steps=400"],
+                        cwd=work, env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"), capture_output=True, text=True,
+                        timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "AutoGraph" not in done.stderr, done.stderr[-3000:]
+  assert os.path.isfile(os.path.join(work, "run", "evaluations.csv"))

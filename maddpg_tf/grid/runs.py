@@ -460,6 +460,9 @@ def _init_ray(ray_address, num_cpus, quiet):
     ray.init(address=ray_address, runtime_env={"env_vars": env_vars}, **kwargs)
   else:
     loopback_only()
+    # Token authentication on, as Ray's default for a local cluster, but chosen rather than defaulted: Ray
+    # then starts without its warning that the default is in force (a user's own RAY_AUTH_MODE wins).
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
     paths = [repo] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env_vars["PYTHONPATH"] = os.pathsep.join(paths)
