@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from maddpg_tf.run import checkpointing, experiment, faults
+from maddpg_tf.run import checkpointing, experiment
+from tests import faulty
 from configs import lbf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,9 +90,9 @@ def test_sigterm_checkpoints_and_the_same_command_resumes_exactly(tmp_path):
   workdir = str(tmp_path / "run")
   args = [f"--config={LBF}:smoke", "--config.total_steps=4000", f"--workdir={workdir}", "--quiet"]
   # SIGTERM at env step 1,500 (a fault point: past the first checkpoint, at an exact moment).
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{faults.VARIABLE: "env-step@1500:TERM"})
-  process = subprocess.Popen([sys.executable, "-m", "maddpg_tf.cli.train", *args], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  process = subprocess.Popen(faulty.command(sys.executable, "env-step@1500:TERM", "maddpg_tf.cli.train", args),
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   _, stderr = process.communicate(timeout=300)
   assert process.returncode == 128 + signal.SIGTERM, stderr
   assert "SIGTERM at env step" in stderr and "run the same command to resume" in stderr
