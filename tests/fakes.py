@@ -22,10 +22,9 @@ gets ``seed + k`` at its first reset only) and the same auto-reset semantics.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.envs.builder import EnvironmentSpec, Step, TaskSpec
 
 NUM_AGENTS = 2
@@ -114,12 +113,12 @@ class FakeVectorEnvironment:
     return rng.integers(0, NUM_ACTIONS, size=(self.num_envs, NUM_AGENTS))
 
   def get_state(self) -> dict:
-    """Everything a checkpoint needs to continue this vector (copies)."""
-    return {"rngs": copy.deepcopy(self._rngs), "targets": self._targets.copy(), "t": self._t.copy(),
-            "returns": self._returns.copy(), "ready": self._ready}
+    """Everything a checkpoint needs to continue this vector, as plain data (copies)."""
+    return {"rngs": [snapshots.generator_state(rng) for rng in self._rngs], "targets": self._targets.copy(),
+            "t": self._t.copy(), "returns": self._returns.copy(), "ready": self._ready}
 
   def set_state(self, state: dict) -> None:
-    self._rngs = copy.deepcopy(state["rngs"])
+    self._rngs = [snapshots.generator(rng) for rng in state["rngs"]]
     self._targets, self._t, self._returns = state["targets"].copy(), state["t"].copy(), state["returns"].copy()
     self._ready = state["ready"]
 

@@ -188,7 +188,7 @@ CASES = [
          damaged("arrays.npz", truncate=100)),
     Case("train-checkpoint-state-garbage", "maddpg-train", [*SMOKE, "--workdir=run"],
          ["ckpt-200 is corrupt or incomplete", "delete it to resume from an earlier one"],
-         damaged("state.pkl", content=b"not a pickle")),
+         damaged("state.json", content=b"not json")),
     Case("train-checkpoint-marker-garbage", "maddpg-train", [*SMOKE, "--workdir=run"],
          ["ckpt-200 is corrupt or incomplete", "delete it to resume from an earlier one"],
          damaged("COMPLETE", content=b"{")),

@@ -313,23 +313,29 @@ def test_checkpoints_convert_both_ways_mid_episode(task):
   rng = np.random.default_rng(2)
   for _ in range(37):
     step_both(reference, fast, fast.random_actions(rng))
-  # fast -> reference, reference -> fast, pickles of both: all continue identically.
+  # fast -> reference, reference -> fast, states of both into either backend (other seeds: the state
+  # must win): all continue identically.
   as_reference = fast.to_reference()
   from_reference = FastVectorEnvironment.from_reference(reference)
-  unpickled = pickle.loads(pickle.dumps(fast.get_state()))
-  restored = FastVectorEnvironment(task, 4, 11, fast.spec.episode_limit)
+  unpickled = FastVectorEnvironment(task, 4, 99, fast.spec.episode_limit)
+  unpickled.set_state(pickle.loads(pickle.dumps(fast.get_state())))
+  restored = FastVectorEnvironment(task, 4, 98, fast.spec.episode_limit)
   restored.set_state(reference.get_state())  # a reference checkpoint into a fast vector
+  reference_of_fast = VectorEnvironment(resolve_task(task), 4, 97, fast.spec.episode_limit)
+  reference_of_fast.set_state(fast.get_state())  # a fast checkpoint into a reference vector
+  reference_of_reference = VectorEnvironment(resolve_task(task), 4, 96, fast.spec.episode_limit)
+  reference_of_reference.set_state(reference.get_state())
   for _ in range(40):
     actions = fast.random_actions(rng)
     y = step_both(reference, fast, actions)
-    for other in (as_reference, from_reference, unpickled, restored):
+    for other in (as_reference, from_reference, unpickled, restored, reference_of_fast, reference_of_reference):
       assert_same_step(other.step(actions), y)
 
 
 def test_set_state_refuses_another_task():
   fast = FastVectorEnvironment("lbf-8x8-2p-2f-coop", 2, 0, 25)
   with pytest.raises(ValueError, match="cut-off"):
-    fast.set_state(FastVectorEnvironment("lbf-8x8-2p-2f-coop", 3, 0, 25))
+    fast.set_state(FastVectorEnvironment("lbf-8x8-2p-2f-coop", 3, 0, 25).get_state())
   with pytest.raises(ValueError, match="must be a"):
     fast.set_state(object())
 

@@ -137,7 +137,7 @@ def test_a_pickled_state_replays_to_the_same_future(path):
   env.reset()
   _play(env, 13)
   state = pickle.loads(pickle.dumps(env.get_state()))
-  assert state.envs is None  # a record: episode numbers and actions, no env objects
+  assert sorted(state["envs"]) == ["actions", "episodes", "observations", "returns"]  # a record, no envs
   expected = _play(env, 20, seed=1)
   other = make_toy(num_envs=3, seed=99, path=path)
   other.set_state(state)
@@ -147,7 +147,7 @@ def test_a_pickled_state_replays_to_the_same_future(path):
 def test_state_before_the_first_reset_and_after_close():
   env = make_toy(num_envs=2)
   fresh = env.get_state()
-  assert not fresh.ready
+  assert not fresh["ready"]
   other = make_toy(num_envs=2)
   other.set_state(fresh)
   assert not other.ready
@@ -160,14 +160,14 @@ def test_split_and_concatenate_keep_seeds_and_clocks():
   whole = make_toy(num_envs=5, seed=3)
   whole.reset()
   _play(whole, 3)
-  parts = whole.get_state().split([2, 3])
-  assert [p.first_index for p in parts] == [0, 2] and [p.num_envs for p in parts] == [2, 3]
-  joined = ParallelVectorEnvironment.concatenate(parts)
+  parts = vector.split_state(whole.get_state(), [2, 3])
+  assert [p["first_index"] for p in parts] == [0, 2] and [p["num_envs"] for p in parts] == [2, 3]
+  joined = vector.concatenate_states(parts)
   fresh = make_toy(num_envs=5, seed=3)
   fresh.set_state(joined)
   assert _same_steps(_play(fresh, 9, seed=2), _play(whole, 9, seed=2))
   with pytest.raises(ValueError, match="consecutive"):
-    ParallelVectorEnvironment.concatenate([parts[1], parts[0]])
+    vector.concatenate_states([parts[1], parts[0]])
 
 
 def unprobed(path, num_envs=1, seed=0):
@@ -246,7 +246,8 @@ def test_env_workers_give_the_same_numbers_and_states():
   local_first, local_state, local_second = _worker_run(5, 0)
   first, state, second = _worker_run(5, 2)
   assert _same_steps(first, local_first) and _same_steps(second, local_second)
-  assert state._episodes == local_state._episodes and state._actions == local_state._actions
+  assert state["envs"]["episodes"] == local_state["envs"]["episodes"]
+  assert state["envs"]["actions"] == local_state["envs"]["actions"]
   resumed = make_toy(num_envs=5, seed=11, workers=2)
   try:
     resumed.set_state(local_state)

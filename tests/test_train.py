@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from maddpg_tf.run import checkpointing, experiment, faults
+from maddpg_tf.run import checkpointing, experiment
+from tests import faulty
 from configs import lbf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +53,7 @@ def finished_run(tmp_path_factory):
      "end_temperature, gap, label,"),
     ([f"--config={LBF}:smoke,task=lbf-9x9"], "unknown task 'lbf-9x9'"),
     ([f"--config={LBF}:smoke,estimator=gumbel"], "unknown estimator 'gumbel'"),
-    ([f"--config={LBF}:smoke", "--config.estimator.temperature=0"], "temperature must be > 0"),
+    ([f"--config={LBF}:smoke", "--config.estimator.temperature=0"], "estimator.temperature must be a number > 0"),
     ([f"--config={LBF}:smoke", "--config.total_steps=-1"], "total_steps must be an integer >= 0, got -1"),
     ([f"--config={os.path.join(REPO, 'configs', 'missing.py')}"], "No such file or directory"),
     ([f"--config={LBF}:smok"], "unknown config argument 'smok'"),
@@ -103,9 +104,9 @@ def test_sigterm_checkpoints_and_the_same_command_resumes_exactly(tmp_path):
   workdir = str(tmp_path / "run")
   args = [f"--config={LBF}:smoke", "--config.total_steps=4000", f"--workdir={workdir}", "--quiet"]
   # SIGTERM at env step 1,500 (a fault point: past the first checkpoint, at an exact moment).
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{faults.VARIABLE: "env-step@1500:TERM"})
-  process = subprocess.Popen([sys.executable, "-m", "maddpg_tf.cli.train", *args], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  process = subprocess.Popen(faulty.command(sys.executable, "env-step@1500:TERM", "maddpg_tf.cli.train", args),
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   _, stderr = process.communicate(timeout=300)
   assert process.returncode == 128 + signal.SIGTERM, stderr
   assert "SIGTERM at env step" in stderr and "run the same command to resume" in stderr

@@ -16,9 +16,10 @@ collisions) took 62 us per step, the whole numba step (moves, loads, observation
 resolution walks chains and cycles, a loop per env. The kernels are compiled once per checkout
 (`cache=True`; the first use compiles for about 15 s, later processes load them in well under a second).
 
-Checkpoints: `get_state()` is the vector itself (picklable: arrays and Generators); `to_reference()` gives a
-reference `VectorEnvironment` in exactly the same state and `from_reference(vector)` the inverse, so a run
-can change backend at a checkpoint.
+Checkpoints: `get_state()` is plain data (`maddpg_tf.envs.vector.state_header`, with the arrays, generator
+states and clocks of every env), and `set_state` reads a state of either backend, so a run can change
+backend at a checkpoint; `to_reference()` gives a reference `VectorEnvironment` in exactly the same state
+and `from_reference(vector)` the inverse.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import numba
 import numpy as np
 from gymnasium.utils import seeding
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.envs.task_spec import TaskSpec
 from maddpg_tf.envs.tasks import resolve_task
-from maddpg_tf.envs.vector import Step, VectorEnvironment, env_seed
+from maddpg_tf.envs.vector import Step, VectorEnvironment, check_same_vector, env_seed, state_header
 
 __all__ = ["FastVectorEnvironment", "check_actions_dtype"]
 
@@ -211,13 +213,20 @@ class FastVectorEnvironment:
     return self._ready
 
   # ---- state, slices, conversions ----------------------------------------------------------------------
-  def get_state(self) -> "FastVectorEnvironment":
-    """The whole state (envs, random generators, clocks) as a picklable vector."""
-    return self
+  def get_state(self) -> dict:
+    """The whole state (envs, random generators, clocks) as plain data: `state_header` with `envs` = every
+    array of `_arrays` and "t", "returns", "rng", "rng_seed", "order_dependent_steps",
+    "last_order_dependent", one row per env."""
+    envs = {name: array.copy() for name, array in self._arrays.items()}
+    envs.update(t=self._t.copy(), returns=self._returns.copy(),
+                rng=[snapshots.generator_state(rng) for rng in self._rngs], rng_seed=list(self._rng_seeds),
+                order_dependent_steps=self.order_dependent_steps.copy(),
+                last_order_dependent=self.last_order_dependent.copy())
+    return {**state_header(self, "fast"), "envs": envs}
 
   def set_state(self, state) -> None:
-    """Continues from `state`: a vector of this class or a reference `VectorEnvironment` (converted), of the
-    same task, size and cut-off."""
+    """Continues from `state` (`get_state` of a vector of the same task, size and cut-off, of either
+    backend: a reference state is converted through `from_reference`)."""
     return _set_state_impl(self, state)
 
   def split(self, sizes: Sequence[int]) -> list:
@@ -316,13 +325,6 @@ def _advance_clocks(reward, done, over, t, returns, cutoff, env_limit, terminate
   return ended[:count]
 
 
-def _check_same(env, state) -> None:
-  mine = (env.task.gym_id, env.num_envs, env.spec.episode_limit)
-  theirs = (state.task.gym_id, state.num_envs, state.spec.episode_limit)
-  if mine != theirs:
-    raise ValueError(f"environment state is for (task, num_envs, cut-off) {theirs}, this run has {mine}")
-
-
 def _family_class(family: str) -> type:
   if family in _FAMILY_CLASSES:
     return _FAMILY_CLASSES[family]
@@ -350,14 +352,23 @@ def _advance_clocks_numpy_impl(self, reward, done, over, terminated, truncated, 
 
 
 def _set_state_impl(self, state) -> None:
-  if isinstance(state, VectorEnvironment):
-    _check_same(self, state)
-    state = type(self).from_reference(state)
-  elif not isinstance(state, type(self)):
-    raise ValueError(f"environment state must be a {type(self).__name__} or a VectorEnvironment, "
-                     f"got {type(state).__name__}")
-  _check_same(self, state)
-  self.__dict__.update(copy.copy(state.__dict__))
+  check_same_vector(self, state, backends=("reference", "fast"))
+  if state["backend"] == "reference":
+    reference = VectorEnvironment(self.task, self.num_envs, state["seed"], self._cutoff, self.lbf_food_rule,
+                                  first_index=state["first_index"])
+    reference.set_state(state)
+    self.__dict__.update(copy.copy(type(self).from_reference(reference).__dict__))
+    return
+  envs = state["envs"]
+  self._arrays = {name: np.array(envs[name]) for name in self._arrays}
+  self._rngs = [snapshots.generator(rng) for rng in envs["rng"]]
+  self._rng_seeds = list(envs["rng_seed"])
+  self._t = np.array(envs["t"], np.int64)
+  self._returns = np.array(envs["returns"], np.float64)
+  self.order_dependent_steps = np.array(envs["order_dependent_steps"], np.int64)
+  self.last_order_dependent = np.array(envs["last_order_dependent"], bool)
+  self.seed, self.first_index = state["seed"], state["first_index"]
+  self._seeded, self._ready, self._closed = bool(state["seeded"]), bool(state["ready"]), bool(state["closed"])
 
 
 def _concatenate_impl(parts: Sequence["FastVectorEnvironment"]) -> "FastVectorEnvironment":

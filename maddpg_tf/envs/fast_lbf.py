@@ -44,6 +44,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.envs.fast_common import FastVectorEnvironment
 
 __all__ = ["FastLBFVectorEnvironment", "load_foods"]
@@ -472,18 +473,7 @@ class FastLBFVectorEnvironment(FastVectorEnvironment):
 
   # ---- conversions --------------------------------------------------------------------------------------
   def _env_to_reference(self, k: int, env) -> None:
-    s = self._arrays
-    env.field = s["field"][k].copy()
-    for i, player in enumerate(env.players):
-      if s["placed"][k, i]:
-        player.setup((int(s["position"][k, i, 0]), int(s["position"][k, i, 1])), int(s["level"][k, i]),
-                     env.field.shape)
-      player.score = float(s["score"][k, i])
-      player.reward = float(s["reward"][k, i])
-    env.current_step = int(s["steps"][k])
-    env._food_spawned = np.int64(s["spawned"][k])
-    env._game_over = bool(s["game_over"][k])
-    env._gen_valid_moves()
+    snapshots.lbf_to_env(self._arrays, k, env)
 
   def _env_from_reference(self, k: int, env) -> None:
     s = self._arrays

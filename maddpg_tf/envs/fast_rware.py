@@ -37,8 +37,9 @@ from __future__ import annotations
 import networkx as nx
 import numba
 import numpy as np
-from rware.warehouse import Action, Agent, Direction, RewardType, Shelf
+from rware.warehouse import RewardType
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.envs.fast_common import FastVectorEnvironment
 
 __all__ = ["FastRWAREVectorEnvironment", "networkx_commits"]
@@ -454,31 +455,7 @@ class FastRWAREVectorEnvironment(FastVectorEnvironment):
 
   # ---- conversions --------------------------------------------------------------------------------------
   def _env_to_reference(self, k: int, env) -> None:
-    s = self._arrays
-    shelves = []
-    for index, (x, y) in enumerate(s["shelf_position"][k].tolist()):
-      shelf = Shelf(x, y)
-      shelf.id = index + 1
-      shelves.append(shelf)
-    agents = []
-    for i in range(self._num_agents):
-      x, y = s["position"][k, i].tolist()
-      agent = Agent(x, y, Direction(int(s["direction"][k, i])), env.msg_bits)
-      agent.id = i + 1
-      carrying = int(s["carrying"][k, i])
-      agent.carrying_shelf = shelves[carrying] if carrying >= 0 else None
-      agent.has_delivered = bool(s["delivered"][k, i])
-      action = int(s["requested_action"][k, i])
-      agent.req_action = Action(action) if action >= 0 else None
-      px, py = s["previous"][k, i].tolist()
-      agent.prev_x, agent.prev_y = (px, py) if px >= 0 else (None, None)
-      agents.append(agent)
-    env.shelfs = shelves
-    env.agents = agents
-    env.request_queue = [shelves[q] for q in s["queue"][k].tolist()]
-    env._recalc_grid()
-    env._cur_steps = int(s["steps"][k])
-    env._cur_inactive_steps = int(s["inactive"][k])
+    snapshots.rware_to_env(self._arrays, k, env)
 
   def _env_from_reference(self, k: int, env) -> None:
     s = self._arrays

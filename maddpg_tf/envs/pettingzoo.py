@@ -44,12 +44,13 @@ import math
 import operator
 import os
 import sys
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from maddpg_tf.envs.task_spec import TaskSpec
-from maddpg_tf.envs.vector import EnvironmentSpec, Step, VectorEnvironment, check_same_vector, env_seed
+from maddpg_tf.envs.vector import (EnvironmentSpec, Step, VectorEnvironment, check_same_vector, env_seed,
+                                   state_header)
 
 __all__ = ["ParallelVectorEnvironment", "AgentSpaces", "UnsupportedEnv", "describe_spaces", "resolve_factory",
            "factory_path", "pettingzoo_task", "probe", "adapter_note", "episode_seed", "source_of",
@@ -314,7 +315,7 @@ class ParallelVectorEnvironment(VectorEnvironment):
     name's spec). `lbf_food_rule` is accepted for the common signature and ignored. `render_mode`:
     None, or "rgb_array" to build envs that draw themselves (`render_frame`, `final_frames`).
   Extra attributes: `agents`, `observation_sizes` (true sizes before padding), `action_counts`,
-  `envs` (the ParallelEnvs; None in a state that `get_state` returned or a checkpoint held).
+  `envs` (the ParallelEnvs; None in a record unpickled from a checkpoint of the first, pickled format).
   """
 
   def __init__(self, task: TaskSpec, num_envs: int, seed: int, episode_limit: int,
@@ -470,6 +471,8 @@ class ParallelVectorEnvironment(VectorEnvironment):
              "observation_sizes", "action_counts", "spec", "_action_starts", "_episodes", "_actions",
              "_returns", "_observations", "_seeded", "_ready", "_closed")
 
+  # Pickles: checkpoints of the first format hold such records (`maddpg_tf.run.checkpointing.migrate` reads
+  # them through `get_state`); env workers are sent `get_state()`'s plain data.
   def __getstate__(self) -> dict:
     return {name: getattr(self, name) for name in self._RECORD}
 
@@ -479,27 +482,19 @@ class ParallelVectorEnvironment(VectorEnvironment):
     self.final_frames = {}
     self._setup()
 
-  def _record(self, envs: slice = slice(None)) -> "ParallelVectorEnvironment":
-    """A detached copy (no envs) of the state of the envs in `envs`."""
-    return _record_impl(self, envs)
+  def get_state(self) -> dict:
+    """The state as plain data, a record to replay (no envs): `state_header` with `agents` and `envs` =
+    {"episodes": each env's episode number, "actions": its joint actions since that reset, "returns",
+    "observations"}."""
+    envs = {"episodes": [int(e) for e in self._episodes],
+            "actions": [[[int(a) for a in row] for row in actions] for actions in self._actions],
+            "returns": np.array(self._returns, np.float64), "observations": np.array(self._observations)}
+    return {**state_header(self, "pettingzoo"), "agents": list(self.agents), "envs": envs}
 
-  def get_state(self) -> "ParallelVectorEnvironment":
-    """The state as a picklable, detached `ParallelVectorEnvironment` (a record to replay; no envs)."""
-    return self._record()
-
-  def set_state(self, state: "ParallelVectorEnvironment") -> None:
-    """Continues from `state` (from `get_state`, a checkpoint, or `concatenate` of worker slices) of a
-    vector of the same task and size: each env replays its episode's reset and actions."""
+  def set_state(self, state: dict) -> None:
+    """Continues from `state` (`get_state` of a vector of the same task and size, e.g. from a checkpoint or
+    joined from worker slices): each env replays its episode's reset and actions."""
     return _set_state_impl(self, state)
-
-  def split(self, sizes: Sequence[int]) -> list["ParallelVectorEnvironment"]:
-    """Consecutive slices of `sizes` envs each (live slices share this vector's envs)."""
-    return _split_impl(self, sizes)
-
-  @staticmethod
-  def concatenate(parts: Sequence["ParallelVectorEnvironment"]) -> "ParallelVectorEnvironment":
-    """The inverse of `split`: one vector of consecutive slices (live if every part is)."""
-    return _concatenate_impl(parts)
 
   def close(self) -> None:
     if not self._closed:
@@ -564,35 +559,23 @@ def _step_impl(self, actions) -> Step:
   return Step(obs, reward, terminated, truncated, next_obs, episode_return, episode_length)
 
 
-def _record_impl(self, envs: slice = slice(None)) -> "ParallelVectorEnvironment":
-  record = object.__new__(type(self))
-  state = self.__getstate__()
-  state["_episodes"] = list(self._episodes[envs])
-  state["_actions"] = [list(actions) for actions in self._actions[envs]]
-  state["_returns"] = self._returns[envs].copy()
-  state["_observations"] = self._observations[envs].copy()
-  state["num_envs"] = len(state["_episodes"])
-  state["first_index"] = self.first_index + range(self.num_envs)[envs].start
-  state["spec"] = self.spec
-  record.__setstate__(state)
-  return record
-
-
-def _set_state_impl(self, state: "ParallelVectorEnvironment") -> None:
-  if not isinstance(state, ParallelVectorEnvironment):
-    raise ValueError(f"environment state must be a ParallelVectorEnvironment, got {type(state).__name__}")
+def _set_state_impl(self, state: dict) -> None:
+  if isinstance(state, dict) and state.get("backend", "pettingzoo") != "pettingzoo":
+    raise ValueError(f"environment state must be a ParallelVectorEnvironment's, got a {state['backend']!r} "
+                     f"backend's")
   check_same_vector(self, state)
-  if state.agents != self.agents:
-    raise ValueError(f"environment state is for agents {list(state.agents)}, this env has {list(self.agents)}")
+  if list(state["agents"]) != list(self.agents):
+    raise ValueError(f"environment state is for agents {list(state['agents'])}, this env has {list(self.agents)}")
   self._check_open()
-  self.seed, self.first_index = state.seed, state.first_index
-  self._seeded, self._ready = state._seeded, state._ready
-  self._episodes = list(state._episodes)
+  envs = state["envs"]
+  self.seed, self.first_index = state["seed"], state["first_index"]
+  self._seeded, self._ready = bool(state["seeded"]), bool(state["ready"])
+  self._episodes = [int(e) for e in envs["episodes"]]
   self._actions = [[] for _ in range(self.num_envs)]
   self._returns = np.zeros(self.num_envs, np.float64)
-  self._observations = state._observations.copy()
+  self._observations = np.array(envs["observations"], np.float32)
   self.final_frames = {}
-  if not state._seeded:
+  if not self._seeded:
     self._episodes = [0] * self.num_envs
     return
   obs = np.zeros(self._obs_shape, np.float32)
@@ -600,50 +583,17 @@ def _set_state_impl(self, state: "ParallelVectorEnvironment") -> None:
   for k in range(self.num_envs):
     self._episodes[k] -= 1  # replay that episode's reset
     self._reset_env(k, obs)
-    for row in state._actions[k]:
-      self._step_env(k, list(row), obs, reward)
+    for row in envs["actions"][k]:
+      self._step_env(k, [int(a) for a in row], obs, reward)
       self._returns[k] += reward[k].sum(dtype=np.float64)
-    if self._returns[k] != state._returns[k] or not np.array_equal(obs[k], state._observations[k]):
+    if self._returns[k] != envs["returns"][k] or not np.array_equal(obs[k], self._observations[k]):
       # float(): numpy 2 scalars print as np.float64(...) under repr
-      same_return = self._returns[k] == state._returns[k]
+      same_return = self._returns[k] == envs["returns"][k]
       found = (f"the same return {float(self._returns[k])!r} but another observation" if same_return else
-               f"return {float(self._returns[k])!r}, not the saved {float(state._returns[k])!r}")
+               f"return {float(self._returns[k])!r}, not the saved {float(envs['returns'][k])!r}")
       raise UnsupportedEnv(f"env {self.task.gym_id!r} (env {self.first_index + k}) replayed its episode "
-                           f"(reset seed and {len(state._actions[k])} actions) to {found}: the env is not a "
+                           f"(reset seed and {len(envs['actions'][k])} actions) to {found}: the env is not a "
                            f"function of reset(seed=...) and its actions, which resuming and maddpg-evaluate "
                            f"need; {REPLAY_HINT}")
-  if state._closed:
+  if state["closed"]:
     self.close()
-
-
-def _split_impl(self, sizes: Sequence[int]) -> list["ParallelVectorEnvironment"]:
-  if sum(sizes) != self.num_envs or min(sizes) < 1:
-    raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={self.num_envs}")
-  parts, start = [], 0
-  for size in sizes:
-    part = self._record(slice(start, start + size))
-    if self.envs is not None:
-      part.envs = self.envs[start:start + size]
-    parts.append(part)
-    start += size
-  return parts
-
-
-def _concatenate_impl(parts: Sequence["ParallelVectorEnvironment"]) -> "ParallelVectorEnvironment":
-  first = parts[0]
-  for previous, part in zip(parts, parts[1:]):
-    if part.first_index != previous.first_index + previous.num_envs or part.task != first.task:
-      raise ValueError("concatenate needs consecutive slices of one task's vector")
-  whole = first._record()
-  whole.num_envs = sum(p.num_envs for p in parts)
-  whole._episodes = [e for p in parts for e in p._episodes]
-  whole._actions = [list(a) for p in parts for a in p._actions]
-  whole._returns = np.concatenate([p._returns for p in parts])
-  whole._observations = np.concatenate([p._observations for p in parts])
-  whole._seeded = first._seeded
-  whole._ready = all(p._ready for p in parts)
-  whole._closed = any(p._closed for p in parts)
-  whole._setup()
-  if all(p.envs is not None for p in parts):
-    whole.envs = [env for p in parts for env in p.envs]
-  return whole

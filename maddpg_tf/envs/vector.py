@@ -33,10 +33,11 @@ import numpy as np
 import rware  # noqa: F401  (registers the rware-*-v2 ids)
 from lbforaging.foraging import ForagingEnv  # (its package registers the Foraging-*-v3 ids)
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.envs.task_spec import TaskSpec
 
 __all__ = ["EnvironmentSpec", "Step", "VectorEnvironment", "env_seed", "check_int", "check_same_vector",
-           "as_backend", "LBF_FOOD_RULES"]
+           "state_header", "split_state", "concatenate_states", "LBF_FOOD_RULES"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ class VectorEnvironment:
 
   Build it with `make`. Env k is seeded with `env_seed(seed, first_index + k)` at its first reset only; later
   resets carry on with the env's own RNG, so a whole run is reproducible from `seed`. `first_index` lets a
-  slice of a larger vector (`split`, as worker processes hold them) seed its envs as the whole would.
+  slice of a larger vector (`split_state`, as worker processes hold them) seed its envs as the whole would.
   """
 
   first_index = 0  # (class default: vectors pickled before slices existed)
@@ -314,50 +315,38 @@ class VectorEnvironment:
     return rng.integers(0, self.spec.num_actions, size=self._action_shape)
 
   # ----------------------------------------------------------------------------------------------
-  # State and slices: checkpoints hold one whole `VectorEnvironment` whatever process steps it.
+  # State: plain data (see `state_header`), the same whatever backend or process steps the envs.
 
-  def get_state(self) -> "VectorEnvironment":
-    """The whole state (envs, episode clocks and returns) as a picklable `VectorEnvironment`."""
-    return self
+  def get_state(self) -> dict:
+    """The whole state (envs, generators, episode clocks and returns) as plain data: `state_header` with
+    `envs` = {"t", "returns", "rng", "rng_seed", and the family's arrays of `maddpg_tf.envs.snapshots`
+    once seeded}, one row per env."""
+    envs = {"t": np.asarray(self._t, np.int64), "returns": self._returns.copy(),
+            "rng": [snapshots.generator_state(env._np_random) if self._seeded else None for env in self.envs],
+            "rng_seed": [getattr(env, "_np_random_seed", None) if self._seeded else None for env in self.envs]}
+    if self._seeded:
+      to_arrays = snapshots.FAMILY_ARRAYS[self.task.family][0]
+      rows = [to_arrays(env) for env in self.envs]
+      envs.update({name: np.stack([row[name] for row in rows]) for name in rows[0]})
+    return {**state_header(self, "reference"), "envs": envs}
 
-  def set_state(self, state: "VectorEnvironment") -> None:
-    """Continues from `state` (from `get_state`, e.g. of a checkpoint) of a vector of the same task and size;
-    a fast backend's state is converted (`to_reference`)."""
-    state = as_backend(state, VectorEnvironment)
-    check_same_vector(self, state)
-    self.__dict__.update(state.__dict__)
-
-  def split(self, sizes: Sequence[int]) -> list["VectorEnvironment"]:
-    """Consecutive slices of `sizes` envs each (they take over this vector's envs and clocks)."""
-    if sum(sizes) != self.num_envs or min(sizes) < 1:
-      raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={self.num_envs}")
-    parts, start = [], 0
-    for size in sizes:
-      part = VectorEnvironment(self.task, size, self.seed, self._cutoff, self.lbf_food_rule,
-                               first_index=self.first_index + start,
-                               _wrapped=self._wrapped[start:start + size])
-      part._t = self._t[start:start + size]
-      part._returns = self._returns[start:start + size].copy()
-      part._seeded, part._ready, part._closed = self._seeded, self._ready, self._closed
-      parts.append(part)
-      start += size
-    return parts
-
-  @staticmethod
-  def concatenate(parts: Sequence["VectorEnvironment"]) -> "VectorEnvironment":
-    """The inverse of `split`: one vector of consecutive slices."""
-    first = parts[0]
-    for previous, part in zip(parts, parts[1:]):
-      if part.first_index != previous.first_index + previous.num_envs or part.task != first.task:
-        raise ValueError("concatenate needs consecutive slices of one task's vector")
-    whole = VectorEnvironment(first.task, sum(p.num_envs for p in parts), first.seed, first._cutoff,
-                              first.lbf_food_rule, first_index=first.first_index,
-                              _wrapped=[w for p in parts for w in p._wrapped])
-    whole._t = [t for p in parts for t in p._t]
-    whole._returns = np.concatenate([p._returns for p in parts])
-    whole._seeded, whole._ready = first._seeded, all(p._ready for p in parts)
-    whole._closed = any(p._closed for p in parts)
-    return whole
+  def set_state(self, state: dict) -> None:
+    """Continues from `state` (`get_state` of a vector of the same task and size, of either backend, e.g.
+    from a checkpoint)."""
+    check_same_vector(self, state, backends=("reference", "fast"))
+    envs = state["envs"]
+    self.seed, self.first_index = state["seed"], state["first_index"]
+    if state["seeded"]:
+      to_env = snapshots.FAMILY_ARRAYS[self.task.family][1]
+      for k, env in enumerate(self.envs):
+        env._np_random = snapshots.generator(envs["rng"][k])
+        env._np_random_seed = envs["rng_seed"][k]
+        to_env(envs, k, env)
+    self._t = [int(t) for t in envs["t"]]
+    self._returns = np.array(envs["returns"], np.float64)
+    self._seeded, self._ready = bool(state["seeded"]), bool(state["ready"])
+    if state["closed"]:
+      self.close()
 
   def close(self) -> None:
     if not self._closed:
@@ -386,26 +375,62 @@ class VectorEnvironment:
             f"episode_limit={self._cutoff}, lbf_food_rule={self.lbf_food_rule!r})")
 
 
-def as_backend(state, vector_class):
-  """`state` (a reference `VectorEnvironment` or a fast backend's vector) as a `vector_class` vector in the
-  same state: checkpoints resume under either backend."""
-  if isinstance(state, vector_class):
-    return state
-  if vector_class is VectorEnvironment and hasattr(state, "to_reference"):
-    return state.to_reference()
-  if isinstance(state, VectorEnvironment) and hasattr(vector_class, "from_reference"):
-    return vector_class.from_reference(state)
-  raise ValueError(f"environment state must be a VectorEnvironment or a fast backend's vector, got "
-                   f"{type(state).__name__}")
+STATE_FIELDS = ("backend", "task", "num_envs", "seed", "episode_limit", "lbf_food_rule", "first_index",
+                "seeded", "ready", "closed", "envs")
 
 
-def check_same_vector(env, state) -> None:
-  if not (isinstance(state, VectorEnvironment) or hasattr(state, "to_reference")):
-    raise ValueError(f"environment state must be a VectorEnvironment, got {type(state).__name__}")
+def state_header(env, backend: str) -> dict:
+  """What every vector state holds besides `envs` (each backend's rows: lists or arrays, env axis first)."""
+  return {"backend": backend, "task": env.task.gym_id, "num_envs": int(env.num_envs), "seed": int(env.seed),
+          "episode_limit": int(env.spec.episode_limit), "lbf_food_rule": env.lbf_food_rule,
+          "first_index": int(env.first_index), "seeded": bool(env._seeded), "ready": bool(env._ready),
+          "closed": bool(env._closed)}
+
+
+def check_same_vector(env, state, backends=None) -> None:
+  """ValueError unless `state` is a vector state (`get_state`) of `env`'s task, size, cut-off and LBF food
+  rule, from one of `backends` (None: any)."""
+  if not isinstance(state, dict) or any(field not in state for field in STATE_FIELDS):
+    raise ValueError(f"environment state must be a vector's get_state() (a dict of {', '.join(STATE_FIELDS)}), "
+                     f"got {type(state).__name__}")
+  if backends is not None and state["backend"] not in backends:
+    raise ValueError(f"environment state must be a state of the {' or '.join(backends)} backend, got one of "
+                     f"{state['backend']!r}")
   mine = (env.task.gym_id, env.num_envs, env.spec.episode_limit)
-  theirs = (state.task.gym_id, state.num_envs, state.spec.episode_limit)
+  theirs = (state["task"], state["num_envs"], state["episode_limit"])
   if mine != theirs:
     raise ValueError(f"environment state is for (task, num_envs, cut-off) {theirs}, this run has {mine}")
+  if env.task.family == "lbf" and state["lbf_food_rule"] != env.lbf_food_rule:
+    raise ValueError(f"environment state is for lbf_food_rule {state['lbf_food_rule']!r}, this run has "
+                     f"{env.lbf_food_rule!r}")
+
+
+def split_state(state: dict, sizes: Sequence[int]) -> list:
+  """Consecutive slices of a vector state, `sizes` envs each (what worker processes hold)."""
+  if sum(sizes) != state["num_envs"] or min(sizes) < 1:
+    raise ValueError(f"split sizes {list(sizes)} must be >= 1 and sum to num_envs={state['num_envs']}")
+  parts, start = [], 0
+  for size in sizes:
+    rows = slice(start, start + size)
+    parts.append({**state, "num_envs": size, "first_index": state["first_index"] + start,
+                  "envs": {name: value[rows] for name, value in state["envs"].items()}})
+    start += size
+  return parts
+
+
+def concatenate_states(parts: Sequence[dict]) -> dict:
+  """The inverse of `split_state`: one state of consecutive slices."""
+  first = parts[0]
+  for previous, part in zip(parts, parts[1:]):
+    if (part["first_index"] != previous["first_index"] + previous["num_envs"] or part["task"] != first["task"]
+        or part["backend"] != first["backend"]):
+      raise ValueError("concatenate needs consecutive slices of one task's vector state")
+  envs = {}
+  for name, value in first["envs"].items():
+    rows = [part["envs"][name] for part in parts]
+    envs[name] = np.concatenate(rows) if isinstance(value, np.ndarray) else [row for r in rows for row in r]
+  return {**first, "num_envs": sum(p["num_envs"] for p in parts), "ready": all(p["ready"] for p in parts),
+          "closed": any(p["closed"] for p in parts), "envs": envs}
 
 
 def env_seed(seed, index):

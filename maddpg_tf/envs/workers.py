@@ -7,9 +7,9 @@ environments run on a core of their own while the training process acts, stores 
 
 `ProcessVectorEnvironment` has `VectorEnvironment`'s interface (`spec`, `task`, `num_envs`, `reset`,
 `step`, `random_actions`, `close`, `get_state`/`set_state`) and gives the same numbers: worker w holds the
-consecutive slice of envs it would have in one process (`VectorEnvironment.split`, seeded by global
-index), so a run is identical whatever `workers` is, and checkpoints hold one whole `VectorEnvironment`
-either way.
+consecutive slice of envs it would have in one process (`vector.split_state`, seeded by global
+index), so a run is identical whatever `workers` is, and checkpoints hold one whole vector's state
+either way (plain data; the pickles below only carry it between this process and its workers).
 
 Mechanics (Unix): each worker is `python -m maddpg_tf.envs.workers` started with `subprocess` (not
 multiprocessing: its spawn start method would re-import the training script, and with it TensorFlow, in
@@ -110,6 +110,7 @@ class ProcessVectorEnvironment:
     self.task = task
     self.num_envs = num_envs
     self.seed = seed
+    self.lbf_food_rule = lbf_food_rule
     self.workers = workers
     # One env here for the spec (cheap), so the shared arrays can be laid out before the workers start.
     self.vector_class = vector_class  # what each worker steps: the reference vector or a fast backend's
@@ -254,19 +255,19 @@ class ProcessVectorEnvironment:
     return rng.integers(0, self.spec.num_actions, size=(self.num_envs, self.spec.num_agents))
 
   def get_state(self):
-    """The whole state as one picklable `VectorEnvironment` (what a one-process run would hold)."""
+    """The whole state as plain data: the state a one-process vector of `vector_class` would give."""
     parts = [pickle.loads(state) for state in self._broadcast(_GET_STATE)]
-    return self.vector_class.concatenate(parts)
+    return vector.concatenate_states(parts)
 
   def set_state(self, state):
-    """Continues from `state` (a `VectorEnvironment` of the same task and size, e.g. from a checkpoint)."""
+    """Continues from `state` (`get_state` of a vector of the same task and size, e.g. from a checkpoint;
+    each worker's env checks the backend and converts)."""
     self._check_idle()
     vector.check_same_vector(self, state)
-    state = vector.as_backend(state, self.vector_class)
-    for index, part in enumerate(state.split(self._sizes)):
+    for index, part in enumerate(vector.split_state(state, self._sizes)):
       self._send(index, _SET_STATE + pickle.dumps(part))
     self._receive_all()
-    self._ready = state.ready
+    self._ready = state["ready"]
 
   def close(self):
     """Stops the workers (politely, then by force); safe to call twice."""

@@ -1,11 +1,17 @@
-"""Checkpoints that are either complete or ignored.
+"""Checkpoints that are either complete or ignored, holding plain data only.
 
 `Checkpointer` saves and restores a run's parts (anything with `save() -> dict` and `restore(dict)`, the
-`Saveable` protocol): their arrays go to `arrays.npz`, everything else to `state.pkl`.
+`Saveable` protocol). A part's dict holds only arrays, numbers, strings, booleans, None, and lists and
+string-keyed dicts of them (a generator as its state dict: `maddpg_tf.envs.snapshots`); anything else is
+refused when it is saved. Arrays go to `arrays.npz` (a nested one under `state:<path>`, referred to from
+`state.json` as {"__array__": name}), the rest to `state.json`. Nothing is pickled, so loading runs no
+code of the files.
 
 A checkpoint is a directory `ckpt-<env steps>` holding `arrays.npz` (network, optimiser and reward
-statistics variables, the replay buffer), `state.pkl` (environments, random generators, counters,
-evaluation history) and `COMPLETE` (metadata, written last). It is written under a temporary name,
+statistics variables, the replay buffer, the envs' arrays), `state.json` (environment clocks, random
+generators, counters, evaluation history) and `COMPLETE` (metadata with the format, `FORMAT`, and the data
+files' SHA-256, written last). Checkpoints of the first format (no format in `COMPLETE`: `state.pkl`, a
+pickle of live objects) are read once through `migrate`. It is written under a temporary name,
 flushed to disk, and renamed into place, so a kill at any moment leaves either the new checkpoint or
 none of it; directories without `COMPLETE` are never restored. The newest `keep` complete checkpoints
 are kept.
@@ -21,14 +27,19 @@ import os
 import pickle
 import re
 import shutil
+import types
 
 import numpy as np
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.run import faults
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
 MARKER = "COMPLETE"
-DATA_FILES = ("arrays.npz", "state.pkl")
+FORMAT = 1  # what `save` writes; `load` reads it and the first format (0: no "format" in the marker)
+DATA_FILES = ("arrays.npz", "state.json")
+FIRST_FORMAT_FILES = ("arrays.npz", "state.pkl")
+_ARRAY = "__array__"
 
 
 class CheckpointError(Exception):
@@ -62,8 +73,8 @@ def complete_checkpoints(directory):
 
 
 def save(directory, step, arrays, state, metadata, keep=2):
-  """Writes checkpoint `step` atomically; returns its path. Raises CheckpointError (e.g. disk full),
-  leaving earlier checkpoints untouched."""
+  """Writes checkpoint `step` atomically: `arrays` ({name: array}) and `state` (JSON data, see `encode`);
+  returns its path. Raises CheckpointError (e.g. disk full), leaving earlier checkpoints untouched."""
   os.makedirs(directory, exist_ok=True)
   final = os.path.join(directory, f"ckpt-{step}")
   temporary = os.path.join(directory, f".tmp-ckpt-{step}-{os.getpid()}")
@@ -73,14 +84,14 @@ def save(directory, step, arrays, state, metadata, keep=2):
     arrays_path = os.path.join(temporary, "arrays.npz")
     with open(arrays_path, "wb") as handle:
       np.savez(handle, **arrays)
-    state_path = os.path.join(temporary, "state.pkl")
-    with open(state_path, "wb") as handle:
-      pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    state_path = os.path.join(temporary, "state.json")
+    with open(state_path, "w") as handle:
+      json.dump(state, handle)
     faults.point("checkpoint-before-marker")  # tests: a kill between the data and the marker
     marker_path = os.path.join(temporary, MARKER)
     with open(marker_path, "w") as handle:  # with the data files' hashes: any later damage is caught on load
-      json.dump(dict(metadata, step=step, sha256={name: _sha256(os.path.join(temporary, name))
-                                                  for name in DATA_FILES}), handle)
+      json.dump(dict(metadata, step=step, format=FORMAT,
+                     sha256={name: _sha256(os.path.join(temporary, name)) for name in DATA_FILES}), handle)
     for path in (arrays_path, state_path, marker_path):
       _fsync_file(path)
     _fsync_dir(temporary)
@@ -118,30 +129,143 @@ def _sha256(path):
 
 
 def load(path, expected_metadata):
-  """(arrays, state, metadata) of checkpoint `path`; CheckpointError if unreadable, damaged since it was
-  written (its files' hashes, checked before anything is unpickled), or of another run."""
+  """(arrays, state, metadata) of checkpoint `path`, in this format (a first-format checkpoint is migrated);
+  CheckpointError if unreadable, damaged since it was written (its files' hashes, checked before anything
+  is read), of an unknown format, or of another run."""
   try:
     with open(os.path.join(path, MARKER)) as handle:
       metadata = json.load(handle)
     if not isinstance(metadata, dict):
       raise ValueError(f"{MARKER} holds {type(metadata).__name__}, not the checkpoint's metadata")
+  except Exception as error:  # pylint: disable=broad-except
+    raise _corrupt(path, error) from error
+  version = metadata.get("format", 0)
+  if version not in (0, FORMAT):
+    raise CheckpointError(f"checkpoint {path} has format {version!r}; this maddpg-tf reads formats 0 and "
+                          f"{FORMAT}: resume it with the maddpg-tf that wrote it, or move it out of the workdir")
+  files = FIRST_FORMAT_FILES if version == 0 else DATA_FILES
+  try:
     for name, expected in (metadata.get("sha256") or {}).items():  # checkpoints written before hashes: none
-      if name not in DATA_FILES or _sha256(os.path.join(path, name)) != expected:
+      if name not in files or _sha256(os.path.join(path, name)) != expected:
         raise ValueError(f"{name} is not the file that was written (its SHA-256 differs)")
     with np.load(os.path.join(path, "arrays.npz"), allow_pickle=False) as data:
       arrays = {key: data[key] for key in data.files}
-    with open(os.path.join(path, "state.pkl"), "rb") as handle:
-      state = pickle.load(handle)
+    if version == 0:
+      with open(os.path.join(path, "state.pkl"), "rb") as handle:
+        arrays, state = migrate(arrays, _FirstFormatUnpickler(handle).load())
+    else:
+      with open(os.path.join(path, "state.json")) as handle:
+        state = json.load(handle)
+      state = decode(state, arrays)
+      arrays = {key: value for key, value in arrays.items() if not key.startswith("state:")}
   except Exception as error:  # corrupt or truncated files surface as many exception types
-    raise CheckpointError(f"checkpoint {path} is corrupt or incomplete ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else 'no detail'}); delete it to "
-                          f"resume from an earlier one") from error
+    raise _corrupt(path, error) from error
   for key, value in expected_metadata.items():
     if metadata.get(key) != value:
       raise CheckpointError(f"checkpoint {path} is of another run: its {key} is {metadata.get(key)!r}, "
                             f"this run's is {value!r}; move it out of the workdir to resume from this run's "
                             f"own checkpoints")
   return arrays, state, metadata
+
+
+def _corrupt(path, error):
+  return CheckpointError(f"checkpoint {path} is corrupt or incomplete ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'no detail'}); delete it to "
+                         f"resume from an earlier one")
+
+
+# ---- plain data <-> JSON + arrays ----------------------------------------------------------------------------
+
+def encode(value, path, arrays):
+  """`value` as JSON data; each array in it (NumPy scalars too, keeping their dtype) is put in `arrays` as
+  `state:<path>` and referred to by name. TypeError naming the path for anything that is not plain data."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return value
+  if isinstance(value, (np.ndarray, np.generic)):
+    if np.asarray(value).dtype == object:
+      raise TypeError(f"checkpoint state {path}: an array of Python objects is not plain data")
+    name = f"state:{path}"
+    arrays[name] = np.asarray(value)
+    return {_ARRAY: name, "scalar": True} if isinstance(value, np.generic) else {_ARRAY: name}
+  if isinstance(value, (list, tuple)):
+    return [encode(item, f"{path}/{index}", arrays) for index, item in enumerate(value)]
+  if isinstance(value, dict):
+    if not all(isinstance(key, str) for key in value) or _ARRAY in value:
+      raise TypeError(f"checkpoint state {path}: dict keys must be strings other than {_ARRAY!r}, got "
+                      f"{sorted(map(repr, value))}")
+    return {key: encode(item, f"{path}/{key}", arrays) for key, item in value.items()}
+  raise TypeError(f"checkpoint state {path}: a {type(value).__name__} is not plain data (arrays, numbers, "
+                  f"strings, lists, dicts)")
+
+
+def decode(value, arrays):
+  """The inverse of `encode`."""
+  if isinstance(value, list):
+    return [decode(item, arrays) for item in value]
+  if isinstance(value, dict):
+    if _ARRAY in value:
+      array = arrays[value[_ARRAY]]
+      return array[()] if value.get("scalar") else array
+    return {key: decode(item, arrays) for key, item in value.items()}
+  return value
+
+
+# ---- the first format: a pickle of live objects, read once --------------------------------------------------
+
+# Where the classes of a first-format pickle come from (`_FirstFormatUnpickler`): NumPy, our envs and the
+# packages' envs they held; anything else in the file is refused rather than built.
+_FIRST_FORMAT_MODULES = ("numpy", "maddpg_tf", "gymnasium", "lbforaging", "rware", "pettingzoo", "mpe2",
+                         "collections", "copyreg", "_codecs", "enum", "networkx")
+_FIRST_FORMAT_BUILTINS = ("set", "frozenset", "slice", "range", "complex", "bytearray", "object", "tuple",
+                          "list", "dict", "int", "float", "bool", "str", "bytes")
+
+
+class _FirstFormatUnpickler(pickle.Unpickler):
+  """Unpickles only what a first-format checkpoint holds (its hashes were checked first): classes and
+  functions defined in `_FIRST_FORMAT_MODULES`, a few builtins, never a module."""
+
+  def find_class(self, module, name):
+    if module == "builtins" and name == "getattr":  # bound methods (the reference vector's step functions)
+      return _attribute
+    if module == "logging" and name == "getLogger":  # lbforaging envs keep a logger
+      return super().find_class(module, name)
+    if module == "builtins" and name in _FIRST_FORMAT_BUILTINS:
+      return super().find_class(module, name)
+    if module.split(".", 1)[0] in _FIRST_FORMAT_MODULES:
+      found = super().find_class(module, name)
+      defined_in = getattr(found, "__module__", None) or ""
+      if not isinstance(found, types.ModuleType) and defined_in.split(".", 1)[0] in _FIRST_FORMAT_MODULES:
+        return found
+    raise pickle.UnpicklingError(f"a first-format checkpoint may not hold {module}.{name}")
+
+
+def _attribute(owner, name):
+  """`getattr` for first-format pickles: public attributes of objects they hold, never of a module."""
+  if isinstance(owner, types.ModuleType) or name.startswith("__"):
+    raise pickle.UnpicklingError(f"a first-format checkpoint may not hold the attribute {name!r} of "
+                                 f"{type(owner).__name__}")
+  return getattr(owner, name)
+
+
+def migrate(arrays, state):
+  """(arrays, state) of the first format (`state`: the unpickled dict of live objects) in this format's
+  plain data: generators become their state dicts, environments their `get_state()`, lists of arrays stay
+  arrays. The only reader of old checkpoints: later formats migrate from this one's output."""
+
+  def plain(value, path):
+    if isinstance(value, np.random.Generator):
+      return snapshots.generator_state(value)
+    if hasattr(value, "get_state") and hasattr(value, "num_envs"):  # a vector environment (or its record)
+      return value.get_state()
+    if isinstance(value, (list, tuple)):
+      return [plain(item, f"{path}/{index}") for index, item in enumerate(value)]
+    if isinstance(value, dict):
+      return {key: plain(item, f"{path}/{key}") for key, item in value.items()}
+    return value
+
+  state = {key: plain(value, key) for key, value in state.items()}
+  encode(state, "", {})  # anything else left in it is not plain data: refused here, naming it
+  return dict(arrays), state
 
 
 def latest(directory):
@@ -155,7 +279,8 @@ class Checkpointer:
   (task, estimator, ...) so that another run's checkpoints are refused.
 
   `parts`: {name: Saveable}, restored in their order (the learner before what reads its weights). The
-  keys of the parts' dicts must differ: NumPy arrays go to `arrays.npz`, other values to `state.pkl`.
+  keys of the parts' dicts must differ: top-level arrays go to `arrays.npz` under their key, other values
+  (plain data, `encode`) to `state.json`.
   """
 
   def __init__(self, directory, metadata, keep=2):
@@ -169,8 +294,10 @@ class Checkpointer:
     arrays, state = {}, {}
     for part in parts.values():
       for key, value in part.save().items():
-        is_array = isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype != object
-        (arrays if is_array else state)[key] = value
+        if isinstance(value, np.ndarray):
+          arrays[key] = value
+        else:
+          state[key] = encode(value, key, arrays)
     return save(self.directory, step, arrays, state, self.metadata, keep=self.keep)
 
   def restore_latest(self, parts):

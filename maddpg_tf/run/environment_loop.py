@@ -11,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from maddpg_tf.envs import snapshots
+
 
 class Observer(Protocol):
   """Sees every step the loop takes; `metrics()` says what it measured (a dict of numbers)."""
@@ -92,9 +94,10 @@ class EnvironmentLoop:
     return ended
 
   def save(self):
-    return {"env": self.env.get_state(), "observations": self.observations, "actor_rng": self.actor.rng}
+    return {"env": self.env.get_state(), "observations": self.observations,
+            "actor_rng": snapshots.generator_state(self.actor.rng)}
 
   def restore(self, state):
     self.env.set_state(state["env"])
     self.observations = state["observations"]
-    self.actor.rng = state["actor_rng"]
+    self.actor.rng = snapshots.generator(state["actor_rng"])

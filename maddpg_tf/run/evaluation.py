@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.run import environment_loop
 
 # The evaluation envs' seeds: the run's seed plus this, apart from every training env's seed.
@@ -62,8 +63,8 @@ class Evaluator:
                             lengths)
 
   def save(self):
-    return {"eval_env": self.env.get_state(), "eval_actor_rng": self.actor.rng}
+    return {"eval_env": self.env.get_state(), "eval_actor_rng": snapshots.generator_state(self.actor.rng)}
 
   def restore(self, state):
     self.env.set_state(state["eval_env"])
-    self.actor.rng = state["eval_actor_rng"]
+    self.actor.rng = snapshots.generator(state["eval_actor_rng"])

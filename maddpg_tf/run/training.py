@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from maddpg_tf.envs import snapshots
 from maddpg_tf.run import checkpointing, errors, faults, loggers
 
 
@@ -45,10 +46,13 @@ class TrainingLoop:
   # ---- what the loop itself checkpoints ----------------------------------------------------------------
 
   def save(self):
-    return {"evaluations": self.evaluations, "warmup_rng": self.warmup_rng}
+    return {"evaluations": [{"step": int(e["step"]), "returns": [float(r) for r in e["returns"]]}
+                            for e in self.evaluations],
+            "warmup_rng": snapshots.generator_state(self.warmup_rng)}
 
   def restore(self, state):
-    self.evaluations, self.warmup_rng = state["evaluations"], state["warmup_rng"]
+    self.evaluations = [dict(e) for e in state["evaluations"]]
+    self.warmup_rng = snapshots.generator(state["warmup_rng"])
 
   # ---- the timeline -----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from maddpg_tf.agent import gradient_variance
 from maddpg_tf.agent import learner as learner_lib
+from maddpg_tf.envs import snapshots
 from maddpg_tf.run import errors, faults
 
 
@@ -177,10 +178,11 @@ class UpdateScheduler:
   def save(self):
     """The replay generator, and the acting snapshot when it is stale (a signal's checkpoint acts as
     before it until the uninterrupted run would refresh)."""
-    return {"replay_rng": self.replay_rng, "stale_acting_weights": self.actors[0].weights if self.stale else None}
+    return {"replay_rng": snapshots.generator_state(self.replay_rng),
+            "stale_acting_weights": [list(layer) for layer in self.actors[0].weights] if self.stale else None}
 
   def restore(self, state):
-    self.replay_rng = state["replay_rng"]
+    self.replay_rng = snapshots.generator(state["replay_rng"])
     self.refresh()
     if state.get("stale_acting_weights") is not None:
       for actor in self.actors:
