@@ -485,10 +485,11 @@ SCHEMA = {
 }
 
 
-def _leaves(tree, prefix=""):
+def leaves(tree, prefix=""):
+  """(dotted key, value) of every leaf of a nested dict, e.g. ("learner.gamma", 0.95)."""
   for key, value in tree.items():
     if isinstance(value, dict):
-      yield from _leaves(value, f"{prefix}{key}.")
+      yield from leaves(value, f"{prefix}{key}.")
     else:
       yield f"{prefix}{key}", value
 
@@ -507,7 +508,7 @@ def _names_under(parent):
 def check_schema(config_dict_):
   """ConfigError for the first key of a plain config dict that the schema does not know, lacks, or whose
   value it does not allow; the message names the key, the value and what is allowed."""
-  given = dict(_leaves(config_dict_))
+  given = dict(leaves(config_dict_))
   for key in given:
     if key not in SCHEMA:
       parent = key.rpartition(".")[0]

@@ -110,7 +110,7 @@ def test_a_field_says_what_it_allows():
 
 
 def test_every_key_of_the_default_config_is_in_the_schema_and_back():
-  leaves = dict(config_lib._leaves(config_lib.get_config().to_dict()))  # pylint: disable=protected-access
+  leaves = dict(config_lib.leaves(config_lib.get_config().to_dict()))
   assert set(leaves) == set(config_lib.SCHEMA)
 
 

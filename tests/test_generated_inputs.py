@@ -164,7 +164,7 @@ def test_every_invalid_value_is_refused_naming_the_key_and_the_value(case):
 def test_valid_values_pass_the_schema_and_are_kept(case):
   tree, _ = case
   resolved = config_lib.resolve(tree)
-  for key, value in config_lib._leaves(tree):  # pylint: disable=protected-access
+  for key, value in config_lib.leaves(tree):
     if value is not None:
       kept = config_lib.get_value(resolved, key)
       assert kept == value or (isinstance(value, (list, tuple)) and tuple(kept) == tuple(value)), key

@@ -260,7 +260,7 @@ class MlflowLogger(_ExternalRun):
       self.record["run_id"] = client.create_run(experiment_id, run_name=run_name).info.run_id
       # Params cannot change in MLflow; set once (a resume may only extend total_steps: config.json has it).
       params = [entities.Param(key, json.dumps(value) if isinstance(value, (list, tuple)) else str(value))
-                for key, value in _leaves(config_dict)]
+                for key, value in config_lib.leaves(config_dict)]
       for first in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(self.record["run_id"], params=params[first:first + 100])
       self._save_record()
@@ -290,14 +290,6 @@ class MlflowLogger(_ExternalRun):
         self._client.log_artifact(self.run_id, evaluations)
       self._client.set_terminated(self.run_id, self.outcome)
       self._client = None
-
-
-def _leaves(tree, prefix=""):
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      yield from _leaves(value, f"{prefix}{key}.")
-    else:
-      yield f"{prefix}{key}", value
 
 
 class ProgressBar:

@@ -720,14 +720,20 @@ def identity(config, space, objective, seeds_per_trial, num_initial_points, sear
 def check_directory(directory, content):
   """Refuses (SearchError) a --dir that is a file, holds something else, or holds a different search;
   reads only."""
+  record = _check_place(directory)
+  if os.path.isfile(record):
+    _compare_record(directory, record, content)
+
+
+def _check_place(directory):
+  """The path of `directory`'s search.json; SearchError if `directory` is a file or holds something else."""
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise SearchError(f"--dir {directory} is a file, not a directory")
   record = os.path.join(directory, "search.json")
   if os.path.isdir(directory) and set(os.listdir(directory)) - {"search.lock"} and not os.path.isfile(record):
     raise SearchError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
                       f"choose a new or empty directory")
-  if os.path.isfile(record):
-    _compare_record(directory, record, content)
+  return record
 
 
 def _compare_record(directory, record, content):
@@ -745,12 +751,7 @@ def _compare_record(directory, record, content):
 def prepare_directory(directory, content):
   """Refuses a --dir that is a file, holds something else, or holds a different search; records `content`
   in <dir>/search.json (the first process of a search writes it, every later one compares)."""
-  if os.path.exists(directory) and not os.path.isdir(directory):
-    raise SearchError(f"--dir {directory} is a file, not a directory")
-  record = os.path.join(directory, "search.json")
-  if os.path.isdir(directory) and set(os.listdir(directory)) - {"search.lock"} and not os.path.isfile(record):
-    raise SearchError(f"--dir {directory} exists and holds no maddpg-search search (no search.json); "
-                      f"choose a new or empty directory")
+  record = _check_place(directory)
   try:
     os.makedirs(directory, exist_ok=True)
   except OSError as error:
