@@ -281,7 +281,7 @@ CASES = [
     Case("reproduce-unknown-figure4-task", "maddpg-reproduce", ["--figure4_task=lbf-9x9", "--results=r"],
          ["'lbf-9x9'", "allowed: lbf-8x8-2p-2f-coop"]),
     Case("reproduce-unknown-budget", "maddpg-reproduce", ["--budget=huge", "--results=r"],
-         ["--budget=huge", "<smoke|small|medium|paper>"]),
+         ["--budget=huge", "<smoke|small|medium|beyond|paper>"]),
     Case("reproduce-unknown-output", "maddpg-reproduce", ["--what=table3", "--results=r"],
          ["--what=table3", "<table1|aggregate|figures|figure4|table2|all>"]),
     Case("reproduce-norun-without-results", "maddpg-reproduce", ["--budget=smoke", "--norun", "--results=none"],

@@ -50,7 +50,7 @@ def finished_run(tmp_path_factory):
 @pytest.mark.parametrize("args,message", [
     ([f"--config={LBF}:smoke", "--config.estimator.temprature=0.5"],
      "no such config key 'temprature' in --config.estimator.temprature; allowed under config.estimator: "
-     "end_temperature, gap, label,"),
+     "cv_weight, end_temperature, gap, label,"),
     ([f"--config={LBF}:smoke,task=lbf-9x9"], "unknown task 'lbf-9x9'"),
     ([f"--config={LBF}:smoke,estimator=gumbel"], "unknown estimator 'gumbel'"),
     ([f"--config={LBF}:smoke", "--config.estimator.temperature=0"], "estimator.temperature must be a number > 0"),

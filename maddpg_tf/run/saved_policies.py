@@ -307,7 +307,7 @@ def load_policy(config, path):
       estimator=config.estimator.name, estimator_params=config_lib.estimator_params(config), seed=config.seed,
       jit_compile=False)
   try:
-    learner.restore(arrays)
+    learner.restore({**state, **arrays})  # scalars (the optimisers' step counts) are kept in the state
   except ValueError as error:
     raise checkpointing.CheckpointError(f"checkpoint {path}: {error}") from None
   return learner, state
