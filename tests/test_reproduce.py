@@ -258,7 +258,7 @@ def test_cli_writes_the_fields_aggregates_from_the_grid(grid):
   with open(os.path.join(out, "aggregate.csv")) as handle:
     rows = list(csv.DictReader(handle))
   assert {(r["estimator"], r["score"], r["metric"]) for r in rows} == {
-      (e, s, m) for e in ESTIMATORS for s in ("average", "final")
+      (e, s, m) for e in ESTIMATORS for s in ("average", "final", "absolute")
       for m in ("iqm", "median", "mean", "optimality_gap")}
   assert all(float(r["low"]) <= float(r["point"]) <= float(r["high"]) and r["reps"] == "500" for r in rows)
   from maddpg_tf.analysis import marl_eval
