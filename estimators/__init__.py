@@ -8,6 +8,13 @@ they differ in the gradient a sample carries back to `logits`.
     dist = estimators.make("gst", logits=logits, temperature=0.7)
     action = dist.sample(seed=(1, 2))                   # hard one-hot forward, GST gradient backward
 
+Every estimator forms an objective E f(a) for a function f of the action: `dist.objective(f, seed)`, whose
+gradient is the estimator's (for those above, f at one sample). Three take f at several actions instead,
+declared by their `objective_form`: `expected` (the exact expectation, EXACT), `rloo` (leave-one-out, K
+samples) and `reinforce` (one sample, no baseline), both SCORE_FUNCTION. `names()` lists the pathwise
+estimators, `names(pathwise_only=False)` all of them; `check(name, params)` checks a name and its
+parameters by building it once.
+
 Any estimator with a temperature can anneal it: pass `start_temperature`, `end_temperature`, `period` and
 `step` instead of `temperature` (`tags` is STGS that requires them).
 
@@ -32,15 +39,17 @@ import sys
 
 import tensorflow as tf
 
-from estimators import schedules
-from estimators import base
-from estimators.base import DiscreteGradientEstimator
+from estimators import base, schedules
+from estimators.base import DiscreteGradientEstimator, ObjectiveEstimator
+from estimators.expected import ExactExpectation
 from estimators.grmck import GumbelRaoMonteCarlo
 from estimators.gst import GappedStraightThrough
 from estimators.gumbel_softmax import GumbelSoftmax
+from estimators.reinforce import Reinforce
 from estimators.reinmax import ReinMax
 from estimators.reinmax_cv import ReinMaxCV
 from estimators.reinmax_rao import ReinMaxRao
+from estimators.rloo import ReinforceLeaveOneOut
 from estimators.st import StraightThrough
 from estimators.stgs import StraightThroughGumbelSoftmax
 from estimators.tags import TemperatureAnnealedGumbelSoftmax
@@ -58,7 +67,14 @@ _BUILT_IN = {
     "reinmax-cv": ReinMaxCV,
     "zgr": ZGR,
 }
-_REGISTRY = dict(_BUILT_IN)
+# Estimators that form the gradient from f's values at several actions (`objective`), not from one sample:
+# they need f itself (for MADDPG, the critic), so `names()` leaves them out.
+_BUILT_IN_OBJECTIVES = {
+    "expected": ExactExpectation,
+    "reinforce": Reinforce,
+    "rloo": ReinforceLeaveOneOut,
+}
+_REGISTRY = {**_BUILT_IN, **_BUILT_IN_OBJECTIVES}
 
 # A registered name: no ':' (that marks an import path) and nothing a command line or file name mangles.
 _NAME_PATTERN = re.compile(r"[a-z][a-z0-9_\-]*")
@@ -66,13 +82,18 @@ _PATH_PATTERN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _PATH_FORM = f"module.path:ClassName naming a subclass of estimators.{DiscreteGradientEstimator.__name__}"
 
 
-def names():
-  """Every registered estimator name, sorted."""
-  return tuple(sorted(_REGISTRY))
+def names(pathwise_only=True):
+  """Every registered estimator name, sorted: those whose samples carry the gradient (`objective_form`
+  PATHWISE, the distributions the conformance kit checks), or with `pathwise_only=False` every one."""
+  return tuple(sorted(name for name, cls in _REGISTRY.items()
+                      if not pathwise_only or cls.objective_form == base.PATHWISE))
 
 
-def _allowed():
-  return f"allowed: {', '.join(names())}, or {_PATH_FORM}"
+def _allowed(allowed=None):
+  """What a name may be: `allowed`, by default the pathwise estimators, then the others."""
+  if allowed is None:
+    allowed = names() + tuple(name for name in names(pathwise_only=False) if name not in names())
+  return f"allowed: {', '.join(allowed)}, or {_PATH_FORM}"
 
 
 def _one_line(error):
@@ -167,8 +188,9 @@ def unregister(name):
   """Removes a name `register` added (a built-in name it replaced gets its built-in class back)."""
   if not isinstance(name, str) or name not in _REGISTRY:
     raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(names())}")
-  if name in _BUILT_IN:
-    _REGISTRY[name] = _BUILT_IN[name]
+  built_in = {**_BUILT_IN, **_BUILT_IN_OBJECTIVES}
+  if name in built_in:
+    _REGISTRY[name] = built_in[name]
   else:
     del _REGISTRY[name]
 
@@ -185,6 +207,21 @@ def check_parameters(name, params):
   if unknown:
     raise ValueError(f"estimator {label(name)!r} has no parameter {', '.join(map(repr, unknown))}; "
                      f"allowed: {', '.join(allowed) or 'none'}")
+
+
+def check(name, params, allowed=None):
+  """Raises ValueError (one line naming the value) unless `name` is an estimator (a registered name among
+  `allowed`, default every one, or an import path) that accepts `params`; builds it once on dummy logits,
+  so bad values (temperature <= 0, K < 1, ...) fail here, not in the middle of a run."""
+  allowed = names(pathwise_only=False) if allowed is None else tuple(allowed)
+  if isinstance(name, str) and ":" not in name and name not in allowed:
+    raise ValueError(f"unknown estimator {name!r}; {_allowed(allowed)}")
+  cls = resolve(name)  # an import path that does not import, or is no estimator: one line
+  check_parameters(name, params)
+  try:
+    cls(logits=tf.zeros([1, 2]), **dict(params, **({"step": 0} if cls.scheduled(params) else {})))
+  except ValueError as error:
+    raise ValueError(f"estimator {label(name)!r}: {error}") from None
 
 
 def make(name, logits, **params):
@@ -214,5 +251,6 @@ def source_of(name):
               sha256=digest)
 
 
-__all__ = ["names", "get", "resolve", "label", "register", "unregister", "make", "parameter_names",
-           "check_parameters", "source_of", "schedules", "DiscreteGradientEstimator"] + [c.__name__ for c in _BUILT_IN.values()]
+__all__ = ["names", "get", "resolve", "label", "register", "unregister", "check", "make", "parameter_names",
+           "check_parameters", "source_of", "schedules", "DiscreteGradientEstimator", "ObjectiveEstimator"] + [
+               c.__name__ for c in {**_BUILT_IN, **_BUILT_IN_OBJECTIVES}.values()]

@@ -25,6 +25,11 @@ from estimators import schedules
 
 RNG_ALGORITHM = "philox"
 
+# An estimator's `objective_form` (see `DiscreteGradientEstimator.objective`).
+PATHWISE, EXACT, SCORE_FUNCTION = "pathwise", "exact", "score_function"
+# The keywords of a temperature schedule.
+SCHEDULE_KEYWORDS = ("start_temperature", "end_temperature", "period")
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Random numbers.
@@ -397,10 +402,18 @@ class DiscreteGradientEstimator(tfp.distributions.Distribution, metaclass=_Estim
   3. Use it by import path (`estimators.make("my_pkg.my_module:MyEstimator", logits=..., ...)`, the
      same string for `--config.estimator.name`) or register a short name: `estimators.register("mine",
      MyEstimator)`.
+  4. What a user of an estimator asks it (MADDPG's learner asks nothing else): `objective(f, seed)`, by
+     default f at one sample (PATHWISE); `scheduled(params)`, whether the keywords start a temperature
+     schedule (then `step` is passed); `temperature`. An estimator whose gradient needs f at several
+     actions (exact enumeration, score-function estimators) subclasses `ObjectiveEstimator` instead and
+     writes `objective`, as `expected`, `rloo` and `reinforce` do.
   """
 
   # False for estimators whose samples are relaxed points of the simplex rather than one-hot vectors.
   one_hot_samples = True
+  # How `objective` forms E f(a) and its gradient: PATHWISE (f at one sample that carries the gradient),
+  # EXACT (the sum over every action) or SCORE_FUNCTION (f at samples, the gradient from their log-probs).
+  objective_form = PATHWISE
 
   def __init__(self, logits, temperature=None, *, start_temperature=None, end_temperature=None,
                period=None, step=None, schedule="exponential", validate_args=False,
@@ -441,6 +454,24 @@ class DiscreteGradientEstimator(tfp.distributions.Distribution, metaclass=_Estim
       own = set(inspect.signature(cls.__init__).parameters)
       names = [n for n in names if n in own]
     return tuple(names)
+
+  @classmethod
+  def scheduled(cls, params):
+    """Whether an estimator built with keywords `params` follows a temperature schedule, so it must also
+    be given the schedule's position `step` (a schedule is in force once any of its keywords is given)."""
+    return "step" in cls.parameter_names() and any(key in params for key in SCHEDULE_KEYWORDS)
+
+  def objective(self, f, seed, sample_axis=0):
+    """E_{a ~ softmax(logits)} f(a) [*batch], formed so that its gradient with respect to `logits` is this
+    estimator's; its value is a sample of the expectation (exact for EXACT estimators).
+
+    `f` maps one-hot (or relaxed) actions [..., A] to values [...]: it is called on actions shaped like
+    `logits`, with, for estimators that evaluate f at several actions, one more axis of those actions at
+    `sample_axis` (as `tf.expand_dims(logits, sample_axis)` places it). `seed`: a stateless seed. This
+    default is PATHWISE: f at one sample, whose gradient is the estimator's.
+    """
+    del sample_axis  # one sample, shaped like the logits
+    return f(self.sample(seed=seed))
 
   @property
   def logits(self):
@@ -507,3 +538,43 @@ class DiscreteGradientEstimator(tfp.distributions.Distribution, metaclass=_Estim
     if not self.validate_args:
       return []
     return [tf.debugging.assert_positive(self._temperature, message="temperature must be > 0")]
+
+
+class ObjectiveEstimator(DiscreteGradientEstimator):
+  """Base class of estimators whose gradient is formed in `objective` from f's values at several actions
+  (exact enumeration, score-function estimators) rather than carried by one sample.
+
+  Their samples are plain one-hot draws ~ Categorical(softmax(logits)) that carry no gradient, and they
+  have no temperature (`temperature` is None). Subclasses set `objective_form` and write `objective`.
+  """
+
+  objective_form = SCORE_FUNCTION
+
+  @property
+  def temperature(self):
+    """None: the gradient passes through no relaxation."""
+    return None
+
+  def _relax(self, logits, temperature, seed):
+    return tf.stop_gradient(categorical_one_hot(logits, seed))
+
+  def objective(self, f, seed, sample_axis=0):
+    raise NotImplementedError(f"{type(self).__name__} does not implement objective")
+
+
+
+def sample_axis_index(sample_axis, rank):
+  """Where a new axis goes in logits of rank `rank`, as `tf.expand_dims(logits, sample_axis)` places it, as
+  an index >= 0; ValueError unless it lies before the action axis."""
+  index = sample_axis if sample_axis >= 0 else sample_axis + rank + 1
+  if not 0 <= index <= rank - 1:
+    raise ValueError(f"sample_axis must lie before the action axis of logits of rank {rank}, got {sample_axis}")
+  return index
+
+
+def tile_along(tensor, sample_axis, size):
+  """(`tensor` repeated `size` times along a new axis at `sample_axis`, that axis as an index >= 0)."""
+  axis = sample_axis_index(sample_axis, tensor.shape.rank)
+  shape = tf.shape(tensor)
+  tiled = tf.broadcast_to(tf.expand_dims(tensor, axis), tf.concat([shape[:axis], [size], shape[axis:]], 0))
+  return tiled, axis

@@ -21,9 +21,10 @@ are samples, and returns values [..., *batch], one per row. Rows are independent
     stats = lab.gradient_statistics("gst", f, logits, {"gap": 1.0}, temperature=0.7)
     stats.bias, stats.variance, stats.mse, stats.cosine           # each an Interval(value, low, high)
 
-`estimator` names are the registry's (`estimators.names()`), import paths "module.path:ClassName" and
-estimator classes (as `estimators.resolve` takes them), and `reinforce`, the unbiased score-function
-estimator f(a) (e_a - p), kept here as the reference (it is not a pathwise sample, so not in the registry).
+`estimator` names are the registry's (`names()`: every estimator but `expected`, which is the exact
+gradient itself), import paths "module.path:ClassName" and estimator classes (as `estimators.resolve`
+takes them); `reinforce`, the unbiased score-function estimator f(a) (e_a - p), is the reference. Each is
+measured through its `objective`: the gradient of the objective it forms for f.
 
 Statistics: R independent replicates of S samples each (fresh seeds, the same logits and f). In each
 replicate, with g the exact gradient, m the mean of the S sampled gradients and Sigma their covariance,
@@ -44,65 +45,37 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import estimators
-from estimators import base
-
-REINFORCE = "reinforce"
-# The score-function gradient with K samples and the leave-one-out baseline (Kool et al. 2019); unbiased.
-RLOO = "rloo"
-SCORE_FUNCTION = (REINFORCE, RLOO)
+from estimators import base, expected
 
 
 def names():
-  """Every estimator the lab measures: the registry's names, `reinforce` and `rloo`, sorted."""
-  return tuple(sorted(estimators.names() + SCORE_FUNCTION))
+  """Every estimator the lab measures, sorted: all but those whose gradient is the exact one."""
+  return tuple(name for name in estimators.names(pathwise_only=False)
+               if estimators.resolve(name).objective_form != base.EXACT)
 
 
 def check_estimator(name, params):
-  """Raises ValueError unless `name` is a lab estimator and `params` are its keyword arguments."""
-  if name == REINFORCE:
-    if params:
-      raise ValueError(f"estimator {REINFORCE!r} has no parameter {', '.join(map(repr, sorted(params)))}")
-    return
-  if name == RLOO:
-    unknown = sorted(set(params) - {"num_samples"})
-    if unknown:
-      raise ValueError(f"estimator {RLOO!r} has no parameter {', '.join(map(repr, unknown))}; allowed: num_samples")
-    base.check_integer_at_least("rloo num_samples (K)", params.get("num_samples"), 2)
-    return
-  if isinstance(name, str) and ":" not in name and name not in estimators.names():
-    raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(names())}, or "
-                     f"module.path:ClassName")
-  estimators.resolve(name)
-  estimators.check_parameters(name, params)
+  """Raises ValueError unless `name` is a lab estimator and `params` are its keyword arguments (built once,
+  so bad values fail here)."""
+  estimators.check(name, params, allowed=names())
 
 
 def takes_temperature(name):
   """Whether estimator `name` has a `temperature` parameter (REINFORCE and TAGS do not)."""
-  return name not in SCORE_FUNCTION and "temperature" in estimators.parameter_names(name)
+  return "temperature" in estimators.parameter_names(name)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The exact objective and gradient.
 
-def vertex_values(f, logits):
-  """v [*batch, A]: f at every one-hot action, row by row."""
-  logits = tf.convert_to_tensor(logits)
-  num_actions = logits.shape[-1]
-  batch_rank = logits.shape.rank - 1
-  vertices = tf.reshape(tf.eye(num_actions, dtype=logits.dtype),
-                        [num_actions] + [1] * batch_rank + [num_actions])
-  values = f(tf.broadcast_to(vertices, tf.concat([[num_actions], tf.shape(logits)], axis=0)))  # [A, *batch]
-  return tf.cast(tf.transpose(values, list(range(1, batch_rank + 1)) + [0]), logits.dtype)
+# v [*batch, A]: f at every one-hot action, row by row; and E_{a ~ softmax(logits)} f(a) [*batch].
+vertex_values = expected.vertex_values
+exact_expectation = expected.expectation
 
 
 def expected_gradient_from_values(logits, values):
   """d/dz sum_a softmax(z)_a v_a = p * (v - <p, v>), for values v [*batch, A] that do not depend on z."""
   return base.softmax_vjp(tf.math.softmax(logits), values)
-
-
-def exact_expectation(f, logits):
-  """E_{a ~ softmax(logits)} f(a) [*batch]."""
-  return tf.reduce_sum(tf.math.softmax(logits) * vertex_values(f, logits), axis=-1)
 
 
 def exact_gradient(f, logits):
@@ -167,25 +140,9 @@ def random_logits(num_rows, num_actions, seed, scale=1.0, dtype=np.float64):
 # ----------------------------------------------------------------------------------------------------------
 # Sampled gradients.
 
-def reinforce_sample(f, logits, seed):
-  """One score-function gradient per row: f(a) (e_a - softmax(z)), a ~ Categorical(softmax(z))."""
-  actions = base.categorical_one_hot(logits, seed)
-  return tf.cast(f(actions), logits.dtype)[..., tf.newaxis] * (actions - tf.math.softmax(logits))
-
-
-def rloo_sample(f, logits, seed, num_samples):
-  """One RLOO gradient per row from K = `num_samples` actions a_k ~ Categorical(softmax(z)):
-  (1/K) sum_k (f(a_k) - mean_{j != k} f(a_j)) (e_{a_k} - softmax(z))."""
-  k = int(num_samples)
-  tiled = tf.broadcast_to(logits, tf.concat([[k], tf.shape(logits)], axis=0))         # [K, ..., A]
-  actions = base.categorical_one_hot(tiled, seed)
-  values = tf.cast(f(actions), logits.dtype)                                           # [K, ...]
-  advantage = values - (tf.reduce_sum(values, axis=0, keepdims=True) - values) / (k - 1.)
-  return tf.reduce_mean(advantage[..., tf.newaxis] * (actions - tf.math.softmax(logits)), axis=0)
-
-
 class GradientSampler:
-  """Draws S per-sample gradients of f(sample) with respect to the logits in one compiled call.
+  """Draws S per-sample gradients of the estimator's objective for f (`objective`; for a pathwise estimator,
+  f(sample)) with respect to the logits in one compiled call.
 
   `sampler(logits, seed, num_samples, temperature=None)` -> [S, *batch, A]. The logits are tiled S
   times along a new leading axis, so each copy gets its own noise from the one stateless `seed`; the
@@ -203,16 +160,12 @@ class GradientSampler:
 
   def _sample(self, logits, seed, num_samples, temperature):
     tiled = tf.broadcast_to(logits, tf.concat([[num_samples], tf.shape(logits)], axis=0))
-    if self.name == REINFORCE:
-      return reinforce_sample(self.f, tiled, seed)
-    if self.name == RLOO:
-      return rloo_sample(self.f, tiled, seed, self.params["num_samples"])
     params = dict(self.params)
     if temperature is not None:
       params["temperature"] = temperature
     with tf.GradientTape() as tape:
       tape.watch(tiled)
-      values = self.f(estimators.make(self.name, logits=tiled, **params).sample(seed=seed))
+      values = estimators.make(self.name, logits=tiled, **params).objective(self.f, seed=seed)
     # Rows (and samples) are independent, so the gradient of the sum is every row's own gradient.
     return tape.gradient(values, tiled)
 
@@ -327,6 +280,6 @@ def gradient_statistics(name, f, logits, params=None, *, temperature=None, num_s
   root = lambda x: math.sqrt(max(x, 0.))
   bias = Interval(root(squared_bias.value), root(squared_bias.low), root(squared_bias.high))
   exact_norm = float(np.sqrt(np.square(exact.reshape(-1, exact.shape[-1])).sum(-1).mean()))
-  label = name if name in SCORE_FUNCTION else estimators.label(name)
+  label = estimators.label(name)
   return GradientStatistics(label, dict(sampler.params), temperature, squared_bias, bias, variance, mse,
                             cosine, exact_norm, int(num_samples), int(num_replicates), confidence)

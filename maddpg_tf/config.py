@@ -97,10 +97,11 @@ EXTRA_ESTIMATORS = {
     "gumbel_softmax": dict(name="gumbel_softmax", temperature=1.0),
     "reinmax": dict(name="reinmax", temperature=1.0),
     # Not a sampled estimator: the actor loss as the exact expectation over the agent's own action under
-    # the critic (maddpg_tf.agent.learner), the best a pathwise gradient can do; it has no parameters.
+    # the critic (estimators/expected.py), the best a pathwise gradient can do; it has no parameters.
     "expected": dict(name="expected"),
     # RLOO (Kool et al. 2019): the unbiased score-function gradient with K = 4 samples and the leave-one-out
-    # baseline (K is ours, not tuned). Like `expected` it needs the critic (maddpg_tf.agent.learner).
+    # baseline (K is ours, not tuned). Like `expected` it evaluates the critic at several actions
+    # (estimators/rloo.py).
     "rloo": dict(name="rloo", num_samples=4),
     # ZGR (Shekhovtsov 2023): temperature-free, no parameters.
     "zgr": dict(name="zgr"),

@@ -180,12 +180,13 @@ def test_rloo_gradient_is_unbiased_within_its_monte_carlo_interval():
   repeated = tf.broadcast_to(logits[:, tf.newaxis], [N, repeats, 3, A])
   with tf.GradientTape() as tape:
     tape.watch(repeated)
-    values = learner_lib.rloo_values(learner.critics, repeated, features, replay, tf.constant([3, 4]), 3)
+    values = learner.estimator(repeated, 0).objective(learner.own_action_critic(features, replay),
+                                                      seed=tf.constant([3, 4]), sample_axis=-3)
   gradients = tape.gradient(values, repeated).numpy()                                    # [N, R, B, A]
   f, p = numpy_own_action_values(learner, BATCH), tf.math.softmax(logits).numpy().astype(np.float64)
   exact = f * p - p * (f * p).sum(axis=-1, keepdims=True)                                # sum_a f(a) p_a (e_a - p)
   mean, standard_error = gradients.mean(axis=1), gradients.std(axis=1, ddof=1) / np.sqrt(repeats)
   assert np.all(np.abs(mean - exact) <= 4 * standard_error + 1e-7), (mean, exact, standard_error)
   assert np.abs(exact).max() > 10 * standard_error.max() / 4  # the gradient is not lost in the noise
-  with pytest.raises(ValueError, match=r"estimator 'rloo' needs num_samples \(K\) an integer >= 2, got 1"):
+  with pytest.raises(ValueError, match=r"estimator 'rloo': num_samples \(K\) must be an integer >= 2, got 1"):
     make_learner("rloo", {"num_samples": 1})

@@ -6,8 +6,9 @@ agent)` is the critic as a function of one agent's action, for `estimators.lab`.
 
 import tensorflow as tf
 
+import estimators
+from estimators import base as estimator_base
 from estimators import lab as estimator_lab
-from maddpg_tf.agent import learner as learner_lib
 
 PREFIX = "exact_gradient"
 
@@ -57,6 +58,7 @@ class ExactGradientDiagnostics:
       raise ValueError(f"num_repeats must be an integer >= 2, got {num_repeats!r}")
     self.learner = learner
     self.num_repeats = int(num_repeats)
+    self._exact = estimators.resolve(learner.estimator_name).objective_form == estimator_base.EXACT
     self._compiled = tf.function(self._compute, jit_compile=learner.jit_compile, reduce_retracing=True)
 
   def __call__(self, batch, seed, estimator_step):
@@ -66,17 +68,13 @@ class ExactGradientDiagnostics:
   def _sampled_gradients(self, logits, features, replay, seed, estimator_step, exact):
     learner, repeats = self.learner, self.num_repeats
     shape = [learner.num_agents, repeats, tf.shape(logits)[1], learner.num_actions]
-    if learner.estimator_name == learner_lib.EXPECTED:
+    if self._exact:  # the estimator's gradient is the exact one, every repeat
       return tf.broadcast_to(exact[:, tf.newaxis], shape)
     repeated = tf.broadcast_to(logits[:, tf.newaxis], shape)                        # [N, R, B, A]
     with tf.GradientTape() as tape:
       tape.watch(repeated)
-      if learner.estimator_name == learner_lib.RLOO:
-        q = learner_lib.rloo_values(learner.critics, repeated, features, replay, seed,
-                                    int(learner.estimator_params["num_samples"]))
-      else:
-        actions = learner.estimator(repeated, estimator_step).sample(seed=seed)
-        q = learner.critics.own_action_q(features, replay, actions)                # [N, R, B]
+      q = learner.estimator(repeated, estimator_step).objective(
+          learner.own_action_critic(features, replay), seed=seed, sample_axis=-3)    # [N, R, B]
     return tape.gradient(q, repeated)                                               # row gradients
 
   def _compute(self, batch, seed, estimator_step):

@@ -6,10 +6,12 @@ It knows nothing of environments: it sees batches of `types.Transition` and an `
   1. target actions a'_j ~ Categorical(softmax(mu_j(o'_j))) for every agent, before any update;
   2. rewards standardised with running per-agent statistics merged from the batch;
   3. critic_i: y = r_i + gamma (1 - terminal) Q_i(o', a'), loss mean (Q_i(o, a) - y)^2;
-  4. actor_i, with the critic just updated: -mean Q_i(o, a_-i, a~_i) + l2 * mean(logits_i^2), where a~_i
-     is the estimator's sample (hard one-hot forward, surrogate gradient backward). Beyond the paper,
-     estimator `expected` replaces the sample by the exact expectation over agent i's own action,
-     -mean sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a): the exact gradient, no estimator variance.
+  4. actor_i, with the critic just updated: -mean E~ Q_i(o, a_-i, a_i) + l2 * mean(logits_i^2), where E~
+     is the estimator's `objective` of the critic as a function of agent i's own action: Q_i at the
+     estimator's sample (hard one-hot forward, surrogate gradient backward) in the paper; beyond it, the
+     exact expectation sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a) or a score-function estimate from K
+     sampled actions. The learner asks the estimator (`objective`, `scheduled`, `temperature`), never
+     its name.
 Agents' parameters are disjoint, so updating all critics, then all actors, with stacked weights is the
 same computation as the code's agent-by-agent loop.
 
@@ -25,13 +27,6 @@ from estimators import base as estimator_base
 from maddpg_tf.agent import gradient_variance, networks, optimizers
 from maddpg_tf.agent.hyperparameters import LearnerConfig
 
-# The actor loss as the exact expectation over the agent's own action (needs the critic, so it lives here,
-# not in the estimators registry).
-EXPECTED = "expected"
-# The actor loss as the unbiased score-function gradient with K samples and the leave-one-out baseline
-# (Kool et al. 2019): K critic evaluations per row, so it also lives here. Parameter: num_samples (K >= 2).
-RLOO = "rloo"
-CRITIC_ESTIMATORS = (EXPECTED, RLOO)
 # Metrics of every update call that say whether a loss was NaN or infinite (values, not exceptions): the
 # index in the call of the first such update (-1: none) and which loss (0 critic, 1 actor; -1: none).
 NON_FINITE_UPDATE, NON_FINITE_LOSS = "non_finite/update", "non_finite/loss"
@@ -39,33 +34,8 @@ LOSS_NAMES = ("critic loss", "actor loss")
 
 
 def estimator_names():
-  """Every estimator the learner accepts: the registry's, `expected` and `rloo`, sorted."""
-  return tuple(sorted(estimators.names() + CRITIC_ESTIMATORS))
-
-
-def check_estimator(name, params):
-  """Raises ValueError (naming the value) unless `name` is a learner estimator and `params` fit it; builds
-  the estimator once on dummy logits, so bad values (temperature <= 0, K < 1, ...) fail here."""
-  if name == EXPECTED:
-    if params:
-      raise ValueError(f"estimator {EXPECTED!r} has no parameter {', '.join(map(repr, sorted(params)))} "
-                       f"(it has none: choose it with estimator={EXPECTED} after the config file's colon)")
-    return
-  if name == RLOO:
-    unknown = sorted(set(params) - {"num_samples"})
-    if unknown:
-      raise ValueError(f"estimator {RLOO!r} has no parameter {', '.join(map(repr, unknown))}; allowed: num_samples")
-    k = params.get("num_samples")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-      raise ValueError(f"estimator {RLOO!r} needs num_samples (K) an integer >= 2, got {k!r}")
-    return
-  if not isinstance(name, str) or (":" not in name and name not in estimators.names()):
-    raise ValueError(f"unknown estimator {name!r}; allowed: {', '.join(estimator_names())}, or "
-                     f"module.path:ClassName naming a subclass of estimators.DiscreteGradientEstimator")
-  estimators.resolve(name)  # an import path that does not import, or is no estimator: one line
-  estimators.check_parameters(name, params)
-  scheduled = name == "tags" or "start_temperature" in params or "period" in params
-  estimators.make(name, logits=tf.zeros([1, 2]), **dict(params, **({"step": 0} if scheduled else {})))
+  """Every estimator the learner accepts by name: the registry's, pathwise or not."""
+  return estimators.names(pathwise_only=False)
 
 
 class RewardStandardiser(tf.Module):
@@ -99,21 +69,6 @@ class RewardStandardiser(tf.Module):
 def one_hot_sample(logits, seed):
   """A behaviour action Categorical(softmax(logits)) as a one-hot, no gradient."""
   return tf.stop_gradient(estimator_base.categorical_one_hot(logits, seed))
-
-
-def rloo_values(critics, logits, features, replay, seed, num_samples):
-  """[N, M, B] whose value is the mean of Q_i(o, a_-i, a_k) over K = `num_samples` actions a_k ~
-  softmax(logits) and whose gradient with respect to `logits` [N, M, B, A] is RLOO's,
-  (1/K) sum_k grad log p(a_k) (Q(a_k) - mean_{j != k} Q(a_j)) (M: independent repeats, 1 in training)."""
-  n, m, b, a = (tf.shape(logits)[i] for i in range(4))
-  tiled = tf.broadcast_to(logits[:, :, tf.newaxis], [n, m, num_samples, b, a])     # [N, M, K, B, A]
-  actions = one_hot_sample(tiled, seed)
-  q = tf.stop_gradient(tf.reshape(critics.own_action_q(features, replay, tf.reshape(actions, [n, -1, b, a])),
-                                  [n, m, num_samples, b]))
-  advantage = q - (tf.reduce_sum(q, axis=2, keepdims=True) - q) / (num_samples - 1.)
-  log_p = tf.reduce_sum(actions * tf.math.log_softmax(tiled), axis=-1)              # [N, M, K, B]
-  score = tf.reduce_mean(log_p * advantage, axis=2)
-  return tf.reduce_mean(q, axis=2) + score - tf.stop_gradient(score)
 
 
 def _record_non_finite(metrics, index, first_bad, bad_loss):
@@ -158,7 +113,8 @@ class MADDPGLearner(tf.Module):
     self.config = config
     self.estimator_name = estimator
     self.estimator_params = dict(estimator_params or {})
-    check_estimator(estimator, self.estimator_params)  # bad values fail here, not mid-run
+    estimators.check(estimator, self.estimator_params)  # bad values fail here, not mid-run
+    self._scheduled = estimators.resolve(estimator).scheduled(self.estimator_params)
 
     self.actors, self.critics = _networks(num_agents, observation_size, num_actions, config.hidden_sizes,
                                           initializer, seed)
@@ -184,14 +140,22 @@ class MADDPGLearner(tf.Module):
   # ---- the estimator ------------------------------------------------------------------------------------
 
   def estimator(self, logits, estimator_step):
-    """The estimator distribution over `logits` at schedule position `estimator_step` (none for
-    `expected` and `rloo`, which need the critic)."""
-    if self.estimator_name in CRITIC_ESTIMATORS:
-      raise ValueError(f"estimator {self.estimator_name!r} needs the critic; it is not a distribution")
+    """The estimator distribution over `logits` at schedule position `estimator_step` (used if it follows
+    a temperature schedule)."""
     params = dict(self.estimator_params)
-    if "start_temperature" in params or self.estimator_name == "tags":
+    if self._scheduled:
       params["step"] = estimator_step
     return estimators.make(self.estimator_name, logits=logits, **params)
+
+  def own_action_critic(self, features, replay):
+    """f(actions [N, ..., B, A]) -> [N, ..., B]: critic i on the replayed joint action with agent i's own
+    action replaced by `actions`[i] (features [N, B, H], replay [B, N*A]): the function of agent i's
+    action whose expectation agent i's actor maximises."""
+    def f(actions):
+      shape = tf.shape(actions)
+      own = tf.reshape(actions, [self.num_agents, -1, shape[-2], self.num_actions])    # [N, K, B, A]
+      return tf.reshape(self.critics.own_action_q(features, replay, own), shape[:-1])
+    return f
 
   # ---- losses (public, checkable) -----------------------------------------------------------------------
 
@@ -218,14 +182,21 @@ class MADDPGLearner(tf.Module):
 
   def actor_loss(self, batch, seed, estimator_step, layer_inputs=None, pre_activations=None,
                  per_sample=False):
-    """Per-agent actor loss [N]: -mean_b Q_i(o, a_-i, a~_i) + logit_l2 * mean(logits_i^2); for estimator
-    `expected`, Q_i(o, a_-i, a~_i) is sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a) (`seed` unused); for
-    `rloo`, `rloo_values` (K sampled actions, the leave-one-out score-function gradient).
+    """Per-agent actor loss [N]: -mean_b E~ Q_i(o, a_-i, a_i) + logit_l2 * mean(logits_i^2), E~ the
+    estimator's `objective` over agent i's own action a_i ~ softmax(logits_i) (for a pathwise estimator,
+    Q_i at its sample a~_i; for the exact one, sum_a softmax(logits_i)_a Q_i(o, a_-i, e_a), `seed` unused).
 
     `per_sample=True` returns the per-sample losses [N, B] instead (their batch mean is the loss).
     If lists are passed as `layer_inputs` / `pre_activations`, each actor layer's input and pre-activation
     ([N, B, .]) are appended to them (for per-sample gradients).
     """
+    per_sample_loss, _ = self._actor_objective(batch, seed, estimator_step, layer_inputs, pre_activations)
+    if per_sample:
+      return per_sample_loss
+    return tf.reduce_mean(per_sample_loss, axis=1)
+
+  def _actor_objective(self, batch, seed, estimator_step, layer_inputs=None, pre_activations=None):
+    """(per-sample actor losses [N, B], the estimator distribution that formed them)."""
     observations = tf.transpose(batch.observation, [1, 0, 2])
     logits = observations
     for layer in self.actors.dense_layers:                                       # = self.actors(...)
@@ -236,19 +207,11 @@ class MADDPGLearner(tf.Module):
       logits = layer.activation(pre_activation)                                  # last: [N, B, A]
     features = self.critics.observation_features(self._flatten(batch.observation))
     replay = self._flatten(tf.one_hot(batch.action, self.num_actions))           # [B, N*A]
-    if self.estimator_name == EXPECTED:
-      values = self.critics.own_action_values(features, replay)                         # [N, B, A]
-      q = tf.reduce_sum(tf.math.softmax(logits) * values, axis=2)
-    elif self.estimator_name == RLOO:
-      q = rloo_values(self.critics, logits[:, tf.newaxis], features, replay, seed,
-                      int(self.estimator_params["num_samples"]))[:, 0]
-    else:
-      sampled = self.estimator(logits, estimator_step).sample(seed=seed)         # [N, B, A]
-      q = self.critics.own_action_q(features, replay, sampled[:, tf.newaxis])[:, 0]
+    estimator = self.estimator(logits, estimator_step)
+    # Actions the objective evaluates the critic at (K samples, or the A actions) go on axis 1: [N, K, B, A].
+    q = estimator.objective(self.own_action_critic(features, replay), seed=seed, sample_axis=-3)  # [N, B]
     per_sample_loss = -q + self.config.logit_l2 * tf.reduce_mean(tf.square(logits), axis=2)   # [N, B]
-    if per_sample:
-      return per_sample_loss
-    return tf.reduce_mean(per_sample_loss, axis=1)
+    return per_sample_loss, estimator
 
   def own_action_values(self, batch):
     """[N, B, A]: Q_i(o, a_-i, e_a), critic i with the other agents' replayed actions and each of agent
@@ -271,7 +234,9 @@ class MADDPGLearner(tf.Module):
 
     layer_inputs, pre_activations = ([], []) if per_sample_variance else (None, None)
     with tf.GradientTape() as tape:
-      actor_loss = self.actor_loss(batch, estimator_seed, estimator_step, layer_inputs, pre_activations)
+      per_sample_loss, estimator = self._actor_objective(batch, estimator_seed, estimator_step, layer_inputs,
+                                                         pre_activations)
+      actor_loss = tf.reduce_mean(per_sample_loss, axis=1)
       total = tf.reduce_sum(actor_loss)
     weights = self.actors.trainable_weights
     gradients = tape.gradient(total, weights + (pre_activations or []))
@@ -288,9 +253,8 @@ class MADDPGLearner(tf.Module):
     metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": tf.reduce_mean(q, axis=1),
                "target_mean": tf.reduce_mean(targets, axis=1), "critic_grad_norm": critic_norms,
                "actor_grad_norm": actor_norms}
-    if self.estimator_name not in CRITIC_ESTIMATORS:
-      metrics["temperature"] = tf.convert_to_tensor(
-          self.estimator(tf.zeros([1, self.num_actions]), estimator_step).temperature)
+    if estimator.temperature is not None:
+      metrics["temperature"] = tf.convert_to_tensor(estimator.temperature)
     names = self._policy_parameter_names()
     metrics.update(gradient_variance.entry_variance(names, actor_grads, self.num_agents))
     if per_sample_variance:

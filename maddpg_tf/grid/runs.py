@@ -757,12 +757,12 @@ _CHECK_PATHS = """
 import json, sys
 from maddpg_tf.run import process
 process.import_tensorflow()
+import estimators
 from maddpg_tf import config
-from maddpg_tf.agent import learner
 options = config.parse_options(sys.argv[2])
 for path in json.loads(sys.argv[1]):
   try:
-    learner.check_estimator(path, options)
+    estimators.check(path, options)
   except ValueError as error:
     message = process.one_line(error)
     print("%s" + json.dumps(message if path in message else f"estimator {path!r}: {message}"), flush=True)

@@ -58,10 +58,7 @@ def parse_estimators(text):
     if "temperature" in params:
       raise LabError(f"--estimators: {item!r}: give temperatures with --temperatures")
     try:
-      lab.check_estimator(name, params)
-      if name not in lab.SCORE_FUNCTION:  # build once: bad values (K < 1, gap <= 0, ...) fail now
-        import estimators  # pylint: disable=g-import-not-at-top
-        estimators.make(name, logits=np.zeros([1, 2], np.float32), **params)
+      lab.check_estimator(name, params)  # builds it once: bad values (K < 1, gap <= 0, ...) fail now
     except (ValueError, TypeError) as error:
       raise LabError(f"--estimators: {error}") from None
     specs.append((item, name, params))

@@ -134,8 +134,7 @@ class Experiment:
       restored = self.restore_latest()
     except checkpointing.CheckpointError as error:
       raise RunError(str(error)) from None
-    sources = [estimators.source_of(c.estimator.name) if c.estimator.name not in learner_lib.CRITIC_ESTIMATORS
-               else None, pettingzoo_envs.source_of(self.task)]
+    sources = [estimators.source_of(c.estimator.name), pettingzoo_envs.source_of(self.task)]
     provenance = workdir_lib.provenance(c, self.task, [s for s in sources if s])
     note = pettingzoo_envs.adapter_note(self.task)
     if note:  # what the adapter changed about a user's env: said once at start, kept with the run

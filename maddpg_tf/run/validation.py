@@ -4,7 +4,6 @@ environments (built once), on top of `maddpg_tf.config.resolve`'s schema checks.
 import estimators
 
 from maddpg_tf import config as config_lib
-from maddpg_tf.agent import learner as learner_lib
 from maddpg_tf.envs import builder as environments
 from maddpg_tf.run.errors import RunError
 
@@ -14,7 +13,7 @@ def resolve_config(config):
   try:
     config = config_lib.resolve(config)
     _drop_preset_parameters(config)
-    learner_lib.check_estimator(config.estimator.name, config_lib.estimator_params(config))
+    estimators.check(config.estimator.name, config_lib.estimator_params(config))
     environments.make(config.task, num_envs=1, seed=0,
                       **{**config_lib.env_settings(config), "backend": "reference"}).close()
     environments.vector_class(environments.resolve_task(config.task), config.env_backend)
@@ -27,9 +26,9 @@ def _every_estimator(message):
   """`message` with the estimator registry's list of names (the package's own estimators) widened to every
   name a run accepts: the paper's labels (stgs-1, ...) and the estimators that need the critic (expected,
   rloo) too."""
-  registry = f"allowed: {', '.join(estimators.names())}, or "
-  names = sorted({*config_lib.PAPER_ESTIMATORS["lbf"], *config_lib.EXTRA_ESTIMATORS, *estimators.names(),
-                  *learner_lib.CRITIC_ESTIMATORS})
+  every = estimators.names(pathwise_only=False)
+  registry = f"allowed: {', '.join(estimators.names() + tuple(n for n in every if n not in estimators.names()))}, or "
+  names = sorted({*config_lib.PAPER_ESTIMATORS["lbf"], *config_lib.EXTRA_ESTIMATORS, *every})
   return message.replace(registry, f"allowed: {', '.join(names)}, or ")
 
 

@@ -284,5 +284,5 @@ def test_rloo_in_the_lab_is_unbiased_and_has_less_variance_than_reinforce():
   reinforce = lab.gradient_statistics("reinforce", f, logits, num_samples=500, num_replicates=12)
   assert rloo.squared_bias.low <= 0 <= rloo.squared_bias.high or rloo.bias.value < 0.05 * rloo.exact_norm
   assert rloo.variance.high < reinforce.variance.low
-  with pytest.raises(ValueError, match=r"rloo num_samples \(K\) must be an integer >= 2, got 1"):
+  with pytest.raises(ValueError, match=r"estimator 'rloo': num_samples \(K\) must be an integer >= 2, got 1"):
     lab.check_estimator("rloo", {"num_samples": 1})
