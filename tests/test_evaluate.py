@@ -397,7 +397,7 @@ def test_video_frames_show_the_episodes_a_one_env_evaluation_plays(trained, tmp_
   # The same episodes as an Evaluator on one env of the same fresh stream.
   env = saved_policies.make_eval_env(config, num_envs=1, seed=4)
   actor = saved_policies.make_actor(config, learner.actor_weights(), seed=4)
-  result = evaluation.Evaluator(env, actor, 2, True).run()
+  result = evaluation.Evaluator(env=env, actor=actor, episodes=2, truncation_is_terminal=True).run()
   assert result.returns == pytest.approx(returns, abs=1e-6) and result.lengths == lengths
 
 

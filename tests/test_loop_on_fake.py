@@ -70,7 +70,7 @@ def test_the_loop_trains_evaluates_checkpoints_and_learns_the_fake_game(tmp_path
   c = exp.counters
   assert summary["env_steps"] == TOTAL and c.warmup_episodes >= 4
   # Three updates per finished episode (5-step episodes, 4 envs), all scheduled or still owed.
-  assert c.episodes == TOTAL // 5 and c.updates + c.owed_updates == 3 * c.episodes
+  assert c.episodes == TOTAL // 5 and c.updates + exp.updates.owed_updates == 3 * c.episodes
   steps = [step for step, _ in loggers.read_evaluations_csv(os.path.join(exp.workdir.path, "evaluations.csv"))]
   assert steps == list(range(0, TOTAL, 100)) + [TOTAL]  # every 100 steps, and the final policy
   assert [s for s, _ in checkpointing.complete_checkpoints(exp.workdir.checkpoints)] == [500, 600]

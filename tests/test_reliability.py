@@ -111,7 +111,7 @@ def test_a_signal_while_an_update_block_runs_resumes_exactly(reference, tmp_path
       experiment.Interrupted, match=r"SIGINT at env step 1,300: checkpoint \S+ckpt-1300 written"):
     experiment.Experiment(config(), workdir, progress=False).run()
   _, state, _ = checkpointing.load(checkpointing.latest(checkpoints(workdir)), METADATA)
-  assert state["stale_acting_weights"] is not None and state["counters"]["last_checkpoint"] == 1260
+  assert state["stale_acting_weights"] is not None and state["last_checkpoint"] == 1260
   experiment.Experiment(config(), workdir, progress=False).run()
   assert evaluations(workdir) == evaluations(reference)
   assert_same_final_state(workdir, reference)

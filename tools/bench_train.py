@@ -240,7 +240,7 @@ class WindowsDone(Exception):
 class WindowClock:
   """An `environment_loop.Observer` that cuts timed windows out of the training loop (see the module).
 
-  `bind(counters)` gives it the run's `counting.Counters` before the run. Afterwards `times`, `env_steps`,
+  `bind(counters)` gives it the run's `counting.Counter` before the run. Afterwards `times`, `env_steps`,
   `updates` hold one entry per step and `cuts` the indices of the windows' ends (windows + 1 of them).
   """
 

@@ -56,10 +56,11 @@ def terminal_flags(step, truncation_is_terminal):
 
 
 class EnvironmentLoop:
-  """Steps `env` with `actor` and stores every transition in `replay` (a `StagedReplay`)."""
+  """Steps `env` with `actor` and stores every transition in `replay` (a `StagedReplay`); counts the env
+  steps and finished episodes in `counter` (a `counting.Counter`)."""
 
-  def __init__(self, env, actor, replay, counters, truncation_is_terminal, observers=()):
-    self.env, self.actor, self.replay, self.counters = env, actor, replay, counters
+  def __init__(self, *, env, actor, replay, counter, truncation_is_terminal, observers=()):
+    self.env, self.actor, self.replay, self.counter = env, actor, replay, counter
     self.truncation_is_terminal = truncation_is_terminal
     self.observers = list(observers)
     self.observations = None
@@ -69,13 +70,13 @@ class EnvironmentLoop:
 
   def warm_up(self, episodes, rng):
     """Uniform random actions until `episodes` episodes have finished in all (not training steps)."""
-    while self.counters.warmup_episodes < episodes:
+    while self.counter.warmup_episodes < episodes:
       actions = self.env.random_actions(rng)
       step = self.env.step(actions)
       self.replay.add(self.observations, actions, step.reward,
                       terminal_flags(step, self.truncation_is_terminal), step.observation)
       self.observations = step.next_observation
-      self.counters.warmup_episodes += int(np.sum(~np.isnan(step.episode_return)))
+      self.counter.increment(warmup_episodes=int(np.sum(~np.isnan(step.episode_return))))
 
   def step(self):
     """One vector step; returns the number of episodes it finished."""
@@ -86,11 +87,11 @@ class EnvironmentLoop:
     self.replay.stage(self.observations, actions, step.reward,
                       terminal_flags(step, self.truncation_is_terminal), step.observation)
     self.observations = step.next_observation
-    self.counters.env_steps += self.env.num_envs
+    self.counter.increment(env_steps=self.env.num_envs)  # observers see the step counted
     for observer in self.observers:
       observer.observe(step, actions)
     ended = int(np.sum(~np.isnan(step.episode_return)))
-    self.counters.episodes += ended
+    self.counter.increment(episodes=ended)
     return ended
 
   def save(self):

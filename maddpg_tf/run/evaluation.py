@@ -28,7 +28,7 @@ class EvaluationResult(NamedTuple):
 class Evaluator:
   """Plays evaluation episodes (see the module docstring)."""
 
-  def __init__(self, env, actor, episodes, truncation_is_terminal, store=None):
+  def __init__(self, *, env, actor, episodes, truncation_is_terminal, store=None):
     if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
       raise ValueError(f"evaluation episodes must be an integer >= 1, got {episodes!r}")
     self.env, self.actor, self.episodes = env, actor, int(episodes)

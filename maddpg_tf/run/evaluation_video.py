@@ -18,7 +18,7 @@ class EvaluationVideo:
   """Records an episode at every `every`-th evaluation into `tensorboard` (a `loggers.TensorBoardLogger`);
   `weights()` gives the acting weights of the moment (the evaluation actor's)."""
 
-  def __init__(self, config, every, max_frames, tensorboard, weights):
+  def __init__(self, *, config, every, max_frames, tensorboard, weights):
     self.config, self.every, self.max_frames = config, int(every), int(max_frames)
     self.tensorboard, self.weights = tensorboard, weights
 

@@ -22,7 +22,7 @@ from maddpg_tf.envs import builder as environments
 from maddpg_tf.envs import pettingzoo as pettingzoo_envs
 from maddpg_tf.run import (checkpointing, counting, environment_loop, evaluation, evaluation_video, interrupts,
                            loggers, training, updates, workdir as workdir_lib)
-from maddpg_tf.run.errors import Interrupted, NonFiniteLoss, RunError  # noqa: F401  (re-exported for callers)
+from maddpg_tf.run.errors import Interrupted, NonFiniteLoss, RunError
 from maddpg_tf.run.evaluation import EVAL_SEED_OFFSET
 from maddpg_tf.run.validation import resolve_config  # noqa: F401  (re-exported for callers)
 
@@ -58,7 +58,7 @@ class Experiment:
 
   def _build(self, c, progress, make_env, observers, extra_loggers, provenance_extra):
     self.task = environments.resolve_task(c.task)
-    self.progress, self.provenance_extra = progress, dict(provenance_extra or {})
+    self.provenance_extra = dict(provenance_extra or {})
     make_env = make_env or _default_make_env(c)
     self.env = make_env(c.num_envs, c.seed, c.env_workers)
     self.eval_env = make_env(c.loop.eval_num_envs, c.seed + EVAL_SEED_OFFSET, min(c.env_workers,
@@ -69,43 +69,53 @@ class Experiment:
         estimator=c.estimator.name, estimator_params=estimator_params(c), seed=c.seed, jit_compile=c.jit_compile)
     self.replay = replay_buffer.StagedReplay(replay_buffer.ReplayBuffer(
         c.replay.capacity, spec.num_agents, spec.observation_size, c.replay.observation_dtype))
-    self.counters = counting.Counters()
-    self.tensorboard = loggers.TensorBoardLogger(self.workdir.tensorboard, self.workdir.superseded)
-    self.logger = loggers.Dispatcher([self.tensorboard, *extra_loggers])
+    self.counters = counting.Counter()
+    self.tensorboard = loggers.TensorBoardLogger(logdir=self.workdir.tensorboard,
+                                                 superseded_dir=self.workdir.superseded)
+    self.progress_bar = (loggers.ProgressBar(total=c.total_steps,
+                                             description=f"{self.task.name} {c.estimator.label}")
+                         if progress else None)
+    self.logger = loggers.Dispatcher([self.tensorboard, *extra_loggers,
+                                      *([self.progress_bar] if self.progress_bar else [])])
     actor, eval_actor = actor_lib.NumpyActor(c.seed, stream=0), actor_lib.NumpyActor(c.seed, stream=1)
     self.episode_returns = environment_loop.EpisodeReturns()
-    self.loop = environment_loop.EnvironmentLoop(self.env, actor, self.replay, self.counters,
-                                                 c.loop.truncation_is_terminal,
-                                                 [self.episode_returns, *observers])
+    self.loop = environment_loop.EnvironmentLoop(
+        env=self.env, actor=actor, replay=self.replay, counter=self.counters,
+        truncation_is_terminal=c.loop.truncation_is_terminal, observers=[self.episode_returns, *observers])
     self.updates = updates.UpdateScheduler(
-        self.learner, self.replay, np.random.default_rng([c.seed, 2]), self.counters, updates.UpdateSettings(
+        learner=self.learner, replay=self.replay, replay_rng=np.random.default_rng([c.seed, 2]),
+        counter=self.counters, settings=updates.UpdateSettings(
             c.replay.batch_size, c.loop.updates_per_episode, min(16, c.num_envs * c.loop.updates_per_episode),
             c.loop.asynchronous_updates, c.seed, c.estimator.schedule_unit, c.log.grad_variance_every_steps,
             c.log.every_updates, c.diagnostics.exact_gradient_every),
-        [actor, eval_actor], self.logger,
-        diagnostics.ExactGradientDiagnostics(self.learner, c.diagnostics.num_repeats)
+        actors=[actor, eval_actor], logger=self.logger,
+        diagnostics=diagnostics.ExactGradientDiagnostics(self.learner, c.diagnostics.num_repeats)
         if c.diagnostics.exact_gradient_every else None)
-    self.evaluator = evaluation.Evaluator(self.eval_env, eval_actor, c.loop.eval_episodes,
-                                          c.loop.truncation_is_terminal,
-                                          self.replay.add if c.loop.eval_into_replay else None)
+    self.evaluator = evaluation.Evaluator(env=self.eval_env, actor=eval_actor, episodes=c.loop.eval_episodes,
+                                          truncation_is_terminal=c.loop.truncation_is_terminal,
+                                          store=self.replay.add if c.loop.eval_into_replay else None)
     self.checkpointer = checkpointing.Checkpointer(
         self.workdir.checkpoints, config_lib.checkpoint_metadata(c), keep=c.checkpoint.keep)
     self.stop = interrupts.StopRequest()
+    video = (evaluation_video.EvaluationVideo(config=c, every=c.log.video_every_evals,
+                                              max_frames=c.log.video_max_frames, tensorboard=self.tensorboard,
+                                              weights=lambda: eval_actor.weights)
+             if c.log.video_every_evals else None)
+    best = (checkpointing.BestPolicy(self.workdir.best, config_lib.checkpoint_metadata(c), self.learner)
+            if c.checkpoint.keep_best else None)
     self.training = training.TrainingLoop(
-        training.Schedule(c.total_steps, c.loop.warmup_episodes, c.loop.eval_every_steps,
-                          c.checkpoint.every_steps),
-        self.counters, self.loop, self.updates, self.evaluator, self.checkpointer, None, self.logger, self.stop,
-        self.episode_returns, self.workdir.evaluations, np.random.default_rng([c.seed, 1]),
-        video=evaluation_video.EvaluationVideo(c, c.log.video_every_evals, c.log.video_max_frames,
-                                               self.tensorboard, lambda: eval_actor.weights)
-        if c.log.video_every_evals else None,
-        best=checkpointing.BestPolicy(self.workdir.best, config_lib.checkpoint_metadata(c), self.learner)
-        if c.checkpoint.keep_best else None)
-    # Restored in this order: the learner before the scheduler reads its weights; TensorBoard last.
-    self.training.parts = {"learner": self.learner, "replay": self.replay, "counters": self.counters,
-                           "training": self.training, "loop": self.loop, "evaluator": self.evaluator,
-                           "updates": self.updates, "episode_returns": self.episode_returns,
-                           "tensorboard": self.tensorboard}
+        schedule=training.Schedule(c.total_steps, c.loop.warmup_episodes, c.loop.eval_every_steps,
+                                   c.checkpoint.every_steps),
+        counter=self.counters, loop=self.loop, updates=self.updates, evaluator=self.evaluator,
+        checkpointer=self.checkpointer,
+        # Restored in this order, after the loop's own state: the learner before the scheduler reads its
+        # weights; TensorBoard after every number.
+        parts={"learner": self.learner, "replay": self.replay, "counters": self.counters, "loop": self.loop,
+               "evaluator": self.evaluator, "updates": self.updates, "episode_returns": self.episode_returns,
+               "tensorboard": self.tensorboard},
+        logger=self.logger, stop=self.stop, episode_returns=self.episode_returns,
+        evaluations_csv=self.workdir.evaluations, warmup_rng=np.random.default_rng([c.seed, 1]),
+        progress=self.progress_bar, video=video, best=best)
 
   def close(self):
     """Stops the environments' worker processes and lets go of the workdir (a closed Experiment cannot run
@@ -155,10 +165,6 @@ class Experiment:
       self.logger.close()
       raise
     self.logger.loggers.extend(external)
-    if self.progress:
-      self.training.progress = loggers.ProgressBar(c.total_steps, self.counters.env_steps,
-                                                   f"{self.task.name} {c.estimator.label}")
-      self.logger.loggers.append(self.training.progress)
     outcome = "FAILED"
     try:
       with self.stop:

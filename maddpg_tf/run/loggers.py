@@ -68,7 +68,7 @@ class TensorBoardLogger:
   """Scalars in `logdir`. The event file is opened at the first write, so that a resumed run can first
   rewind `logdir` to its checkpoint (`restore`): what was logged after it is logged again by the resume."""
 
-  def __init__(self, logdir, superseded_dir=None):
+  def __init__(self, *, logdir, superseded_dir=None):
     self.logdir = logdir
     self.superseded_dir = superseded_dir or logdir + "_superseded"
     self._writer = None
@@ -293,27 +293,32 @@ class MlflowLogger(_ExternalRun):
 
 
 class ProgressBar:
-  """A terminal progress bar of env steps (tqdm); `write` shows an evaluation's return on it."""
+  """A terminal progress bar of env steps (tqdm), shown from its first `update` (the step a run starts
+  from, a resumed run's too); `write` shows an evaluation's return on it."""
 
-  def __init__(self, total, initial, description):
-    self._bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc=description,
-                     mininterval=1.0)
+  def __init__(self, *, total, description):
+    self.total, self.description = total, description
+    self._bar = None
 
   def update(self, env_steps, note=None):
+    if self._bar is None:
+      self._bar = tqdm(total=self.total, initial=env_steps, unit="step", dynamic_ncols=True,
+                       desc=self.description, mininterval=1.0)
     if note is not None:
       self._bar.set_postfix_str(note)
     self._bar.update(env_steps - self._bar.n)
 
   def write(self, values, step):
     del step
-    if "eval/mean_return" in values:
+    if self._bar is not None and "eval/mean_return" in values:
       self._bar.set_postfix_str(f"eval return {float(values['eval/mean_return']):.3f}")
 
   def flush(self):
     pass
 
   def close(self):
-    self._bar.close()
+    if self._bar is not None:
+      self._bar.close()
 
 
 def event_file_sizes(logdir):

@@ -341,7 +341,8 @@ def evaluate_policy(config, learner, state=None, episodes=DEFAULT_EPISODES, gree
     actor = make_actor(config, learner.actor_weights(), greedy, seed)
     measure = success_measure(environments.resolve_task(config.task).family, env.envs[0])
     measured = _MeasuredEnvironment(env, measure[1] if measure else lambda rewards: rewards[:, 0] * 0.0)
-    evaluator = evaluation.Evaluator(measured, actor, episodes, config.loop.truncation_is_terminal)
+    evaluator = evaluation.Evaluator(env=measured, actor=actor, episodes=episodes,
+                                     truncation_is_terminal=config.loop.truncation_is_terminal)
     if own_stream:
       # A copy: the restored envs and generator are stepped in place, and `state` may be evaluated again.
       evaluator.restore(copy.deepcopy({key: state[key] for key in ("eval_env", "eval_actor_rng")}))

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from maddpg_tf.envs import snapshots
-from maddpg_tf.run import checkpointing, errors, faults, loggers
+from maddpg_tf.run import checkpointing, counting, errors, faults, loggers
 
 
 class Schedule(NamedTuple):
@@ -26,19 +26,25 @@ class Schedule(NamedTuple):
 
 
 class TrainingLoop:
-  """Runs the timeline over injected parts: `loop` (EnvironmentLoop), `updates` (UpdateScheduler),
-  `evaluator` (Evaluator), `checkpointer` (Checkpointer) and the `parts` it saves, `logger`, `stop`
-  (StopRequest), `progress` (ProgressBar or None), `evaluations_csv` (a path), `video` (an
-  `EvaluationVideo`, called after each evaluation, or None) and `best` (a `checkpointing.BestPolicy`
-  offered each evaluation, or None)."""
+  """Runs the timeline over injected parts: `counter` (counting.Counter, read here), `loop`
+  (EnvironmentLoop), `updates` (UpdateScheduler), `evaluator` (Evaluator), `checkpointer` (Checkpointer) and
+  the `parts` it checkpoints besides itself (restored after it, in their order), `logger`,
+  `stop` (StopRequest), `episode_returns` (its metrics join each evaluation's), `evaluations_csv` (a path),
+  `warmup_rng`, `progress` (ProgressBar or None), `video` (an `EvaluationVideo`, called after each
+  evaluation, or None) and `best` (a `checkpointing.BestPolicy` offered each evaluation, or None).
 
-  def __init__(self, schedule, counters, loop, updates, evaluator, checkpointer, parts, logger, stop,
+  It checkpoints its evaluations, the warm-up generator and `last_checkpoint` (the env step of the last
+  scheduled checkpoint)."""
+
+  def __init__(self, *, schedule, counter, loop, updates, evaluator, checkpointer, parts, logger, stop,
                episode_returns, evaluations_csv, warmup_rng, progress=None, video=None, best=None):
-    self.schedule, self.counters, self.loop, self.updates = schedule, counters, loop, updates
-    self.evaluator, self.checkpointer, self.parts, self.logger = evaluator, checkpointer, parts, logger
+    self.schedule, self.counter, self.loop, self.updates = schedule, counter, loop, updates
+    self.evaluator, self.checkpointer, self.logger = evaluator, checkpointer, logger
+    self.parts = {"training": self, **parts}
     self.stop, self.episode_returns, self.evaluations_csv = stop, episode_returns, evaluations_csv
     self.warmup_rng, self.progress, self.video, self.best = warmup_rng, progress, video, best
     self.evaluations = []
+    self.last_checkpoint = 0
     self.steps_per_second = float("nan")
     self._compiling = False
     self._rate = (time.time(), 0)
@@ -48,11 +54,13 @@ class TrainingLoop:
   def save(self):
     return {"evaluations": [{"step": int(e["step"]), "returns": [float(r) for r in e["returns"]]}
                             for e in self.evaluations],
-            "warmup_rng": snapshots.generator_state(self.warmup_rng)}
+            "warmup_rng": snapshots.generator_state(self.warmup_rng),
+            "last_checkpoint": int(self.last_checkpoint)}
 
   def restore(self, state):
     self.evaluations = [dict(e) for e in state["evaluations"]]
     self.warmup_rng = snapshots.generator(state["warmup_rng"])
+    self.last_checkpoint = counting.saved_elsewhere(state, "last_checkpoint")
 
   # ---- the timeline -----------------------------------------------------------------------------------
 
@@ -63,13 +71,13 @@ class TrainingLoop:
     the uninterrupted one."""
     self.loop.replay.flush()
     self.updates.drain(refresh=scheduled)
-    previous = self.counters.last_checkpoint
+    previous = self.last_checkpoint
     if scheduled:
-      self.counters.last_checkpoint = self.counters.env_steps  # the restored run must see it too
+      self.last_checkpoint = self.counter.env_steps  # the restored run must see it too
     try:
-      return self.checkpointer.save(self.counters.env_steps, self.parts)
+      return self.checkpointer.save(self.counter.env_steps, self.parts)
     except checkpointing.CheckpointError:
-      self.counters.last_checkpoint = previous
+      self.last_checkpoint = previous
       raise
 
   def evaluate(self, step, final=False):
@@ -86,10 +94,10 @@ class TrainingLoop:
         self.best.offer(step, float(np.mean(result.returns)), earlier)
       except checkpointing.CheckpointError as error:
         raise errors.RunError(str(error)) from None
-    now, steps = time.time(), self.counters.env_steps
+    now, steps = time.time(), self.counter.env_steps
     values = {"eval/mean_return": np.mean(result.returns),
               "perf/env_steps_per_s": (steps - self._rate[1]) / max(now - self._rate[0], 1e-9),
-              "perf/updates": self.counters.updates}
+              "perf/updates": self.counter.updates}
     if not final:
       self._rate = (now, steps)
       values.update(self.episode_returns.metrics())
@@ -100,10 +108,11 @@ class TrainingLoop:
 
   def run(self):
     """Warms up if needed, trains to `total_steps`, checkpoints and evaluates the final policy."""
-    s, c = self.schedule, self.counters
-    if c.warmup_episodes < s.warmup_episodes:
-      if self.progress is not None:
-        self.progress.update(c.env_steps, f"warm-up: {s.warmup_episodes} random episodes")
+    s, c = self.schedule, self.counter
+    warm_up = c.warmup_episodes < s.warmup_episodes
+    if self.progress is not None:  # opens the bar at the step the run starts from
+      self.progress.update(c.env_steps, f"warm-up: {s.warmup_episodes} random episodes" if warm_up else None)
+    if warm_up:
       self.loop.warm_up(s.warmup_episodes, self.warmup_rng)
     started, steps_at_start = time.time(), c.env_steps
     self._rate = (started, c.env_steps)
@@ -116,14 +125,14 @@ class TrainingLoop:
       self._step()
     self.loop.replay.flush()
     self.updates.drain()
-    if c.last_checkpoint != c.env_steps or self.checkpointer.latest() is None:
+    if self.last_checkpoint != c.env_steps or self.checkpointer.latest() is None:
       self._scheduled_checkpoint()
     self.steps_per_second = (c.env_steps - steps_at_start) / max(time.time() - started, 1e-9)
     if not self.evaluations or self.evaluations[-1]["step"] < c.env_steps:
       self.evaluate(c.env_steps, final=True)
 
   def _step(self):
-    s, c = self.schedule, self.counters
+    s, c = self.schedule, self.counter
     if self.stop.signum is not None:
       path = self.save_checkpoint(scheduled=False)
       raise errors.Interrupted(self.stop.signum, f"{self.stop.name} at env step {c.env_steps:,}: checkpoint "
@@ -139,7 +148,7 @@ class TrainingLoop:
       done_compiling = self._compiling and c.updates > 0
       self._compiling = self._compiling and not done_compiling
       self.progress.update(c.env_steps, "" if done_compiling else None)
-    if c.env_steps - c.last_checkpoint >= s.checkpoint_every_steps:
+    if c.env_steps - self.last_checkpoint >= s.checkpoint_every_steps:
       self._scheduled_checkpoint()
 
   def _scheduled_checkpoint(self):

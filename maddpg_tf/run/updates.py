@@ -20,7 +20,7 @@ import numpy as np
 from maddpg_tf.agent import gradient_variance
 from maddpg_tf.agent import learner as learner_lib
 from maddpg_tf.envs import snapshots
-from maddpg_tf.run import errors, faults
+from maddpg_tf.run import counting, errors, faults
 
 
 class UpdateJob(NamedTuple):
@@ -47,13 +47,21 @@ class UpdateSettings(NamedTuple):
 
 
 class UpdateScheduler:
-  """Owed updates, their jobs, the learner thread and the acting snapshot. `logger.write(values, step)`
-  receives each call's metrics; `diagnostics(batch, seed, step)` (or None) the exact-gradient check."""
+  """Owed updates, their jobs, the learner thread and the acting snapshot. Counts the updates it schedules
+  in `counter` (a `counting.Counter`, whose env steps it reads). `logger.write(values, step)` receives each
+  call's metrics; `diagnostics(batch, seed, step)` (or None) the exact-gradient check.
 
-  def __init__(self, learner, replay, replay_rng, counters, settings, actors, logger, diagnostics=None):
+  owed_updates: updates earned by finished episodes but not yet scheduled (asynchronous updates wait for a
+  full block); variance_window: the last Figure 4 logging window (`env_steps // variance_every_steps`)
+  that logged. Both are checkpointed.
+  """
+
+  def __init__(self, *, learner, replay, replay_rng, counter, settings, actors, logger, diagnostics=None):
     self.learner, self.replay, self.replay_rng = learner, replay, replay_rng
-    self.counters, self.settings, self.actors = counters, settings, actors
+    self.counter, self.settings, self.actors = counter, settings, actors
     self.logger, self.diagnostics = logger, diagnostics
+    self.owed_updates = 0
+    self.variance_window = -1
     self.min_block = settings.block_size if settings.asynchronous else 1
     self._executor = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
                       if settings.asynchronous else None)
@@ -66,13 +74,13 @@ class UpdateScheduler:
 
   def episodes_ended(self, count):
     """`count` training episodes finished: their updates are owed, and scheduled once a block is full."""
-    owed = self.counters.owed_updates + count * self.settings.updates_per_episode
-    self.counters.owed_updates = 0 if owed >= self.min_block else owed
+    owed = self.owed_updates + count * self.settings.updates_per_episode
+    self.owed_updates = 0 if owed >= self.min_block else owed
     if owed >= self.min_block:
       self.schedule(owed)
 
   def _jobs(self, count):
-    s, c = self.settings, self.counters
+    s, c = self.settings, self.counter
     jobs = []
     for _ in range(count):
       if len(self.replay) < s.batch_size:
@@ -80,13 +88,13 @@ class UpdateScheduler:
       batch = self.replay.sample(s.batch_size, self.replay_rng)
       seed = np.array([s.seed, c.updates], np.int64)
       window = c.env_steps // s.variance_every_steps  # Figure 4: the first update of each window
-      log_variance = window > c.variance_window
+      log_variance = window > self.variance_window
       if log_variance:
-        c.variance_window = window
+        self.variance_window = window
       step = c.updates if s.schedule_unit == "updates" else c.env_steps
       diagnose = s.diagnose_every > 0 and c.updates % s.diagnose_every == 0
       jobs.append(UpdateJob(c.updates, batch, seed, step, log_variance, diagnose))
-      c.updates += 1
+      c.increment(updates=1)
     return jobs
 
   def schedule(self, count):
@@ -100,7 +108,7 @@ class UpdateScheduler:
     else:
       self.drain()
       self._pending = (jobs, self._executor.submit(self._run_block, jobs))
-      faults.point("updates-submitted", self.counters.env_steps)
+      faults.point("updates-submitted", self.counter.env_steps)
 
   def _run_block(self, jobs):
     """On the learner thread: the updates, then the NumPy copy of the actors they leave."""
@@ -154,7 +162,7 @@ class UpdateScheduler:
   def _collect(self, jobs, results):
     """Checks each call's losses (NonFiniteLoss names the call's updates) and logs its metrics."""
     every = self.settings.log_every_updates
-    step = self.counters.env_steps
+    step = self.counter.env_steps
     for call_jobs, values in results:
       bad = int(values[learner_lib.NON_FINITE_UPDATE])
       if bad >= 0:
@@ -176,13 +184,16 @@ class UpdateScheduler:
   # ---- checkpoints and shutdown ----------------------------------------------------------------------------
 
   def save(self):
-    """The replay generator, and the acting snapshot when it is stale (a signal's checkpoint acts as
-    before it until the uninterrupted run would refresh)."""
+    """The replay generator, the owed updates and Figure 4's window, and the acting snapshot when it is
+    stale (a signal's checkpoint acts as before it until the uninterrupted run would refresh)."""
     return {"replay_rng": snapshots.generator_state(self.replay_rng),
-            "stale_acting_weights": [list(layer) for layer in self.actors[0].weights] if self.stale else None}
+            "stale_acting_weights": [list(layer) for layer in self.actors[0].weights] if self.stale else None,
+            "owed_updates": int(self.owed_updates), "variance_window": int(self.variance_window)}
 
   def restore(self, state):
     self.replay_rng = snapshots.generator(state["replay_rng"])
+    self.owed_updates = counting.saved_elsewhere(state, "owed_updates")
+    self.variance_window = counting.saved_elsewhere(state, "variance_window")
     self.refresh()
     if state.get("stale_acting_weights") is not None:
       for actor in self.actors:

@@ -152,7 +152,7 @@ def train_and_evaluate(config, workdir, progress=True):
   returns = [mean for _, mean in evaluations]
   # The run's own objective values, so that TensorBoard's hparams view can sort runs by them.
   values = objectives([returns])
-  board = loggers.TensorBoardLogger(os.path.join(workdir, "tb"))
+  board = loggers.TensorBoardLogger(logdir=os.path.join(workdir, "tb"))
   board.write({f"search/{name}": value for name, value in values.items()},
               evaluations[-1][0] if evaluations else 0)
   board.close()
