@@ -4,14 +4,13 @@ provenance, every bad input, and (slow) learning and exact resume on simple_spre
 
 import os
 import pickle
-import types
 
 import numpy as np
 import pytest
 
 from maddpg_tf import config as config_lib
 from maddpg_tf.envs import builder as environments
-from maddpg_tf.envs import mpe, pettingzoo, tasks, vector
+from maddpg_tf.envs import pettingzoo, tasks, vector
 from maddpg_tf.envs.pettingzoo import ParallelVectorEnvironment, episode_seed
 from tests import pettingzoo_toy as toy
 

@@ -19,7 +19,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top  (after choosing the backend)
-import numpy as np
 
 from maddpg_tf.analysis import aggregate
 from maddpg_tf.analysis import plots as project_plots

@@ -15,8 +15,6 @@ matches nothing, a directory that is not a run, runs of different tasks, a --lab
 per group, an --out that exists and is not empty, matplotlib (the plots extra) not installed.
 """
 
-import sys
-
 from absl import flags
 
 from maddpg_tf import extras
