@@ -96,10 +96,6 @@ def _allowed(allowed=None):
   return f"allowed: {', '.join(allowed)}, or {_PATH_FORM}"
 
 
-def _one_line(error):
-  return " ".join(f"{type(error).__name__}: {error}".split())
-
-
 def _check_class(cls, label):
   if not (inspect.isclass(cls) and issubclass(cls, DiscreteGradientEstimator)):
     raise ValueError(f"estimator {label!r} is {cls!r}, not a subclass of "
@@ -130,7 +126,7 @@ def _from_path(path):
   try:
     module = _import(module_name)
   except Exception as error:  # pylint: disable=broad-except  # whatever the user's module raises
-    raise ValueError(f"estimator {path!r}: module {module_name!r} does not import ({_one_line(error)}); "
+    raise ValueError(f"estimator {path!r}: module {module_name!r} does not import ({base.one_line(error)}); "
                      f"{_allowed()}") from None
   value = module
   for part in attribute.split("."):

@@ -296,6 +296,11 @@ def check_integer_at_least(name, value, minimum):
   return int(value)
 
 
+def one_line(error):
+  """An exception as one line, `Type: message` (messages that quote code or shapes may span lines)."""
+  return " ".join(f"{type(error).__name__}: {error}".split())
+
+
 def _check_logits(logits):
   if not logits.dtype.is_floating:
     raise ValueError(f"logits must be floating point, got dtype {logits.dtype.name}")
@@ -354,6 +359,23 @@ class _EstimatorMeta(type(tfp.distributions.Distribution)):
           attrs["_parameter_properties"] = vars(klass)["_parameter_properties"]
           break
     return super().__new__(mcs, classname, baseclasses, attrs)
+
+
+class SampleCount:
+  """Mixin of estimators that use K = `num_samples` draws per row: one home for K's check and property.
+
+  A subclass's `__init__` calls `_set_num_samples(num_samples)` before the base's; `min_num_samples` is
+  the smallest K its formula is defined for.
+  """
+
+  min_num_samples = 1
+
+  def _set_num_samples(self, num_samples):
+    self._num_samples = check_integer_at_least("num_samples (K)", num_samples, self.min_num_samples)
+
+  @property
+  def num_samples(self):
+    return self._num_samples
 
 
 # Keywords every TFP distribution takes: accepted by `estimators.make`, but no parameter of an estimator (not

@@ -90,7 +90,7 @@ def integer_inverse(temperature, largest=8):
   return n if 1 <= n <= largest and abs(float(inverse.flat[0]) - n) < 1e-6 else None
 
 
-class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
+class GumbelRaoMonteCarlo(base.SampleCount, base.DiscreteGradientEstimator):
   """Forward: a ~ Categorical(softmax(z)) as a hard one-hot, by Gumbel-max: a = argmax(z + g).
 
   Backward: the gradient of (1/K) sum_k softmax((z + g_k) / temperature), where the K noise draws
@@ -104,12 +104,8 @@ class GumbelRaoMonteCarlo(base.DiscreteGradientEstimator):
 
   def __init__(self, logits, temperature=None, num_samples=10, **kwargs):
     parameters = base.record_parameters(locals())
-    self._num_samples = base.check_integer_at_least("num_samples (K)", num_samples, 1)
+    self._set_num_samples(num_samples)
     super().__init__(logits, temperature, parameters=parameters, **kwargs)
-
-  @property
-  def num_samples(self):
-    return self._num_samples
 
   def _relax(self, logits, temperature, seed):
     action_seed, noise_seed = base.split_seed(seed)

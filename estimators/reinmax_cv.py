@@ -34,7 +34,7 @@ def check_cv_weight(value):
   return float(value)
 
 
-class ReinMaxCV(base.DiscreteGradientEstimator):
+class ReinMaxCV(base.SampleCount, base.DiscreteGradientEstimator):
   """ReinMax plus eta times a Gumbel-Rao-minus-Gumbel-softmax correction at ReinMax's midpoint.
 
   Forward: D = onehot(argmax(z + g)), g ~ Gumbel(0, 1)^A (so D ~ Categorical(softmax(z))), and the relaxed
@@ -65,13 +65,9 @@ class ReinMaxCV(base.DiscreteGradientEstimator):
   def __init__(self, logits, temperature=None, num_samples=DEFAULT_NUM_SAMPLES, cv_weight=DEFAULT_CV_WEIGHT,
                **kwargs):
     parameters = base.record_parameters(locals())
-    self._num_samples = base.check_integer_at_least("num_samples (K)", num_samples, 1)
+    self._set_num_samples(num_samples)
     self._cv_weight = check_cv_weight(cv_weight)
     super().__init__(logits, temperature, parameters=parameters, **kwargs)
-
-  @property
-  def num_samples(self):
-    return self._num_samples
 
   @property
   def cv_weight(self):

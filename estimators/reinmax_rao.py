@@ -41,7 +41,7 @@ def conditional_jacobian_vjp(theta, hard, temperature, num_samples, seed, upstre
   return tf.reduce_mean(base.softmax_vjp(probs, upstream[tf.newaxis]), axis=0) / temperature
 
 
-class ReinMaxRao(base.DiscreteGradientEstimator):
+class ReinMaxRao(base.SampleCount, base.DiscreteGradientEstimator):
   """ReinMax with its midpoint Jacobian Rao-Blackwellised over conditional Gumbels.
 
   Forward: D ~ Categorical(pi), pi = softmax(z), as a hard one-hot (Gumbel-max).
@@ -61,12 +61,8 @@ class ReinMaxRao(base.DiscreteGradientEstimator):
 
   def __init__(self, logits, temperature=None, num_samples=DEFAULT_NUM_SAMPLES, **kwargs):
     parameters = base.record_parameters(locals())
-    self._num_samples = base.check_integer_at_least("num_samples (K)", num_samples, 1)
+    self._set_num_samples(num_samples)
     super().__init__(logits, temperature, parameters=parameters, **kwargs)
-
-  @property
-  def num_samples(self):
-    return self._num_samples
 
   def _relax(self, logits, temperature, seed):
     action_seed, noise_seed = base.split_seed(seed)

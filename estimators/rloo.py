@@ -19,20 +19,17 @@ def leave_one_out(f, logits, seed, num_samples, sample_axis=0):
   return tf.reduce_mean(values, axis=axis) + score - tf.stop_gradient(score)
 
 
-class ReinforceLeaveOneOut(base.ObjectiveEstimator):
+class ReinforceLeaveOneOut(base.SampleCount, base.ObjectiveEstimator):
   """`objective` is `leave_one_out`: unbiased, K evaluations of f per row. `num_samples` (K) >= 2."""
 
   objective_form = base.SCORE_FUNCTION
+  min_num_samples = 2  # the baseline is the mean of the other K - 1
 
   def __init__(self, logits, num_samples=None, *, validate_args=False, allow_nan_stats=True, name=None):
     parameters = base.record_parameters(locals())
-    self._num_samples = base.check_integer_at_least("num_samples (K)", num_samples, 2)
+    self._set_num_samples(num_samples)
     super().__init__(logits, validate_args=validate_args, allow_nan_stats=allow_nan_stats, name=name,
                      parameters=parameters)
-
-  @property
-  def num_samples(self):
-    return self._num_samples
 
   def objective(self, f, seed, sample_axis=0):
     return leave_one_out(f, self.logits, seed, self._num_samples, sample_axis)

@@ -40,7 +40,7 @@ import scipy.stats
 import tensorflow as tf
 
 import estimators
-from estimators import lab
+from estimators import base, lab
 
 CHECKS = ("one_hot", "frequencies", "seed", "sample_shapes", "gradient_shapes", "dtypes", "large_logits",
           "tf_function", "xla", "bias_variance")
@@ -95,10 +95,6 @@ class _Subject:
 
   def build(self, logits):
     return self.cls(logits=logits, **self.params)
-
-
-def _one_line(error):
-  return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def _require(condition, message):
@@ -228,7 +224,7 @@ def check_gradient_shapes(subject):
       _, gradient = _sample_and_gradient(subject, _shaped_logits(shape), tf.constant(SEED))
     except Exception as error:  # pylint: disable=broad-except  # e.g. TF refusing a mis-shaped gradient
       raise AssertionError(f"logits {list(shape)}: computing the gradient raised "
-                           f"{_one_line(error)}") from error
+                           f"{base.one_line(error)}") from error
     _require(gradient is not None, f"logits {list(shape)}: no gradient reaches the logits")
     _require(tuple(gradient.shape) == shape,
              f"logits {list(shape)}: the gradient has shape {gradient.shape}, not the logits' {list(shape)}")
@@ -285,7 +281,7 @@ def _runner(subject, name):
     except AssertionError as error:
       raise AssertionError(f"{subject.label}: check {name!r} failed: {error}") from None
     except Exception as error:  # pylint: disable=broad-except  # any failure inside the estimator
-      raise AssertionError(f"{subject.label}: check {name!r} failed: raised {_one_line(error)}") from error
+      raise AssertionError(f"{subject.label}: check {name!r} failed: raised {base.one_line(error)}") from error
   run.__name__ = f"check_{name}"
   return run
 
