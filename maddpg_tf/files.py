@@ -5,12 +5,17 @@ the old file or the new one, never a part of one.
 one filesystem) and puts it in place only when the block ends without an error; `write_text` and
 `write_json` are the common cases. Every writer of a result, checkpoint record or search file uses these.
 
-Imports nothing of this package: every layer may use it.
+Imports nothing of this package: every layer may use it. So it also names the run-directory files that layers
+on both sides of `maddpg_tf.run` read or write.
 """
 
 import contextlib
 import json
 import os
+
+# <workdir>/absolute.json: a finished run's absolute metric, written by the grid (`run.saved_policies`) and
+# read by the tables (`analysis.statistics`, which sits below `run`: a run's evaluation uses its intervals).
+ABSOLUTE_FILE = "absolute.json"
 
 
 @contextlib.contextmanager

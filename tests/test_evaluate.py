@@ -149,13 +149,19 @@ def test_output_names():
       "w", "evaluations", "ckpt-5-greedy-3-seed7-limit10.json")
 
 
-def test_interval_by_hand():
-  # [1, 2, 3, 4]: mean 2.5, s = sqrt(5/3) = 1.290994, t_{0.975, 3} = 3.182446: half-width 2.054260.
-  mean, low, high = saved_policies.mean_interval([1.0, 2.0, 3.0, 4.0])
-  assert mean == 2.5
-  assert low == pytest.approx(2.5 - 2.054260, abs=1e-6) and high == pytest.approx(2.5 + 2.054260, abs=1e-6)
-  mean, low, high = saved_policies.mean_interval([0.25])
-  assert mean == 0.25 and np.isnan(low) and np.isnan(high)
+def test_summary_by_hand():
+  # returns [1, 2, 3, 4]: mean 2.5, s = sqrt(5/3) = 1.290994, t_{0.975, 3} = 3.182446: half-width 2.054260.
+  report = {"returns": [1.0, 2.0, 3.0, 4.0], "agent_returns": [[1., 0.], [1., 1.], [2., 1.], [2., 2.]],
+            "lengths": [5, 5, 7, 7], "success": [0., 1., 1., 1.]}
+  summary = saved_policies.summarise(report)
+  assert summary["mean_return"] == 2.5
+  assert summary["ci95"] == pytest.approx([2.5 - 2.054260, 2.5 + 2.054260], abs=1e-6)
+  assert summary["std_return"] == pytest.approx(1.290994, abs=1e-6)
+  assert summary["agent_mean_returns"] == [1.5, 1.0]
+  assert summary["mean_length"] == 6.0 and summary["success_mean"] == 0.75
+  one = saved_policies.summarise({"returns": [0.25], "agent_returns": [[0.25]], "lengths": [3], "success": None})
+  assert one["mean_return"] == 0.25 and np.isnan(one["ci95"]).all() and np.isnan(one["std_return"])
+  assert one["success_mean"] is None
 
 
 def test_best_checkpoint_is_nearest_the_best_evaluation(tmp_path):

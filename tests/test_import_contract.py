@@ -27,7 +27,8 @@ PACKAGES = ("estimators", "maddpg_tf")
 
 # Lowest first. Each entry is one rank: a tuple of sibling folders (or modules) that may import every
 # earlier rank but not each other. `media` sits below `run` because a training run draws episodes into
-# TensorBoard (`log.video_every_evals`).
+# TensorBoard (`log.video_every_evals`); `analysis.statistics` (pure NumPy/SciPy) below `run` because a saved
+# policy's evaluation reports the tables' interval, while the rest of `analysis` reads runs' files.
 LAYERS = (
     ("estimators",),          # discrete gradient estimators: knows nothing of MADDPG
     ("maddpg_tf.files", "maddpg_tf.extras"),  # result files written whole; optional dependencies by extra
@@ -35,6 +36,7 @@ LAYERS = (
     ("maddpg_tf.envs",),      # tasks, vector protocol, reference / fast / PettingZoo backends, workers
     ("maddpg_tf.config",),    # the run config's schema and defaults
     ("maddpg_tf.media",),     # frames, videos, SavedModel export
+    ("maddpg_tf.analysis.statistics",),  # Student-t intervals and Welch tests (Table 1's statistics)
     ("maddpg_tf.run",),       # one training run and its parts; a finished run's saved policies
     ("maddpg_tf.analysis",),  # statistics, tables, figures, aggregates (no TensorFlow)
     ("maddpg_tf.lab",),       # the estimator lab and timing (Table 2)

@@ -4,5 +4,6 @@
 It reads run directories' files; no TensorFlow.
 
 May import: `maddpg_tf.run` (the names of a run directory's files) and the layers below it; nothing of the
-programs, the grid, the search or the lab.
+programs, the grid, the search or the lab. `statistics` is the exception, below `maddpg_tf.run` (which reports
+its intervals): it imports only `maddpg_tf.files`.
 """

@@ -41,7 +41,7 @@ import os
 import numpy as np
 from scipy import stats
 
-from maddpg_tf.run.workdir import ABSOLUTE_FILE  # in a run's workdir, written by the grid after training
+from maddpg_tf.files import ABSOLUTE_FILE  # in a run's workdir, written by the grid after training
 
 CONFIDENCE = 0.95
 ALPHA = 0.05

@@ -50,7 +50,6 @@ from maddpg_tf.grid.budgets import (BEYOND_STEPS, ESTIMATORS, ESTIMATOR_PATH, ES
 from maddpg_tf.run import checkpointing, errors, locking, process, saved_policies
 from maddpg_tf.run import workdir as workdir_lib
 from maddpg_tf.run.process import one_line
-from maddpg_tf.run.workdir import ABSOLUTE_FILE
 
 PROG = "maddpg-reproduce"  # the program whose messages the grid prints
 # A week-long grid loses nodes: a run whose process or node is lost is submitted again this many times.
@@ -245,7 +244,7 @@ def needs_absolute(spec):
   that was extended since (runs that keep their best learner, `checkpoint.keep_best`)."""
   if not spec.config.get("checkpoint", {}).get("keep_best", False):
     return False
-  written = _read_json(os.path.join(spec.workdir, ABSOLUTE_FILE))
+  written = _read_json(os.path.join(spec.workdir, files.ABSOLUTE_FILE))
   return not written or written.get("total_steps") != spec.total_steps
 
 
@@ -619,7 +618,7 @@ class _GridRun:
       if result.get("summary") and not os.path.isfile(os.path.join(spec.workdir, "summary.json")):
         files.write_json(os.path.join(spec.workdir, "summary.json"), result["summary"])
       if result.get("absolute") and needs_absolute(spec):
-        files.write_json(os.path.join(spec.workdir, ABSOLUTE_FILE), result["absolute"])
+        files.write_json(os.path.join(spec.workdir, files.ABSOLUTE_FILE), result["absolute"])
     elif status == "interrupted":
       report.interrupted.append(spec.name)
     else:

@@ -3,5 +3,6 @@ evaluations, checkpoints), the environment loop and its observers, update schedu
 checkpoints, loggers, the run directory, stop requests, fault points, errors, and a finished run's saved
 policies (evaluated, played).
 
-May import: `estimators`, `maddpg_tf.agent`, `maddpg_tf.envs`, `maddpg_tf.config`, `maddpg_tf.media`.
+May import: `estimators`, `maddpg_tf.agent`, `maddpg_tf.envs`, `maddpg_tf.config`, `maddpg_tf.media`,
+`maddpg_tf.analysis.statistics` (a saved policy's evaluation reports the tables' interval).
 """

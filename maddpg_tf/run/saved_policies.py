@@ -53,10 +53,10 @@ import ml_collections
 import numpy as np
 
 from maddpg_tf import config as config_lib
+from maddpg_tf import files
 from maddpg_tf.envs import builder as environments
 from maddpg_tf.media import rendering
 from maddpg_tf.run import checkpointing, errors, evaluation, locking, loggers
-from maddpg_tf.run import workdir as workdir_lib
 
 DEFAULT_EPISODES = 100
 BEST_EPISODES_FACTOR = 10
@@ -256,20 +256,6 @@ class _MeasuredEnvironment:
     return values
 
 
-# ---- statistics --------------------------------------------------------------------------------------
-
-def mean_interval(values, confidence=0.95):
-  """(mean, low, high): mean +- t_{(1+confidence)/2, n-1} s / sqrt(n), s with n-1 degrees of freedom;
-  low and high are NaN for one value."""
-  from scipy import stats  # pylint: disable=g-import-not-at-top
-  values = np.asarray(values, np.float64)
-  mean = float(values.mean())
-  if len(values) < 2:
-    return mean, math.nan, math.nan
-  half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-  return mean, mean - half, mean + half
-
-
 # ---- checkpoint -> policy, evaluation, video (TensorFlow) ---------------------------------------------
 
 def _eval_seed_offset():
@@ -374,7 +360,7 @@ def absolute_metric(workdir, config=None):
   record = {**best, **report, "checkpoint": checkpoint_name(best["path"]), "task": config.task,
             "estimator": config.estimator.label, "run_seed": config.seed, "total_steps": config.total_steps}
   record["path"] = os.path.relpath(best["path"], workdir)
-  path = os.path.join(workdir, workdir_lib.ABSOLUTE_FILE)
+  path = os.path.join(workdir, files.ABSOLUTE_FILE)
   temporary = f"{path}.tmp-{os.getpid()}"
   with open(temporary, "w") as handle:
     handle.write(json.dumps(_finite_or_none(record), indent=2, sort_keys=True, allow_nan=False) + "\n")
@@ -383,10 +369,14 @@ def absolute_metric(workdir, config=None):
 
 
 def summarise(report):
-  """{mean_return, ci95 [low, high], std_return, agent_mean_returns [N], mean_length, success_mean}."""
-  mean, low, high = mean_interval(report["returns"])
+  """{mean_return, ci95 [low, high], std_return, agent_mean_returns [N], mean_length, success_mean}; ci95 is
+  the tables' Student-t interval (`analysis.statistics.t_interval`), NaN at both ends for one episode."""
+  # Deferred: statistics imports scipy (about 1.5 s), which only a finished evaluation needs.
+  from maddpg_tf.analysis import statistics  # pylint: disable=g-import-not-at-top
+  interval = statistics.t_interval(report["returns"])
   returns = np.asarray(report["returns"], np.float64)
-  return {"mean_return": mean, "ci95": [low, high],
+  return {"mean_return": interval.mean, "ci95": [interval.mean - interval.half_width,
+                                                 interval.mean + interval.half_width],
           "std_return": float(returns.std(ddof=1)) if len(returns) > 1 else math.nan,
           "agent_mean_returns": np.asarray(report["agent_returns"], np.float64).mean(axis=0).tolist(),
           "mean_length": float(np.mean(report["lengths"])),

@@ -24,8 +24,6 @@ from maddpg_tf import config as config_lib
 from maddpg_tf import files
 from maddpg_tf.run import errors, locking
 
-ABSOLUTE_FILE = "absolute.json"
-
 PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
             "rware", "numpy", "ml-collections", "keras-tuner", "numba", "pettingzoo", "mpe2")
 # Keys (dotted for nested ones) that do not make a run another run: the budget (a resumed run may extend
