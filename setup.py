@@ -48,7 +48,14 @@ EXTRAS = {
     "wandb": ["wandb>=0.31,<1"],  # config.log.to=...,wandb (maddpg_tf/run/loggers.py)
     "mlflow": ["mlflow-skinny>=3.18,<4"],  # config.log.to=...,mlflow: the client, no server
 }
+# The CUDA build of the pinned TensorFlow: its [and-cuda] extra brings the CUDA and cuDNN libraries as pip
+# packages (the plain wheel finds a GPU only where a system CUDA exists, and trains on the CPU without a word
+# otherwise). The same range as the core's tensorflow; no module of ours imports anything of it, so it is
+# no program's requirement (maddpg_tf/extras.py INSTALL_ONLY) and stays out of [all] and [test]: gigabytes
+# of CUDA libraries that a machine without a GPU cannot use.
+GPU = ["tensorflow[and-cuda]>=2.21.0,<2.22"]
 EXTRAS["all"] = sorted({requirement for extra in EXTRAS.values() for requirement in extra})
+EXTRAS["gpu"] = GPU
 EXTRAS["test"] = EXTRAS["all"] + [
     "pytest>=9.2.0,<10", "pytest-xdist>=3.8.0,<4",  # the suite on every core (pytest.ini)
     "hypothesis>=6.170.27,<7",  # generated bad input (tests/test_generated_inputs.py)

@@ -26,6 +26,11 @@ OPTIONAL = {
     "mlflow": ("MLflow", "mlflow"),  # log.to=...,mlflow (mlflow-skinny installs the `mlflow` module)
 }
 EXTRAS = tuple(dict.fromkeys(extra for _, extra in OPTIONAL.values()))
+# Extras that install no module of their own for our code to import, so no program requires them: what each
+# brings. tests/test_dependencies.py checks these against setup.py too.
+INSTALL_ONLY = {
+    "gpu": "the CUDA build of the pinned TensorFlow (tensorflow[and-cuda]: CUDA and cuDNN as pip packages)",
+}
 
 
 class MissingExtra(ImportError):

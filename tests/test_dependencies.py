@@ -7,11 +7,14 @@ programs' one line when an extra is missing (maddpg_tf/extras.py).
 - Each optional module (`extras.OPTIONAL`) is installed by the extra that its message names, and the core
   modules (the training run, every program's module) import none of them at their tops.
 - constraints.txt pins every declared distribution with `==`, inside setup.py's range.
+- The `gpu` extra is the pinned TensorFlow's CUDA build (`tensorflow[and-cuda]`, the core's range), outside
+  `[all]` and `[test]`; the CUDA libraries it brings are pinned inside TensorFlow's own ranges for them.
 - A program whose extra is missing ends with one line naming the extra and status 2, having written
   nothing; simulated with a `None` entry in `sys.modules`, which `import` treats as not installed.
 """
 
 import ast
+import importlib.metadata
 import os
 import pathlib
 import re
@@ -123,7 +126,8 @@ def test_every_package_the_tests_import_is_declared_in_the_test_extra():
 
 def test_each_optional_module_comes_with_the_extra_its_message_names():
   core, extra_requirements = declared()
-  assert set(extras.EXTRAS) == set(extra_requirements) - {"all", "test"}
+  assert set(extras.EXTRAS) | set(extras.INSTALL_ONLY) == set(extra_requirements) - {"all", "test"}
+  assert not set(extras.EXTRAS) & set(extras.INSTALL_ONLY)
   for module, (label, extra) in extras.OPTIONAL.items():
     assert distribution_of(module) in names(extra_requirements[extra]), f"{module}: not in [{extra}]"
     assert distribution_of(module) not in names(core), f"{module} is a core requirement, not an extra's"
@@ -167,6 +171,35 @@ def test_the_pinned_set_pins_every_declared_distribution_inside_its_range():
     assert name in pinned, f"{requirement}: not pinned in constraints.txt"
     assert satisfies(pinned[name], clauses), f"constraints.txt pins {name} at {pinned[name]}, outside {requirement}"
     assert any(op == "<" for op, _ in clauses), f"{requirement}: no upper bound"
+
+
+def test_the_gpu_extra_is_the_cuda_build_of_the_pinned_tensorflow():
+  core, extra_requirements = declared()
+  assert len(extra_requirements["gpu"]) == 1
+  gpu = extra_requirements["gpu"][0]
+  assert re.match(r"^tensorflow\[and-cuda\]", gpu), gpu
+  core_tensorflow = next(r for r in core if parse_requirement(r)[0] == "tensorflow")
+  assert parse_requirement(gpu) == parse_requirement(core_tensorflow)  # the same range as the core's
+  assert satisfies(pins()["tensorflow"], parse_requirement(gpu)[1])
+  # Gigabytes of CUDA libraries a machine without a GPU cannot use: neither [all] nor [test] brings them.
+  assert gpu not in extra_requirements["all"] and gpu not in extra_requirements["test"]
+
+
+def test_the_cuda_libraries_of_the_gpu_extra_are_pinned_inside_tensorflows_ranges():
+  """What tensorflow[and-cuda] installs (the installed TensorFlow's own metadata: the pinned one) is pinned,
+  each inside TensorFlow's range for it, and nothing else of CUDA is."""
+  assert importlib.metadata.version("tensorflow") == ".".join(map(str, pins()["tensorflow"]))
+  wanted = {}
+  for requirement in importlib.metadata.requires("tensorflow"):
+    text, _, marker = requirement.partition(";")
+    if re.search(r"""extra\s*==\s*["']and-cuda["']""", marker):
+      name, clauses = parse_requirement(text)
+      wanted[name] = clauses
+  assert len(wanted) >= 10 and "nvidia-cudnn-cu12" in wanted
+  pinned = pins()
+  assert {name for name in pinned if name.startswith("nvidia-")} == set(wanted)
+  for name, clauses in wanted.items():
+    assert satisfies(pinned[name], clauses), f"constraints.txt pins {name} at {pinned[name]}, outside {clauses}"
 
 
 def test_the_range_checker_can_fail():
