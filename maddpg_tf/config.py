@@ -157,6 +157,7 @@ def upgrade(config_dict_):
     for key, value in logger_config().items():     # before the optional loggers
       old["log"].setdefault(key, value.to_dict() if hasattr(value, "to_dict") else value)
   old.setdefault("diagnostics", diagnostics_config().to_dict())  # before diagnostics
+  old.setdefault("device", device_config().to_dict())  # before the device settings (TensorFlow's defaults)
   if isinstance(old.get("estimator"), dict):
     old["estimator"].setdefault("cv_weight", None)  # before reinmax-cv's control-variate weight
   if task is not None:  # before the rule was chosen: 2.0.0's, which for coop tasks is the same env as v2's
@@ -273,6 +274,7 @@ def base_config(task, family, estimator_label, **overrides):
                                               video_every_evals=0, video_max_frames=100))
   config.log.update(logger_config())
   config.diagnostics = diagnostics_config()
+  config.device = device_config()
 
   for key, value in {**FAMILY_SETTINGS.get(family, {}), **overrides}.items():
     set_value(config, key, value)
@@ -309,6 +311,35 @@ def diagnostics_config():
   """Every `exact_gradient_every` updates (0: never), TensorBoard gets `exact_gradient/*`: the estimator's
   logit gradient against the exact one under the current critic, over `num_repeats` samples."""
   return ml_collections.ConfigDict(dict(exact_gradient_every=0, num_repeats=16))
+
+
+def device_config():
+  """`device`: where TensorFlow computes, applied once per process before its first op
+  (maddpg_tf/run/devices.py). With no GPU visible every value is accepted and does nothing.
+
+  memory_growth: each GPU's memory is taken as the run needs it, not nearly all of it at start (TensorFlow's
+    default), so that other processes can share the GPU;
+  memory_limit_mb: at most this many MB of each GPU (None: no limit); memory_fraction: at most this share
+    of each GPU's memory, less 1 GiB for the process's CUDA context (None: no limit; `maddpg-reproduce
+    --gpus_per_run` sets it). Give one of the two; with either, memory_growth does not apply;
+  visible_gpus: "all", "none" (train on the CPU), or the indices of the GPUs to use, e.g. "0" or "0,1".
+  No number of a run depends on them (they are not part of a run's identity)."""
+  device = ml_collections.ConfigDict(dict(memory_growth=True, visible_gpus="all"))
+  device.memory_limit_mb = config_dict.placeholder(int)
+  device.memory_fraction = config_dict.placeholder(float)
+  return device
+
+
+def visible_gpus(text):
+  """`device.visible_gpus` read: None for "all", () for "none", else the GPU indices as a tuple of ints
+  (ConfigError naming the value otherwise)."""
+  words = [part.strip() for part in str(text).split(",")]
+  if words in (["all"], ["none"]):
+    return None if words == ["all"] else ()
+  if not all(word.isdigit() for word in words) or len(set(words)) != len(words):
+    raise ConfigError(f"device.visible_gpus must be 'all', 'none' or distinct GPU indices such as '0' or "
+                      f"'0,1', got {text!r}")
+  return tuple(int(word) for word in words)
 
 
 def get_value(config, dotted):
@@ -483,6 +514,10 @@ SCHEMA = {
     "log.mlflow.experiment": Field("str"),
     "diagnostics.exact_gradient_every": Field("int", low=0),
     "diagnostics.num_repeats": Field("int", low=2),
+    "device.memory_growth": Field("bool"),
+    "device.memory_limit_mb": Field("int", low=1, optional=True),
+    "device.memory_fraction": Field("float", low=0, high=1, open_low=True, optional=True),
+    "device.visible_gpus": Field("str"),             # "all", "none" or indices: visible_gpus checks it
 }
 
 
@@ -567,6 +602,10 @@ def resolve(config):
     _require(task.family in ("lbf", "rware"), f"log.video_every_evals needs a task the renderer draws (LBF or "
                                               f"RWARE), got {task.name} (family {task.family})")
   log_targets(config)
+  visible_gpus(config.device.visible_gpus)
+  _require(config.device.memory_limit_mb is None or config.device.memory_fraction is None,
+           f"device.memory_limit_mb ({config.device.memory_limit_mb}) and device.memory_fraction "
+           f"({config.device.memory_fraction}) both bound the GPU memory; give one")
   _require(config.replay.capacity >= config.replay.batch_size,
            f"replay.capacity ({config.replay.capacity}) must be >= replay.batch_size "
            f"({config.replay.batch_size})")

@@ -69,7 +69,8 @@ def valid_value(key, field, task):
   if key == "loop.episode_limit":
     return st.one_of(st.none(), st.integers(1, ENV_LIMIT[task]))
   if key in ("estimator.name", "estimator.label", "estimator.schedule", "estimator.options", "env_workers",
-             "log.video_every_evals", "log.to"):  # checked beyond the schema (log.to: config.log_targets)
+             "log.video_every_evals", "log.to", "device.visible_gpus"):
+    # checked beyond the schema (log.to: config.log_targets; device.visible_gpus: config.visible_gpus)
     return st.just(BASES[task][key.split(".")[0]][key.split(".")[1]] if "." in key else BASES[task][key])
   if field.choices is not None:
     choices = st.sampled_from(field.choices)
@@ -131,6 +132,8 @@ def mixed_configs(draw, bad_key=None):
     if key != bad_key:
       set_leaf(tree, key, draw(valid_value(key, config_lib.SCHEMA[key], task)))
   set_leaf(tree, "env_workers", 0)
+  if tree["device"]["memory_limit_mb"] is not None:  # the two GPU memory bounds exclude each other
+    tree["device"]["memory_fraction"] = None
   tree["replay"]["capacity"] = max(tree["replay"]["capacity"], tree["replay"]["batch_size"])
   return tree, task
 

@@ -137,6 +137,13 @@ class MADDPGLearner(tf.Module):
     self._compiled_block = tf.function(self._block, jit_compile=jit_compile, reduce_retracing=True)
     self.jit_compile = jit_compile
 
+  @property
+  def device(self):
+    """Where the update runs: the device holding the critics' weights (TensorFlow places the compiled
+    update beside the variables it reads and writes), e.g. '/job:localhost/replica:0/task:0/device:GPU:0'."""
+    weight = self.critics.trainable_weights[0]
+    return getattr(weight, "value", weight).device
+
   # ---- the estimator ------------------------------------------------------------------------------------
 
   def estimator(self, logits, estimator_step):

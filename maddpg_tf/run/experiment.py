@@ -2,6 +2,7 @@
 workdir holds this run). Every part has one role and is injected here (see each module):
 
   workdir.Workdir            identity, config.json, provenance.json
+  devices                    GPU memory settings (applied before TensorFlow's first op), devices seen
   environments.make          the training and evaluation envs (or `make_env`, e.g. a fake)
   learner.MADDPGLearner      the update; updates.UpdateScheduler when and on which thread
   environment_loop           act, step, store; observers; evaluation.Evaluator the evaluations
@@ -20,8 +21,8 @@ from maddpg_tf import config as config_lib
 from maddpg_tf.agent import actor as actor_lib, diagnostics, learner as learner_lib, replay as replay_buffer
 from maddpg_tf.envs import builder as environments
 from maddpg_tf.envs import pettingzoo as pettingzoo_envs
-from maddpg_tf.run import (checkpointing, counting, environment_loop, evaluation, evaluation_video, interrupts,
-                           loggers, training, updates, workdir as workdir_lib)
+from maddpg_tf.run import (checkpointing, counting, devices, environment_loop, evaluation, evaluation_video,
+                           interrupts, loggers, training, updates, workdir as workdir_lib)
 from maddpg_tf.run.errors import Interrupted, NonFiniteLoss, RunError
 from maddpg_tf.run.evaluation import EVAL_SEED_OFFSET
 from maddpg_tf.run.validation import resolve_config  # noqa: F401  (re-exported for callers)
@@ -52,12 +53,15 @@ class Experiment:
     try:
       self.workdir.check(c)  # again: a process that held it may have written its run meanwhile
       self._build(c, progress, make_env, observers, extra_loggers, provenance_extra)
-    except BaseException:
+    except BaseException as error:
       self.close()
+      if devices.out_of_memory(error):
+        raise RunError(devices.no_room(error, getattr(self, "device_record", None), "while building the run")) from None
       raise
 
   def _build(self, c, progress, make_env, observers, extra_loggers, provenance_extra):
     self.task = environments.resolve_task(c.task)
+    self.device_record = devices.configure(c.device)  # applied by resolve_config; here, what is in force
     self.provenance_extra = dict(provenance_extra or {})
     make_env = make_env or _default_make_env(c)
     self.env = make_env(c.num_envs, c.seed, c.env_workers)
@@ -150,10 +154,15 @@ class Experiment:
     if note:  # what the adapter changed about a user's env: said once at start, kept with the run
       provenance["note"] = f"env {self.task.name}: {note}"
       print(provenance["note"], flush=True)
+    provenance["devices"] = devices.describe(self.device_record, self.learner.device)
+    if self.device_record["gpus_found"]:  # where a GPU exists, say where the update runs (also with --quiet)
+      print(f"devices: the update runs on {devices.short_device(self.learner.device)}; "
+            f"{self.device_record['note']}", flush=True)
     provenance = {**provenance, **self.provenance_extra}
     self.workdir.write_run_files(c, provenance)
     if restored is None:
-      self.tensorboard.write_hparams(config_lib.hparams(c), self.workdir.name)
+      self.tensorboard.write_hparams({**config_lib.hparams(c), "update_device": devices.short_device(
+          self.learner.device)}, self.workdir.name)
       self.loop.reset()
     self.finished_before = bool(restored) and self.counters.env_steps >= c.total_steps
     if restored and not self.finished_before:  # also with --quiet: which run continues is what happened
@@ -180,6 +189,12 @@ class Experiment:
       raise RunError(f"training stopped in updates {error.first_update:,}-{error.last_update:,} (env step "
                      f"{self.counters.env_steps:,}): the {error.loss} is NaN or infinite; last good checkpoint: "
                      f"{self.checkpointer.latest() or 'none'}") from None
+    except Exception as error:  # pylint: disable=broad-except  (only an allocation that found no room)
+      if not devices.out_of_memory(error):
+        raise
+      raise RunError(devices.no_room(error, self.device_record, f"at env step {self.counters.env_steps:,} "
+                                     f"(last checkpoint: {self.checkpointer.latest() or 'none'})",
+                                     self.learner.device)) from None
     finally:
       for logger in external:
         logger.end(outcome)

@@ -1,17 +1,22 @@
 """A run config checked against what it names: the estimator (built once on dummy logits) and the task's
-environments (built once), on top of `maddpg_tf.config.resolve`'s schema checks."""
+environments (built once), on top of `maddpg_tf.config.resolve`'s schema checks; its device settings applied
+before TensorFlow's first op (`maddpg_tf.run.devices`)."""
 
 import estimators
 
 from maddpg_tf import config as config_lib
 from maddpg_tf.envs import builder as environments
+from maddpg_tf.run import devices
 from maddpg_tf.run.errors import RunError
 
 
 def resolve_config(config):
-  """`config_lib.resolve`, plus the estimator's parameters and the task's env checked by building them."""
+  """`config_lib.resolve`, plus the estimator's parameters and the task's env checked by building them.
+  The device settings are applied first (`devices.configure`): TensorFlow takes them only before it
+  computes anything, and the estimator's check is the first computation."""
   try:
     config = config_lib.resolve(config)
+    devices.configure(config.device)
     _drop_preset_parameters(config)
     estimators.check(config.estimator.name, config_lib.estimator_params(config))
     environments.make(config.task, num_envs=1, seed=0,

@@ -1,7 +1,8 @@
 """A run's directory: whose it is (its config), what produced it (provenance), and where its files go.
 
     <workdir>/config.json        the resolved config: the run's identity
-    <workdir>/provenance.json    package versions, git revision, command line, seed, fidelity, user code
+    <workdir>/provenance.json    package versions, git revision, command line, seed, fidelity, user code,
+                                 devices seen and where the update ran (maddpg_tf/run/devices.py)
     <workdir>/evaluations.csv    step, mean team return, each episode's return
     <workdir>/checkpoints/       ckpt-<env step>/ (complete only with their COMPLETE marker)
     <workdir>/best/              ckpt-<env step>/: the learner at the best evaluation so far (checkpoint.keep_best)
@@ -27,10 +28,10 @@ from maddpg_tf.run import errors, locking
 PACKAGES = ("tensorflow", "tensorflow-probability", "keras", "tf-keras", "gymnasium", "lbforaging",
             "rware", "numpy", "ml-collections", "keras-tuner", "numba", "pettingzoo", "mpe2")
 # Keys (dotted for nested ones) that do not make a run another run: the budget (a resumed run may extend
-# it), what only logs (diagnostics, videos, the loggers), the env worker count and the env backend (no number
-# changes).
+# it), what only logs (diagnostics, videos, the loggers), the env worker count, the env backend and the
+# device settings (no number changes; a run may resume on another machine).
 NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend", "log.video_every_evals",
-                "log.video_max_frames", "log.to", "log.wandb", "log.mlflow")
+                "log.video_max_frames", "log.to", "log.wandb", "log.mlflow", "device")
 
 
 # The differences a person needs first when a workdir holds another run (then the rest, alphabetically).
