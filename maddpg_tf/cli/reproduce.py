@@ -60,6 +60,9 @@ _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.
 _NUM_CPUS = flags.DEFINE_integer("num_cpus", None, "CPUs of the local Ray (default: all of this machine's).")
 _CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow threads) per run; with 2 or "
                                     "more, the envs step in a worker process beside the learner.")
+_GPUS_PER_RUN = flags.DEFINE_float("gpus_per_run", 0, "Share of a GPU each run asks Ray for, 1/k (e.g. 0.25: "
+                                   "four runs per GPU, each taking at most a quarter of its memory); 0: none. "
+                                   "Refused on a cluster without GPUs.")
 _RETRIES = flags.DEFINE_integer("retries", runs.DEFAULT_RETRIES, "Times a run whose process or node was lost is "
                                 "submitted again (it resumes from its last complete checkpoint); a run that "
                                 "fails for its own reasons is not retried.")
@@ -131,6 +134,7 @@ def main(argv):
         raise runs.UsageError(f"--{name} must be >= 1, got {flag.value}")
     if _RETRIES.value < 0:
       raise runs.UsageError(f"--retries must be >= 0, got {_RETRIES.value}")
+    gpus_per_run = runs.check_gpus_per_run(_GPUS_PER_RUN.value)
     if _RAY_ADDRESS.value and _NUM_CPUS.value:
       raise runs.UsageError("--num_cpus is for a local Ray; a cluster (--ray_address) has its own CPUs")
     tuned = runs.load_tuned(_TUNED.value)
@@ -159,9 +163,9 @@ def main(argv):
         print(f"{runs.PROG}: {len(specs)} runs ({budget} budget, fidelity {fidelity}) under {results}", flush=True)
         report = runs.run_grid(specs, results, _RAY_ADDRESS.value, _NUM_CPUS.value, _CPUS_PER_RUN.value,
                                _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value,
-                               absolute=_ABSOLUTE.value)
-    except runs.GridBusy as busy:
-      return _error(busy)
+                               absolute=_ABSOLUTE.value, gpus_per_run=gpus_per_run)
+    except (runs.GridBusy, runs.UsageError) as refused:  # another grid; GPUs asked of a cluster without
+      return _error(refused)
     except KeyboardInterrupt:
       print(f"{runs.PROG}: interrupted; run the same command to resume", file=sys.stderr)
       return 130

@@ -23,6 +23,11 @@ Ray's token authentication stays on (every node and the driver need the cluster'
 RAY_AUTH_TOKEN_PATH). One grid at a time per `--results` (a lock, `<results>/grid.lock`; a second grid is
 refused with one line naming the first), and one process per run (its workdir's `run.lock`, as maddpg-train takes).
 Each attempt of a run records its node (`attempts` in its provenance.json, summary.json and grid.json).
+
+GPUs: with `--gpus_per_run=f` (a share 1/k of one GPU, e.g. 0.25) each run's Ray task asks for f of a GPU,
+Ray gives it one (CUDA_VISIBLE_DEVICES), and the run takes at most f of that GPU's memory
+(`device.memory_fraction`, maddpg_tf/run/devices.py), so k runs share it; a cluster with no GPUs is refused
+before any run starts. The default, 0, asks for none.
 """
 
 import dataclasses
@@ -341,6 +346,8 @@ def _this_node():
     import ray  # pylint: disable=g-import-not-at-top
     place["node_id"] = ray.get_runtime_context().get_node_id()
     place["node_ip"] = ray.util.get_node_ip_address()
+    if ray.get_gpu_ids():  # a run that asked for a GPU share: which GPU Ray gave it
+      place["gpu_ids"] = [str(gpu) for gpu in ray.get_gpu_ids()]
   except Exception:  # pylint: disable=broad-except  (outside Ray: host and pid say enough)
     pass
   return place
@@ -510,22 +517,74 @@ def lost_not_failed(error):
 
 
 def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, retries=DEFAULT_RETRIES,
-             progress=True, quiet=False, absolute=True):
+             progress=True, quiet=False, absolute=True, gpus_per_run=0):
   """Runs every unfinished spec as a Ray task; returns a GridReport. Never raises for one run's failure.
   `absolute`: each run's absolute metric too (absolute.json; a finished run without it is evaluated).
+  `gpus_per_run`: the share of a GPU each run's task asks for (`check_gpus_per_run`; 0: none).
 
   A run whose process or node is lost is submitted again (it resumes from its last complete checkpoint) up
-  to `retries` times; raises GridBusy if another grid holds `results`."""
+  to `retries` times; raises GridBusy if another grid holds `results`, UsageError if runs ask for GPUs that
+  the cluster does not have (before any run starts)."""
   with grid_lock(results):
-    return _GridRun(specs, results, ray_address, cpus_per_run, retries, absolute).run(num_cpus, progress, quiet)
+    return _GridRun(specs, results, ray_address, cpus_per_run, retries, absolute, gpus_per_run).run(
+        num_cpus, progress, quiet)
+
+
+# ---- GPU shares ------------------------------------------------------------------------------------------
+
+# The most of a GPU a share may leave unused (1 - k x share for the k runs that fit on one GPU).
+GPU_SHARE_WASTE = 0.02
+
+
+def check_gpus_per_run(value):
+  """--gpus_per_run as a float: 0 (no GPU) or a share 1/k of one GPU (0.5, 0.25, 0.2, 0.333, ...); UsageError
+  (one line) for a value outside [0, 1] or one that leaves more than GPU_SHARE_WASTE of each GPU unused."""
+  value = float(value)
+  if not 0 <= value <= 1:
+    raise UsageError(f"--gpus_per_run must be 0 (no GPU) or a share of one GPU in (0, 1], e.g. 0.25 for four "
+                     f"runs per GPU, got {value:g}")
+  if value > 0:
+    runs_per_gpu = int(1 / value + 1e-9)
+    if 1 - runs_per_gpu * value > GPU_SHARE_WASTE:
+      raise UsageError(f"--gpus_per_run {value:g} does not divide a GPU into whole runs ({runs_per_gpu} fit, "
+                       f"leaving {1 - runs_per_gpu * value:.2f} of each GPU unused); give 1/k, e.g. 1, 0.5, "
+                       f"0.25, 0.2")
+  return value
+
+
+def ray_options(name, cpus_per_run, gpus_per_run=0):
+  """The options of one run's Ray task: its CPUs, its share of a GPU (only when asked: Ray then sets the
+  task's CUDA_VISIBLE_DEVICES), no retries of Ray's own (the driver resubmits, knowing why), its name."""
+  options = dict(num_cpus=cpus_per_run, max_retries=0, name=name)
+  if gpus_per_run:
+    options["num_gpus"] = round(float(gpus_per_run), 4)  # Ray keeps four decimal places of a resource
+  return options
+
+
+def with_gpu_share(config_dict, gpus_per_run):
+  """A run's config dict whose process takes at most `gpus_per_run` of its GPU's memory
+  (`device.memory_fraction`), where the share is below one GPU and the config bounds the memory no other way."""
+  device = dict(config_dict.get("device") or common.device_config().to_dict())
+  if not 0 < gpus_per_run < 1 or device.get("memory_limit_mb") is not None:
+    return config_dict
+  return {**config_dict, "device": {**device, "memory_fraction": float(gpus_per_run)}}
+
+
+def check_cluster_gpus(resources, gpus_per_run, where):
+  """UsageError unless a cluster whose `ray.cluster_resources()` are `resources` has the GPUs that runs asking
+  for `gpus_per_run` of one need (`where`: the cluster's address, for the message)."""
+  if gpus_per_run > 0 and not resources.get("GPU", 0) > 0:
+    raise UsageError(f"--gpus_per_run {gpus_per_run:g} asks each run for a share of a GPU, but the Ray cluster "
+                     f"({where}) has no GPUs; give --gpus_per_run=0 to train on CPUs, or a cluster with GPUs")
 
 
 class _GridRun:
   """One `run_grid` call: submits the unfinished runs, collects them, resubmits lost ones, keeps grid.json."""
 
-  def __init__(self, specs, results, ray_address, cpus_per_run, retries, absolute=True):
+  def __init__(self, specs, results, ray_address, cpus_per_run, retries, absolute=True, gpus_per_run=0):
     self.specs, self.results, self.ray_address = specs, results, ray_address
     self.cpus_per_run, self.retries, self.absolute = cpus_per_run, retries, absolute
+    self.gpus_per_run = check_gpus_per_run(gpus_per_run)
     self.report, self.started = GridReport(), time.time()
     self.states = {spec.name: run_state(spec) for spec in specs}
     # Finished runs without their absolute metric get a task that only evaluates it.
@@ -551,6 +610,11 @@ class _GridRun:
       self.report.seconds = time.time() - self.started
       return self.report
     self.ray, where = _init_ray(self.ray_address, num_cpus, quiet)
+    try:
+      check_cluster_gpus(self.ray.cluster_resources(), self.gpus_per_run, self.ray_address or "local")
+    except UsageError:
+      self.ray.shutdown()
+      raise
     self.manifest["ray"] = where
     # A fresh process per run (thread settings, memory).
     self.remote = self.ray.remote(max_calls=1)(_train_in_worker)
@@ -585,8 +649,8 @@ class _GridRun:
   def submit(self, spec):
     # Ray's own task retries would hide why a run was lost: the driver resubmits instead (max_retries=0).
     results = self.results
-    ref = self.remote.options(num_cpus=self.cpus_per_run, max_retries=0, name=spec.name).remote(
-        spec.config, os.path.abspath(spec.workdir), self.cpus_per_run,
+    ref = self.remote.options(**ray_options(spec.name, self.cpus_per_run, self.gpus_per_run)).remote(
+        with_gpu_share(spec.config, self.gpus_per_run), os.path.abspath(spec.workdir), self.cpus_per_run,
         os.path.abspath(_log_stem(results, spec) + ".log"), os.path.abspath(_pid_file(results, spec)),
         os.path.abspath(_attempts_file(results, spec)), self.absolute, spec.name not in self.evaluate_only)
     self.pending[ref] = spec
