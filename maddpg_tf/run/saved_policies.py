@@ -283,6 +283,8 @@ def load_policy(config, path):
   other parts ({name: value}, e.g. "eval_env", "eval_actor_rng"). CheckpointError (one line) for a
   checkpoint that is corrupt, incomplete or of another run."""
   from maddpg_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.run import devices  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  devices.configure(config.device)  # the run's GPU settings, before the learner is built (once per process)
   arrays, state, _ = checkpointing.load(path, config_lib.checkpoint_metadata(config))
   probe = environments.make(config.task, num_envs=1, seed=0,
                             **{**config_lib.env_settings(config), "backend": "reference"})
