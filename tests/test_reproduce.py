@@ -245,6 +245,23 @@ def test_the_driver_does_not_import_tensorflow():
 
 
 @pytest.mark.slow
+def test_table2_prints_no_tensorflow_banner_or_retracing_warning_and_judges_no_target_at_smoke(tmp_path):
+  """`--what=table2` as a user runs it (TF_CPP_MIN_LOG_LEVEL unset): the driver's benchmark imports TensorFlow
+  without its start-up lines, its one trace per (estimator, dimension) is not reported as retracing, and
+  the smoke budget's too-short calls leave the targets not judged (no FAIL row)."""
+  env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", "--what=table2", "--budget=smoke",
+                         f"--results={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+  assert done.returncode == 0, done.stderr
+  output = done.stdout + done.stderr
+  for noise in ("oneDNN", "cuInit", "cuda drivers", "absl::InitializeLog", "retracing"):
+    assert noise not in output, (noise, output)
+  table = (tmp_path / "table2.md").read_text()
+  assert "| FAIL |" not in table and "| PASS |" not in table
+  assert table.count("| not judged: ") == 3
+
+
+@pytest.mark.slow
 def test_cli_writes_the_fields_aggregates_from_the_grid(grid):
   """IQM / bootstrap intervals / probability of improvement / marl-eval JSON through maddpg-reproduce."""
   done = _cli("--what=aggregate", "--budget=smoke", f"--results={grid['results']}", "--norun",

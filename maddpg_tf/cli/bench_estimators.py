@@ -6,7 +6,8 @@
     maddpg-bench-estimators --quick --json          # the console script (same thing)
 
 Prints the Markdown tables (the paper's protocol, the training workload, the issue's targets with PASS or
-FAIL); `--json` adds the headline figures as one JSON object on the last line of stdout.
+FAIL, or "not judged" where the calls are too short to tell); `--json` adds the headline figures as one
+JSON object on the last line of stdout.
 """
 
 import argparse
@@ -48,7 +49,6 @@ def run(argv=None):
   """Console-script entry point (`maddpg-bench-estimators`). Returns 0."""
   args = parse_args(sys.argv[1:] if argv is None else argv)
   tf = process.import_tensorflow()  # without its import-time log lines
-  tf.get_logger().setLevel("ERROR")  # one tf.function per (estimator, dim) trips TF's retracing warning
   timing.configure_threads(tf, args.threads)
   sections = (args.only,) if args.only else ("paper", "training")
   results = timing.run_benchmark(quick=args.quick, tiny=args.tiny, number=args.number,
