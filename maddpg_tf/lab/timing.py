@@ -421,7 +421,8 @@ def evaluate_targets(training, call_seconds=None):
                         passed=speedup >= STGS_MIN_SPEEDUP))
   if call_seconds is not None and call_seconds < MIN_JUDGED_CALL_SECONDS:
     note = (f"not judged: calls of {call_seconds * 1e3:g} ms of work time the ~0.2 ms call overhead more than "
-            f"the estimators (judged from {MIN_JUDGED_CALL_SECONDS * 1e3:g} ms, e.g. --quick)")
+            f"the estimators (judged from {MIN_JUDGED_CALL_SECONDS * 1e3:g} ms per call: the small budget, "
+            f"maddpg-bench-estimators --quick)")
     targets = [dict(target, passed=None, note=note) for target in targets]
   return targets
 
