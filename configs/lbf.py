@@ -8,7 +8,8 @@ Arguments (comma-separated after the colon): task=<short name or gymnasium id> (
 lbf-8x8-2p-2f-coop),
 estimator=<stgs-1|stgs-t|tags|grmck|gst|stgs|st|gumbel_softmax|reinmax|reinmax-rao|reinmax-cv|expected>
 (default gst; `expected` is the exact expectation over the agent's own action, beyond the paper), and a
-budget: `smoke` (seconds) or `short` (the default job: a few minutes on 2 cores).
+budget: `smoke` (2,000 env steps for tests: about half a minute on 2 cores, mostly TensorFlow's start
+and the update's compile) or `short` (the default job: about 3 minutes on 2 cores).
 """
 
 from maddpg_tf import config

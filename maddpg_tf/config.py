@@ -356,7 +356,8 @@ def set_value(config, dotted, value):
   target[leaf] = value
 
 
-# Named budgets. `smoke`: seconds, for tests. `short`: the default job, a few minutes on 2 cores.
+# Named budgets. `smoke`: for tests, about half a minute on 2 cores (measured 25 CPU seconds, mostly TensorFlow's
+# start and the update's compile). `short`: the default job, about 3 minutes on 2 cores (README).
 BUDGETS = {
     "smoke": {"total_steps": 2_000, "num_envs": 4, "replay.capacity": 20_000, "replay.batch_size": 64,
               "loop.warmup_episodes": 8, "loop.eval_every_steps": 1_000, "loop.eval_episodes": 4,

@@ -43,7 +43,8 @@ def catalogue():
       f"  beyond the paper: {', '.join(extra)}",
       "  or your own by import path: estimator=module.path:ClassName",
       "budgets (after the colon, e.g. configs/lbf.py:task=lbf-10x10-3p-3f,smoke):",
-      f"  smoke: {smoke['total_steps']:,} env steps (seconds of training; tests)",
+      f"  smoke: {smoke['total_steps']:,} env steps (tests; about half a minute, mostly TensorFlow's start and "
+      "compile)",
       f"  short: {short['total_steps']:,} env steps (RWARE {rware_short:,}; the default job)",
       "  none: the paper's steps for the task (5M to 7.5M)",
       "presets (--config=<file>[:arguments]):",

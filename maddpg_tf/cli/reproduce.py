@@ -29,9 +29,11 @@ WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "all")
 _TRAINED_FOR = ("table1", "figures", "all")  # the outputs whose runs the grid trains (figure4: its own runs)
 
 _WHAT = flags.DEFINE_enum("what", "table1", WHATS, "Which result to produce.")
-_BUDGET = flags.DEFINE_enum("budget", "small", budgets.BUDGET_NAMES, "smoke (seconds), small (about 30 min on 2 cores), "
-                            "medium (two tasks, the paper's steps, about 2.5 h on 2 cores), beyond (the newer "
-                            "estimators on medium's tasks, about 5.5 h), paper (the paper's grid).")
+_BUDGET = flags.DEFINE_enum("budget", "small", budgets.BUDGET_NAMES,
+                            "smoke (tests: 6 runs of 2,000 env steps, a few minutes with the outputs), small "
+                            "(about 30 min on 2 cores), medium (two tasks, the paper's steps, about 2.5 h on 2 "
+                            "cores), beyond (the newer estimators on medium's tasks, about 5.5 h), paper (the "
+                            "paper's grid).")
 _RESULTS = flags.DEFINE_string("results", "results", "Directory for the runs and the outputs.")
 _TASKS = flags.DEFINE_list("tasks", None, f"Tasks of the grid (default: the budget's). One of: "
                            f"{', '.join(budgets.GRID_TASKS)}.")

@@ -2,8 +2,10 @@
 a grid of tasks x estimators x seeds with its steps and schedule.
 
 Budgets (`--budget`):
-  smoke  seconds per run, for tests: `lbf-8x8-2p-2f-coop`, STGS-1 and GST, seeds 0-1, the configs' `smoke`
-         preset (2,000 env steps) without XLA; Figure 4 on `lbf-15x15-4p-5f`, seed 0, same preset.
+  smoke  for tests: `lbf-8x8-2p-2f-coop`, STGS-1 and GST, seeds 0-1, the configs' `smoke` preset (2,000 env
+         steps) without XLA; Figure 4 on `lbf-15x15-4p-5f`, seed 0, same preset. Each run is 13-21 CPU
+         seconds (TensorFlow's start and compile in its worker, mostly); `--what=all` (6 runs, their
+         absolute metrics, the outputs, Table 2's tiny benchmark) takes a few minutes (README: budgets).
   small  one 2-core machine in about two hours (SMALL_TOTAL_STEPS): `lbf-8x8-2p-2f-coop`, the five paper
          estimators, seeds 0-2, 400,000 env steps each with the `short` schedule of configs/lbf.py (4 updates
          per episode, evaluation of 40 episodes every 10,000 steps); Figure 4: `lbf-15x15-4p-5f`, STGS-1 and
@@ -75,8 +77,8 @@ class Budget:
 
 BUDGETS = {
     "smoke": Budget("smoke", ("lbf-8x8-2p-2f-coop",), ("stgs-1", "gst"), (0, 1), (0,),
-                    "smoke: the configs' smoke preset (2,000 env steps per run, XLA off; seconds); not "
-                    "comparable with the paper"),
+                    "smoke: the configs' smoke preset (2,000 env steps per run, XLA off); not comparable "
+                    "with the paper"),
     "small": Budget("small", ("lbf-8x8-2p-2f-coop",), PAPER_ESTIMATORS, (0, 1, 2), (0,),
                     f"small: {SMALL_TOTAL_STEPS:,} env steps per run (Figure 4: {SMALL_FIGURE4_STEPS:,}) with "
                     "the `short` schedule (4 updates per episode, 40 evaluation episodes every 10,000 "
