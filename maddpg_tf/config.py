@@ -160,6 +160,8 @@ def upgrade(config_dict_):
   old.setdefault("device", device_config().to_dict())  # before the device settings (TensorFlow's defaults)
   if isinstance(old.get("estimator"), dict):
     old["estimator"].setdefault("cv_weight", None)  # before reinmax-cv's control-variate weight
+  if isinstance(old.get("learner"), dict):
+    old["learner"].setdefault("share_parameters", False)  # before parameter sharing
   if task is not None:  # before the rule was chosen: 2.0.0's, which for coop tasks is the same env as v2's
     old.setdefault("lbf_food_rule", "v3" if tasks_lib.food_rule_matters(task) else default_food_rule(task))
   return old
@@ -488,6 +490,7 @@ SCHEMA = {
     "learner.tau": Field("float", low=0, high=1, open_low=True),
     "learner.use_target_networks": Field("bool", optional=True),
     "learner.standardise_rewards": Field("bool"),
+    "learner.share_parameters": Field("bool"),       # part of the run's identity and its checkpoints'
     "replay.capacity": Field("int", low=1),          # and >= replay.batch_size
     "replay.batch_size": Field("int", low=1),
     "replay.observation_dtype": Field("str", choices=("float16", "float32")),
@@ -658,16 +661,21 @@ def differences(old, new, prefix=""):
 
 
 def checkpoint_metadata(config):
-  """What a run's checkpoints are tagged with, so that another run's are refused."""
-  return {"task": tasks_lib.resolve_task(config.task).name, "estimator": config.estimator.name,
-          "seed": config.seed, "fidelity": config.fidelity}
+  """What a run's checkpoints are tagged with, so that another run's are refused. `share_parameters` only
+  when set (checkpoints written before it, all unshared, stay readable; a shared run refuses them)."""
+  metadata = {"task": tasks_lib.resolve_task(config.task).name, "estimator": config.estimator.name,
+              "seed": config.seed, "fidelity": config.fidelity}
+  if config.learner.get("share_parameters"):
+    metadata["share_parameters"] = True
+  return metadata
 
 
 def hparams(config):
   """The run's settings for TensorBoard's hparams view: task, estimator, fidelity, seed, numeric
   estimator parameters."""
   values = {"task": config.task, "estimator": config.estimator.name, "estimator_label": config.estimator.label,
-            "fidelity": config.fidelity, "seed": config.seed, "lbf_food_rule": str(config.lbf_food_rule)}
+            "fidelity": config.fidelity, "seed": config.seed, "lbf_food_rule": str(config.lbf_food_rule),
+            "share_parameters": bool(config.learner.get("share_parameters"))}
   values.update({f"estimator.{k}": float(v) for k, v in estimator_params(config).items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
   return values

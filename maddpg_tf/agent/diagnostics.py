@@ -79,7 +79,7 @@ class ExactGradientDiagnostics:
 
   def _compute(self, batch, seed, estimator_step):
     learner, repeats = self.learner, self.num_repeats
-    logits = learner.actors(tf.transpose(batch.observation, [1, 0, 2]))             # [N, B, A]
+    logits = learner.actor_logits(tf.transpose(batch.observation, [1, 0, 2]))       # [N, B, A]
     features, replay = _critic_inputs(learner, batch)
     exact = estimator_lab.expected_gradient_from_values(
         logits, learner.critics.own_action_values(features, replay))

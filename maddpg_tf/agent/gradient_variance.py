@@ -4,7 +4,9 @@
   gradient.
 * `per_sample_variance` (the paper's text): per layer, the variance over the mini-batch of the per-sample
   gradients (unclipped), averaged over the layer's entries.
-Both return {"<prefix>/<layer>": [N]} (one value per agent) for stacked weights [N, ...].
+Both return {"<prefix>/<layer>": [N]} (one value per agent) for stacked weights [N, ...]. A shared network
+(`learner.share_parameters`) has one gradient: both give [1], the per-sample reading over its N x B
+(agent, row) samples (`pooled`).
 """
 
 import tensorflow as tf
@@ -12,6 +14,12 @@ import tensorflow as tf
 ENTRY_PREFIX = "policy_grad_variance"
 PER_SAMPLE_PREFIX = "per_sample_grad_variance"
 PREFIXES = (ENTRY_PREFIX, PER_SAMPLE_PREFIX)
+
+
+def pooled(tensors):
+  """[N, B, X] tensors as [1, N * B, X]: every (agent, row) pair one sample of a shared network's batch
+  (whose loss is the mean over agents and rows, so `per_sample_variance`'s scaling holds)."""
+  return [tf.reshape(t, [1, -1, tf.shape(t)[-1]]) for t in tensors]
 
 
 def entry_variance(names, gradients, num_agents):

@@ -23,6 +23,9 @@ class LearnerConfig:
   tau: float = 0.01
   use_target_networks: bool = False
   standardise_rewards: bool = True
+  # One actor and one critic for every agent, with the agent's one-hot index as an input (not the paper's
+  # runs; maddpg_tf/agent/learner.py and networks.py say what each network sees and how losses combine).
+  share_parameters: bool = False
 
   def __post_init__(self):
     for name in ("actor_learning_rate", "critic_learning_rate", "adam_epsilon", "max_grad_norm"):

@@ -15,6 +15,13 @@ It knows nothing of environments: it sees batches of `types.Transition` and an `
 Agents' parameters are disjoint, so updating all critics, then all actors, with stacked weights is the
 same computation as the code's agent-by-agent loop.
 
+`share_parameters=True` (not the paper's runs; EPyMARL's and BenchMARL's option): one actor mu(o_i, e_i) and
+one critic Q(o, a, e_i) for every agent, e_i agent i's one-hot index (`networks`: what each sees). The
+losses above are formed per agent as before ([N] values, the same formulas); each network's loss is their
+mean over agents (EPyMARL's MADDPG: the mean over batch and agents), so its gradient is the mean of the
+agents' gradients, clipped as one network (torch's clip_grad_norm_ on the shared module). Acting, export
+and evaluation read the shared actor as N stacked actors (`actor_weights`: the same logits).
+
 `use_target_networks=False` ("code" fidelity) bootstraps with the online critic and online actors, as the
 paper's runs did; True ("text") uses Polyak-averaged target networks as MADDPG describes.
 """
@@ -90,14 +97,16 @@ def _padded_chunk(batches, seeds, estimator_steps, block_size):
   return stacked, tf.cast(chunk_seeds, tf.int32), tf.convert_to_tensor(chunk_steps)
 
 
-def _networks(num_agents, observation_size, num_actions, hidden_sizes, initializer, seed, prefix=""):
-  """Built (actors, critics) with every agent's weights stacked."""
+def _networks(num_agents, observation_size, num_actions, hidden_sizes, initializer, seed, prefix="",
+              shared=False):
+  """Built (actors, critics) with every agent's weights stacked (shared: one of each, agent index inputs)."""
   hidden = tuple(int(h) for h in hidden_sizes)
-  actors = networks.StackedMLP(num_agents, hidden, num_actions, initializer=initializer,
+  stacks, index_width = (1, num_agents) if shared else (num_agents, 0)
+  actors = networks.StackedMLP(stacks, hidden, num_actions, initializer=initializer,
                                seed=seed * 1000 + 1, name=f"{prefix}actors")
-  actors.build((num_agents, None, observation_size))
+  actors.build((stacks, None, observation_size + index_width))
   critics = networks.StackedCritic(num_agents, observation_size, num_actions, hidden, initializer=initializer,
-                                   seed=seed * 1000 + 101, name=f"{prefix}critics")
+                                   seed=seed * 1000 + 101, shared=shared, name=f"{prefix}critics")
   return actors, critics
 
 
@@ -111,20 +120,26 @@ class MADDPGLearner(tf.Module):
     self.observation_size = int(observation_size)
     self.num_actions = int(num_actions)
     self.config = config
+    self.shared = bool(config.share_parameters)
+    self.num_stacks = 1 if self.shared else self.num_agents  # the weights' leading axis
+    # A network's loss from the agents' losses [N]: their sum (disjoint weights: each agent's own gradient)
+    # or, shared, their mean.
+    self._over_agents = tf.reduce_mean if self.shared else tf.reduce_sum
     self.estimator_name = estimator
     self.estimator_params = dict(estimator_params or {})
     estimators.check(estimator, self.estimator_params)  # bad values fail here, not mid-run
     self._scheduled = estimators.resolve(estimator).scheduled(self.estimator_params)
 
     self.actors, self.critics = _networks(num_agents, observation_size, num_actions, config.hidden_sizes,
-                                          initializer, seed)
+                                          initializer, seed, shared=self.shared)
     self.actor_optimiser = optimizers.Adam(self.actors.trainable_weights, config.actor_learning_rate,
                                            config.adam_epsilon, name="actor_adam")
     self.critic_optimiser = optimizers.Adam(self.critics.trainable_weights, config.critic_learning_rate,
                                             config.adam_epsilon, name="critic_adam")
     if config.use_target_networks:
       self.target_actors, self.target_critics = _networks(num_agents, observation_size, num_actions,
-                                                          config.hidden_sizes, None, 0, prefix="target_")
+                                                          config.hidden_sizes, None, 0, prefix="target_",
+                                                          shared=self.shared)
       for target, online in ((self.target_actors, self.actors), (self.target_critics, self.critics)):
         for t, o in zip(target.weights, online.weights):
           t.assign(o)
@@ -170,9 +185,17 @@ class MADDPGLearner(tf.Module):
     """[B, N, X] -> [B, N*X]."""
     return tf.reshape(tensor, [tf.shape(tensor)[0], -1])
 
+  def actor_inputs(self, observations):
+    """[N, B, O] -> what the actors see: the observations, or shared [N, B, O + N] with e_i appended."""
+    return networks.with_agent_index(observations) if self.shared else observations
+
+  def actor_logits(self, observations, target=False):
+    """[N, B, O] -> logits [N, B, A] of every agent's (target) actor."""
+    return (self.target_actors if target else self.actors)(self.actor_inputs(observations))
+
   def target_values(self, batch, seed):
     """y [N, B] = r_std + gamma (1 - terminal) Q_i(o', a'), a' sampled from the (target) actors."""
-    next_logits = self.target_actors(tf.transpose(batch.next_observation, [1, 0, 2]))
+    next_logits = self.actor_logits(tf.transpose(batch.next_observation, [1, 0, 2]), target=True)
     next_actions = tf.transpose(one_hot_sample(next_logits, seed), [1, 0, 2])
     rewards = tf.cast(batch.reward, tf.float32)
     if self.config.standardise_rewards:
@@ -204,8 +227,7 @@ class MADDPGLearner(tf.Module):
 
   def _actor_objective(self, batch, seed, estimator_step, layer_inputs=None, pre_activations=None):
     """(per-sample actor losses [N, B], the estimator distribution that formed them)."""
-    observations = tf.transpose(batch.observation, [1, 0, 2])
-    logits = observations
+    logits = self.actor_inputs(tf.transpose(batch.observation, [1, 0, 2]))
     for layer in self.actors.dense_layers:                                       # = self.actors(...)
       pre_activation = tf.matmul(logits, layer.kernel) + layer.bias
       if layer_inputs is not None:
@@ -234,7 +256,7 @@ class MADDPGLearner(tf.Module):
     targets = self.target_values(batch, target_seed)
     with tf.GradientTape() as tape:
       critic_loss, q = self.critic_loss(batch, targets)
-      total = tf.reduce_sum(critic_loss)
+      total = self._over_agents(critic_loss)
     critic_grads, critic_norms = optimizers.clip_per_agent(
         tape.gradient(total, self.critics.trainable_weights), self.config.max_grad_norm)
     self.critic_optimiser.apply(critic_grads, self.critics.trainable_weights)
@@ -244,7 +266,7 @@ class MADDPGLearner(tf.Module):
       per_sample_loss, estimator = self._actor_objective(batch, estimator_seed, estimator_step, layer_inputs,
                                                          pre_activations)
       actor_loss = tf.reduce_mean(per_sample_loss, axis=1)
-      total = tf.reduce_sum(actor_loss)
+      total = self._over_agents(actor_loss)
     weights = self.actors.trainable_weights
     gradients = tape.gradient(total, weights + (pre_activations or []))
     actor_grads, actor_norms = optimizers.clip_per_agent(gradients[:len(weights)],
@@ -263,9 +285,12 @@ class MADDPGLearner(tf.Module):
     if estimator.temperature is not None:
       metrics["temperature"] = tf.convert_to_tensor(estimator.temperature)
     names = self._policy_parameter_names()
-    metrics.update(gradient_variance.entry_variance(names, actor_grads, self.num_agents))
+    metrics.update(gradient_variance.entry_variance(names, actor_grads, self.num_stacks))
     if per_sample_variance:
-      metrics.update(gradient_variance.per_sample_variance(names, layer_inputs, gradients[len(weights):]))
+      deltas = gradients[len(weights):]
+      if self.shared:  # the shared actor's samples are the N x B (agent, row) pairs: one [1] value per layer
+        layer_inputs, deltas = gradient_variance.pooled(layer_inputs), gradient_variance.pooled(deltas)
+      metrics.update(gradient_variance.per_sample_variance(names, layer_inputs, deltas))
     return metrics
 
   def _policy_parameter_names(self):
@@ -332,11 +357,14 @@ class MADDPGLearner(tf.Module):
 
   def policy_logits(self, observations):
     """[E, N, O] -> [E, N, A] logits of every agent's actor."""
-    return tf.transpose(self.actors(tf.transpose(observations, [1, 0, 2])), [1, 0, 2])
+    return tf.transpose(self.actor_logits(tf.transpose(tf.convert_to_tensor(observations, tf.float32),
+                                                       [1, 0, 2])), [1, 0, 2])
 
   def actor_weights(self):
-    """[(kernel [N, in, out], bias [N, 1, out])] of every actor layer, as NumPy arrays (for acting)."""
-    return [(layer.kernel.numpy(), layer.bias.numpy()) for layer in self.actors.dense_layers]
+    """[(kernel [N, in, out], bias [N, 1, out])] of every agent's actor layers, as NumPy arrays (for acting):
+    with shared parameters, the shared actor as N stacked ones from o_i alone (`networks.per_agent_layers`)."""
+    layers = [(layer.kernel.numpy(), layer.bias.numpy()) for layer in self.actors.dense_layers]
+    return networks.per_agent_layers(layers, self.num_agents) if self.shared else layers
 
   def save(self):
     """{name: array} of everything an exact resume needs (the checkpointer's `Saveable` protocol)."""
@@ -348,6 +376,10 @@ class MADDPGLearner(tf.Module):
     missing = sorted(set(variables) - set(arrays))
     if missing:
       raise ValueError(f"lacks {missing[0]}: not this run's")
+    first = arrays[f"actors/{self.actors.dense_layers[0].kernel.path}"]
+    if self.num_agents > 1 and (first.shape[0] == 1) != self.shared:
+      raise ValueError(f"holds {'shared' if first.shape[0] == 1 else 'per-agent'} networks, this run has "
+                       f"learner.share_parameters={self.shared}: not this run's")
     for name, variable in variables.items():
       if tuple(arrays[name].shape) != tuple(variable.shape):
         raise ValueError(f"{name} has shape {arrays[name].shape}, this run needs {tuple(variable.shape)}")

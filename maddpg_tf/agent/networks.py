@@ -1,10 +1,17 @@
 """Keras actor and critic networks with every agent's weights stacked on a leading agent axis.
 
-No parameter sharing (paper sec. 8): agent i owns slice i of every weight. Stacking turns N small
-matmuls into one batched matmul, which is what makes a 4-agent update cost one call, not four.
+No parameter sharing by default (paper sec. 8): agent i owns slice i of every weight. Stacking turns N
+small matmuls into one batched matmul, which is what makes a 4-agent update cost one call, not four.
 
-Shapes: N agents, B batch rows, O observation size per agent, A actions per agent.
-  actors:  [N, B, O] -> logits [N, B, A]
+Parameter sharing (`shared=True`, `learner.share_parameters`): the leading axis has size S = 1, one
+network broadcast over the N agents (tf.matmul broadcasts [N, B, in] @ [1, in, out]), and each agent's
+input ends with its one-hot index e_i (EPyMARL's and BenchMARL's `agent id` input):
+  actor:  [o_i, e_i]            (O + N inputs)
+  critic: [o_1..o_N, a_1..a_N, e_i]  (N*O + N*A + N inputs): Q_i is the one critic evaluated with e_i.
+
+Shapes: N agents, S = N (or 1 shared) weight stacks, B batch rows, O observation size per agent,
+A actions per agent.
+  actors:  [N, B, O] -> logits [N, B, A]  (shared: [N, B, O + N], `with_agent_index`)
   critics: observations [B, N*O] and joint one-hot actions [B, N*A] (shared by all critics) or
            [N, B, N*A] (one joint action per critic) -> Q values [N, B]
 """
@@ -12,6 +19,7 @@ Shapes: N agents, B batch rows, O observation size per agent, A actions per agen
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -70,37 +78,66 @@ class StackedMLP(keras.Model):
     return outputs
 
 
-class StackedCritic(keras.Model):
-  """N centralised critics Q_i(o_1..o_N, a_1..a_N), as an MLP on [all observations, all actions].
+def with_agent_index(inputs):
+  """[N, B, X] -> [N, B, X + N]: row i of agent i's inputs followed by the one-hot e_i (a shared network's
+  agent index)."""
+  shape = tf.shape(inputs)
+  num_agents = inputs.shape[0]
+  index = tf.broadcast_to(tf.eye(num_agents, dtype=inputs.dtype)[:, tf.newaxis], [shape[0], shape[1], num_agents])
+  return tf.concat([inputs, index], axis=-1)
 
-  The first layer is split into its observation and action parts, so the observation part is computed
-  once per batch and shared by every joint action evaluated on it (the critic loss and the actor loss).
+
+def per_agent_layers(layers, num_agents):
+  """A shared actor's NumPy layers [(kernel [1, O + N, out], bias [1, 1, out])] as the stacked per-agent
+  layers [(kernel [N, in, out], bias [N, 1, out])] that compute the same logits from o_i alone:
+  [o_i, e_i] W + b = o_i W[:O] + (b + W[O + i]), so agent i's first bias takes row O + i of the kernel."""
+  (kernel, bias), rest = layers[0], layers[1:]
+  observation_size = kernel.shape[1] - num_agents
+  first = (np.repeat(kernel[:, :observation_size], num_agents, axis=0),
+           bias + kernel[0, observation_size:][:, np.newaxis, :])
+  return [first] + [(np.repeat(k, num_agents, axis=0), np.repeat(b, num_agents, axis=0)) for k, b in rest]
+
+
+class StackedCritic(keras.Model):
+  """N centralised critics Q_i(o_1..o_N, a_1..a_N), as an MLP on [all observations, all actions]; with
+  `shared=True` one critic on [all observations, all actions, e_i], evaluated once per agent i.
+
+  The first layer is split into its observation (and agent index) and action parts, so the observation
+  part is computed once per batch and shared by every joint action evaluated on it (the critic loss and
+  the actor loss).
   """
 
   def __init__(self, num_agents, observation_size, num_actions, hidden_sizes, initializer=None, seed=0,
-               **kwargs):
+               shared=False, **kwargs):
     super().__init__(**kwargs)
     self.num_agents, self.num_actions = int(num_agents), int(num_actions)
+    self.shared = bool(shared)
+    stacks = 1 if self.shared else self.num_agents
     self.observation_width = num_agents * observation_size
     self.action_width = num_agents * num_actions
-    self.input_layer = StackedDense(num_agents, hidden_sizes[0], activation=None, initializer=initializer,
+    index_width = self.num_agents if self.shared else 0
+    self.input_layer = StackedDense(stacks, hidden_sizes[0], activation=None, initializer=initializer,
                                     seed=seed, name="dense_0")
-    self.body = StackedMLP(num_agents, hidden_sizes[1:], 1, initializer=initializer, seed=seed + 2,
+    self.body = StackedMLP(stacks, hidden_sizes[1:], 1, initializer=initializer, seed=seed + 2,
                            name="body")
-    self.input_layer.build((num_agents, None, self.observation_width + self.action_width))
-    self.body.build((num_agents, None, hidden_sizes[0]))
+    self.input_layer.build((stacks, None, self.observation_width + self.action_width + index_width))
+    self.body.build((stacks, None, hidden_sizes[0]))
 
   def observation_features(self, observations):
-    """[B, N*O] -> the observation part of the first layer, [N, B, H] (bias included)."""
+    """[B, N*O] -> the observation (and agent index) part of the first layer, [N, B, H] (bias included)."""
     kernel = self.input_layer.kernel[:, :self.observation_width]
-    return tf.einsum("bi,nih->nbh", observations, kernel) + self.input_layer.bias
+    features = tf.einsum("bi,nih->nbh", observations, kernel) + self.input_layer.bias
+    if self.shared:  # + e_i's rows: agent i's row of the index block, [N, 1, H]
+      index_rows = self.input_layer.kernel[0, self.observation_width + self.action_width:]
+      features = features + index_rows[:, tf.newaxis, :]
+    return features
 
   def q_values(self, observation_features, actions):
     """Q values [N, B] from precomputed observation features and joint one-hot actions.
 
     `actions`: [B, N*A] (every critic sees the same joint action) or [N, B, N*A] (one per critic).
     """
-    kernel = self.input_layer.kernel[:, self.observation_width:]
+    kernel = self.input_layer.kernel[:, self.observation_width:self.observation_width + self.action_width]
     if actions.shape.rank == 2:
       action_features = tf.einsum("bi,nih->nbh", actions, kernel)
     else:

@@ -35,7 +35,7 @@ NOT_IDENTITY = ("total_steps", "diagnostics", "env_workers", "env_backend", "log
 
 
 # The differences a person needs first when a workdir holds another run (then the rest, alphabetically).
-FIRST_NAMED = ("task", "estimator.name", "seed", "fidelity", "lbf_food_rule")
+FIRST_NAMED = ("task", "estimator.name", "seed", "fidelity", "lbf_food_rule", "learner.share_parameters")
 
 
 def file_sha256(path):
@@ -71,7 +71,8 @@ def provenance(config, task, user_code=()):
   revision, dirty = git_revision(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
   return {"git_revision": revision, "git_dirty": dirty, "packages": package_versions(),
           "python": platform.python_version(), "command": sys.argv, "seed": config.seed,
-          "fidelity": config.fidelity, "task": task.name, "gym_id": task.gym_id,
+          "fidelity": config.fidelity, "share_parameters": bool(config.learner.get("share_parameters")),
+          "task": task.name, "gym_id": task.gym_id,
           "user_code": list(user_code), **environment_note(config, task)}
 
 
