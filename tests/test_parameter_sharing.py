@@ -353,3 +353,34 @@ def test_agents_of_different_sizes_share_one_network_through_padding(tmp_path):
   np.testing.assert_allclose(policy.act(observations)["logits"].numpy(),
                              run.learner.policy_logits(observations).numpy(), rtol=1e-5, atol=1e-6)
 
+
+# ---- maddpg-reproduce: shared runs beside the unshared ones --------------------------------------------------
+
+def test_the_grid_plans_shared_runs_in_their_own_directories():
+  import ml_collections
+  from maddpg_tf.grid import runs
+  estimators = runs.choose_estimators(["gst", "gst+shared", "stgs-1+shared"], ())
+  specs = runs.plan_outputs("all", "r", ("lbf-8x8-2p-2f-coop",), estimators, (0,), "lbf-8x8-2p-2f-coop", (0,),
+                            "smoke", figure4_estimators=("gst+shared",))
+  by_dir = {os.path.relpath(spec.workdir, "r"): spec.config["learner"]["share_parameters"] for spec in specs}
+  assert by_dir == {"lbf-8x8-2p-2f-coop/gst/seed0": False, "lbf-8x8-2p-2f-coop/gst+shared/seed0": True,
+                    "lbf-8x8-2p-2f-coop/stgs-1+shared/seed0": True}
+  for spec in specs:
+    config = common.resolve(ml_collections.ConfigDict(spec.config))
+    assert config.estimator.label == spec.estimator.split("+")[0]
+  with pytest.raises(runs.UsageError, match=r"unknown estimator 'gumbel' in --estimators"):
+    runs.choose_estimators(["gumbel+shared"], ())
+
+
+def test_reproduce_share_parameters_reads_the_shared_runs(tmp_path):
+  """--share_parameters gives every estimator of the grid its suffix: --norun over an empty --results
+  looks for <task>/<estimator>+shared runs (one line, exit 2)."""
+  import subprocess
+  import sys
+  done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", "--what=table1", "--budget=smoke",
+                         "--norun", "--share_parameters", f"--results={tmp_path}"],
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True,
+                        text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert done.returncode == 2, (done.stdout, done.stderr)
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and "estimators stgs-1+shared,gst+shared" in lines[0], lines

@@ -4,6 +4,8 @@
     maddpg-reproduce --what=table1 --budget=paper --ray_address=auto        # an existing Ray cluster
     maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|medium|beyond|paper ...
     maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
+    maddpg-reproduce --what=table1 --budget=small --share_parameters        # every run shared, in <estimator>+shared/
+    maddpg-reproduce --what=table1 --estimators=gst,gst+shared              # both, in one grid and one table
 
 The grid (tasks x estimators x seeds, each run trained in its own workdir on Ray, finished runs skipped,
 interrupted ones resumed, lost ones retried): `maddpg_tf.grid.runs`; the budgets: `maddpg_tf.grid.budgets`;
@@ -55,6 +57,11 @@ _AUTHORS_LOOP = flags.DEFINE_bool(
     "authors_loop", False, "The authors' loop exactly: one environment, each episode's updates before the next "
     "episode (num_envs=1, loop.asynchronous_updates=False; maddpg_tf/FIDELITY.md). Default: 16 envs with "
     "update blocks, the same learner and updates per step.")
+_SHARE_PARAMETERS = flags.DEFINE_bool(
+    "share_parameters", False, "Every run of the grid (and Figure 4's) with one actor and one critic for all "
+    f"agents (learner.share_parameters; README: Parameter sharing), in <task>/<estimator>{runs.SHARED_SUFFIX}/, "
+    "beside the unshared runs: one --results then compares the two (or name single estimators so in "
+    f"--estimators, e.g. gst,gst{runs.SHARED_SUFFIX}).")
 _TOTAL_STEPS = flags.DEFINE_integer("total_steps", None, "Env steps per run, instead of the budget's.")
 _FIGURE4_TASK = flags.DEFINE_string("figure4_task", budgets.FIGURE4_TASK, "Task of Figure 4's runs.")
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "Ray cluster address (e.g. auto); default: start a "
@@ -126,6 +133,10 @@ def main(argv):
   try:
     tasks = runs.choose(_TASKS.value, budgets.GRID_TASKS, "tasks", preset.tasks)
     estimators, estimator_options = _grid_estimators(preset, train=_RUN.value and what in _TRAINED_FOR)
+    figure4_estimators = budgets.FIGURE4_ESTIMATORS
+    if _SHARE_PARAMETERS.value:
+      estimators, figure4_estimators = (tuple(runs.split_shared(e)[0] + runs.SHARED_SUFFIX for e in chosen)
+                                        for chosen in (estimators, figure4_estimators))
     seeds = runs.choose_seeds(_SEEDS.value, preset.seeds)
     figure4_seeds = runs.choose_seeds(_SEEDS.value, preset.figure4_seeds)
     if _FIGURE4_TASK.value not in budgets.GRID_TASKS:
@@ -141,7 +152,7 @@ def main(argv):
       raise runs.UsageError("--num_cpus is for a local Ray; a cluster (--ray_address) has its own CPUs")
     tuned = runs.load_tuned(_TUNED.value)
     for env_family, label in tuned:
-      if label not in estimators:
+      if label not in {runs.split_shared(estimator)[0] for estimator in estimators}:
         raise runs.UsageError(f"--tuned settings for estimator {label!r}, which is not in the grid "
                               f"({', '.join(estimators)})")
     _require_extras(what, tasks, _FIGURE4_TASK.value)  # before check_results makes --results
@@ -152,7 +163,8 @@ def main(argv):
   fidelity = _FIDELITY.value
   specs = runs.plan_outputs(what, results, tasks, estimators, seeds, _FIGURE4_TASK.value, figure4_seeds, budget,
                             fidelity, _TOTAL_STEPS.value, tuned, estimator_options, _FOOD_RULE.value,
-                            overrides=runs.AUTHORS_LOOP if _AUTHORS_LOOP.value else None)
+                            overrides=runs.AUTHORS_LOOP if _AUTHORS_LOOP.value else None,
+                            figure4_estimators=figure4_estimators)
   status = 0
   if specs and _RUN.value:
     try:
@@ -180,7 +192,7 @@ def main(argv):
   try:
     written = outputs.write(what, results, tasks, estimators, seeds, meta, _FIGURE4_TASK.value, figure4_seeds,
                             outputs.describe(budget, fidelity, figure4_seeds, _TOTAL_STEPS.value, tuned), budget,
-                            _BOOTSTRAP_REPS.value, _POI_REPS.value, _BOOTSTRAP_SEED.value)
+                            _BOOTSTRAP_REPS.value, _POI_REPS.value, _BOOTSTRAP_SEED.value, figure4_estimators)
   except runs.UsageError as error:
     return _error(error)
   for path in written:

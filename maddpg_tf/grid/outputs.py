@@ -116,16 +116,16 @@ def write_figures(results, tasks, estimators, seeds, meta):
   return plots.write_learning_curve_figures(found, os.path.join(results, "figures"), meta)
 
 
-def write_figure4(results, task, seeds, meta):
+def write_figure4(results, task, seeds, meta, estimators=FIGURE4_ESTIMATORS):
   from maddpg_tf.analysis import plots  # pylint: disable=g-import-not-at-top  (matplotlib)
   runs = {}
-  for estimator in FIGURE4_ESTIMATORS:
+  for estimator in estimators:
     dirs = [os.path.join(workdir_of(results, task, estimator, seed), "tb") for seed in seeds]
     dirs = [d for d in dirs if os.path.isdir(d)]
     if dirs:
       runs[estimator] = dirs
   if not runs:
-    raise UsageError(f"no TensorBoard logs under {results}/{task}/{{{','.join(FIGURE4_ESTIMATORS)}}}: run the "
+    raise UsageError(f"no TensorBoard logs under {results}/{task}/{{{','.join(estimators)}}}: run the "
                      f"Figure 4 grid first")
   config = next((c for c in (_read_json(os.path.join(os.path.dirname(d), "config.json"))
                               for dirs in runs.values() for d in dirs) if c), {})
@@ -140,7 +140,7 @@ def write_table2(results, budget, meta):
 
 
 def write(what, results, tasks, estimators, seeds, meta, figure4_task, figure4_seeds, figure4_meta, budget,
-          reps=50_000, poi_reps=2_000, bootstrap_seed=0):
+          reps=50_000, poi_reps=2_000, bootstrap_seed=0, figure4_estimators=FIGURE4_ESTIMATORS):
   """The outputs of `--what` (table1, aggregate, figures, figure4, table2 or all); returns the paths written.
   UsageError (one line) where the runs they need are missing."""
   written = []
@@ -151,7 +151,7 @@ def write(what, results, tasks, estimators, seeds, meta, figure4_task, figure4_s
   if what in ("figures", "all"):
     written += write_figures(results, tasks, estimators, seeds, meta)
   if what in ("figure4", "all"):
-    written += write_figure4(results, figure4_task, figure4_seeds, figure4_meta)
+    written += write_figure4(results, figure4_task, figure4_seeds, figure4_meta, figure4_estimators)
   if what in ("table2", "all"):
     written += write_table2(results, budget, meta)
   return written

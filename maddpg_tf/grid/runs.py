@@ -69,6 +69,9 @@ LOOPBACK = "127.0.0.1"
 # `--authors_loop`: the authors' loop exactly, one environment and each episode's updates before the next
 # episode (maddpg_tf/FIDELITY.md).
 AUTHORS_LOOP = {"num_envs": 1, "loop.asynchronous_updates": False}
+# An estimator of the grid written with this suffix (`gst+shared`; `--share_parameters` suffixes them all) trains
+# with learner.share_parameters=True, in <task>/<estimator>+shared/seed<k>: beside its unshared runs, not on them.
+SHARED_SUFFIX = "+shared"
 
 
 class UsageError(Exception):
@@ -100,15 +103,23 @@ def family(task):
   return tasks.resolve_task(task).family
 
 
+def split_shared(estimator):
+  """(label or import path, whether its runs share parameters) of a grid's estimator (`SHARED_SUFFIX`)."""
+  if estimator.endswith(SHARED_SUFFIX):
+    return estimator[:-len(SHARED_SUFFIX)], True
+  return estimator, False
+
+
 def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None, figure4=False, overrides=None,
                 tuned=None, estimator_options="", lbf_food_rule=None):
   """The ConfigDict of one run under `budget` (the paper's settings for the task's environment).
 
   `estimator`: a label (`ESTIMATORS`) or a user's estimator by import path (its own defaults, plus
-  `estimator_options`, "name=value,...", which only such an estimator takes).
+  `estimator_options`, "name=value,...", which only such an estimator takes); with `SHARED_SUFFIX`, shared.
   `tuned`: {(family, estimator label): {dotted config key: value}} from `load_tuned` (searched settings that
   replace the paper's); `lbf_food_rule`: the LBF tasks' food rule (None: each task's default); `overrides`: {dotted config key: value}, applied last (tests use it to shrink runs).
   """
+  estimator, shared = split_shared(estimator)
   arg = f"task={task},estimator={estimator}"
   if budget in ("smoke", "small"):
     arg += ",smoke" if budget == "smoke" else ",short"
@@ -124,6 +135,7 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
     config.total_steps = BEYOND_STEPS[family(task)]
   config.seed = int(seed)
   config.fidelity = fidelity
+  config.learner.share_parameters = shared
   if estimator_options and is_estimator_path(estimator):
     config.estimator.options = estimator_options
   if total_steps is not None:
@@ -184,7 +196,8 @@ def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps
 
 
 def plan_outputs(what, results, tasks, estimators, seeds, figure4_task, figure4_seeds, budget, fidelity="code",
-                 total_steps=None, tuned=None, estimator_options="", lbf_food_rule=None, overrides=None):
+                 total_steps=None, tuned=None, estimator_options="", lbf_food_rule=None, overrides=None,
+                 figure4_estimators=FIGURE4_ESTIMATORS):
   """[RunSpec] of the runs `--what` needs: the grid's (table1, figures, all) and Figure 4's (figure4, all;
   its runs that the grid has already are not planned twice). `overrides`: config keys set on every run
   (e.g. `AUTHORS_LOOP`)."""
@@ -194,7 +207,7 @@ def plan_outputs(what, results, tasks, estimators, seeds, figure4_task, figure4_
                   estimator_options=estimator_options, lbf_food_rule=lbf_food_rule, overrides=overrides)
   if what in ("figure4", "all"):
     names = {spec.name for spec in specs}
-    specs += [spec for spec in plan(results, (figure4_task,), FIGURE4_ESTIMATORS, figure4_seeds, budget,
+    specs += [spec for spec in plan(results, (figure4_task,), figure4_estimators, figure4_seeds, budget,
                                     fidelity, total_steps, figure4=True, tuned=tuned,
                                     lbf_food_rule=lbf_food_rule, overrides=overrides)
               if spec.name not in names]
@@ -764,8 +777,12 @@ def choose(values, allowed, what, default, form=None):
 
 
 def choose_estimators(values, default):
-  """--estimators: labels and import paths; two paths whose runs would share a directory are refused."""
-  chosen = choose(values, ESTIMATORS, "estimators", default, (ESTIMATOR_PATH, ESTIMATOR_PATH_FORM))
+  """--estimators: labels and import paths, each maybe with `SHARED_SUFFIX`; two paths whose runs would share
+  a directory are refused."""
+  if values is not None:  # the label or path before the suffix is checked
+    choose([split_shared(v.strip())[0] for v in values], ESTIMATORS, "estimators", default,
+           (ESTIMATOR_PATH, ESTIMATOR_PATH_FORM + f", each maybe with {SHARED_SUFFIX}"))
+  chosen = tuple(default) if values is None else tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
   seen = {}
   for estimator in chosen:
     other = seen.setdefault(estimator_directory(estimator), estimator)
@@ -837,7 +854,7 @@ _CHECK_MARKER = "maddpg-reproduce-check: "
 def check_estimator_paths(estimators, options="", timeout=600):
   """Raises UsageError (one line) unless every estimator of `estimators` given by import path imports, is an
   estimator and accepts `options` ("name=value,...") at those values, built once as a run builds it."""
-  paths = [estimator for estimator in estimators if is_estimator_path(estimator)]
+  paths = list(dict.fromkeys(split_shared(e)[0] for e in estimators if is_estimator_path(e)))
   if not paths:
     return
   environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
