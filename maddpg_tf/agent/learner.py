@@ -357,7 +357,7 @@ class MADDPGLearner(tf.Module):
 
   def policy_logits(self, observations):
     """[E, N, O] -> [E, N, A] logits of every agent's actor."""
-    return tf.transpose(self.actor_logits(tf.transpose(tf.convert_to_tensor(observations, tf.float32),
+    return tf.transpose(self.actor_logits(tf.transpose(tf.cast(observations, tf.float32),
                                                        [1, 0, 2])), [1, 0, 2])
 
   def actor_weights(self):
