@@ -152,3 +152,22 @@ def test_tiny_run_on_both_backends_prints_one_json_object_with_positive_finite_f
   assert result["overrides"] == {"jit_compile": False} and result["backends"] == ["reference", "fast"]
   for absent in ("lbf_15x15_train_over_bare", "rware_tiny_4ag_train_over_bare"):
     assert absent not in result
+
+
+def test_task_keys_carry_the_sharing_comparison_only_when_measured():
+  run = {**_run(10_000.0, 6_000.0), "update_stacked_ms": 2.0, "update_shared_ms": 1.5, "shared_over_stacked": 0.75}
+  out = bench_train.task_keys("lbf_8x8", {"reference": run}, TASK)
+  assert (out["lbf_8x8_update_stacked_ms"], out["lbf_8x8_update_shared_ms"], out["lbf_8x8_shared_over_stacked"]) == (
+      2.0, 1.5, 0.75)
+  assert not any("shared" in key for key in bench_train.task_keys("lbf_8x8", {"reference": _run(1.0, 1.0)}, TASK))
+
+
+@pytest.mark.slow
+def test_tiny_run_compares_a_shared_update_with_the_per_agent_one(capsys):
+  assert bench_train.main(["--tiny", "--json", "--tasks", TASK, "--set", "jit_compile=false",
+                           "--compare-sharing"]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  result = json.loads(lines[-1])
+  stacked, shared = result["lbf_8x8_update_stacked_ms"], result["lbf_8x8_update_shared_ms"]
+  assert stacked > 0 and shared > 0 and result["lbf_8x8_shared_over_stacked"] == pytest.approx(shared / stacked)
+  assert "update per-agent (stacked)" in "\n".join(lines[:-1])

@@ -6,6 +6,7 @@
     python tools/bench_train.py --tasks lbf-8x8-2p-2f-coop --estimator stgs-1
     python tools/bench_train.py --quick --set loop.asynchronous_updates=false   # A/B any config field
     python tools/bench_train.py --quick --backends reference,fast               # and the fast backend
+    python tools/bench_train.py --quick --tasks lbf-15x15-4p-5f --compare-sharing  # shared vs per-agent update
 
 For each task (and backend), in one process and side by side (the machine is shared and noisy: compare
 ratios, and read the CPU line: training needs both cores, the bare env one):
@@ -23,7 +24,9 @@ ratios, and read the CPU line: training needs both cores, the bare env one):
 3. the update: `learner.step_block` at the run's block size on batches from the run's replay buffer,
    timed after the run: u ms per update; its share = window updates x u / window seconds (the learner's
    busy fraction, an estimate: over 1 when the timing after the run met a busier machine than the
-   windows). Also `sample` on the replay buffer and the loop's actor on its observations.
+   windows). Also `sample` on the replay buffer and the loop's actor on its observations. With
+   `--compare-sharing`, two fresh learners of the run's settings, per-agent ("stacked") and shared
+   (`learner.share_parameters`), on the same batches, their calls interleaved: ms per update of each.
 4. memory of a 2,000,000-transition `ReplayBuffer` for lbf-15x15-4p-5f (`nbytes` at the config's
    observation dtype) against 2 GB, and the paper code's LBF 8x8 figures beside ours.
 
@@ -65,6 +68,8 @@ PAPER_LBF_8X8 = {"bare_steps_per_s": 13_000,
 TASK_FIGURES = ("bare_steps_per_s", "train_steps_per_s", "train_over_bare", "update_ms", "update_block_ms",
                 "update_share", "sample_ms", "act_us", "env_vector_step_us", "updates_per_env_step",
                 "other_processes_cores", "window_steps_per_s")
+# With --compare-sharing: ms per update of a per-agent and a shared learner, side by side.
+SHARING_FIGURES = ("update_stacked_ms", "update_shared_ms", "shared_over_stacked")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,30 +299,71 @@ def _mean_seconds(function, calls):
   return (time.perf_counter() - started) / calls
 
 
-def time_parts(exp, mode, seed):
-  """ms per update (`learner.step_block` at the run's block size, on batches from its replay buffer), ms
-  per replay `sample`, us per acting call of the loop's actor on its current observations."""
+def _interleaved_seconds(functions, calls):
+  """Mean seconds per call of each function, timed in turns (one call of each per round), so that both
+  meet the same machine load."""
+  for function in functions:
+    function()  # not timed: first-call costs (compilation)
+  totals = [0.0] * len(functions)
+  for _ in range(calls):
+    for index, function in enumerate(functions):
+      started = time.perf_counter()
+      function()
+      totals[index] += time.perf_counter() - started
+  return [total / calls for total in totals]
+
+
+def _update_block(learner, batches, block, seed):
+  """A function running one `step_block` of `block` updates on `batches` (fresh seeds each call)."""
   import numpy as np
-  rng = np.random.default_rng([seed, 99])
-  batch_size, block = exp.config.replay.batch_size, exp.updates.settings.block_size
-  batches = [exp.replay.sample(batch_size, rng) for _ in range(block)]
   calls = [0]
 
   def update_block():
     first = 10_000_000 + block * calls[0]
     calls[0] += 1
     # step_block reads each call's finiteness record back, so it returns once the compiled call is done.
-    exp.learner.step_block(batches, [np.array([seed, first + j], np.int64) for j in range(block)],
-                           [float(first + j) for j in range(block)], block_size=block)
+    learner.step_block(batches, [np.array([seed, first + j], np.int64) for j in range(block)],
+                       [float(first + j) for j in range(block)], block_size=block)
+  return update_block
 
-  block_s = _mean_seconds(update_block, mode.update_calls)
+
+def sharing_update_ms(exp, batches, block, mode, seed):
+  """ms per update of a per-agent ("stacked") and a shared learner of the run's settings (fresh weights),
+  on the same batches at the run's block size, calls interleaved."""
+  from maddpg_tf import config as config_lib
+  from maddpg_tf.agent import learner as learner_lib
+  c, spec = exp.config, exp.env.spec
+  functions = []
+  for shared in (False, True):
+    settings = dataclasses.replace(config_lib.learner_config(c), share_parameters=shared)
+    learner = learner_lib.MADDPGLearner(spec.num_agents, spec.observation_size, spec.num_actions, settings,
+                                        estimator=c.estimator.name, estimator_params=config_lib.estimator_params(c),
+                                        seed=c.seed, jit_compile=c.jit_compile)
+    functions.append(_update_block(learner, batches, block, seed))
+  stacked_s, shared_s = _interleaved_seconds(functions, mode.update_calls)
+  return {"update_stacked_ms": 1e3 * stacked_s / block, "update_shared_ms": 1e3 * shared_s / block,
+          "shared_over_stacked": shared_s / stacked_s}
+
+
+def time_parts(exp, mode, seed, compare_sharing=False):
+  """ms per update (`learner.step_block` at the run's block size, on batches from its replay buffer), ms
+  per replay `sample`, us per acting call of the loop's actor on its current observations; with
+  `compare_sharing`, `sharing_update_ms`."""
+  import numpy as np
+  rng = np.random.default_rng([seed, 99])
+  batch_size, block = exp.config.replay.batch_size, exp.updates.settings.block_size
+  batches = [exp.replay.sample(batch_size, rng) for _ in range(block)]
+  block_s = _mean_seconds(_update_block(exp.learner, batches, block, seed), mode.update_calls)
   sample_s = _mean_seconds(lambda: exp.replay.sample(batch_size, rng), mode.act_calls)
   act_s = _mean_seconds(lambda: exp.loop.actor.select_actions(exp.loop.observations), mode.act_calls)
-  return {"block_size": block, "update_block_ms": 1e3 * block_s, "update_ms": 1e3 * block_s / block,
-          "sample_ms": 1e3 * sample_s, "act_us": 1e6 * act_s}
+  parts = {"block_size": block, "update_block_ms": 1e3 * block_s, "update_ms": 1e3 * block_s / block,
+           "sample_ms": 1e3 * sample_s, "act_us": 1e6 * act_s}
+  if compare_sharing:
+    parts.update(sharing_update_ms(exp, batches, block, mode, seed))
+  return parts
 
 
-def measure_training(config, mode, backend=None, seed=0, workers=None):
+def measure_training(config, mode, backend=None, seed=0, workers=None, compare_sharing=False):
   """Trains `config` on `backend` with `workers` env workers (None: the config's own) until the clock's
   windows are done; returns the clock's metrics, `time_parts` and the run's settings."""
   from maddpg_tf.run import experiment
@@ -340,7 +386,7 @@ def measure_training(config, mode, backend=None, seed=0, workers=None):
         raise RuntimeError("bench_train: Experiment.run() returned before the timed windows ended")
       except WindowsDone:
         pass
-      result = {**clock.metrics(), **time_parts(exp, mode, seed)}
+      result = {**clock.metrics(), **time_parts(exp, mode, seed, compare_sharing)}
       c, spec = exp.config, exp.env.spec
       result.update(task=exp.task.name, estimator=c.estimator.label, backend=c.get("env_backend", "reference"),
                     num_envs=c.num_envs, episode_limit=limit, batch_size=c.replay.batch_size,
@@ -352,7 +398,7 @@ def measure_training(config, mode, backend=None, seed=0, workers=None):
   return result
 
 
-def measure_task(config, mode, backend, seed=0, workers=None):
+def measure_task(config, mode, backend, seed=0, workers=None, compare_sharing=False):
   """Bare (half before training, half after) and training of one config on one backend, with CPU use."""
   from maddpg_tf.run import experiment
   limit = experiment.resolve_config(config).loop.episode_limit
@@ -366,7 +412,7 @@ def measure_task(config, mode, backend, seed=0, workers=None):
 
   steps_a, seconds_a = bare(seed)
   meter.start()
-  result = measure_training(config, mode, backend, seed, workers)
+  result = measure_training(config, mode, backend, seed, workers, compare_sharing)
   result["cpu"] = meter.stop()
   steps_b, seconds_b = bare(seed + 1)
   others = [x["other_cores"] for x in (*cpu, result["cpu"]) if x["other_cores"] is not None]
@@ -403,6 +449,7 @@ def task_keys(prefix, runs, task):
   main = runs.get("reference") or next(iter(runs.values()))
   target = TARGETS.get(task)
   out = {f"{prefix}_{k}": main[k] for k in TASK_FIGURES}
+  out.update({f"{prefix}_{k}": main[k] for k in SHARING_FIGURES if k in main})
   out.update({f"{prefix}_target": target,
               f"{prefix}_pass": None if target is None else bool(main["train_over_bare"] >= target)})
   if "fast" in runs:
@@ -414,9 +461,10 @@ def task_keys(prefix, runs, task):
 
 
 def run_benchmark(tasks=DEFAULT_TASKS, mode="quick", estimator="gst", seed=0, log=print, overrides=None,
-                  backends=("reference",)):
+                  backends=("reference",), compare_sharing=False):
   """Measures every task on every backend; returns a flat JSON-able dict (keys: see `--json`) with the
-  per-task dicts under "details". `overrides`: {dotted config field: value} for every task's config."""
+  per-task dicts under "details". `overrides`: {dotted config field: value} for every task's config;
+  `compare_sharing`: also a shared against a per-agent update (`sharing_update_ms`)."""
   import tensorflow as tf  # noqa: F401  (imported before anything is timed)
   info = environment_info()
   log(f"bench_train: mode {mode}, estimator {estimator}, backends {','.join(backends)}, TF {info['tf_version']}, "
@@ -432,7 +480,8 @@ def run_benchmark(tasks=DEFAULT_TASKS, mode="quick", estimator="gst", seed=0, lo
     from maddpg_tf.envs import builder as environments  # pylint: disable=g-import-not-at-top
     fast_exists = environments.resolve_task(task).family in FAST_FAMILIES
     runs = {b: measure_task(config, MODES[mode], b, seed, None if "env_workers" in (overrides or {})
-                            else BACKEND_WORKERS.get(b)) for b in backends if b == "reference" or fast_exists}
+                            else BACKEND_WORKERS.get(b), compare_sharing)
+            for b in backends if b == "reference" or fast_exists}
     name = next(iter(runs.values()))["task"]
     details[name] = runs
     out.update(task_keys(key_prefix(name), runs, name))
@@ -490,6 +539,9 @@ def _log_task(log, r, target):
       f"learner busy {100 * r['update_share']:.0f}% of the windows; sample {r['sample_ms']:.2f} ms, acting "
       f"{r['act_us']:.0f} us per call for {r['num_envs']} envs, env vector step {r['env_vector_step_us']:.0f} us "
       f"bare; updates per env step {r['updates_per_env_step']:.4f}")
+  if "update_shared_ms" in r:
+    log(f"  update per-agent (stacked) {r['update_stacked_ms']:.2f} ms, shared {r['update_shared_ms']:.2f} ms "
+        f"({r['shared_over_stacked']:.2f}x; fresh learners on the run's batches, interleaved)")
 
 
 def _paper_comparison(log, r, estimator):
@@ -521,6 +573,9 @@ def main(argv=None):
   parser.add_argument("--backends", default="reference",
                       help="comma-separated env backends to measure: reference, fast (default reference)")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--compare-sharing", action="store_true",
+                      help="also time a shared update (learner.share_parameters) against the per-agent one, "
+                           "side by side on the same batches")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="override a config field for every task, e.g. --set loop.asynchronous_updates=false "
                            "(repeatable; values parsed as JSON)")
@@ -560,7 +615,8 @@ def main(argv=None):
       parser.error(f"{config.task}: {error}")
   mode = "tiny" if args.tiny else "quick" if args.quick else "full"
   result = run_benchmark(tasks, mode=mode, estimator=args.estimator, seed=args.seed, overrides=overrides,
-                         backends=tuple(backends), log=lambda *a: print(*a, flush=True))
+                         backends=tuple(backends), log=lambda *a: print(*a, flush=True),
+                         compare_sharing=args.compare_sharing)
   if args.json:
     print(json.dumps({k: v for k, v in result.items() if k != "details"}, sort_keys=True, allow_nan=False),
           flush=True)
