@@ -4,6 +4,8 @@ from the shared actor, Figure 4's variances, the run's identity, resume and hete
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -18,6 +20,7 @@ from maddpg_tf.agent.actor import NumpyActor
 from maddpg_tf.run import errors
 from maddpg_tf.run import workdir as workdir_lib
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, O, A, HIDDEN, C = 2, 3, 3, (4, 4), 0.1
 SETTINGS = dict(hidden_sizes=HIDDEN, standardise_rewards=False, logit_l2=0.01, actor_learning_rate=0.01,
                 critic_learning_rate=0.02, adam_epsilon=0.5, max_grad_norm=1.0)
@@ -162,6 +165,13 @@ def random_shared_learner(estimator="gst", params=None, agents=3, observation_si
                                    jit_compile=False)
 
 
+def random_batch(rng, rows=8, agents=3, observation_size=4, actions=5):
+  return types.Transition(rng.normal(size=(rows, agents, observation_size)).astype(np.float32),
+                          rng.integers(0, actions, (rows, agents)).astype(np.int32),
+                          rng.normal(size=(rows, agents)).astype(np.float32), np.zeros(rows, np.float32),
+                          rng.normal(size=(rows, agents, observation_size)).astype(np.float32))
+
+
 def test_acting_and_export_read_the_shared_actor_as_one_actor_per_agent():
   """`actor_weights()` folds e_i into agent i's first bias: the NumPy actor and the SavedModel's `act` give
   the shared actor's logits for every agent."""
@@ -219,10 +229,7 @@ def test_shared_per_sample_variance_pools_the_agents_rows():
 def test_every_kind_of_estimator_updates_the_shared_networks(estimator, params):
   learner = random_shared_learner(estimator, params)
   before = learner.actor_weights()
-  rng = np.random.default_rng(2)
-  batch = types.Transition(rng.normal(size=(8, 3, 4)).astype(np.float32), rng.integers(0, 5, (8, 3)).astype(np.int32),
-                           rng.normal(size=(8, 3)).astype(np.float32), np.zeros(8, np.float32),
-                           rng.normal(size=(8, 3, 4)).astype(np.float32))
+  batch = random_batch(np.random.default_rng(2))
   metrics = learner.step(batch, seed=np.array([0, 1]), estimator_step=0)
   assert np.all(np.isfinite(metrics["actor_loss"].numpy())) and int(metrics["non_finite/update"]) == -1
   after = learner.actor_weights()
@@ -233,9 +240,7 @@ def test_diagnostics_run_on_the_shared_learner():
   from maddpg_tf.agent import diagnostics
   learner = random_shared_learner("stgs", {"temperature": 1.0})
   rng = np.random.default_rng(3)
-  batch = types.Transition(rng.normal(size=(8, 3, 4)).astype(np.float32), rng.integers(0, 5, (8, 3)).astype(np.int32),
-                           rng.normal(size=(8, 3)).astype(np.float32), np.zeros(8, np.float32),
-                           rng.normal(size=(8, 3, 4)).astype(np.float32))
+  batch = random_batch(rng)
   values = diagnostics.ExactGradientDiagnostics(learner, num_repeats=4)(batch, np.array([0, 1]), 0.0)
   assert values["exact_gradient/cosine"].shape == (3,)
   assert np.all(np.isfinite(values["exact_gradient/relative_error"].numpy()))
@@ -294,7 +299,7 @@ def test_shared_run_resumes_exactly_and_counts_its_parameters(tmp_path):
   (12 + 2) x 64 + 64 + 64 x 64 + 64 + 64 x 6 + 6 parameters and one critic of (2 x 12 + 2 x 6 + 2) x 64 + 64 +
   64 x 64 + 64 + 64 + 1, the unshared run two of each without the index inputs. A run stopped at 1,000 steps
   and resumed to 2,000 ends with the evaluations, networks and optimiser state of a straight run; config.json
-  and provenance.json record the setting."""
+  and provenance.json record the setting; maddpg-evaluate evaluates it and exports actors for both agents."""
   from maddpg_tf.run import experiment
 
   def config(**overrides):
@@ -330,6 +335,21 @@ def test_shared_run_resumes_exactly_and_counts_its_parameters(tmp_path):
     assert json.load(handle)["learner"]["share_parameters"] is True
   with open(os.path.join(straight_dir, "provenance.json")) as handle:
     assert json.load(handle)["share_parameters"] is True
+
+  # maddpg-evaluate restores the shared learner, evaluates it and exports actors that act for both agents.
+  evaluate = lambda *args: subprocess.run(
+      [sys.executable, "-m", "maddpg_tf.cli.evaluate", f"--workdir={straight_dir}", *args], capture_output=True,
+      text=True, cwd=REPO, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO))
+  done = evaluate("--episodes=4")
+  assert done.returncode == 0, done.stderr
+  with open(os.path.join(straight_dir, "evaluations", "ckpt-2000-sampled-4.json")) as handle:
+    assert json.load(handle)["share_parameters"] is True
+  done = evaluate(f"--export={tmp_path / 'exported'}")
+  assert done.returncode == 0, done.stderr
+  policy = tf.saved_model.load(str(tmp_path / "exported"))
+  observations = np.random.default_rng(0).normal(size=(5, 2, 12)).astype(np.float32)
+  np.testing.assert_allclose(policy.act(observations)["logits"].numpy(),
+                             straight.learner.policy_logits(observations).numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -375,11 +395,8 @@ def test_the_grid_plans_shared_runs_in_their_own_directories():
 def test_reproduce_share_parameters_reads_the_shared_runs(tmp_path):
   """--share_parameters gives every estimator of the grid its suffix: --norun over an empty --results
   looks for <task>/<estimator>+shared runs (one line, exit 2)."""
-  import subprocess
-  import sys
   done = subprocess.run([sys.executable, "-m", "maddpg_tf.cli.reproduce", "--what=table1", "--budget=smoke",
-                         "--norun", "--share_parameters", f"--results={tmp_path}"],
-                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True,
+                         "--norun", "--share_parameters", f"--results={tmp_path}"], cwd=REPO, capture_output=True,
                         text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
   assert done.returncode == 2, (done.stdout, done.stderr)
   lines = done.stderr.strip().splitlines()

@@ -172,7 +172,7 @@ def _evaluate_and_write(request, config, learner, state, name, head):
   report.update({"workdir": request["workdir"], "checkpoint": name, "step": request["step"],
                  "task": request["task"].name, "estimator": config.estimator.label, "run_seed": config.seed,
                  "fidelity": config.fidelity, "lbf_food_rule": config.get("lbf_food_rule"),
-                 "best": request["best"]})
+                 "share_parameters": bool(config.learner.get("share_parameters")), "best": request["best"]})
   stream = ("the checkpoint's evaluation stream" if report["stream"] == "checkpoint"
             else f"a fresh evaluation stream ({report['stream']})")
   print(f"{head}: {report['mode']} actions, {stream}, episode cut-off {report['episode_limit']}")

@@ -4,7 +4,7 @@
     maddpg-reproduce --what=table1 --budget=paper --ray_address=auto        # an existing Ray cluster
     maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|medium|beyond|paper ...
     maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
-    maddpg-reproduce --what=table1 --budget=small --share_parameters        # every run shared, in <estimator>+shared/
+    maddpg-reproduce --what=table1 --budget=small --share_parameters        # every run shared (<estimator>+shared/)
     maddpg-reproduce --what=table1 --estimators=gst,gst+shared              # both, in one grid and one table
 
 The grid (tasks x estimators x seeds, each run trained in its own workdir on Ray, finished runs skipped,
