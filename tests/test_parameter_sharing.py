@@ -401,3 +401,15 @@ def test_reproduce_share_parameters_reads_the_shared_runs(tmp_path):
   assert done.returncode == 2, (done.stdout, done.stderr)
   lines = done.stderr.strip().splitlines()
   assert len(lines) == 1 and "estimators stgs-1+shared,gst+shared" in lines[0], lines
+
+
+def test_shared_target_networks_follow_polyak_averaging():
+  config = learner_lib.LearnerConfig(hidden_sizes=(8,), share_parameters=True, use_target_networks=True, tau=0.25)
+  learner = learner_lib.MADDPGLearner(3, 4, 5, config, "gst", {"temperature": 0.7}, seed=1, jit_compile=False)
+  before = [v.numpy() for v in learner.actors.weights + learner.critics.weights]
+  learner.step(random_batch(np.random.default_rng(4)), seed=np.array([0, 1]), estimator_step=0)
+  after = [v.numpy() for v in learner.actors.weights + learner.critics.weights]
+  targets = learner.target_actors.weights + learner.target_critics.weights
+  assert [t.shape for t in targets] == [a.shape for a in after] and targets[0].shape[0] == 1
+  for target, old, new in zip(targets, before, after):
+    np.testing.assert_allclose(target.numpy(), 0.75 * old + 0.25 * new, rtol=1e-5, atol=1e-7)
