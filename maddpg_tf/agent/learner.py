@@ -299,7 +299,8 @@ class MADDPGLearner(tf.Module):
   def step(self, batch, seed=None, estimator_step=None, per_sample_variance=False):
     """One update of every agent. `seed`: stateless [2] ints; `estimator_step`: schedule position
     (defaults to the number of updates so far); `per_sample_variance`: also return the text's Figure 4
-    metric (costs about one more actor backward pass). Returns {name: tensor}, per-agent values [N]."""
+    metric (costs about one more actor backward pass). Returns {name: tensor}, per-agent values [N] (with
+    shared parameters the gradient norms and variances are the one network's, [1])."""
     if seed is None:
       seed = tf.stack([tf.constant(0, tf.int64), self.num_updates])
     if estimator_step is None:
