@@ -214,9 +214,9 @@ def test_maddpg_train_names_every_estimator_and_no_tfp_internals(lab):
   done = subprocess.run([*train, f"--config={LBF}:smoke", "--config.estimator.name=no_such_module_xyz:Est"],
                         cwd=work, env=env, capture_output=True, text=True, timeout=300)
   assert_one_line_error(done, "maddpg-train", ["module 'no_such_module_xyz' does not import",
-                                               "allowed: expected, grmck, gst, gumbel_softmax, reinmax, reinmax-cv, "
-                                               "reinmax-rao, rloo, st, stgs, stgs-1, stgs-t, tags, zgr, or "
-                                               "module.path:ClassName"])
+                                               "allowed: expected, grmck, gst, gumbel_softmax, reinforce, reinmax, "
+                                               "reinmax-cv, reinmax-rao, rloo, st, stgs, stgs-1, stgs-t, tags, zgr, "
+                                               "or module.path:ClassName"])
   done = subprocess.run([*train, f"--config={LBF}:smoke", f"--config.estimator.name={PATH}",
                          "--config.estimator.options=sacle=0.3"], cwd=work, env=env, capture_output=True, text=True,
                         timeout=300)
