@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from maddpg_tf.agent import types
 from maddpg_tf.envs import snapshots
 from maddpg_tf.envs.builder import EnvironmentSpec, Step, TaskSpec
 
@@ -31,6 +32,15 @@ NUM_AGENTS = 2
 OBSERVATION_SIZE = 3
 NUM_ACTIONS = 3
 EPISODE_LIMIT = 5
+
+# A batch of two transitions of two agents (observation size 3, 3 actions), one terminal: the hand-computed
+# learner tests' input.
+BATCH = types.Transition(
+    observation=np.array([[[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [2, 0, 1]]], np.float32),
+    action=np.array([[0, 2], [1, 1]], np.int32),
+    reward=np.array([[1.0, 0.5], [0.0, -1.0]], np.float32),
+    terminal=np.array([0.0, 1.0], np.float32),
+    next_observation=np.array([[[0, 1, 0], [1, 1, 0]], [[3, 0, 0], [0, 0, 0]]], np.float32))
 
 
 def right_actions(observation: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fakes import make_fake
+from fakes import BATCH, make_fake
 from maddpg_tf.agent import learner as learner_lib
 from maddpg_tf.agent import optimizers, replay as replay_buffer, types
 from maddpg_tf.agent.actor import Actor
@@ -27,13 +27,6 @@ def constant_mlp(inputs, hidden=(4, 4)):
     x = np.maximum(0.0, x @ np.full((x.shape[-1], units), C) + C)
   return x @ np.full((x.shape[-1], 1), C) + C
 
-
-BATCH = types.Transition(
-    observation=np.array([[[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [2, 0, 1]]], np.float32),
-    action=np.array([[0, 2], [1, 1]], np.int32),
-    reward=np.array([[1.0, 0.5], [0.0, -1.0]], np.float32),
-    terminal=np.array([0.0, 1.0], np.float32),
-    next_observation=np.array([[[0, 1, 0], [1, 1, 0]], [[3, 0, 0], [0, 0, 0]]], np.float32))
 
 
 def critic_input(observation, action):

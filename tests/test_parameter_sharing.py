@@ -19,18 +19,12 @@ from maddpg_tf.agent import types
 from maddpg_tf.agent.actor import NumpyActor
 from maddpg_tf.run import errors
 from maddpg_tf.run import workdir as workdir_lib
+from tests.fakes import BATCH
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, O, A, HIDDEN, C = 2, 3, 3, (4, 4), 0.1
 SETTINGS = dict(hidden_sizes=HIDDEN, standardise_rewards=False, logit_l2=0.01, actor_learning_rate=0.01,
                 critic_learning_rate=0.02, adam_epsilon=0.5, max_grad_norm=1.0)
-
-BATCH = types.Transition(
-    observation=np.array([[[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [2, 0, 1]]], np.float32),
-    action=np.array([[0, 2], [1, 1]], np.int32),
-    reward=np.array([[1.0, 0.5], [0.0, -1.0]], np.float32),
-    terminal=np.array([0.0, 1.0], np.float32),
-    next_observation=np.array([[[0, 1, 0], [1, 1, 0]], [[3, 0, 0], [0, 0, 0]]], np.float32))
 
 
 def shared_learner(estimator="expected", params=None, **settings):
