@@ -16,10 +16,11 @@ PER_SAMPLE_PREFIX = "per_sample_grad_variance"
 PREFIXES = (ENTRY_PREFIX, PER_SAMPLE_PREFIX)
 
 
-def pooled(tensors):
+def pooled(tensors, groups=1):
   """[N, B, X] tensors as [1, N * B, X]: every (agent, row) pair one sample of a shared network's batch
-  (whose loss is the mean over agents and rows, so `per_sample_variance`'s scaling holds)."""
-  return [tf.reshape(t, [1, -1, tf.shape(t)[-1]]) for t in tensors]
+  (whose loss is the mean over agents and rows, so `per_sample_variance`'s scaling holds). Packed seeds:
+  [K*N, B, X] as [K, N * B, X] (`groups` K), one shared network per seed."""
+  return [tf.reshape(t, [groups, -1, tf.shape(t)[-1]]) for t in tensors]
 
 
 def entry_variance(names, gradients, num_agents):

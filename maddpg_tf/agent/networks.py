@@ -11,6 +11,11 @@ input ends with its one-hot index e_i (EPyMARL's and BenchMARL's `agent id` inpu
 
 Shapes: N agents, S = N (or 1 shared) weight stacks, B batch rows, O observation size per agent,
 A actions per agent.
+
+Packed seeds (`num_seeds=K`, the learner's `seeds`): K independent runs' networks stacked on the same leading
+axis, seed-major: K*S weight stacks, seed k's in rows k*S .. (k+1)*S - 1, and K*N agent rows of inputs
+(seed k's agents in rows k*N .. (k+1)*N - 1). Each seed's critics see that seed's observations and joint
+actions, [K, B, N*O] and [K, B, N*A].
   actors:  [N, B, O] -> logits [N, B, A]  (shared: [N, B, O + N], `with_agent_index`)
   critics: observations [B, N*O] and joint one-hot actions [B, N*A] (shared by all critics) or
            [N, B, N*A] (one joint action per critic) -> Q values [N, B]
@@ -50,8 +55,26 @@ class StackedDense(keras.layers.Layer):
     self.bias = self.add_weight(shape=(self.num_stacks, 1, self.units), initializer=bias_init,
                                 name="bias")
 
-  def call(self, inputs):
-    return self.activation(tf.matmul(inputs, self.kernel) + self.bias)
+  def weights_of(self, stacks=None):
+    """(kernel, bias), or their rows `stacks` = (start, stop) (one seed's networks)."""
+    if stacks is None:
+      return self.kernel, self.bias
+    return self.kernel[stacks[0]:stacks[1]], self.bias[stacks[0]:stacks[1]]
+
+  def pre_activation(self, inputs, stacks=None):
+    """inputs [R, B, in] @ kernel + bias -> [R, B, units]; R the kernel's stacks, 1 stack broadcast, or a
+    multiple of them (packed seeds of a shared network: R/stacks rows of inputs per stack)."""
+    kernel, bias = self.weights_of(stacks)
+    rows, num_stacks = inputs.shape[0], kernel.shape[0]
+    if rows == num_stacks or num_stacks == 1:
+      return tf.matmul(inputs, kernel) + bias
+    shape = tf.shape(inputs)
+    grouped = tf.reshape(inputs, [num_stacks, rows // num_stacks, shape[1], shape[2]])
+    outputs = tf.matmul(grouped, kernel[:, tf.newaxis]) + bias[:, tf.newaxis]
+    return tf.reshape(outputs, [rows, shape[1], self.units])
+
+  def call(self, inputs, stacks=None):
+    return self.activation(self.pre_activation(inputs, stacks))
 
 
 class StackedMLP(keras.Model):
@@ -71,19 +94,22 @@ class StackedMLP(keras.Model):
       layer.build(shape)
       shape = shape[:-1] + (layer.units,)
 
-  def call(self, inputs):
+  def call(self, inputs, stacks=None):
     outputs = inputs
     for layer in self.dense_layers:
-      outputs = layer(outputs)
+      outputs = layer.call(outputs, stacks)
     return outputs
 
 
-def with_agent_index(inputs):
+def with_agent_index(inputs, num_agents=None):
   """[N, B, X] -> [N, B, X + N]: row i of agent i's inputs followed by the one-hot e_i (a shared network's
-  agent index)."""
+  agent index). Packed seeds: [K*N, B, X] with `num_agents` N, each seed's rows indexed 0 .. N - 1."""
   shape = tf.shape(inputs)
-  num_agents = inputs.shape[0]
-  index = tf.broadcast_to(tf.eye(num_agents, dtype=inputs.dtype)[:, tf.newaxis], [shape[0], shape[1], num_agents])
+  num_agents = num_agents or inputs.shape[0]
+  eye = tf.eye(num_agents, dtype=inputs.dtype)
+  if inputs.shape[0] != num_agents:
+    eye = tf.tile(eye, [inputs.shape[0] // num_agents, 1])
+  index = tf.broadcast_to(eye[:, tf.newaxis], [shape[0], shape[1], num_agents])
   return tf.concat([inputs, index], axis=-1)
 
 
@@ -108,11 +134,14 @@ class StackedCritic(keras.Model):
   """
 
   def __init__(self, num_agents, observation_size, num_actions, hidden_sizes, initializer=None, seed=0,
-               shared=False, **kwargs):
+               shared=False, num_seeds=None, **kwargs):
     super().__init__(**kwargs)
     self.num_agents, self.num_actions = int(num_agents), int(num_actions)
     self.shared = bool(shared)
-    stacks = 1 if self.shared else self.num_agents
+    # None: one run, inputs [B, ...]; K: K packed seeds, inputs [K, B, ...] (see the module docstring).
+    self.num_seeds = None if num_seeds is None else int(num_seeds)
+    self.stacks_per_seed = 1 if self.shared else self.num_agents
+    stacks = self.stacks_per_seed * (self.num_seeds or 1)
     self.observation_width = num_agents * observation_size
     self.action_width = num_agents * num_actions
     index_width = self.num_agents if self.shared else 0
@@ -123,37 +152,56 @@ class StackedCritic(keras.Model):
     self.input_layer.build((stacks, None, self.observation_width + self.action_width + index_width))
     self.body.build((stacks, None, hidden_sizes[0]))
 
-  def observation_features(self, observations):
-    """[B, N*O] -> the observation (and agent index) part of the first layer, [N, B, H] (bias included)."""
-    kernel = self.input_layer.kernel[:, :self.observation_width]
-    features = tf.einsum("bi,nih->nbh", observations, kernel) + self.input_layer.bias
+  def _seed_stacks(self, k):
+    return k * self.stacks_per_seed, (k + 1) * self.stacks_per_seed
+
+  def observation_features(self, observations, stacks=None):
+    """[B, N*O] -> the observation (and agent index) part of the first layer, [N, B, H] (bias included).
+    Packed seeds: [K, B, N*O] -> [K*N, B, H]; or with `stacks` = (start, stop), one seed's critics (those
+    weight rows) on that seed's [B, N*O]."""
+    if self.num_seeds is not None and stacks is None:
+      # Seed by seed, the ops of one run: graph rewrites (oneDNN fusions) round a 4-D batched einsum and its
+      # gradient differently in the last bit.
+      return tf.concat([self.observation_features(observations[k], self._seed_stacks(k))
+                        for k in range(self.num_seeds)], axis=0)
+    kernel, bias = self.input_layer.weights_of(stacks)
+    features = tf.einsum("bi,nih->nbh", observations, kernel[:, :self.observation_width]) + bias
     if self.shared:  # + e_i's rows: agent i's row of the index block, [N, 1, H]
-      index_rows = self.input_layer.kernel[0, self.observation_width + self.action_width:]
+      index_rows = kernel[0, self.observation_width + self.action_width:]
       features = features + index_rows[:, tf.newaxis, :]
     return features
 
-  def q_values(self, observation_features, actions):
+  def q_values(self, observation_features, actions, stacks=None):
     """Q values [N, B] from precomputed observation features and joint one-hot actions.
 
     `actions`: [B, N*A] (every critic sees the same joint action) or [N, B, N*A] (one per critic).
+    Packed seeds: features [K*N, B, H] and each seed's joint action [K, B, N*A] -> [K*N, B]; or, with
+    `stacks` = (start, stop), one seed's critics (those weight rows) on that seed's unpacked inputs.
     """
-    kernel = self.input_layer.kernel[:, self.observation_width:self.observation_width + self.action_width]
-    if actions.shape.rank == 2:
-      action_features = tf.einsum("bi,nih->nbh", actions, kernel)
+    kernel, _ = self.input_layer.weights_of(stacks)
+    kernel = kernel[:, self.observation_width:self.observation_width + self.action_width]
+    if self.num_seeds is not None and stacks is None:  # the first layer seed by seed (see above), the rest batched
+      n = self.num_agents
+      hidden = tf.concat([
+          tf.nn.relu(observation_features[k * n:(k + 1) * n]
+                     + tf.einsum("bi,nih->nbh", actions[k], kernel[slice(*self._seed_stacks(k))]))
+          for k in range(self.num_seeds)], axis=0)
+    elif actions.shape.rank == 2:
+      hidden = tf.nn.relu(observation_features + tf.einsum("bi,nih->nbh", actions, kernel))
     else:
-      action_features = tf.matmul(actions, kernel)
-    hidden = tf.nn.relu(observation_features + action_features)
-    return tf.squeeze(self.body(hidden), axis=-1)
+      hidden = tf.nn.relu(observation_features + tf.matmul(actions, kernel))
+    return tf.squeeze(self.body(hidden) if stacks is None else self.body.call(hidden, stacks), axis=-1)
 
-  def own_action_q(self, observation_features, replay, own_actions):
+  def own_action_q(self, observation_features, replay, own_actions, stacks=None):
     """Q_i(o, a_-i, x_i) [N, K, B]: critic i on the replayed joint action with agent i's block replaced by
-    `own_actions` [N, K, B, A] (K candidate actions per row; features [N, B, H], replay [B, N*A])."""
+    `own_actions` [N, K, B, A] (K candidate actions per row; features [N, B, H], replay [B, N*A]).
+    Unpacked inputs only: with packed seeds, one seed's (`stacks`: its weight rows)."""
     n, a = self.num_agents, self.num_actions
     k = tf.shape(own_actions)[1]
     own_block = tf.reshape(tf.repeat(tf.eye(n), a, axis=1), [n, 1, 1, n * a])    # [N, 1, 1, N*A]
     blocks = tf.reshape(tf.einsum("nkba,nm->nkbma", own_actions, tf.eye(n)), [n, k, -1, n * a])
     joint = replay * (1. - own_block) + blocks                                   # [N, K, B, N*A]
-    q = self.q_values(tf.tile(observation_features, [1, k, 1]), tf.reshape(joint, [n, -1, n * a]))
+    q = self.q_values(tf.tile(observation_features, [1, k, 1]), tf.reshape(joint, [n, -1, n * a]), stacks)
     return tf.reshape(q, [n, k, -1])
 
   def own_action_values(self, observation_features, replay):
@@ -165,7 +213,19 @@ class StackedCritic(keras.Model):
     return tf.transpose(self.own_action_q(observation_features, replay, vertices), [0, 2, 1])
 
   def call(self, observations, actions):
-    return self.q_values(self.observation_features(observations), actions)
+    if self.num_seeds is None:
+      return self.q_values(self.observation_features(observations), actions)
+    # Packed seeds: each seed's first layer as one run computes it, whole (Grappler's arithmetic optimiser
+    # rewrites one run's chain of adds, features + bias + action features; split by a concat it would
+    # not, and the sum would round differently), then the other layers batched.
+    width = self.observation_width
+    hidden = []
+    for k in range(self.num_seeds):
+      stacks = self._seed_stacks(k)
+      action_kernel = self.input_layer.weights_of(stacks)[0][:, width:width + self.action_width]
+      hidden.append(tf.nn.relu(self.observation_features(observations[k], stacks)
+                               + tf.einsum("bi,nih->nbh", actions[k], action_kernel)))
+    return tf.squeeze(self.body(tf.concat(hidden, axis=0)), axis=-1)
 
 
 def variables_by_name(model, prefix):

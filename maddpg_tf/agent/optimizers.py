@@ -7,6 +7,10 @@ optimiser reproduces the PyTorch update exactly:
   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
   w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 Elementwise, so one optimiser over stacked [N, ...] weights is N independent per-agent optimisers.
+
+Packed seeds (`num_seeds=K`, weights [K*S, ...] seed-major): a step count per seed, [K], and `apply(...,
+active=[K] bool)` leaves an inactive seed's weights, moments and count exactly as they were: K independent
+runs' optimisers.
 """
 
 import tensorflow as tf
@@ -15,7 +19,8 @@ import tensorflow as tf
 class Adam(tf.Module):
   """Adam over a fixed list of variables (PyTorch semantics)."""
 
-  def __init__(self, variables, learning_rate, epsilon=1e-3, beta_1=0.9, beta_2=0.999, name=None):
+  def __init__(self, variables, learning_rate, epsilon=1e-3, beta_1=0.9, beta_2=0.999, name=None,
+               num_seeds=None):
     super().__init__(name=name)
     if not learning_rate > 0:
       raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
@@ -25,11 +30,15 @@ class Adam(tf.Module):
     self.epsilon = epsilon
     self.beta_1 = beta_1
     self.beta_2 = beta_2
-    self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+    self.num_seeds = num_seeds
+    self.iterations = tf.Variable(tf.zeros([] if num_seeds is None else [num_seeds], tf.int64), trainable=False,
+                                  name="iterations")
     self.m = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="m") for v in variables]
     self.v = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name="v") for v in variables]
 
-  def apply(self, gradients, variables):
+  def apply(self, gradients, variables, active=None):
+    if self.num_seeds is not None:
+      return self._apply_packed(gradients, variables, active)
     step = tf.cast(self.iterations.assign_add(1), tf.float32)
     first_correction = 1. - tf.pow(self.beta_1, step)
     second_correction = 1. - tf.pow(self.beta_2, step)
@@ -38,6 +47,26 @@ class Adam(tf.Module):
       v.assign(self.beta_2 * v + (1. - self.beta_2) * tf.square(gradient))
       denominator = tf.sqrt(v / second_correction) + self.epsilon
       variable.assign_sub(self.learning_rate * (m / first_correction) / denominator)
+
+  def _apply_packed(self, gradients, variables, active):
+    """`apply` for K packed seeds: each seed's own step count and bias corrections; `active` [K] bool (None:
+    all) selects the seeds that step."""
+    active = tf.ones([self.num_seeds], tf.bool) if active is None else active
+    step = tf.cast(self.iterations.assign_add(tf.cast(active, tf.int64)), tf.float32)            # [K]
+    first_correction = 1. - tf.pow(self.beta_1, step)
+    second_correction = 1. - tf.pow(self.beta_2, step)
+    for gradient, variable, m, v in zip(gradients, variables, self.m, self.v):
+      def per_row(values):  # [K] -> one value per weight row [K*S, 1, ...]
+        return tf.reshape(tf.repeat(values, variable.shape[0] // self.num_seeds),
+                          [-1] + [1] * (variable.shape.rank - 1))
+      row_active = per_row(active)
+      new_m = self.beta_1 * m + (1. - self.beta_1) * gradient
+      new_v = self.beta_2 * v + (1. - self.beta_2) * tf.square(gradient)
+      denominator = tf.sqrt(new_v / per_row(second_correction)) + self.epsilon
+      new_variable = variable - self.learning_rate * (new_m / per_row(first_correction)) / denominator
+      m.assign(tf.where(row_active, new_m, m))
+      v.assign(tf.where(row_active, new_v, v))
+      variable.assign(tf.where(row_active, new_variable, variable))
 
   def state(self):
     """Named slot variables, for checkpoints."""
