@@ -190,8 +190,7 @@ def test_non_finite_seed_stops_alone():
   metrics = packed.step_block(*(list(part) for part in zip(*work)), block_size=BLOCK)
   assert metrics[learner_lib.NON_FINITE_UPDATE].numpy().tolist() == [-1, 3, -1]
   assert metrics[learner_lib.NON_FINITE_LOSS].numpy().tolist() == [-1, 0, -1]
-  # seed 1 stopped at the end of its chunk (updates 3..5 are the second chunk: all three of its 5 ran? no:
-  # the chunk holds updates 3 and 4), the others ran all five
+  # seed 1 stops at the end of the chunk holding update 3 (updates 3 and 4: its last), as a single run would
   assert packed.num_updates.numpy().tolist() == [5, 5, 5]
 
 
