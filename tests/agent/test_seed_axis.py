@@ -132,6 +132,7 @@ def test_packed_blocks_equal_single_learners_to_the_last_bits():
                                    err_msg=name)
 
 
+@pytest.mark.slow  # four XLA compilations: 40 s; the same equality without XLA stays in the fast tier
 def test_packed_blocks_under_xla_equal_single_learners_under_xla():
   packed, singles, _ = train_both(jit_compile=True)
   for k, single in enumerate(singles):
