@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fakes import BATCH, make_fake
+from fakes import BATCH, make_fake, random_batch
 from maddpg_tf.agent import learner as learner_lib
 from maddpg_tf.agent import optimizers, replay as replay_buffer, types
 from maddpg_tf.agent.actor import Actor
@@ -168,12 +168,8 @@ def test_per_sample_gradient_variance_matches_brute_force_jacobian():
   """Figure 4's text definition computed with two matmuls equals the variance of per-sample gradients
   taken one by one (a jacobian of the per-sample losses)."""
   from estimators import base as estimator_base
-  rng = np.random.default_rng(1)
   rows = 6
-  batch = types.Transition(rng.normal(size=(rows, 2, 3)).astype(np.float32),
-                           rng.integers(0, 3, (rows, 2)).astype(np.int32),
-                           rng.normal(size=(rows, 2)).astype(np.float32), np.zeros(rows, np.float32),
-                           rng.normal(size=(rows, 2, 3)).astype(np.float32))
+  batch = random_batch(np.random.default_rng(1), rows=rows, agents=2, observation_size=3, actions=3)
   make = lambda: learner_lib.MADDPGLearner(2, 3, 3, learner_lib.LearnerConfig(hidden_sizes=(5, 4)), "gst",
                                            {"temperature": 0.7}, seed=4, jit_compile=False)
   reference, stepped = make(), make()

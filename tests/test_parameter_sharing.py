@@ -19,7 +19,7 @@ from maddpg_tf.agent import types
 from maddpg_tf.agent.actor import NumpyActor
 from maddpg_tf.run import errors
 from maddpg_tf.run import workdir as workdir_lib
-from tests.fakes import BATCH
+from tests.fakes import BATCH, random_batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, O, A, HIDDEN, C = 2, 3, 3, (4, 4), 0.1
@@ -159,13 +159,6 @@ def random_shared_learner(estimator="gst", params=None, agents=3, observation_si
                                    jit_compile=False)
 
 
-def random_batch(rng, rows=8, agents=3, observation_size=4, actions=5):
-  return types.Transition(rng.normal(size=(rows, agents, observation_size)).astype(np.float32),
-                          rng.integers(0, actions, (rows, agents)).astype(np.int32),
-                          rng.normal(size=(rows, agents)).astype(np.float32), np.zeros(rows, np.float32),
-                          rng.normal(size=(rows, agents, observation_size)).astype(np.float32))
-
-
 def test_acting_and_export_read_the_shared_actor_as_one_actor_per_agent():
   """`actor_weights()` folds e_i into agent i's first bias: the NumPy actor and the SavedModel's `act` give
   the shared actor's logits for every agent."""
@@ -187,12 +180,8 @@ def test_shared_per_sample_variance_pools_the_agents_rows():
   of their per-sample gradients, as a brute-force jacobian gives it; the code's reading has one value."""
   from estimators import base as estimator_base
   from maddpg_tf.agent import optimizers
-  rng = np.random.default_rng(1)
   rows = 6
-  batch = types.Transition(rng.normal(size=(rows, 2, 3)).astype(np.float32),
-                           rng.integers(0, 3, (rows, 2)).astype(np.int32),
-                           rng.normal(size=(rows, 2)).astype(np.float32), np.zeros(rows, np.float32),
-                           rng.normal(size=(rows, 2, 3)).astype(np.float32))
+  batch = random_batch(np.random.default_rng(1), rows=rows, agents=2, observation_size=3, actions=3)
   make = lambda: random_shared_learner(agents=2, observation_size=3, actions=3)
   reference, stepped = make(), make()
   seed = tf.constant([9, 10])
@@ -223,7 +212,7 @@ def test_shared_per_sample_variance_pools_the_agents_rows():
 def test_every_kind_of_estimator_updates_the_shared_networks(estimator, params):
   learner = random_shared_learner(estimator, params)
   before = learner.actor_weights()
-  batch = random_batch(np.random.default_rng(2))
+  batch = random_batch(np.random.default_rng(2), rows=8, agents=3, observation_size=4, actions=5)
   metrics = learner.step(batch, seed=np.array([0, 1]), estimator_step=0)
   assert np.all(np.isfinite(metrics["actor_loss"].numpy())) and int(metrics["non_finite/update"]) == -1
   after = learner.actor_weights()
@@ -234,7 +223,7 @@ def test_diagnostics_run_on_the_shared_learner():
   from maddpg_tf.agent import diagnostics
   learner = random_shared_learner("stgs", {"temperature": 1.0})
   rng = np.random.default_rng(3)
-  batch = random_batch(rng)
+  batch = random_batch(rng, rows=8, agents=3, observation_size=4, actions=5)
   values = diagnostics.ExactGradientDiagnostics(learner, num_repeats=4)(batch, np.array([0, 1]), 0.0)
   assert values["exact_gradient/cosine"].shape == (3,)
   assert np.all(np.isfinite(values["exact_gradient/relative_error"].numpy()))
@@ -401,7 +390,8 @@ def test_shared_target_networks_follow_polyak_averaging():
   config = learner_lib.LearnerConfig(hidden_sizes=(8,), share_parameters=True, use_target_networks=True, tau=0.25)
   learner = learner_lib.MADDPGLearner(3, 4, 5, config, "gst", {"temperature": 0.7}, seed=1, jit_compile=False)
   before = [v.numpy() for v in learner.actors.weights + learner.critics.weights]
-  learner.step(random_batch(np.random.default_rng(4)), seed=np.array([0, 1]), estimator_step=0)
+  batch = random_batch(np.random.default_rng(4), rows=8, agents=3, observation_size=4, actions=5)
+  learner.step(batch, seed=np.array([0, 1]), estimator_step=0)
   after = [v.numpy() for v in learner.actors.weights + learner.critics.weights]
   targets = learner.target_actors.weights + learner.target_critics.weights
   assert [t.shape for t in targets] == [a.shape for a in after] and targets[0].shape[0] == 1
