@@ -89,8 +89,9 @@ def names(pathwise_only=True):
                       if not pathwise_only or cls.objective_form == base.PATHWISE))
 
 
-def _allowed(allowed=None):
-  """What a name may be: `allowed`, by default the pathwise estimators, then the others."""
+def allowed_text(allowed=None):
+  """What a name may be, as the registry's errors say it ("allowed: a, b, or <import path form>"):
+  `allowed`, by default the pathwise estimators, then the others."""
   if allowed is None:
     allowed = names() + tuple(name for name in names(pathwise_only=False) if name not in names())
   return f"allowed: {', '.join(allowed)}, or {_PATH_FORM}"
@@ -99,9 +100,9 @@ def _allowed(allowed=None):
 def _check_class(cls, label):
   if not (inspect.isclass(cls) and issubclass(cls, DiscreteGradientEstimator)):
     raise ValueError(f"estimator {label!r} is {cls!r}, not a subclass of "
-                     f"estimators.{DiscreteGradientEstimator.__name__}; {_allowed()}")
+                     f"estimators.{DiscreteGradientEstimator.__name__}; {allowed_text()}")
   if cls is DiscreteGradientEstimator:
-    raise ValueError(f"estimator {label!r} is the abstract base class; {_allowed()}")
+    raise ValueError(f"estimator {label!r} is the abstract base class; {allowed_text()}")
   return cls
 
 
@@ -121,18 +122,18 @@ def _import(module_name):
 
 def _from_path(path):
   if not _PATH_PATTERN.fullmatch(path):
-    raise ValueError(f"estimator {path!r} is not a registered name or an import path; {_allowed()}")
+    raise ValueError(f"estimator {path!r} is not a registered name or an import path; {allowed_text()}")
   module_name, _, attribute = path.partition(":")
   try:
     module = _import(module_name)
   except Exception as error:  # pylint: disable=broad-except  # whatever the user's module raises
     raise ValueError(f"estimator {path!r}: module {module_name!r} does not import ({base.one_line(error)}); "
-                     f"{_allowed()}") from None
+                     f"{allowed_text()}") from None
   value = module
   for part in attribute.split("."):
     if not hasattr(value, part):
       raise ValueError(f"estimator {path!r}: module {module_name!r} has no attribute {attribute!r}; "
-                       f"{_allowed()}")
+                       f"{allowed_text()}")
     value = getattr(value, part)
   return _check_class(value, path)
 
@@ -143,11 +144,11 @@ def resolve(name):
   if inspect.isclass(name):
     return _check_class(name, getattr(name, "__qualname__", name))
   if not isinstance(name, str):
-    raise ValueError(f"unknown estimator {name!r}; {_allowed()}")
+    raise ValueError(f"unknown estimator {name!r}; {allowed_text()}")
   if name in _REGISTRY:
     return _REGISTRY[name]
   if ":" not in name:
-    raise ValueError(f"unknown estimator {name!r}; {_allowed()}")
+    raise ValueError(f"unknown estimator {name!r}; {allowed_text()}")
   return _from_path(name)
 
 
@@ -211,7 +212,7 @@ def check(name, params, allowed=None):
   so bad values (temperature <= 0, K < 1, ...) fail here, not in the middle of a run."""
   allowed = names(pathwise_only=False) if allowed is None else tuple(allowed)
   if isinstance(name, str) and ":" not in name and name not in allowed:
-    raise ValueError(f"unknown estimator {name!r}; {_allowed(allowed)}")
+    raise ValueError(f"unknown estimator {name!r}; {allowed_text(allowed)}")
   cls = resolve(name)  # an import path that does not import, or is no estimator: one line
   check_parameters(name, params)
   try:

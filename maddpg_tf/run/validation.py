@@ -31,10 +31,9 @@ def _every_estimator(message):
   """`message` with the estimator registry's list of names (the package's own estimators) widened to every
   name a run accepts: the paper's labels (stgs-1, ...) and the estimators that need the critic (expected,
   reinforce, rloo) too."""
-  every = estimators.names(pathwise_only=False)
-  registry = f"allowed: {', '.join(estimators.names() + tuple(n for n in every if n not in estimators.names()))}, or "
-  names = sorted({*config_lib.PAPER_ESTIMATORS["lbf"], *config_lib.EXTRA_ESTIMATORS, *every})
-  return message.replace(registry, f"allowed: {', '.join(names)}, or ")
+  names = sorted({*config_lib.PAPER_ESTIMATORS["lbf"], *config_lib.EXTRA_ESTIMATORS,
+                  *estimators.names(pathwise_only=False)})
+  return message.replace(estimators.allowed_text(), estimators.allowed_text(names))
 
 
 def _drop_preset_parameters(config):
