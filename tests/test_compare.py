@@ -15,6 +15,7 @@ import sys
 import pytest
 from scipy import stats
 
+from maddpg_tf.analysis import compare
 from maddpg_tf.analysis import statistics
 from maddpg_tf.run import loggers
 
@@ -160,26 +161,33 @@ def test_no_match_is_named(small):
   _refused(command(f"--runs={small}/a/seed0,{small}/a/seed9", f"--out={out}"), out, f"'{small}/a/seed9'")
 
 
+# The refusals below are maddpg-compare's own (its main turns a CompareError into the one line, as
+# test_no_match_is_named checks through the program); in-process, as each program start costs 2 s.
+def _load_refused(groups, *expected, labels=None):
+  with pytest.raises(compare.CompareError) as failure:
+    compare.load(groups, labels)
+  message = str(failure.value)
+  assert "\n" not in message, message
+  for text in expected:
+    assert text in message, message
+
+
 @pytest.mark.parametrize("missing", ["evaluations.csv", "config.json"])
 def test_not_a_run_directory(small, missing):
   files = ("config",) if missing == "evaluations.csv" else ("csv",)
   make_run(small / "broken", [1, 2, 3], files=files)
-  out = small / "out"
-  _refused(command(f"--runs={small}/a/seed*", f"--runs={small}/broken", f"--out={out}"), out,
-           f"{small}/broken is not a maddpg-train run directory", f"no {missing}")
+  _load_refused([f"{small}/a/seed*", f"{small}/broken"], f"{small}/broken is not a maddpg-train run directory",
+                f"no {missing}")
 
 
 def test_runs_of_different_tasks(small):
   make_run(small / "rware", [1, 2, 3], task="rware-tiny-4ag")
-  out = small / "out"
-  _refused(command(f"--runs={small}/a/seed*", f"--runs={small}/rware", f"--out={out}"), out,
-           "runs of different tasks", "lbf-8x8-2p-2f-coop", "rware-tiny-4ag")
+  _load_refused([f"{small}/a/seed*", f"{small}/rware"], "runs of different tasks", "lbf-8x8-2p-2f-coop",
+                "rware-tiny-4ag")
 
 
 def test_labels_count_mismatch(small):
-  out = small / "out"
-  _refused(command(f"--runs={small}/a/seed*", f"--runs={small}/b/seed*", "--labels=only", f"--out={out}"), out,
-           "--labels has 1 labels for 2 groups")
+  _load_refused([f"{small}/a/seed*", f"{small}/b/seed*"], "--labels has 1 labels for 2 groups", labels=["only"])
 
 
 def test_out_not_empty_is_left_alone(small):

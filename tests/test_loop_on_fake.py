@@ -96,6 +96,7 @@ class LearnerAtEvaluations:
     pass
 
 
+@pytest.mark.slow  # a second training; how the best is chosen and kept: tests/test_best_policy.py
 def test_the_run_keeps_the_learner_of_its_best_evaluation(tmp_path):
   holder = {}
   capture = LearnerAtEvaluations(lambda: holder["exp"].learner)
@@ -114,6 +115,7 @@ def test_the_run_keeps_the_learner_of_its_best_evaluation(tmp_path):
     np.testing.assert_array_equal(arrays[name], value, err_msg=name)
 
 
+@pytest.mark.slow  # 13 s; exact resume stays in the fast tier through tests/run/test_training.py and test_experiment.py
 def test_a_run_that_dies_resumes_from_its_last_complete_checkpoint_to_the_same_result(tmp_path):
   straight, _ = run(str(tmp_path / "straight"), CHEAP)
   workdir = str(tmp_path / "died")

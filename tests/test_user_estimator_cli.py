@@ -160,6 +160,7 @@ def _search(env, work, *args):
                         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # three trials in a child process; the trial configs' own parameters are checked above
 def test_maddpg_search_searches_an_own_parameter_and_best_config_reproduces_the_best_trial(lab):
   env, work, _ = lab
   directory = work / "s"
@@ -190,13 +191,18 @@ def test_maddpg_search_searches_an_own_parameter_and_best_config_reproduces_the_
   assert config.estimator.options == f"scale={best_scale!r}"
 
 
+# One program start per refusal (about 9 s each, TensorFlow imported to check the estimator): the fast tier
+# keeps maddpg-train's (below), the full suite runs all; the rules themselves are checked in-process above
+# and in tests/estimators/test_conformance.py.
 @pytest.mark.parametrize("estimator, extra, expected", [
-    (PATH, [], ["has no default search space", "--search_space=", "scale"]),
-    (PATH, ["--search_space=sacle=0.1:1"], ["has no parameter 'sacle' to search", "allowed: ", "scale"]),
-    ("no_such_module_xyz:Est", ["--search_space=scale=0.1:1"],
-     ["module 'no_such_module_xyz' does not import", "module.path:ClassName"]),
-    (f"{MODULE_NAME}:NotAnEstimator", ["--search_space=scale=0.1:1"],
-     ["'user_cli_estimators:NotAnEstimator'", "not a subclass of estimators.DiscreteGradientEstimator"]),
+    pytest.param(PATH, [], ["has no default search space", "--search_space=", "scale"], marks=pytest.mark.slow),
+    pytest.param(PATH, ["--search_space=sacle=0.1:1"], ["has no parameter 'sacle' to search", "allowed: ", "scale"],
+                 marks=pytest.mark.slow),
+    pytest.param("no_such_module_xyz:Est", ["--search_space=scale=0.1:1"],
+                 ["module 'no_such_module_xyz' does not import", "module.path:ClassName"], marks=pytest.mark.slow),
+    pytest.param(f"{MODULE_NAME}:NotAnEstimator", ["--search_space=scale=0.1:1"],
+                 ["'user_cli_estimators:NotAnEstimator'", "not a subclass of estimators.DiscreteGradientEstimator"],
+                 marks=pytest.mark.slow),
 ], ids=["no-space", "unknown-parameter", "does-not-import", "not-an-estimator"])
 def test_maddpg_search_refuses_bad_user_estimators_with_one_line_and_writes_nothing(lab, estimator, extra,
                                                                                     expected):
@@ -206,20 +212,28 @@ def test_maddpg_search_refuses_bad_user_estimators_with_one_line_and_writes_noth
   assert tree(work) == {}  # no search directory, nothing else
 
 
-def test_maddpg_train_names_every_estimator_and_no_tfp_internals(lab):
+def _train(env, work, *args):
+  return subprocess.run([sys.executable, "-m", "maddpg_tf.cli.train", "--quiet", "--workdir=run",
+                         f"--config={LBF}:smoke", *args], cwd=work, env=env, capture_output=True, text=True,
+                        timeout=300)
+
+
+def test_maddpg_train_names_every_estimator(lab):
   """The import-path errors of maddpg-train list every estimator a run takes (the paper's labels and the
-  critic's too), and a user estimator's parameters are its own, not TFP's plumbing."""
+  critic's too)."""
   env, work, _ = lab
-  train = [sys.executable, "-m", "maddpg_tf.cli.train", "--quiet", "--workdir=run"]
-  done = subprocess.run([*train, f"--config={LBF}:smoke", "--config.estimator.name=no_such_module_xyz:Est"],
-                        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+  done = _train(env, work, "--config.estimator.name=no_such_module_xyz:Est")
   assert_one_line_error(done, "maddpg-train", ["module 'no_such_module_xyz' does not import",
                                                "allowed: expected, grmck, gst, gumbel_softmax, reinforce, reinmax, "
                                                "reinmax-cv, reinmax-rao, rloo, st, stgs, stgs-1, stgs-t, tags, zgr, "
                                                "or module.path:ClassName"])
-  done = subprocess.run([*train, f"--config={LBF}:smoke", f"--config.estimator.name={PATH}",
-                         "--config.estimator.options=sacle=0.3"], cwd=work, env=env, capture_output=True, text=True,
-                        timeout=300)
+  assert tree(work) == {}
+
+
+@pytest.mark.slow  # a program start of its own; the same check in-process: tests/estimators/test_conformance.py
+def test_maddpg_train_names_a_user_estimators_own_parameters_not_tfps(lab):
+  env, work, _ = lab
+  done = _train(env, work, f"--config.estimator.name={PATH}", "--config.estimator.options=sacle=0.3")
   assert_one_line_error(done, "maddpg-train", ["has no parameter 'sacle'", "allowed: temperature, "
                                                "start_temperature, end_temperature, period, step, schedule, scale"])
   assert tree(work) == {}
@@ -272,6 +286,7 @@ def test_tables_and_aggregates_name_a_path_estimator_by_its_path(tmp_path):
     assert {row["estimator"] for row in csv.DictReader(handle)} == {"stgs-1", PATH}
 
 
+@pytest.mark.slow  # a child process of its own; maddpg-reproduce's refusal below goes through the same check
 def test_a_path_estimator_is_checked_in_a_child_process_and_passes(lab, monkeypatch):
   env, work, _ = lab
   monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
@@ -284,12 +299,14 @@ def _reproduce(env, work, *args):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--estimators=stgs-1,no_such_module_xyz:Est"],
-     ["--estimators: ", "module 'no_such_module_xyz' does not import"]),
-    ([f"--estimators={MODULE_NAME}:NotAnEstimator"],
-     ["'user_cli_estimators:NotAnEstimator'", "not a subclass of estimators.DiscreteGradientEstimator"]),
-    ([f"--estimators={PATH}", "--estimator_options=sacle=0.3"],
-     ["estimator 'user_cli_estimators:HalfST' has no parameter 'sacle'", "allowed: ", "scale"]),
+    pytest.param(["--estimators=stgs-1,no_such_module_xyz:Est"],
+                 ["--estimators: ", "module 'no_such_module_xyz' does not import"], marks=pytest.mark.slow),
+    pytest.param([f"--estimators={MODULE_NAME}:NotAnEstimator"],
+                 ["'user_cli_estimators:NotAnEstimator'", "not a subclass of estimators.DiscreteGradientEstimator"],
+                 marks=pytest.mark.slow),
+    pytest.param([f"--estimators={PATH}", "--estimator_options=sacle=0.3"],
+                 ["estimator 'user_cli_estimators:HalfST' has no parameter 'sacle'", "allowed: ", "scale"],
+                 marks=pytest.mark.slow),
 ], ids=["does-not-import", "not-an-estimator", "unknown-parameter"])
 def test_maddpg_reproduce_refuses_bad_user_estimators_with_one_line_and_writes_nothing(lab, args, expected):
   env, work, _ = lab

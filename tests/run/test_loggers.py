@@ -107,6 +107,7 @@ def mlflow_file_store(tmp_path, monkeypatch):
   return (tmp_path / "mlruns").as_uri()
 
 
+@pytest.mark.slow  # 12 s: two trainings read back through each package; the protocol's own tests stay fast
 def test_wandb_offline_and_mlflow_log_the_scalars_config_and_provenance_and_a_resume_continues_each_run(
     tmp_path, mlflow_file_store):
   pytest.importorskip("wandb")
