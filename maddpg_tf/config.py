@@ -687,3 +687,15 @@ def learner_config(config):
   values = {k: v for k, v in config.learner.items() if k in fields}
   values["hidden_sizes"] = tuple(values["hidden_sizes"])
   return LearnerConfig(**values)
+
+
+def check_seeds(seeds):
+  """Seeds packed in one process (`maddpg-train --seeds`) as a tuple of ints; ValueError (one line) unless
+  one or more distinct integers >= 0."""
+  try:
+    values = tuple(int(str(s).strip()) for s in seeds)
+  except (TypeError, ValueError):
+    raise ValueError(f"seeds must be integers >= 0, got {list(seeds)!r}") from None
+  if not values or len(set(values)) != len(values) or min(values) < 0:
+    raise ValueError(f"seeds must be one or more distinct integers >= 0, got {list(values)!r}")
+  return values

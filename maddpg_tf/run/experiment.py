@@ -37,13 +37,26 @@ def _default_make_env(config):
   return make_env
 
 
+def _default_learner(spec, config):
+  return learner_lib.MADDPGLearner(
+      spec.num_agents, spec.observation_size, spec.num_actions, config_lib.learner_config(config),
+      estimator=config.estimator.name, estimator_params=estimator_params(config), seed=config.seed,
+      jit_compile=config.jit_compile)
+
+
 class Experiment:
   """Builds every part of a run in `workdir` from `config`. Injectable: `make_env(num_envs, seed, workers)`
   (default: the config's task), `observers` (see `environment_loop.Observer`), extra `loggers`;
-  `provenance_extra`: more of what produced the run (e.g. the grid's node), added to provenance.json."""
+  `provenance_extra`: more of what produced the run (e.g. the grid's node), added to provenance.json;
+  `make_learner(spec, config)` (default: a `MADDPGLearner` of the config) and `update_executor` (where the
+  update blocks run, `updates.UpdateScheduler`): `packing.PackedRun` gives each seed its view of one packed
+  learner this way.
+
+  `run()` trains; `start()`, the training loop's pieces and `finish(outcome)` are the same in steps, for a
+  driver of several runs (`packing.PackedRun`)."""
 
   def __init__(self, config, workdir, progress=True, make_env=None, observers=(), extra_loggers=(),
-               provenance_extra=None):
+               provenance_extra=None, make_learner=None, update_executor=None):
     c = self.config = resolve_config(config)
     loggers.check_packages(c)  # a logger's missing package: before anything is written
     self.workdir = workdir_lib.Workdir(workdir)
@@ -52,14 +65,16 @@ class Experiment:
     self._lock.enter_context(self.workdir.hold())
     try:
       self.workdir.check(c)  # again: a process that held it may have written its run meanwhile
-      self._build(c, progress, make_env, observers, extra_loggers, provenance_extra)
+      self._build(c, progress, make_env, observers, extra_loggers, provenance_extra, make_learner,
+                  update_executor)
     except BaseException as error:
       self.close()
       if devices.out_of_memory(error):
         raise RunError(devices.no_room(error, getattr(self, "device_record", None), "while building the run")) from None
       raise
 
-  def _build(self, c, progress, make_env, observers, extra_loggers, provenance_extra):
+  def _build(self, c, progress, make_env, observers, extra_loggers, provenance_extra, make_learner,
+             update_executor):
     self.task = environments.resolve_task(c.task)
     self.device_record = devices.configure(c.device)  # applied by resolve_config; here, what is in force
     self.provenance_extra = dict(provenance_extra or {})
@@ -68,9 +83,7 @@ class Experiment:
     self.eval_env = make_env(c.loop.eval_num_envs, c.seed + EVAL_SEED_OFFSET, min(c.env_workers,
                                                                                   c.loop.eval_num_envs))
     spec = self.env.spec
-    self.learner = learner_lib.MADDPGLearner(
-        spec.num_agents, spec.observation_size, spec.num_actions, config_lib.learner_config(c),
-        estimator=c.estimator.name, estimator_params=estimator_params(c), seed=c.seed, jit_compile=c.jit_compile)
+    self.learner = (make_learner or _default_learner)(spec, c)
     self.replay = replay_buffer.StagedReplay(replay_buffer.ReplayBuffer(
         c.replay.capacity, spec.num_agents, spec.observation_size, c.replay.observation_dtype))
     self.counters = counting.Counter()
@@ -92,7 +105,7 @@ class Experiment:
             c.replay.batch_size, c.loop.updates_per_episode, min(16, c.num_envs * c.loop.updates_per_episode),
             c.loop.asynchronous_updates, c.seed, c.estimator.schedule_unit, c.log.grad_variance_every_steps,
             c.log.every_updates, c.diagnostics.exact_gradient_every),
-        actors=[actor, eval_actor], logger=self.logger,
+        actors=[actor, eval_actor], logger=self.logger, executor=update_executor,
         diagnostics=diagnostics.ExactGradientDiagnostics(self.learner, c.diagnostics.num_repeats)
         if c.diagnostics.exact_gradient_every else None)
     self.evaluator = evaluation.Evaluator(env=self.eval_env, actor=eval_actor, episodes=c.loop.eval_episodes,
@@ -141,8 +154,9 @@ class Experiment:
     """Restores the newest complete checkpoint; returns its path or None."""
     return self.checkpointer.restore_latest(self.training.parts)
 
-  def run(self):
-    """Trains to `total_steps`; returns `summary()`. RunError for NaN losses or unusable checkpoints."""
+  def start(self):
+    """Restores the newest checkpoint, writes config.json and provenance.json, starts the external loggers.
+    Returns the restored checkpoint's path or None. RunError for unusable checkpoints."""
     c = self.config
     try:
       restored = self.restore_latest()
@@ -166,40 +180,64 @@ class Experiment:
       self.loop.reset()
     self.finished_before = bool(restored) and self.counters.env_steps >= c.total_steps
     if restored and not self.finished_before:  # also with --quiet: which run continues is what happened
-      print(f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
+      print(f"resuming {self.workdir.path} from {restored} (env step {self.counters.env_steps:,})"
+            if self.provenance_extra.get("packed") else
+            f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
     try:
-      external = loggers.external_loggers(c, self.workdir, provenance)  # W&B, MLflow (log.to)
+      self._external = loggers.external_loggers(c, self.workdir, provenance)  # W&B, MLflow (log.to)
     except RunError:
       self.updates.close()
       self.logger.close()
       raise
-    self.logger.loggers.extend(external)
+    self.logger.loggers.extend(self._external)
+    return restored
+
+  @contextlib.contextmanager
+  def translated_errors(self, prefix=""):
+    """What stops training mid-run, as one RunError line (with `prefix`) naming the step and the last
+    checkpoint: a NaN loss, an env the start-up probe did not catch, a GPU allocation that found no room."""
+    try:
+      yield
+    except pettingzoo_envs.UnsupportedEnv as error:
+      raise RunError(f"{prefix}{error}; stopped at env step {self.counters.env_steps:,}, last checkpoint: "
+                     f"{self.checkpointer.latest() or 'none'}") from None
+    except NonFiniteLoss as error:
+      raise RunError(f"{prefix}training stopped in updates {error.first_update:,}-{error.last_update:,} (env "
+                     f"step {self.counters.env_steps:,}): the {error.loss} is NaN or infinite; last good "
+                     f"checkpoint: {self.checkpointer.latest() or 'none'}") from None
+    except (Interrupted, RunError):
+      raise
+    except Exception as error:  # pylint: disable=broad-except  (only an allocation that found no room)
+      if not devices.out_of_memory(error):
+        raise
+      raise RunError(prefix + devices.no_room(error, self.device_record, f"at env step "
+                                              f"{self.counters.env_steps:,} (last checkpoint: "
+                                              f"{self.checkpointer.latest() or 'none'})",
+                                              self.learner.device)) from None
+
+  def finish(self, outcome):
+    """Ends the external loggers' runs with `outcome` (FINISHED, KILLED, FAILED), stops the learner thread
+    and closes the loggers."""
+    try:
+      for logger in getattr(self, "_external", ()):
+        logger.end(outcome)
+    finally:
+      self.updates.close()
+      self.logger.close()
+
+  def run(self):
+    """Trains to `total_steps`; returns `summary()`. RunError for NaN losses or unusable checkpoints."""
+    self.start()
     outcome = "FAILED"
     try:
-      with self.stop:
+      with self.stop, self.translated_errors():
         self.training.run()
       outcome = "FINISHED"
     except Interrupted:
       outcome = "KILLED"
       raise
-    except pettingzoo_envs.UnsupportedEnv as error:  # what the probe at start did not meet
-      raise RunError(f"{error}; stopped at env step {self.counters.env_steps:,}, last checkpoint: "
-                     f"{self.checkpointer.latest() or 'none'}") from None
-    except NonFiniteLoss as error:
-      raise RunError(f"training stopped in updates {error.first_update:,}-{error.last_update:,} (env step "
-                     f"{self.counters.env_steps:,}): the {error.loss} is NaN or infinite; last good checkpoint: "
-                     f"{self.checkpointer.latest() or 'none'}") from None
-    except Exception as error:  # pylint: disable=broad-except  (only an allocation that found no room)
-      if not devices.out_of_memory(error):
-        raise
-      raise RunError(devices.no_room(error, self.device_record, f"at env step {self.counters.env_steps:,} "
-                                     f"(last checkpoint: {self.checkpointer.latest() or 'none'})",
-                                     self.learner.device)) from None
     finally:
-      for logger in external:
-        logger.end(outcome)
-      self.updates.close()
-      self.logger.close()
+      self.finish(outcome)
     return self.summary()
 
   def summary(self):

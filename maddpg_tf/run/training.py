@@ -47,7 +47,7 @@ class TrainingLoop:
     self.last_checkpoint = 0
     self.steps_per_second = float("nan")
     self._compiling = False
-    self._rate = (time.time(), 0)
+    self._rate = self._started = (time.time(), 0)
 
   # ---- what the loop itself checkpoints ----------------------------------------------------------------
 
@@ -108,40 +108,55 @@ class TrainingLoop:
 
   def run(self):
     """Warms up if needed, trains to `total_steps`, checkpoints and evaluates the final policy."""
+    self.begin()
+    while not self.done:
+      self.check_stop()
+      self.after_step(self.advance())
+    self.end()
+
+  @property
+  def done(self):
+    return self.counter.env_steps >= self.schedule.total_steps
+
+  # The timeline in its pieces, for a driver that runs several seeds' loops in lockstep
+  # (`packing.PackedRun`): begin; per vector step check_stop, advance, (the updates), after_step; end.
+
+  def begin(self):
+    """Warms up if needed and starts the clock and the progress bar."""
     s, c = self.schedule, self.counter
     warm_up = c.warmup_episodes < s.warmup_episodes
     if self.progress is not None:  # opens the bar at the step the run starts from
       self.progress.update(c.env_steps, f"warm-up: {s.warmup_episodes} random episodes" if warm_up else None)
     if warm_up:
       self.loop.warm_up(s.warmup_episodes, self.warmup_rng)
-    started, steps_at_start = time.time(), c.env_steps
-    self._rate = (started, c.env_steps)
+    self._started = (time.time(), c.env_steps)
+    self._rate = self._started
     # The first update compiles the learner (XLA: tens of seconds on 2 cores) while the steps stall: say so on
     # the bar instead of a silent stall under a rate-based estimate of hours.
     self._compiling = c.updates == 0 and c.env_steps < s.total_steps
     if self.progress is not None and self._compiling:
       self.progress.update(c.env_steps, "compiling the update (once per run)")
-    while c.env_steps < s.total_steps:
-      self._step()
-    self.loop.replay.flush()
-    self.updates.drain()
-    if self.last_checkpoint != c.env_steps or self.checkpointer.latest() is None:
-      self._scheduled_checkpoint()
-    self.steps_per_second = (c.env_steps - steps_at_start) / max(time.time() - started, 1e-9)
-    if not self.evaluations or self.evaluations[-1]["step"] < c.env_steps:
-      self.evaluate(c.env_steps, final=True)
 
-  def _step(self):
-    s, c = self.schedule, self.counter
+  def check_stop(self):
+    """A stop request: writes a checkpoint off the schedule and raises `Interrupted`."""
     if self.stop.signum is not None:
       path = self.save_checkpoint(scheduled=False)
-      raise errors.Interrupted(self.stop.signum, f"{self.stop.name} at env step {c.env_steps:,}: checkpoint "
-                                                 f"{path} written; run the same command to resume")
+      raise errors.Interrupted(self.stop.signum, f"{self.stop.name} at env step {self.counter.env_steps:,}: "
+                                                 f"checkpoint {path} written; run the same command to resume")
+
+  def advance(self):
+    """One vector step; its finished episodes' updates are scheduled. Returns the env steps before it."""
+    c = self.counter
     steps_before = c.env_steps
     ended = self.loop.step()
     faults.point("env-step", c.env_steps)
     if ended:
       self.updates.episodes_ended(ended)
+    return steps_before
+
+  def after_step(self, steps_before):
+    """What follows a vector step of `steps_before` earlier steps: evaluation, progress, checkpoint."""
+    s, c = self.schedule, self.counter
     if steps_before >= len(self.evaluations) * s.eval_every_steps:
       self.evaluate(steps_before)
     if self.progress is not None:
@@ -150,6 +165,18 @@ class TrainingLoop:
       self.progress.update(c.env_steps, "" if done_compiling else None)
     if c.env_steps - self.last_checkpoint >= s.checkpoint_every_steps:
       self._scheduled_checkpoint()
+
+  def end(self):
+    """The last updates, the final checkpoint and the final policy's evaluation."""
+    c = self.counter
+    self.loop.replay.flush()
+    self.updates.drain()
+    if self.last_checkpoint != c.env_steps or self.checkpointer.latest() is None:
+      self._scheduled_checkpoint()
+    started, steps_at_start = self._started
+    self.steps_per_second = (c.env_steps - steps_at_start) / max(time.time() - started, 1e-9)
+    if not self.evaluations or self.evaluations[-1]["step"] < c.env_steps:
+      self.evaluate(c.env_steps, final=True)
 
   def _scheduled_checkpoint(self):
     try:

@@ -49,22 +49,28 @@ class UpdateSettings(NamedTuple):
 class UpdateScheduler:
   """Owed updates, their jobs, the learner thread and the acting snapshot. Counts the updates it schedules
   in `counter` (a `counting.Counter`, whose env steps it reads). `logger.write(values, step)` receives each
-  call's metrics; `diagnostics(batch, seed, step)` (or None) the exact-gradient check.
+  call's metrics; `diagnostics(batch, seed, step)` (or None) the exact-gradient check. `executor` (a
+  `concurrent.futures`-like `submit(fn, jobs)` / `shutdown(wait)`): where blocks run, by default here
+  (synchronous) or on a learner thread (asynchronous).
 
   owed_updates: updates earned by finished episodes but not yet scheduled (asynchronous updates wait for a
   full block); variance_window: the last Figure 4 logging window (`env_steps // variance_every_steps`)
   that logged. Both are checkpointed.
   """
 
-  def __init__(self, *, learner, replay, replay_rng, counter, settings, actors, logger, diagnostics=None):
+  def __init__(self, *, learner, replay, replay_rng, counter, settings, actors, logger, diagnostics=None,
+               executor=None):
     self.learner, self.replay, self.replay_rng = learner, replay, replay_rng
     self.counter, self.settings, self.actors = counter, settings, actors
     self.logger, self.diagnostics = logger, diagnostics
     self.owed_updates = 0
     self.variance_window = -1
     self.min_block = settings.block_size if settings.asynchronous else 1
-    self._executor = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
-                      if settings.asynchronous else None)
+    # `executor`: where submitted blocks run instead of here (e.g. `packing.PackedUpdates`' seed handle,
+    # which runs every seed's blocks in one call); when they are collected stays as `asynchronous` says.
+    if executor is None and settings.asynchronous:
+      executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
+    self._executor = executor
     self._pending = None       # (jobs, future) of the block on the learner thread
     self._next_weights = None  # the actors a collected block left (read on the learner thread)
     self.stale = False         # the acting snapshot predates collected updates

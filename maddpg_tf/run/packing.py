@@ -1,0 +1,252 @@
+"""Several seeds of one run in one process: one packed learner (`agent.learner`, its seed axis) runs every
+seed's updates in one compiled call, and each seed keeps everything else a run of that seed alone has.
+
+    run = PackedRun(config, "runs/gst", seeds=(0, 1, 2))   # writes runs/gst/seed0, seed1, seed2
+    summaries = run.run()
+
+Each `W/seed<k>` is an ordinary run directory (`Experiment` of the config with `seed=k`): its own envs,
+replay buffer, generators, evaluations, checkpoints, TensorBoard and provenance (which names the packing).
+Its checkpoints hold seed k's arrays exactly as a run alone would, so `maddpg-evaluate` reads it and
+`maddpg-train` resumes it alone or packed again.
+
+The seeds step in lockstep: every seed's vector step (acting, env step, storing, scheduling its updates),
+then one packed call with every seed's scheduled updates (`PackedUpdates`: seed k's in its order, a seed
+with none left exactly as it was), then each seed's evaluations and checkpoints. So each seed meets the
+same updates on the same batches at the same points of its timeline as its run alone; the numbers agree to
+the packed update's arithmetic (bit for bit with shared parameters or eagerly, otherwise to float32
+rounding: `tests/agent/test_seed_axis.py`, `tests/run/test_packing.py`).
+
+Not packed here (one line at start): the exact-gradient diagnostics (they read one learner's critics).
+"""
+
+import concurrent.futures
+import copy
+import os
+
+import numpy as np
+
+from maddpg_tf import config as config_lib
+from maddpg_tf.agent import learner as learner_lib
+from maddpg_tf.run import devices, experiment as experiment_lib, interrupts, workdir as workdir_lib
+from maddpg_tf.run.errors import Interrupted, RunError
+
+
+def seed_directory(workdir, seed):
+  """Seed `seed`'s run directory in a packed run's `workdir`."""
+  return os.path.join(workdir, f"seed{seed}")
+
+
+class SeedLearner:
+  """Seed k's view of a packed learner, for the parts of a run that hold a learner: its arrays (`save`,
+  `restore`: a learner of that seed's), its actors' weights, where the update runs."""
+
+  def __init__(self, learner, k):
+    self.learner, self.k = learner, k
+
+  @property
+  def device(self):
+    return self.learner.device
+
+  def save(self):
+    return self.learner.save(seed=self.k)
+
+  def restore(self, arrays):
+    self.learner.restore(arrays, seed=self.k)
+
+  def actor_weights(self):
+    return self.learner.actor_weights(seed=self.k)
+
+
+class _SeedExecutor:
+  """Seed k's `UpdateScheduler` executor: a submitted block waits for `PackedUpdates.flush()`."""
+
+  def __init__(self, packed, k):
+    self.packed, self.k = packed, k
+
+  def submit(self, fn, jobs):
+    del fn  # the scheduler's own runner: the packed call replaces it
+    return self.packed.submit(self.k, jobs)
+
+  def shutdown(self, wait=True):
+    del wait  # nothing runs between flushes
+
+
+class PackedUpdates:
+  """Every seed's update jobs (`updates.UpdateJob`) run on one packed `learner` (set before the first
+  flush). `executor(k)` is seed k's executor for its `UpdateScheduler`; `flush()` runs what the seeds
+  submitted since the last flush and resolves each seed's block with (its results, its actors' weights),
+  as the scheduler's own runner would."""
+
+  def __init__(self, block_size, learner=None):
+    self.block_size, self.learner = block_size, learner
+    self._queued = {}
+
+  def executor(self, k):
+    return _SeedExecutor(self, k)
+
+  def submit(self, k, jobs):
+    if k in self._queued:  # a scheduler submits after collecting its previous block: once per flush
+      raise RuntimeError(f"seed index {k} submitted two blocks before a flush")
+    future = concurrent.futures.Future()
+    self._queued[k] = (jobs, future)
+    return future
+
+  def flush(self):
+    if not self._queued:
+      return
+    queued, self._queued = self._queued, {}
+    results = self.run([queued[k][0] if k in queued else [] for k in range(self.learner.num_seeds)])
+    for k, (_, future) in queued.items():
+      future.set_result((results[k], self.learner.actor_weights(seed=k)))
+
+  def run(self, jobs):
+    """`jobs`: K lists, seed k's in order. Returns K lists [(jobs of a call, seed k's metrics)], as
+    `UpdateScheduler.run` returns for one seed: an update that logs Figure 4's variance runs alone (one
+    packed `step` with the seeds whose next update it is), runs of ordinary updates as packed blocks."""
+    learner, num_seeds = self.learner, len(jobs)
+    if any(job.diagnose for seed_jobs in jobs for job in seed_jobs):
+      raise RuntimeError("the exact-gradient diagnostics do not run on packed seeds")
+    results = [[] for _ in range(num_seeds)]
+    at = [0] * num_seeds
+    while any(at[k] < len(jobs[k]) for k in range(num_seeds)):
+      heads = [jobs[k][at[k]] if at[k] < len(jobs[k]) else None for k in range(num_seeds)]
+      variance = [head is not None and head.log_variance for head in heads]
+      if any(variance):
+        filler = next(head for head, v in zip(heads, variance) if v)  # shapes for the seeds that wait
+        chosen = [head if v else filler for head, v in zip(heads, variance)]
+        batch = type(filler.batch)(*(np.stack(parts) for parts in zip(*(job.batch for job in chosen))))
+        metrics = learner.step(batch, np.stack([job.seed for job in chosen]),
+                               np.array([job.estimator_step for job in chosen], np.float32),
+                               per_sample_variance=True, active=np.array(variance))
+        for k in np.flatnonzero(variance):
+          results[k].append(([heads[k]], _seed_metrics(metrics, k)))
+          at[k] += 1
+        continue
+      runs = []
+      for k in range(num_seeds):
+        end = at[k]
+        while end < len(jobs[k]) and not jobs[k][end].log_variance:
+          end += 1
+        runs.append(jobs[k][at[k]:end])
+      metrics = learner.step_block([[j.batch for j in run] for run in runs], [[j.seed for j in run] for run in runs],
+                                   [[j.estimator_step for j in run] for run in runs], block_size=self.block_size)
+      for k, run in enumerate(runs):
+        if run:
+          results[k].append((run, _seed_metrics(metrics, k)))
+          at[k] += len(run)
+    return results
+
+
+def _seed_metrics(metrics, k):
+  return {name: value[k] for name, value in metrics.items()}
+
+
+class PackedRun:
+  """`seeds` of `config` trained in one process under `workdir` (`seed_directory`). `run()` returns each
+  seed's `Experiment.summary()`. Raises RunError (one line) before anything is written for what cannot be
+  packed, and as `Experiment` does for what stops a run."""
+
+  def __init__(self, config, workdir, seeds, progress=True, make_env=None):
+    self.seeds = config_lib.check_seeds(seeds)
+    c = experiment_lib.resolve_config(config)
+    if c.diagnostics.exact_gradient_every:
+      raise RunError(f"diagnostics.exact_gradient_every={c.diagnostics.exact_gradient_every}: the exact-gradient "
+                     f"diagnostics read one learner's critics and do not run on packed seeds; train the seed alone")
+    self.config, self.workdir = c, workdir
+    self.learner = None
+    self.updates = PackedUpdates(block_size=min(16, c.num_envs * c.loop.updates_per_episode))
+    self.stop = interrupts.StopRequest()
+    # Every seed's directory checked before any is written (a run of something else, a file).
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+      raise RunError(f"--workdir {workdir} is a file, not a directory")
+    if os.path.isfile(os.path.join(workdir, "config.json")):
+      raise RunError(f"--workdir {workdir} holds a run of one seed; packed seeds need a directory of their own "
+                     f"(each seed's run goes in {seed_directory(workdir, '<k>')})")
+    configs = []
+    for seed in self.seeds:
+      seed_config = copy.deepcopy(c)
+      config_lib.set_value(seed_config, "seed", seed)
+      workdir_lib.Workdir(seed_directory(workdir, seed)).check(seed_config)
+      configs.append(seed_config)
+    self.experiments = []
+    try:
+      for k, seed_config in enumerate(configs):
+        seed = seed_config.seed
+        self.experiments.append(experiment_lib.Experiment(
+            seed_config, seed_directory(workdir, seed), progress=progress and k == 0, make_env=make_env,
+            provenance_extra={"packed": {"seeds": list(self.seeds), "directory": workdir}},
+            make_learner=self._learner_for(k), update_executor=self.updates.executor(k)))
+    except BaseException:
+      self.close()
+      raise
+
+  def _learner_for(self, k):
+    def make(spec, config):
+      if self.learner is None:
+        self.learner = learner_lib.MADDPGLearner(
+            spec.num_agents, spec.observation_size, spec.num_actions, config_lib.learner_config(config),
+            estimator=config.estimator.name, estimator_params=config_lib.estimator_params(config),
+            jit_compile=config.jit_compile, seeds=self.seeds)
+        self.updates.learner = self.learner
+      return SeedLearner(self.learner, k)
+    return make
+
+  def close(self):
+    for run in self.experiments:
+      run.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+  def run(self):
+    """Trains every seed to `total_steps`; returns their summaries (seed order)."""
+    runs = self.experiments
+    for run in runs:
+      run.start()
+    outcome = "FAILED"
+    try:
+      with self.stop:
+        self._train()
+      outcome = "FINISHED"
+    except Interrupted:
+      outcome = "KILLED"
+      raise
+    finally:
+      for run in runs:
+        run.finish(outcome)
+    return [run.summary() for run in runs]
+
+  def _in_seed(self, run, part, *args):
+    with run.translated_errors(f"seed {run.config.seed}: "):
+      return part(*args)
+
+  def _train(self):
+    runs, asynchronous = self.experiments, self.config.loop.asynchronous_updates
+    for run in runs:
+      self._in_seed(run, run.training.begin)
+    while True:
+      going = [run for run in runs if not run.training.done]  # resumed seeds may stand at different steps
+      if not going:
+        break
+      if self.stop.signum is not None:
+        for run in going:
+          run.training.save_checkpoint(scheduled=False)
+        raise Interrupted(self.stop.signum, f"{self.stop.name}: every seed's checkpoint written under "
+                                            f"{self.workdir}; run the same command to resume")
+      before = [self._in_seed(run, run.training.advance) for run in going]
+      try:
+        self.updates.flush()
+      except Exception as error:  # pylint: disable=broad-except  (only an allocation that found no room)
+        if not devices.out_of_memory(error):
+          raise
+        raise RunError(devices.no_room(error, runs[0].device_record, "in a packed update",
+                                       self.learner.device)) from None
+      for run, steps_before in zip(going, before):
+        if not asynchronous:  # as a run alone collects its updates before its next step
+          self._in_seed(run, run.updates.drain)
+        self._in_seed(run, run.training.after_step, steps_before)
+    for run in runs:
+      self._in_seed(run, run.training.end)
