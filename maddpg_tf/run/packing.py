@@ -203,50 +203,66 @@ class PackedRun:
 
   def run(self):
     """Trains every seed to `total_steps`; returns their summaries (seed order)."""
-    runs = self.experiments
-    for run in runs:
-      run.start()
+    self.start()
     outcome = "FAILED"
     try:
       with self.stop:
-        self._train()
+        self.begin()
+        while self.step():
+          pass
+        self.end()
       outcome = "FINISHED"
     except Interrupted:
       outcome = "KILLED"
       raise
     finally:
-      for run in runs:
-        run.finish(outcome)
-    return [run.summary() for run in runs]
+      self.finish(outcome)
+    return [run.summary() for run in self.experiments]
+
+  # `run()` in its pieces (a benchmark times `step`): start; begin; step until it returns False; end; finish.
+
+  def start(self):
+    """Each seed's `Experiment.start()`: restores, writes its run files, starts its loggers."""
+    for run in self.experiments:
+      run.start()
+
+  def finish(self, outcome):
+    for run in self.experiments:
+      run.finish(outcome)
 
   def _in_seed(self, run, part, *args):
     with run.translated_errors(f"seed {run.config.seed}: "):
       return part(*args)
 
-  def _train(self):
-    runs, asynchronous = self.experiments, self.config.loop.asynchronous_updates
-    for run in runs:
+  def begin(self):
+    for run in self.experiments:
       self._in_seed(run, run.training.begin)
-    while True:
-      going = [run for run in runs if not run.training.done]  # resumed seeds may stand at different steps
-      if not going:
-        break
-      if self.stop.signum is not None:
-        for run in going:
-          run.training.save_checkpoint(scheduled=False)
-        raise Interrupted(self.stop.signum, f"{self.stop.name}: every seed's checkpoint written under "
-                                            f"{self.workdir}; run the same command to resume")
-      before = [self._in_seed(run, run.training.advance) for run in going]
-      try:
-        self.updates.flush()
-      except Exception as error:  # pylint: disable=broad-except  (only an allocation that found no room)
-        if not devices.out_of_memory(error):
-          raise
-        raise RunError(devices.no_room(error, runs[0].device_record, "in a packed update",
-                                       self.learner.device)) from None
-      for run, steps_before in zip(going, before):
-        if not asynchronous:  # as a run alone collects its updates before its next step
-          self._in_seed(run, run.updates.drain)
-        self._in_seed(run, run.training.after_step, steps_before)
-    for run in runs:
+
+  def step(self):
+    """One vector step of every seed that has steps to go, one packed update call, then each seed's
+    evaluations and checkpoints. Returns False (doing nothing) once every seed is done."""
+    going = [run for run in self.experiments if not run.training.done]  # resumed seeds may differ in steps
+    if not going:
+      return False
+    if self.stop.signum is not None:
+      for run in going:
+        run.training.save_checkpoint(scheduled=False)
+      raise Interrupted(self.stop.signum, f"{self.stop.name}: every seed's checkpoint written under "
+                                          f"{self.workdir}; run the same command to resume")
+    before = [self._in_seed(run, run.training.advance) for run in going]
+    try:
+      self.updates.flush()
+    except Exception as error:  # pylint: disable=broad-except  (only an allocation that found no room)
+      if not devices.out_of_memory(error):
+        raise
+      raise RunError(devices.no_room(error, going[0].device_record, "in a packed update",
+                                     self.learner.device)) from None
+    for run, steps_before in zip(going, before):
+      if not self.config.loop.asynchronous_updates:  # as a run alone collects its updates before its next step
+        self._in_seed(run, run.updates.drain)
+      self._in_seed(run, run.training.after_step, steps_before)
+    return True
+
+  def end(self):
+    for run in self.experiments:
       self._in_seed(run, run.training.end)
