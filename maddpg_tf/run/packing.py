@@ -38,22 +38,26 @@ def seed_directory(workdir, seed):
 
 class SeedLearner:
   """Seed k's view of a packed learner, for the parts of a run that hold a learner: its arrays (`save`,
-  `restore`: a learner of that seed's), its actors' weights, where the update runs."""
+  `restore`: a learner of that seed's), its actors' weights, where the update runs. `settle()` is called
+  before the learner is read or written (it waits for a packed call running on the learner thread)."""
 
-  def __init__(self, learner, k):
-    self.learner, self.k = learner, k
+  def __init__(self, learner, k, settle=lambda: None):
+    self.learner, self.k, self.settle = learner, k, settle
 
   @property
   def device(self):
     return self.learner.device
 
   def save(self):
+    self.settle()
     return self.learner.save(seed=self.k)
 
   def restore(self, arrays):
+    self.settle()
     self.learner.restore(arrays, seed=self.k)
 
   def actor_weights(self):
+    self.settle()
     return self.learner.actor_weights(seed=self.k)
 
 
@@ -74,12 +78,16 @@ class _SeedExecutor:
 class PackedUpdates:
   """Every seed's update jobs (`updates.UpdateJob`) run on one packed `learner` (set before the first
   flush). `executor(k)` is seed k's executor for its `UpdateScheduler`; `flush()` runs what the seeds
-  submitted since the last flush and resolves each seed's block with (its results, its actors' weights),
-  as the scheduler's own runner would."""
+  submitted since the last flush in one packed call and resolves each seed's block with (its results, its
+  actors' weights), as the scheduler's own runner would. `asynchronous`: the call runs on a learner thread
+  (the seeds' envs keep stepping, as a run alone's do with asynchronous updates); `wait()` waits for it."""
 
-  def __init__(self, block_size, learner=None):
+  def __init__(self, block_size, asynchronous=False, learner=None):
     self.block_size, self.learner = block_size, learner
     self._queued = {}
+    self._thread = (concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="packed-learner")
+                    if asynchronous else None)
+    self._running = None
 
   def executor(self, k):
     return _SeedExecutor(self, k)
@@ -95,9 +103,32 @@ class PackedUpdates:
     if not self._queued:
       return
     queued, self._queued = self._queued, {}
-    results = self.run([queued[k][0] if k in queued else [] for k in range(self.learner.num_seeds)])
-    for k, (_, future) in queued.items():
-      future.set_result((results[k], self.learner.actor_weights(seed=k)))
+    if self._thread is None:
+      self._resolve(queued)
+    else:  # one thread: calls run in submission order
+      self._running = self._thread.submit(self._resolve, queued, True)
+
+  def _resolve(self, queued, quietly=False):
+    try:
+      results = self.run([queued[k][0] if k in queued else [] for k in range(self.learner.num_seeds)])
+      for k, (_, future) in queued.items():
+        future.set_result((results[k], self.learner.actor_weights(seed=k)))
+    except BaseException as error:  # each seed's block fails with it (its scheduler raises it when collecting)
+      for _, future in queued.values():
+        if not future.done():
+          future.set_exception(error)
+      if not quietly:
+        raise
+
+  def wait(self):
+    """Waits until no packed call runs (the learner may then be read or written)."""
+    if self._running is not None:
+      concurrent.futures.wait([self._running])
+
+  def close(self):
+    self.wait()
+    if self._thread is not None:
+      self._thread.shutdown(wait=True)
 
   def run(self, jobs):
     """`jobs`: K lists, seed k's in order. Returns K lists [(jobs of a call, seed k's metrics)], as
@@ -154,7 +185,8 @@ class PackedRun:
                      f"diagnostics read one learner's critics and do not run on packed seeds; train the seed alone")
     self.config, self.workdir = c, workdir
     self.learner = None
-    self.updates = PackedUpdates(block_size=min(16, c.num_envs * c.loop.updates_per_episode))
+    self.updates = PackedUpdates(block_size=min(16, c.num_envs * c.loop.updates_per_episode),
+                                 asynchronous=c.loop.asynchronous_updates)
     self.stop = interrupts.StopRequest()
     # Every seed's directory checked before any is written (a run of something else, a file).
     if os.path.exists(workdir) and not os.path.isdir(workdir):
@@ -188,12 +220,15 @@ class PackedRun:
             estimator=config.estimator.name, estimator_params=config_lib.estimator_params(config),
             jit_compile=config.jit_compile, seeds=self.seeds)
         self.updates.learner = self.learner
-      return SeedLearner(self.learner, k)
+      return SeedLearner(self.learner, k, settle=self.updates.wait)
     return make
 
   def close(self):
-    for run in self.experiments:
-      run.close()
+    try:
+      self.updates.close()
+    finally:
+      for run in self.experiments:
+        run.close()
 
   def __enter__(self):
     return self
@@ -227,6 +262,7 @@ class PackedRun:
       run.start()
 
   def finish(self, outcome):
+    self.updates.wait()  # a block still running finishes before the seeds' schedulers stop
     for run in self.experiments:
       run.finish(outcome)
 

@@ -98,8 +98,8 @@ def test_a_packed_seeds_directory_resumes_as_a_run_alone(runs, tmp_path):
 
 
 @pytest.mark.slow  # a second packed run and two runs alone
-def test_packed_shared_parameters_write_the_runs_alone(tmp_path):
-  values = {"learner.share_parameters": True}
+def test_packed_shared_parameters_with_synchronous_updates_write_the_runs_alone(tmp_path):
+  values = {"learner.share_parameters": True, "loop.asynchronous_updates": False}
   with packing.PackedRun(smoke(**values), str(tmp_path / "packed"), SEEDS, progress=False) as run:
     run.run()
   for seed in SEEDS:
