@@ -37,6 +37,20 @@ def _default_make_env(config):
   return make_env
 
 
+@contextlib.contextmanager
+def finishing(finish):
+  """Calls `finish(outcome)` once the block ends: FINISHED, KILLED (`Interrupted`) or FAILED."""
+  outcome = "FAILED"
+  try:
+    yield
+    outcome = "FINISHED"
+  except Interrupted:
+    outcome = "KILLED"
+    raise
+  finally:
+    finish(outcome)
+
+
 def _default_learner(spec, config):
   return learner_lib.MADDPGLearner(
       spec.num_agents, spec.observation_size, spec.num_actions, config_lib.learner_config(config),
@@ -228,16 +242,8 @@ class Experiment:
   def run(self):
     """Trains to `total_steps`; returns `summary()`. RunError for NaN losses or unusable checkpoints."""
     self.start()
-    outcome = "FAILED"
-    try:
-      with self.stop, self.translated_errors():
-        self.training.run()
-      outcome = "FINISHED"
-    except Interrupted:
-      outcome = "KILLED"
-      raise
-    finally:
-      self.finish(outcome)
+    with finishing(self.finish), self.stop, self.translated_errors():
+      self.training.run()
     return self.summary()
 
   def summary(self):

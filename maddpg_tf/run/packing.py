@@ -239,19 +239,11 @@ class PackedRun:
   def run(self):
     """Trains every seed to `total_steps`; returns their summaries (seed order)."""
     self.start()
-    outcome = "FAILED"
-    try:
-      with self.stop:
-        self.begin()
-        while self.step():
-          pass
-        self.end()
-      outcome = "FINISHED"
-    except Interrupted:
-      outcome = "KILLED"
-      raise
-    finally:
-      self.finish(outcome)
+    with experiment_lib.finishing(self.finish), self.stop:
+      self.begin()
+      while self.step():
+        pass
+      self.end()
     return [run.summary() for run in self.experiments]
 
   # `run()` in its pieces (a benchmark times `step`): start; begin; step until it returns False; end; finish.
