@@ -415,3 +415,15 @@ def test_only_lost_processes_and_nodes_are_retried():
   assert not runs.lost_not_failed(exceptions.TaskCancelledError())
   assert not runs.lost_not_failed(ValueError("not Ray's"))
   assert runs.DEFAULT_RETRIES == 3
+
+
+def test_a_local_grid_starts_a_ray_of_its_own_beside_a_started_cluster(monkeypatch):
+  """Without --ray_address the grid asks Ray for a new local instance (address="local"): a bare ray.init()
+  joins a cluster that `ray start` left on the machine (and refuses num_cpus), as a test's cluster beside
+  another test's grid showed."""
+  import ray  # pylint: disable=g-import-not-at-top
+  calls = []
+  monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+  runs._init_ray(None, 2, quiet=True)
+  assert calls and calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
+  assert calls[0]["_node_ip_address"] == "127.0.0.1"

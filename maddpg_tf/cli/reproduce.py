@@ -72,6 +72,10 @@ _CPUS_PER_RUN = flags.DEFINE_integer("cpus_per_run", 1, "CPUs (and TensorFlow th
 _GPUS_PER_RUN = flags.DEFINE_float("gpus_per_run", 0, "Share of a GPU each run asks Ray for, 1/k (e.g. 0.25: "
                                    "four runs per GPU, each taking at most a quarter of its memory); 0: none. "
                                    "Refused on a cluster without GPUs.")
+_SEEDS_PER_PROCESS = flags.DEFINE_integer(
+    "seeds_per_process", 1, "Seeds of one (task, estimator) trained in one process, their updates in one "
+    "compiled call (maddpg_tf/run/packing.py); each seed's run directory is the one it gets alone. "
+    "--cpus_per_run and --gpus_per_run are then per process.")
 _RETRIES = flags.DEFINE_integer("retries", runs.DEFAULT_RETRIES, "Times a run whose process or node was lost is "
                                 "submitted again (it resumes from its last complete checkpoint); a run that "
                                 "fails for its own reasons is not retried.")
@@ -142,7 +146,8 @@ def main(argv):
     if _FIGURE4_TASK.value not in budgets.GRID_TASKS:
       raise runs.UsageError(f"unknown task {_FIGURE4_TASK.value!r} in --figure4_task; allowed: "
                             f"{', '.join(budgets.GRID_TASKS)}")
-    for name, flag in (("total_steps", _TOTAL_STEPS), ("num_cpus", _NUM_CPUS), ("cpus_per_run", _CPUS_PER_RUN)):
+    for name, flag in (("total_steps", _TOTAL_STEPS), ("num_cpus", _NUM_CPUS), ("cpus_per_run", _CPUS_PER_RUN),
+                       ("seeds_per_process", _SEEDS_PER_PROCESS)):
       if flag.value is not None and flag.value < 1:
         raise runs.UsageError(f"--{name} must be >= 1, got {flag.value}")
     if _RETRIES.value < 0:
@@ -177,7 +182,8 @@ def main(argv):
         print(f"{runs.PROG}: {len(specs)} runs ({budget} budget, fidelity {fidelity}) under {results}", flush=True)
         report = runs.run_grid(specs, results, _RAY_ADDRESS.value, _NUM_CPUS.value, _CPUS_PER_RUN.value,
                                _RETRIES.value, progress=not _QUIET.value, quiet=_QUIET.value,
-                               absolute=_ABSOLUTE.value, gpus_per_run=gpus_per_run)
+                               absolute=_ABSOLUTE.value, gpus_per_run=gpus_per_run,
+                               seeds_per_process=_SEEDS_PER_PROCESS.value)
     except (runs.GridBusy, runs.UsageError) as refused:  # another grid; GPUs asked of a cluster without
       return _error(refused)
     except KeyboardInterrupt:

@@ -28,8 +28,13 @@ GPUs: with `--gpus_per_run=f` (a share 1/k of one GPU, e.g. 0.25) each run's Ray
 Ray gives it one (CUDA_VISIBLE_DEVICES), and the run takes at most f of that GPU's memory
 (`device.memory_fraction`, maddpg_tf/run/devices.py), so k runs share it; a cluster with no GPUs is refused
 before any run starts. The default, 0, asks for none.
+
+Packed seeds: with `--seeds_per_process=k` up to k seeds of one (task, estimator) cell train in one Ray task,
+one process with one packed learner (`maddpg_tf.run.packing`); each seed's run directory, summary, absolute
+metric and attempts are the ones it gets alone; the process's output is in the first seed's log.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -266,6 +271,44 @@ def needs_absolute(spec):
   return not written or written.get("total_steps") != spec.total_steps
 
 
+def _set_threads(threads):
+  tf = process.import_tensorflow()  # quietly (no CUDA probe noise in the grid's logs)
+  if threads:
+    try:
+      tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+      tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    except RuntimeError:  # TensorFlow already initialised in this process
+      pass
+
+
+def _with_env_workers(config_dict, threads):
+  # The reference (pure-Python) envs: with one CPU per run they step in this process (a worker process
+  # would take a CPU the grid did not give the run); with two or more (or the whole machine), in a worker
+  # process beside the learner (maddpg_tf/envs/workers.py). The fast backends always step in this process.
+  # No number depends on it.
+  if config_dict.get("env_backend", "reference") == "reference":
+    return dict(config_dict, env_workers=0 if threads and int(threads) < 2 else 1)
+  return config_dict
+
+
+def _finished(config_dict, workdir, summary, absolute, attempts, started, usage, train):
+  """A trained (or, `train=False`, already finished) run's result: its absolute metric where it is missing,
+  its summary.json with this call's time and attempts."""
+  spec = RunSpec("", "", 0, workdir, config_dict)
+  absolute = saved_policies.absolute_metric(workdir) if absolute and needs_absolute(spec) else None
+  if train:
+    # This call's time (including TensorFlow's start in a fresh worker): CPU seconds measure the work even
+    # on a busy machine, wall seconds what it took here (for packed seeds: the whole group's).
+    summary["wall_seconds"] = time.time() - started
+    summary["cpu_seconds"] = _cpu_seconds(resource) - usage
+    if attempts is not None:
+      summary["attempts"] = list(attempts)
+    files.write_json(os.path.join(workdir, "summary.json"), summary)
+  with open(os.path.join(workdir, "evaluations.csv")) as handle:
+    evaluations = handle.read()
+  return {"status": "finished", "summary": summary, "evaluations_csv": evaluations, "absolute": absolute}
+
+
 def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, train=True):
   """Trains (or resumes) one run, then (`absolute`) evaluates its absolute metric into absolute.json where
   it is missing; never raises for a run's own failure. `threads`: TensorFlow's intra- and inter-op threads
@@ -276,22 +319,10 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
   | {"status": "failed", "error": line} | {"status": "interrupted", "error": line}.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  started = time.time()
-  usage = _cpu_seconds(resource)
-  # The reference (pure-Python) envs: with one CPU per run they step in this process (a worker process
-  # would take a CPU the grid did not give the run); with two or more (or the whole machine), in a worker
-  # process beside the learner (maddpg_tf/envs/workers.py). The fast backends always step in this process.
-  # No number depends on it.
-  if config_dict.get("env_backend", "reference") == "reference":
-    config_dict = dict(config_dict, env_workers=0 if threads and int(threads) < 2 else 1)
+  started, usage = time.time(), _cpu_seconds(resource)
+  config_dict = _with_env_workers(config_dict, threads)
   try:
-    tf = process.import_tensorflow()  # quietly (no CUDA probe noise in the grid's logs)
-    if threads:
-      try:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-      except RuntimeError:  # TensorFlow already initialised in this process
-        pass
+    _set_threads(threads)
     from maddpg_tf.run import experiment  # pylint: disable=g-import-not-at-top  (after the quiet TensorFlow)
     try:
       if train:
@@ -301,8 +332,7 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
           summary = run.run()
       else:
         summary = _read_json(os.path.join(workdir, "summary.json")) or {}
-      spec = RunSpec("", "", 0, workdir, config_dict)
-      absolute = saved_policies.absolute_metric(workdir) if absolute and needs_absolute(spec) else None
+      return _finished(config_dict, workdir, summary, absolute, attempts, started, usage, train)
     except (experiment.RunError, checkpointing.CheckpointError, errors.RunError) as error:
       return {"status": "failed", "error": one_line(error)}
     except experiment.Interrupted as interrupt:
@@ -310,17 +340,38 @@ def train_one(config_dict, workdir, threads=None, attempts=None, absolute=True, 
   except Exception as error:  # pylint: disable=broad-except  (reported by name, the grid goes on)
     traceback.print_exc()
     return {"status": "failed", "error": one_line(f"{type(error).__name__}: {error}")}
-  if train:
-    # This call's time (including TensorFlow's start in a fresh worker): CPU seconds measure the work even
-    # on a busy machine, wall seconds what it took here.
-    summary["wall_seconds"] = time.time() - started
-    summary["cpu_seconds"] = _cpu_seconds(resource) - usage
-    if attempts is not None:
-      summary["attempts"] = list(attempts)
-    files.write_json(os.path.join(workdir, "summary.json"), summary)
-  with open(os.path.join(workdir, "evaluations.csv")) as handle:
-    evaluations = handle.read()
-  return {"status": "finished", "summary": summary, "evaluations_csv": evaluations, "absolute": absolute}
+
+
+def train_packed(config_dicts, workdirs, threads=None, attempts=None, absolute=True):
+  """Trains (or resumes) one grid cell's seeds in one process (`maddpg_tf.run.packing.PackedRun`: one
+  packed learner, each seed's run in its own `workdir`, the one `train_one` would write), then each seed's
+  absolute metric. `config_dicts` differ only in their seed; the workdirs are `<cell>/seed<k>`. Returns a
+  result dict per seed as `train_one` does; a failure of the packed run is every seed's."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  started, usage = time.time(), _cpu_seconds(resource)
+  config_dicts = [_with_env_workers(c, threads) for c in config_dicts]
+  try:
+    _set_threads(threads)
+    from maddpg_tf.run import experiment, packing  # pylint: disable=g-import-not-at-top  (after TensorFlow)
+    seeds = [int(c["seed"]) for c in config_dicts]
+    cell = os.path.dirname(workdirs[0])
+    if ([packing.seed_directory(cell, seed) for seed in seeds] != list(workdirs)
+        or any(dict(c, seed=0) != dict(config_dicts[0], seed=0) for c in config_dicts)):
+      raise ValueError(f"packed runs must be one cell's seeds: {list(workdirs)}")
+    try:
+      extra = {"attempts": list(attempts)} if attempts else None
+      with packing.PackedRun(ml_collections.ConfigDict(config_dicts[0]), cell, seeds, progress=False,
+                             provenance_extra=extra) as run:
+        summaries = run.run()
+      return [_finished(c, w, summary, absolute, attempts, started, usage, True)
+              for c, w, summary in zip(config_dicts, workdirs, summaries)]
+    except (experiment.RunError, checkpointing.CheckpointError, errors.RunError) as error:
+      return [{"status": "failed", "error": one_line(error)}] * len(workdirs)
+    except experiment.Interrupted as interrupt:
+      return [{"status": "interrupted", "error": one_line(interrupt)}] * len(workdirs)
+  except Exception as error:  # pylint: disable=broad-except  (reported by name, the grid goes on)
+    traceback.print_exc()
+    return [{"status": "failed", "error": one_line(f"{type(error).__name__}: {error}")}] * len(workdirs)
 
 
 def _log_stem(results, spec):
@@ -381,31 +432,54 @@ def run_lock(workdir, wait_seconds=RUN_LOCK_WAIT_SECONDS):
 def _train_in_worker(config_dict, workdir, threads, log_path, pid_path, attempts_path, absolute=True, train=True):
   """The Ray task: logs to `log_path`, records where it runs, announces its pid (for Ctrl-C on a local
   cluster), takes the run's lock, trains."""
-  os.makedirs(os.path.dirname(log_path), exist_ok=True)
-  log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+  return _in_worker([workdir], [log_path], [pid_path], [attempts_path], lambda attempts: [train_one(
+      config_dict, workdir, threads, attempts=attempts, absolute=absolute, train=train)])[0]
+
+
+def _train_group_in_worker(config_dicts, workdirs, threads, log_paths, pid_paths, attempts_paths, absolute=True):
+  """The Ray task of one cell's seeds packed in one process (`train_packed`): as `_train_in_worker`, its
+  output in the first seed's log (each other seed's log says where), every seed's lock held."""
+  return _in_worker(workdirs, log_paths, pid_paths, attempts_paths, lambda attempts: train_packed(
+      config_dicts, workdirs, threads, attempts=attempts, absolute=absolute))
+
+
+def _in_worker(workdirs, log_paths, pid_paths, attempts_paths, train):
+  """Logs to `log_paths[0]`, records the attempt in each `attempts_paths` and the pid in each `pid_paths`,
+  holds each workdir's lock, and returns `train(attempts)` (a result per workdir)."""
+  for path in log_paths:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+  log = os.open(log_paths[0], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
   os.dup2(log, 1)
   os.dup2(log, 2)
   place = _this_node()
-  print(f"--- {place['started']} pid {os.getpid()} on {place['host']} (Ray node {place.get('node_id')}) "
-        f"{workdir}", flush=True)
-  with open(attempts_path, "a") as handle:  # one short line per attempt: appends do not interleave
-    handle.write(json.dumps(place, sort_keys=True) + "\n")
-  with open(pid_path, "w") as handle:
-    handle.write(str(os.getpid()))
+  header = f"--- {place['started']} pid {os.getpid()} on {place['host']} (Ray node {place.get('node_id')})"
+  print(f"{header} {' '.join(workdirs)}", flush=True)
+  for workdir, path in zip(workdirs[1:], log_paths[1:]):
+    with open(path, "a") as handle:
+      handle.write(f"{header} {workdir}: packed with {workdirs[0]}, output in {log_paths[0]}\n")
+  for path in attempts_paths:
+    with open(path, "a") as handle:  # one short line per attempt: appends do not interleave
+      handle.write(json.dumps(place, sort_keys=True) + "\n")
+  for path in pid_paths:
+    with open(path, "w") as handle:
+      handle.write(str(os.getpid()))
   try:
-    with run_lock(workdir):
-      result = train_one(config_dict, workdir, threads, attempts=read_attempts(attempts_path), absolute=absolute,
-                         train=train)
+    with contextlib.ExitStack() as locks:
+      for workdir in workdirs:
+        locks.enter_context(run_lock(workdir))
+      results = train(read_attempts(attempts_paths[0]))
   except RunBusy as busy:
-    result = {"status": "failed", "error": one_line(busy)}
+    results = [{"status": "failed", "error": one_line(busy)}] * len(workdirs)
   finally:
-    try:
-      os.remove(pid_path)
-    except OSError:
-      pass
-  result["node"] = place
-  print(f"--- {result['status']}: {result.get('error', '')}", flush=True)
-  return result
+    for path in pid_paths:
+      try:
+        os.remove(path)
+      except OSError:
+        pass
+  results = [dict(result, node=place) for result in results]
+  for workdir, result in zip(workdirs, results):
+    print(f"--- {workdir}: {result['status']}: {result.get('error', '')}", flush=True)
+  return results
 
 
 @dataclasses.dataclass
@@ -485,8 +559,10 @@ def _init_ray(ray_address, num_cpus, quiet):
     import ray
     paths = [repo] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env_vars["PYTHONPATH"] = os.pathsep.join(paths)
-    ray.init(num_cpus=num_cpus or os.cpu_count(), runtime_env={"env_vars": env_vars}, _node_ip_address=LOOPBACK,
-             **kwargs)
+    # address="local": a Ray of this grid's own, even where `ray start` left a cluster on this machine (a bare
+    # ray.init() would join that one, and refuse num_cpus).
+    ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), runtime_env={"env_vars": env_vars},
+             _node_ip_address=LOOPBACK, **kwargs)
   where = {"address": ray_address or "local"}
   try:  # private, so only informative: where this grid's Ray keeps its logs
     node = ray._private.worker._global_node  # pylint: disable=protected-access
@@ -530,17 +606,36 @@ def lost_not_failed(error):
 
 
 def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, retries=DEFAULT_RETRIES,
-             progress=True, quiet=False, absolute=True, gpus_per_run=0):
+             progress=True, quiet=False, absolute=True, gpus_per_run=0, seeds_per_process=1):
   """Runs every unfinished spec as a Ray task; returns a GridReport. Never raises for one run's failure.
   `absolute`: each run's absolute metric too (absolute.json; a finished run without it is evaluated).
   `gpus_per_run`: the share of a GPU each run's task asks for (`check_gpus_per_run`; 0: none).
+  `seeds_per_process`: up to that many seeds of one (task, estimator) cell train in one Ray task, packed in
+  one process (`group_specs`, `train_packed`); `cpus_per_run` and `gpus_per_run` are then per task.
 
   A run whose process or node is lost is submitted again (it resumes from its last complete checkpoint) up
   to `retries` times; raises GridBusy if another grid holds `results`, UsageError if runs ask for GPUs that
   the cluster does not have (before any run starts)."""
   with grid_lock(results):
-    return _GridRun(specs, results, ray_address, cpus_per_run, retries, absolute, gpus_per_run).run(
-        num_cpus, progress, quiet)
+    return _GridRun(specs, results, ray_address, cpus_per_run, retries, absolute, gpus_per_run,
+                    seeds_per_process).run(num_cpus, progress, quiet)
+
+
+def group_specs(specs, seeds_per_process):
+  """Units of Ray tasks: runs of one cell (task, estimator, directory and config but the seed) in groups of
+  up to `seeds_per_process`, seeds in plan order; other runs alone. Keeps the order of each group's first
+  run."""
+  if seeds_per_process < 1:
+    raise UsageError(f"--seeds_per_process must be >= 1, got {seeds_per_process}")
+  cells = {}
+  for spec in specs:
+    key = (spec.task, spec.estimator, os.path.dirname(spec.workdir),
+           json.dumps(dict(spec.config, seed=0), sort_keys=True, default=str))
+    groups = cells.setdefault(key, [[]])
+    if len(groups[-1]) == seeds_per_process:
+      groups.append([])
+    groups[-1].append(spec)
+  return [tuple(group) for groups in cells.values() for group in groups]
 
 
 # ---- GPU shares ------------------------------------------------------------------------------------------
@@ -594,7 +689,8 @@ def check_cluster_gpus(resources, gpus_per_run, where):
 class _GridRun:
   """One `run_grid` call: submits the unfinished runs, collects them, resubmits lost ones, keeps grid.json."""
 
-  def __init__(self, specs, results, ray_address, cpus_per_run, retries, absolute=True, gpus_per_run=0):
+  def __init__(self, specs, results, ray_address, cpus_per_run, retries, absolute=True, gpus_per_run=0,
+               seeds_per_process=1):
     self.specs, self.results, self.ray_address = specs, results, ray_address
     self.cpus_per_run, self.retries, self.absolute = cpus_per_run, retries, absolute
     self.gpus_per_run = check_gpus_per_run(gpus_per_run)
@@ -607,6 +703,11 @@ class _GridRun:
                  or spec.name in self.evaluate_only]
     self.report.skipped = [spec.name for spec in specs if self.states[spec.name][0] == "finished"
                            and spec.name not in self.evaluate_only]
+    # The unit of a Ray task: one run, or one cell's seeds packed in one process (runs only evaluated stay
+    # alone).
+    self.units = (group_specs([spec for spec in self.todo if spec.name not in self.evaluate_only],
+                              seeds_per_process)
+                  + [(spec,) for spec in self.todo if spec.name in self.evaluate_only])
     self.manifest_path = os.path.join(results, "grid.json")
     self.manifest = _read_json(self.manifest_path) or {}
     self.runs = self.manifest.setdefault("runs", {})
@@ -631,13 +732,16 @@ class _GridRun:
     self.manifest["ray"] = where
     # A fresh process per run (thread settings, memory).
     self.remote = self.ray.remote(max_calls=1)(_train_in_worker)
-    for spec in self.todo:
-      os.makedirs(os.path.dirname(_log_stem(self.results, spec)), exist_ok=True)
-      if os.path.exists(_pid_file(self.results, spec)):  # left by a worker that was killed: not this run's
-        os.remove(_pid_file(self.results, spec))
-      self.submit(spec)
-      self.runs[spec.name] = {"status": "running", "workdir": spec.workdir,
-                              "log": _log_stem(self.results, spec) + ".log"}
+    self.remote_group = self.ray.remote(max_calls=1)(_train_group_in_worker)
+    for unit in self.units:
+      for spec in unit:
+        os.makedirs(os.path.dirname(_log_stem(self.results, spec)), exist_ok=True)
+        if os.path.exists(_pid_file(self.results, spec)):  # left by a worker that was killed: not this run's
+          os.remove(_pid_file(self.results, spec))
+      self.submit(unit)
+      for spec in unit:
+        self.runs[spec.name] = {"status": "running", "workdir": spec.workdir,
+                                "log": _log_stem(self.results, unit[0]) + ".log"}
     self.write_manifest()
     if progress:
       self.bar = tqdm(total=len(self.specs), initial=len(self.report.skipped), unit="run", dynamic_ncols=True,
@@ -647,8 +751,9 @@ class _GridRun:
     finally:
       if self.bar is not None:
         self.bar.close()
-      for spec in self.pending.values():
-        self.runs[spec.name] = {"status": "interrupted", "workdir": spec.workdir}
+      for unit in self.pending.values():
+        for spec in unit:
+          self.runs[spec.name] = {"status": "interrupted", "workdir": spec.workdir}
       self.write_manifest()
       self.ray.shutdown()
     self.report.seconds = time.time() - self.started
@@ -659,14 +764,21 @@ class _GridRun:
   def write_manifest(self):
     files.write_json(self.manifest_path, self.manifest)
 
-  def submit(self, spec):
+  def submit(self, unit):
     # Ray's own task retries would hide why a run was lost: the driver resubmits instead (max_retries=0).
-    results = self.results
-    ref = self.remote.options(**ray_options(spec.name, self.cpus_per_run, self.gpus_per_run)).remote(
-        with_gpu_share(spec.config, self.gpus_per_run), os.path.abspath(spec.workdir), self.cpus_per_run,
-        os.path.abspath(_log_stem(results, spec) + ".log"), os.path.abspath(_pid_file(results, spec)),
-        os.path.abspath(_attempts_file(results, spec)), self.absolute, spec.name not in self.evaluate_only)
-    self.pending[ref] = spec
+    results, spec = self.results, unit[0]
+    paths = [[os.path.abspath(path(results, s)) for s in unit]
+             for path in (lambda r, s: _log_stem(r, s) + ".log", _pid_file, _attempts_file)]
+    if len(unit) == 1:
+      ref = self.remote.options(**ray_options(spec.name, self.cpus_per_run, self.gpus_per_run)).remote(
+          with_gpu_share(spec.config, self.gpus_per_run), os.path.abspath(spec.workdir), self.cpus_per_run,
+          *(p[0] for p in paths), self.absolute, spec.name not in self.evaluate_only)
+    else:
+      name = f"{spec.task}/{spec.estimator}/seeds{'-'.join(str(s.seed) for s in unit)}"
+      ref = self.remote_group.options(**ray_options(name, self.cpus_per_run, self.gpus_per_run)).remote(
+          [with_gpu_share(s.config, self.gpus_per_run) for s in unit], [os.path.abspath(s.workdir) for s in unit],
+          self.cpus_per_run, *paths, self.absolute)
+    self.pending[ref] = unit
 
   def say(self, message):
     (self.bar.write if self.bar is not None else lambda m: print(m, file=sys.stderr, flush=True))(message)
@@ -706,25 +818,29 @@ class _GridRun:
     self.show()
     self.write_manifest()
 
-  def result_of(self, ref, spec):
-    """The run's result, or None when it was lost and has been submitted again."""
+  def result_of(self, ref, unit):
+    """The unit's results (one per run), or None when it was lost and has been submitted again."""
     try:
-      return self.ray.get(ref)
+      found = self.ray.get(ref)
+      return [found] if len(unit) == 1 else found
     except Exception as error:  # pylint: disable=broad-except  (worker died, task error, ...)
       reason = one_line(f"{type(error).__name__}: {error}")[:500]
-      if run_state(spec)[0] == "finished":  # it died after finishing (e.g. while exiting)
-        return {"status": "finished", "summary": _read_json(os.path.join(spec.workdir, "summary.json")),
-                "evaluations_csv": ""}
-      lost = self.report.retried.get(spec.name, [])
+      if all(run_state(spec)[0] == "finished" for spec in unit):  # it died after finishing (e.g. exiting)
+        return [{"status": "finished", "summary": _read_json(os.path.join(spec.workdir, "summary.json")),
+                 "evaluations_csv": ""} for spec in unit]
+      lost = self.report.retried.get(unit[0].name, [])
       if self.interrupting or not lost_not_failed(error) or len(lost) >= self.retries:
-        return {"status": "failed", "error": reason}
-      lost = self.report.retried.setdefault(spec.name, [])
-      lost.append(reason)
-      self.say(f"{PROG}: lost {spec.name} (attempt {len(lost)}): {reason[:200]}; submitting it again "
-               f"({len(lost)} of {self.retries} retries), it resumes from its last complete checkpoint")
-      self.runs[spec.name].update(status="retrying", lost=list(lost))
+        return [{"status": "failed", "error": reason}] * len(unit)
+      for spec in unit:
+        self.report.retried.setdefault(spec.name, []).append(reason)
+        self.runs[spec.name].update(status="retrying", lost=list(self.report.retried[spec.name]))
+      count = len(self.report.retried[unit[0].name])
+      names = ", ".join(spec.name for spec in unit)
+      self.say(f"{PROG}: lost {names} (attempt {count}): {reason[:200]}; submitting {'it' if len(unit) == 1 else 'them'} "
+               f"again ({count} of {self.retries} retries), {'it resumes' if len(unit) == 1 else 'each resumes'} "
+               f"from its last complete checkpoint")
       self.write_manifest()
-      self.submit(spec)
+      self.submit(unit)
       return None
 
   def collect(self):
@@ -735,26 +851,26 @@ class _GridRun:
       try:
         ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=2.0)
         for ref in ready:
-          spec = self.pending.pop(ref)
-          result = self.result_of(ref, spec)
-          if result is None:
-            continue
-          if self.interrupting and result["status"] != "finished":
-            result = {"status": "interrupted", "error": result.get("error")}
-          self.record(spec, result)
+          unit = self.pending.pop(ref)
+          found = self.result_of(ref, unit)
+          for spec, result in zip(unit, found or ()):
+            if self.interrupting and result["status"] != "finished":
+              result = {"status": "interrupted", "error": result.get("error")}
+            self.record(spec, result)
         if time.time() - last_poll > 5.0:
           last_poll = time.time()
-          for spec in self.pending.values():
-            self.done_steps[spec.name] = max(self.done_steps[spec.name], last_evaluation_step(spec.workdir))
+          for unit in self.pending.values():
+            for spec in unit:
+              self.done_steps[spec.name] = max(self.done_steps[spec.name], last_evaluation_step(spec.workdir))
           self.show()
       except KeyboardInterrupt:
         if self.interrupting or self.ray_address:
           raise
         self.interrupting = True  # a second Ctrl-C stops without waiting for the checkpoints
-        running = {ref for ref, spec in self.pending.items() if os.path.isfile(_pid_file(self.results, spec))}
+        running = {ref for ref, unit in self.pending.items() if os.path.isfile(_pid_file(self.results, unit[0]))}
         for ref in set(self.pending) - running:
           self.ray.cancel(ref)  # queued runs do not start
-        count = _interrupt_local_runs(self.results, [self.pending[ref] for ref in running])
+        count = _interrupt_local_runs(self.results, [self.pending[ref][0] for ref in running])
         self.say(f"{PROG}: interrupted: asked {count} running run(s) to checkpoint; waiting for them "
                  f"(Ctrl-C again to stop now)")
 

@@ -174,10 +174,10 @@ def _seed_metrics(metrics, k):
 
 class PackedRun:
   """`seeds` of `config` trained in one process under `workdir` (`seed_directory`). `run()` returns each
-  seed's `Experiment.summary()`. Raises RunError (one line) before anything is written for what cannot be
+  seed's `Experiment.summary()`; `provenance_extra` goes into each seed's provenance.json. Raises RunError (one line) before anything is written for what cannot be
   packed, and as `Experiment` does for what stops a run."""
 
-  def __init__(self, config, workdir, seeds, progress=True, make_env=None):
+  def __init__(self, config, workdir, seeds, progress=True, make_env=None, provenance_extra=None):
     self.seeds = config_lib.check_seeds(seeds)
     c = experiment_lib.resolve_config(config)
     if c.diagnostics.exact_gradient_every:
@@ -206,7 +206,8 @@ class PackedRun:
         seed = seed_config.seed
         self.experiments.append(experiment_lib.Experiment(
             seed_config, seed_directory(workdir, seed), progress=progress and k == 0, make_env=make_env,
-            provenance_extra={"packed": {"seeds": list(self.seeds), "directory": workdir}},
+            provenance_extra={**(provenance_extra or {}),
+                              "packed": {"seeds": list(self.seeds), "directory": workdir}},
             make_learner=self._learner_for(k), update_executor=self.updates.executor(k)))
     except BaseException:
       self.close()
