@@ -2,7 +2,7 @@
 
     maddpg-reproduce --what=table1 --budget=small --results=results/        # local Ray on this machine
     maddpg-reproduce --what=table1 --budget=paper --ray_address=auto        # an existing Ray cluster
-    maddpg-reproduce --what=figures|figure4|table2|all --budget=smoke|small|medium|beyond|paper ...
+    maddpg-reproduce --what=figures|figure4|table2|beyond|all --budget=smoke|small|medium|beyond|paper ...
     maddpg-reproduce --what=table1 --norun --results=results/               # tables from the runs already there
     maddpg-reproduce --what=table1 --budget=small --share_parameters        # every run shared (<estimator>+shared/)
     maddpg-reproduce --what=table1 --estimators=gst,gst+shared              # both, in one grid and one table
@@ -27,8 +27,8 @@ from maddpg_tf.cli import common
 from maddpg_tf.envs import mpe as mpe_tasks
 from maddpg_tf.grid import budgets, outputs, runs
 
-WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "all")
-_TRAINED_FOR = ("table1", "figures", "all")  # the outputs whose runs the grid trains (figure4: its own runs)
+WHATS = ("table1", "aggregate", "figures", "figure4", "table2", "beyond", "all")
+_TRAINED_FOR = ("table1", "figures", "beyond", "all")  # the outputs whose runs the grid trains (figure4: its own runs)
 
 _WHAT = flags.DEFINE_enum("what", "table1", WHATS, "Which result to produce.")
 _BUDGET = flags.DEFINE_enum("budget", "small", budgets.BUDGET_NAMES,

@@ -1,11 +1,13 @@
 """What `maddpg-reproduce` writes from a grid's runs: the curves of their evaluations (`collect_curves`),
 Table 1, the field's aggregates, Figures 1-3 and S1, Figure 4 and Table 2, each stating the budget it
-came from (`describe`). Only the runs' files are read (no TensorFlow), except by Table 2's benchmark.
+came from (`describe`). Only the runs' files are read (no TensorFlow), except by Table 2's benchmark and
+the beyond table's estimator lab.
 
 Outputs under `--results`: `table1.{md,tex,csv}`, `aggregate/` (with table1 and aggregate: IQM, median,
 mean, optimality gap with stratified bootstrap intervals, probabilities of improvement, profiles and
 sample-efficiency figures, `marl_eval.json`; see `maddpg_tf.analysis.aggregate`), `figures/figure{1,2,3,S1}.{png,pdf}`,
-`figures/figure4.{png,pdf}`, `table2.{md,tex,csv,json}`, and `grid.json` (each run's state). On a
+`figures/figure4.{png,pdf}`, `table2.{md,tex,csv,json}`, `beyond/beyond.{md,csv}` (the returns beside the
+estimator lab's bias and variance, `write_beyond`), and `grid.json` (each run's state). On a
 multi-node cluster `--results` should be a shared filesystem (resuming and Figure 4 read the run
 directories); without one the driver still writes each finished run's evaluations and summary.
 """
@@ -141,7 +143,8 @@ def write_table2(results, budget, meta):
 
 def write(what, results, tasks, estimators, seeds, meta, figure4_task, figure4_seeds, figure4_meta, budget,
           reps=50_000, poi_reps=2_000, bootstrap_seed=0, figure4_estimators=FIGURE4_ESTIMATORS):
-  """The outputs of `--what` (table1, aggregate, figures, figure4, table2 or all); returns the paths written.
+  """The outputs of `--what` (table1, aggregate, figures, figure4, table2, beyond, or all: with the beyond
+  budget, beyond too); returns the paths written.
   UsageError (one line) where the runs they need are missing."""
   written = []
   if what in ("table1", "all"):
@@ -154,4 +157,140 @@ def write(what, results, tasks, estimators, seeds, meta, figure4_task, figure4_s
     written += write_figure4(results, figure4_task, figure4_seeds, figure4_meta, figure4_estimators)
   if what in ("table2", "all"):
     written += write_table2(results, budget, meta)
+  if what == "beyond" or (what == "all" and budget == "beyond"):
+    written += write_beyond(results, tasks, estimators, seeds, meta)
   return written
+
+
+# ---- beyond the paper: returns beside the lab's gradient bias and variance ----------------------------------
+
+# The lab's problem for each family: a random quadratic function of the one-hot action over the family's
+# action set (LBF 6 actions, RWARE 5), 64 rows of random logits; each estimator at its training settings.
+BEYOND_LAB_ACTIONS = {"lbf": 6, "rware": 5}
+BEYOND_LAB = dict(rows=64, samples=1_000, replicates=10, seed=0)
+BEYOND_REFERENCES = ("stgs-1", "gst")
+
+
+def _family(task):
+  return task.split("-", 1)[0]
+
+
+def beyond_lab_rows(config, num_actions):
+  """The lab's row (bias, variance, MSE with intervals) of a run's estimator at its training settings on the
+  family's problem; `expected` is the exact gradient (all zero, no sampling)."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from maddpg_tf.lab import bias_variance  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  from estimators import lab  # pylint: disable=g-import-not-at-top
+  settings = ml_collections.ConfigDict(common.upgrade(config))
+  name, params = settings.estimator.name, common.estimator_params(settings)
+  temperature = params.pop("temperature", None)
+  if name == "expected":
+    return {"estimator": name, "params": "", "temperature": "", **{
+        f"{m}{s}": 0.0 for m in ("bias", "variance", "mse") for s in ("", "_low", "_high")}}
+  (_, _, logits, f), = bias_variance.random_problems("quadratic", [num_actions], BEYOND_LAB["rows"], 1.0,
+                                                       BEYOND_LAB["seed"])
+  stats = lab.gradient_statistics(name, f, logits, params, temperature=temperature,
+                                  num_samples=BEYOND_LAB["samples"], num_replicates=BEYOND_LAB["replicates"],
+                                  seed=BEYOND_LAB["seed"])
+  return stats.as_row()
+
+
+def beyond_rows(found, lab_row=beyond_lab_rows):
+  """One row per (task, estimator): Table 1's maximum and average (95% t intervals), Welch p-values of both
+  against STGS-1 and GST (maximum: per-seed values at each one's own best evaluation; average: every
+  evaluation pooled), and the lab's bias, variance and MSE of the estimator at its training settings."""
+  from maddpg_tf.analysis import statistics  # pylint: disable=g-import-not-at-top  (scipy)
+  rows = []
+  for task, by_estimator in found.items():
+    samples = {}
+    for estimator, runs in by_estimator.items():
+      length = min(len(run["returns"]) for run in runs)
+      curves = np.array([run["returns"][:length] for run in runs])
+      index, best = statistics.maximum_return(curves)
+      samples[estimator] = (curves[:, index], curves.reshape(-1), best, statistics.average_return(curves), runs)
+    for estimator, (at_best, pooled, best, average, runs) in samples.items():
+      row = dict(task=task, estimator=estimator, seeds=len(runs), max_return=best.mean, max_ci95=best.half_width,
+                 average_return=average.mean, average_ci95=average.half_width)
+      for reference in BEYOND_REFERENCES:
+        theirs = samples.get(reference)
+        row[f"max_p_vs_{reference}"] = ("" if theirs is None or reference == estimator
+                                        else statistics.welch_pvalue(at_best, theirs[0]))
+        row[f"average_p_vs_{reference}"] = ("" if theirs is None or reference == estimator
+                                            else statistics.welch_pvalue(pooled, theirs[1]))
+      lab = lab_row(runs[0]["config"], BEYOND_LAB_ACTIONS.get(_family(task), 6))
+      row.update({f"lab_{name}": lab[name] for name in ("bias", "bias_low", "bias_high", "variance", "mse")})
+      rows.append(row)
+  return rows
+
+
+def beyond_correlations(rows):
+  """{task: {measure: (Spearman rho, p, n)}} of the average return against the lab's bias and MSE over the
+  task's estimators."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  found = {}
+  for task in dict.fromkeys(row["task"] for row in rows):
+    mine = [row for row in rows if row["task"] == task]
+    for measure in ("bias", "mse"):
+      values = [row[f"lab_{measure}"] for row in mine]
+      returns = [row["average_return"] for row in mine]
+      if len(mine) < 3 or np.ptp(values) == 0:
+        found.setdefault(task, {})[measure] = (float("nan"), float("nan"), len(mine))
+        continue
+      result = stats.spearmanr(values, returns)
+      found.setdefault(task, {})[measure] = (float(result.statistic), float(result.pvalue), len(mine))
+  return found
+
+
+def _p_text(value):
+  return "-" if value == "" else "n/a" if not np.isfinite(value) else "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def beyond_markdown(rows, correlations, meta):
+  lines = ["# Beyond the paper: the newer estimators beside STGS-1 and GST", "",
+           f"Budget {meta['budget']} ({meta['description']}); fidelity {meta['fidelity']}; seeds "
+           f"{', '.join(map(str, meta['seeds']))}; generated {meta['generated']} by maddpg-reproduce.", "",
+           "Maximum and average as Table 1 (95% Student-t half-widths; maximum over seeds at the best evaluation, "
+           "average over every evaluation pooled); p: two-sided Welch t-tests against STGS-1 and GST (maximum: "
+           "per-seed values at each estimator's own best evaluation; average: the pooled values). Lab: the "
+           f"estimator at its training settings on a random quadratic function of the one-hot action "
+           f"({BEYOND_LAB['rows']} rows of random logits, the task's action count), bias ||E g - g|| with its 95% "
+           f"interval, variance tr Cov(g), MSE, from {BEYOND_LAB['samples']:,} samples x "
+           f"{BEYOND_LAB['replicates']} replicates (`expected` is the exact gradient: all zero).", ""]
+  for task in dict.fromkeys(row["task"] for row in rows):
+    lines += [f"## {task}", "", "| estimator | max | average | p max vs STGS-1 | p avg vs STGS-1 | p max vs GST "
+              "| p avg vs GST | lab bias [95% CI] | lab variance | lab MSE |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+      if row["task"] != task:
+        continue
+      lines.append(
+          f"| {row['estimator']} | {row['max_return']:.2f} ± {row['max_ci95']:.2f} | {row['average_return']:.2f} ± "
+          f"{row['average_ci95']:.2f} | {_p_text(row['max_p_vs_stgs-1'])} | {_p_text(row['average_p_vs_stgs-1'])} | "
+          f"{_p_text(row['max_p_vs_gst'])} | {_p_text(row['average_p_vs_gst'])} | {row['lab_bias']:.3g} "
+          f"[{row['lab_bias_low']:.3g}, {row['lab_bias_high']:.3g}] | {row['lab_variance']:.3g} | "
+          f"{row['lab_mse']:.3g} |")
+    rho = correlations.get(task, {})
+    lines += [""] + [f"Spearman rank correlation of the average return with the lab's {measure} over "
+                     f"{n} estimators: rho = {r:.2f} (p = {_p_text(p)})" for measure, (r, p, n) in rho.items()] + [""]
+  return "\n".join(lines)
+
+
+def write_beyond(results, tasks, estimators, seeds, meta, lab_row=beyond_lab_rows):
+  """`<results>/beyond/beyond.{md,csv}`: `beyond_rows` and `beyond_correlations` of the grid's runs."""
+  import csv  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  from maddpg_tf import files  # pylint: disable=g-import-not-at-top
+  found = collect_curves(results, tasks, estimators, seeds)
+  if not found:
+    raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
+                     f"{','.join(estimators)}: run the grid first (without --norun)")
+  rows = beyond_rows(found, lab_row)
+  directory = os.path.join(results, "beyond")
+  os.makedirs(directory, exist_ok=True)
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  paths = [os.path.join(directory, "beyond.csv"), os.path.join(directory, "beyond.md")]
+  files.write_text(paths[0], buffer.getvalue())
+  files.write_text(paths[1], beyond_markdown(rows, beyond_correlations(rows), meta) + "\n")
+  return paths

@@ -203,11 +203,11 @@ def plan(results, tasks, estimators, seeds, budget, fidelity="code", total_steps
 def plan_outputs(what, results, tasks, estimators, seeds, figure4_task, figure4_seeds, budget, fidelity="code",
                  total_steps=None, tuned=None, estimator_options="", lbf_food_rule=None, overrides=None,
                  figure4_estimators=FIGURE4_ESTIMATORS):
-  """[RunSpec] of the runs `--what` needs: the grid's (table1, figures, all) and Figure 4's (figure4, all;
+  """[RunSpec] of the runs `--what` needs: the grid's (table1, figures, beyond, all) and Figure 4's (figure4, all;
   its runs that the grid has already are not planned twice). `overrides`: config keys set on every run
   (e.g. `AUTHORS_LOOP`)."""
   specs = []
-  if what in ("table1", "figures", "all"):
+  if what in ("table1", "figures", "beyond", "all"):
     specs += plan(results, tasks, estimators, seeds, budget, fidelity, total_steps, tuned=tuned,
                   estimator_options=estimator_options, lbf_food_rule=lbf_food_rule, overrides=overrides)
   if what in ("figure4", "all"):
