@@ -161,3 +161,22 @@ def test_a_packed_run_stopped_by_sigterm_resumes_to_the_uninterrupted_numbers(tm
     run.run()
   for seed in SEEDS:
     assert_same_run(os.path.join(workdir, f"seed{seed}"), os.path.join(straight, f"seed{seed}"), exact_floats=True)
+
+
+@pytest.mark.slow  # a second packed run, resumed
+def test_seeds_killed_between_their_checkpoints_resume_from_different_steps(runs, tmp_path):
+  """SIGKILL after seed 0's checkpoint at 2,000 steps but before seed 3's: seed 3 resumes from its 1,000-step
+  checkpoint alone (seed 0 is done and its slice of the learner is left as it is) and ends as the run
+  without the kill."""
+  root, _ = runs
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "packed"
+  shutil.copytree(root / "packed", workdir)
+  for seed in SEEDS:  # the copies are this test's runs, not the fixture's
+    (workdir / f"seed{seed}" / "run.lock").unlink(missing_ok=True)
+  shutil.rmtree(workdir / "seed3" / "checkpoints" / "ckpt-2000")
+  with packing.PackedRun(smoke(), str(workdir), SEEDS, progress=False) as run:
+    summaries = run.run()
+  assert [s["already_finished"] for s in summaries] == [True, False]
+  for seed in SEEDS:
+    assert_same_run(str(workdir / f"seed{seed}"), str(root / "packed" / f"seed{seed}"), exact_floats=True)
