@@ -212,6 +212,9 @@ class PackedRun:
     except BaseException:
       self.close()
       raise
+    bar = self.experiments[0].progress_bar  # seed 0's bar stands for all: it says so
+    if bar is not None:
+      bar.description += f" seeds {','.join(map(str, self.seeds))}"
 
   def _learner_for(self, k):
     def make(spec, config):
