@@ -157,7 +157,7 @@ CASES = [
          [f"--config={LBF}:smoke,task=simple_spread", "--config.lbf_food_rule=v3", "--workdir=w"],
          ["lbf_food_rule applies to LBF tasks only", "simple_spread (family mpe)", "got 'v3'"]),
     Case("train-positional-argument", "maddpg-train", [*SMOKE, "extra", "--workdir=w"],
-         ["'extra'", "flags are --config, --workdir, --quiet"]),
+         ["'extra'", "flags are --config, --workdir, --seeds, --quiet"]),
     # maddpg-train: config files
     Case("train-missing-config-file", "maddpg-train", ["--config=missing.py", "--workdir=w"],
          ["missing.py", "No such file or directory", "defining get_config()"]),
@@ -283,7 +283,7 @@ CASES = [
     Case("reproduce-unknown-budget", "maddpg-reproduce", ["--budget=huge", "--results=r"],
          ["--budget=huge", "<smoke|small|medium|beyond|paper>"]),
     Case("reproduce-unknown-output", "maddpg-reproduce", ["--what=table3", "--results=r"],
-         ["--what=table3", "<table1|aggregate|figures|figure4|table2|all>"]),
+         ["--what=table3", "<table1|aggregate|figures|figure4|table2|beyond|all>"]),
     Case("reproduce-norun-without-results", "maddpg-reproduce", ["--budget=smoke", "--norun", "--results=none"],
          ["--results none does not exist", "an existing --results directory"]),
     Case("reproduce-norun-tables-without-runs", "maddpg-reproduce", ["--budget=smoke", "--norun", "--results=empty"],

@@ -73,9 +73,33 @@ def test_each_submitted_run_carries_its_share_to_ray(tmp_path):
       return "ref"
 
   grid.remote = Remote()
-  grid.submit(spec)
+  grid.submit((spec,))
   assert submitted[0] == {"num_cpus": 1, "max_retries": 0, "name": spec.name, "num_gpus": 0.5}
-  assert submitted[1]["device"]["memory_fraction"] == 0.5 and grid.pending == {"ref": spec}
+  assert submitted[1]["device"]["memory_fraction"] == 0.5 and grid.pending == {"ref": (spec,)}
+
+
+def test_a_packed_cell_asks_for_one_share_and_each_seed_takes_it(tmp_path):
+  specs = runs.plan(str(tmp_path), (TASK,), ("gst",), (0, 1), "smoke")
+  grid = runs._GridRun(specs, str(tmp_path), None, cpus_per_run=2, retries=0, gpus_per_run=0.5,  # pylint: disable=protected-access
+                       seeds_per_process=2)
+  assert grid.units == [tuple(specs)]
+  submitted = []
+
+  class Remote:
+    def options(self, **options):
+      submitted.append(options)
+      return self
+
+    def remote(self, configs, workdirs, *rest):
+      submitted.append((configs, workdirs))
+      return "ref"
+
+  grid.remote_group = Remote()
+  grid.submit(grid.units[0])
+  assert submitted[0] == {"num_cpus": 2, "max_retries": 0, "name": f"{TASK}/gst/seeds0-1", "num_gpus": 0.5}
+  configs, workdirs = submitted[1]
+  assert [c["device"]["memory_fraction"] for c in configs] == [0.5, 0.5] and [c["seed"] for c in configs] == [0, 1]
+  assert workdirs == [os.path.abspath(spec.workdir) for spec in specs] and grid.pending == {"ref": tuple(specs)}
 
 
 def test_a_cluster_without_gpus_is_refused_for_a_share_not_for_none():

@@ -12,15 +12,19 @@ multi-node cluster `--results` should be a shared filesystem (resuming and Figur
 directories); without one the driver still writes each finished run's evaluations and summary.
 """
 
+import csv
 import datetime
+import io
 import os
 
+import ml_collections
 import numpy as np
 
 from maddpg_tf import config as common
+from maddpg_tf import files
 from maddpg_tf.grid.budgets import BUDGETS, FIGURE4_ESTIMATORS
 from maddpg_tf.grid.runs import PROG, RunSpec, UsageError, _read_json, estimator_directory, run_state, workdir_of
-from maddpg_tf.lab import timing
+from maddpg_tf.lab import bias_variance, timing
 from maddpg_tf.run import loggers
 
 
@@ -178,9 +182,7 @@ def _family(task):
 def beyond_lab_rows(config, num_actions):
   """The lab's row (bias, variance, MSE with intervals) of a run's estimator at its training settings on the
   family's problem; `expected` is the exact gradient (all zero, no sampling)."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from maddpg_tf.lab import bias_variance  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  from estimators import lab  # pylint: disable=g-import-not-at-top
+  from estimators import lab  # pylint: disable=g-import-not-at-top  (TensorFlow)
   settings = ml_collections.ConfigDict(common.upgrade(config))
   name, params = settings.estimator.name, common.estimator_params(settings)
   temperature = params.pop("temperature", None)
@@ -276,9 +278,6 @@ def beyond_markdown(rows, correlations, meta):
 
 def write_beyond(results, tasks, estimators, seeds, meta, lab_row=beyond_lab_rows):
   """`<results>/beyond/beyond.{md,csv}`: `beyond_rows` and `beyond_correlations` of the grid's runs."""
-  import csv  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
-  from maddpg_tf import files  # pylint: disable=g-import-not-at-top
   found = collect_curves(results, tasks, estimators, seeds)
   if not found:
     raise UsageError(f"no evaluations under {results} for tasks {','.join(tasks)} and estimators "
