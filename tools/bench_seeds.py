@@ -145,6 +145,8 @@ def run_benchmark(task, seeds, mode="quick", estimator="gst", log=print):
   from maddpg_tf.run import devices
   settings = MODES[mode]
   config = bench_train.task_config(task, estimator)
+  if mode == "tiny":  # a test of the tool's structure: no XLA compilation
+    config.jit_compile = False
   env = environments.make(config.task, num_envs=1, seed=0, backend="reference")
   spec = env.spec
   env.close()
