@@ -159,8 +159,8 @@ def run_benchmark(task, seeds, mode="quick", estimator="gst", log=print):
     update = measure_update(spec, config, k, settings["update_calls"])
     train = measure_training(config, k, settings["window_s"])
     results[f"seeds_{k}"] = {**update, **train}
-    log(f"  {k:>3} seeds: update {update['updates_per_s_per_seed']:8.0f}/s per seed, {update['updates_per_s_total']:8.0f}/s "
-        f"total ({update['packed_gain']:.2f}x K single learners, on {devices.short_device(update['device'])}); "
+    log(f"  {k:>3} seeds: update {update['updates_per_s_per_seed']:8.0f}/s per seed, "
+        f"{update['updates_per_s_total']:8.0f}/s total ({update['packed_gain']:.2f}x K single learners, on {devices.short_device(update['device'])}); "
         f"train {train['packed_steps_per_s_per_seed']:7.0f} env steps/s per seed, "
         f"{train['packed_steps_per_s_total']:7.0f} total ({train['total_over_alone']:.2f}x one run alone: "
         f"{train['alone_steps_per_s']:.0f})")

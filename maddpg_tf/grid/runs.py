@@ -836,8 +836,9 @@ class _GridRun:
         self.runs[spec.name].update(status="retrying", lost=list(self.report.retried[spec.name]))
       count = len(self.report.retried[unit[0].name])
       names = ", ".join(spec.name for spec in unit)
-      self.say(f"{PROG}: lost {names} (attempt {count}): {reason[:200]}; submitting {'it' if len(unit) == 1 else 'them'} "
-               f"again ({count} of {self.retries} retries), {'it resumes' if len(unit) == 1 else 'each resumes'} "
+      one = len(unit) == 1
+      self.say(f"{PROG}: lost {names} (attempt {count}): {reason[:200]}; submitting {'it' if one else 'them'} "
+               f"again ({count} of {self.retries} retries), {'it resumes' if one else 'each resumes'} "
                f"from its last complete checkpoint")
       self.write_manifest()
       self.submit(unit)

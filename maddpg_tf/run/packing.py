@@ -174,8 +174,9 @@ def _seed_metrics(metrics, k):
 
 class PackedRun:
   """`seeds` of `config` trained in one process under `workdir` (`seed_directory`). `run()` returns each
-  seed's `Experiment.summary()`; `provenance_extra` goes into each seed's provenance.json. Raises RunError (one line) before anything is written for what cannot be
-  packed, and as `Experiment` does for what stops a run."""
+  seed's `Experiment.summary()`; `provenance_extra` goes into each seed's provenance.json. Raises RunError
+  (one line) before anything is written for what cannot be packed, and as `Experiment` does for what stops
+  a run."""
 
   def __init__(self, config, workdir, seeds, progress=True, make_env=None, provenance_extra=None):
     self.seeds = config_lib.check_seeds(seeds)
