@@ -76,6 +76,9 @@ def runs(tmp_path_factory):
   return root, summaries
 
 
+# A packed run and two runs alone (25 s): the full suite; the packed update's equality stays in the fast tier
+# (tests/agent/test_seed_axis.py).
+@pytest.mark.slow
 def test_each_packed_seed_writes_the_run_of_that_seed_alone(runs):
   root, summaries = runs
   assert [s["seed"] for s in summaries] == list(SEEDS)
@@ -86,6 +89,7 @@ def test_each_packed_seed_writes_the_run_of_that_seed_alone(runs):
       assert json.load(handle)["packed"] == {"seeds": list(SEEDS), "directory": str(root / "packed")}
 
 
+@pytest.mark.slow  # the packed runs of the fixture above
 def test_a_packed_seeds_directory_resumes_as_a_run_alone(runs, tmp_path):
   """A packed seed's checkpoint is a run's: extended alone, it continues where the packed run stopped."""
   root, _ = runs
