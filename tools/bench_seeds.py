@@ -18,6 +18,10 @@ For each K in --seeds, side by side in one process (the machine is shared and no
    one seed run alone (`Experiment`), as K separate processes would each see on a machine of their own;
    `total_over_alone` = packed total / one run alone.
 
+3. acting and envs: K seeds' vector steps without updates or storing, through one stacked acting call and
+   one env kernel call for all seeds (as a packed run steps them: `agent.actor.JointActing`,
+   `envs.joint.JointStep`) against each seed acting and stepping on its own; `joint_over_separate`.
+
 "where the update ran" is the learner's device. On a CPU the update already uses the cores' arithmetic, so
 packing gains little there; the figures say how much (README: Training on a GPU).
 """
@@ -38,8 +42,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tools import bench_train  # noqa: E402  (after the path and TensorFlow's log level)
 
 BLOCK = 16  # updates per seed per compiled call: the run's block size
-MODES = {"full": {"update_calls": 20, "window_s": 20.0}, "quick": {"update_calls": 6, "window_s": 6.0},
-         "tiny": {"update_calls": 1, "window_s": 0.3}}  # tiny: for tests, not a measurement
+MODES = {"full": {"update_calls": 20, "window_s": 20.0, "acting_calls": 20},
+         "quick": {"update_calls": 6, "window_s": 6.0, "acting_calls": 6},
+         "tiny": {"update_calls": 1, "window_s": 0.3, "acting_calls": 1}}  # tiny: for tests, not a measurement
 
 
 def _learner(spec, config, seeds=None):
@@ -88,6 +93,60 @@ def measure_update(spec, config, num_seeds, calls):
   return {"packed_call_ms": packed_s * 1e3, "single_call_ms": single_s * 1e3, "device": packed.device,
           "updates_per_s_per_seed": BLOCK / packed_s, "updates_per_s_total": num_seeds * BLOCK / packed_s,
           "single_updates_per_s": BLOCK / single_s, "packed_gain": num_seeds * single_s / packed_s}
+
+
+def measure_acting(config, spec, num_seeds, calls):
+  """µs per vector step of `num_seeds` seeds' acting and env stepping (no updates, no storing): through
+  one stacked acting call and one joint env call (`JointActing`, `JointStep`, as a packed run steps), and
+  each seed on its own (K acting calls and K env calls). Env steps/s total for both, and the ratio."""
+  import numpy as np
+  from maddpg_tf.agent import actor as actor_lib
+  from maddpg_tf.envs import builder as environments, joint as joint_lib
+  from maddpg_tf.run import experiment
+  c = experiment.resolve_config(config)
+  rng = np.random.default_rng(0)
+  sizes = (spec.observation_size, *c.learner.hidden_sizes, spec.num_actions)
+  weights = [[(rng.normal(0, 0.3, (spec.num_agents, a, b)).astype(np.float32),
+               np.zeros((spec.num_agents, 1, b), np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
+             for _ in range(num_seeds)]
+
+  def seeds_parts():
+    envs = [environments.make(c.task, num_envs=c.num_envs, seed=k, episode_limit=c.loop.episode_limit,
+                              lbf_food_rule=c.lbf_food_rule, backend=c.env_backend) for k in range(num_seeds)]
+    actors = [actor_lib.NumpyActor(k) for k in range(num_seeds)]
+    for actor, layers in zip(actors, weights):
+      actor.set_weights(layers)
+    return envs, actors, [env.reset() for env in envs]
+
+  envs_j, actors_j, obs_j = seeds_parts()
+  envs_s, actors_s, obs_s = seeds_parts()
+  acting, stepping = actor_lib.JointActing(actors_j), (joint_lib.JointStep(envs_j) if joint_lib.joinable(envs_j)
+                                                       else None)
+
+  def joint_step():
+    actions = acting.select_actions(obs_j)
+    steps = (stepping.step(actions) if stepping is not None
+             else [env.step(a) for env, a in zip(envs_j, actions)])
+    obs_j[:] = [step.next_observation for step in steps]
+
+  def separate_step():
+    for k, (env, actor) in enumerate(zip(envs_s, actors_s)):
+      obs_s[k] = env.step(actor.select_actions(obs_s[k])).next_observation
+
+  steps_per_call = 50
+
+  def many(function):
+    return lambda: [function() for _ in range(steps_per_call)]
+
+  joint_s, separate_s = bench_train._interleaved_seconds([many(joint_step), many(separate_step)], calls)
+  for env in envs_j + envs_s:
+    env.close()
+  joint_s, separate_s = joint_s / steps_per_call, separate_s / steps_per_call
+  return {"joint_envs": stepping is not None, "acting_env_joint_us": joint_s * 1e6,
+          "acting_env_separate_us": separate_s * 1e6,
+          "acting_env_joint_steps_per_s": num_seeds * c.num_envs / joint_s,
+          "acting_env_separate_steps_per_s": num_seeds * c.num_envs / separate_s,
+          "joint_over_separate": separate_s / joint_s}
 
 
 def _bench_config(config):
@@ -157,13 +216,17 @@ def run_benchmark(task, seeds, mode="quick", estimator="gst", log=print):
       f"{BLOCK} updates")
   for k in seeds:
     update = measure_update(spec, config, k, settings["update_calls"])
+    acting = measure_acting(config, spec, k, settings["acting_calls"])
     train = measure_training(config, k, settings["window_s"])
-    results[f"seeds_{k}"] = {**update, **train}
+    results[f"seeds_{k}"] = {**update, **acting, **train}
     log(f"  {k:>3} seeds: update {update['updates_per_s_per_seed']:8.0f}/s per seed, "
         f"{update['updates_per_s_total']:8.0f}/s total ({update['packed_gain']:.2f}x K single learners, on {devices.short_device(update['device'])}); "
         f"train {train['packed_steps_per_s_per_seed']:7.0f} env steps/s per seed, "
         f"{train['packed_steps_per_s_total']:7.0f} total ({train['total_over_alone']:.2f}x one run alone: "
-        f"{train['alone_steps_per_s']:.0f})")
+        f"{train['alone_steps_per_s']:.0f}); acting and envs alone "
+        f"{acting['acting_env_joint_steps_per_s']:8.0f} env steps/s in one call each "
+        f"({acting['joint_over_separate']:.2f}x each seed on its own: "
+        f"{acting['acting_env_separate_steps_per_s']:.0f})")
   return results
 
 

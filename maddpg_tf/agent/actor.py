@@ -87,3 +87,39 @@ class GreedyNumpyActor(NumpyActor):
   def select_actions(self, observations):
     """[E, N, O] observations -> [E, N] int actions."""
     return np.argmax(self.logits(observations), axis=-1)
+
+
+class JointActing:
+  """Several `NumpyActor`s of one shape (a packed run's seeds) acting through one stacked matmul per layer.
+
+  `select_actions(observations)` returns each actor's `select_actions(observations[k])`, bit for bit: the
+  stacked matmul computes each actor's slice as its own would, and each actor's noise comes from its own
+  generator in the same order. The stacked weights are rebuilt only when an actor's weights change.
+  """
+
+  def __init__(self, actors):
+    if not actors or any(type(actor) is not NumpyActor for actor in actors):
+      raise ValueError("JointActing needs NumpyActors (sampling, not greedy)")
+    self.actors = list(actors)
+    self._sources, self._stacked = None, None
+
+  def _layers(self):
+    sources = [actor.weights for actor in self.actors]
+    if self._sources is None or any(a is not b for a, b in zip(sources, self._sources)):
+      self._stacked = [(np.stack(kernels), np.stack(biases))
+                       for kernels, biases in (zip(*layer) for layer in zip(*sources))]
+      self._sources = sources  # held, so that no weights object is freed and its id reused
+    return self._stacked
+
+  def select_actions(self, observations):
+    """K arrays [E, N, O] (equal shapes) -> K arrays [E, N] of int actions."""
+    hidden = np.stack([np.asarray(o, np.float32) for o in observations]).transpose(0, 2, 1, 3)  # [K, N, E, O]
+    layers = self._layers()
+    with np.errstate(over="ignore", invalid="ignore"):
+      for index, (kernel, bias) in enumerate(layers):
+        hidden = np.matmul(hidden, kernel) + bias
+        if index < len(layers) - 1:
+          np.maximum(hidden, 0.0, out=hidden)
+    logits = hidden.transpose(0, 2, 1, 3)  # [K, E, N, A]
+    return [np.argmax(logits[k] + actor.rng.gumbel(size=logits[k].shape).astype(np.float32), axis=-1)
+            for k, actor in enumerate(self.actors)]

@@ -83,7 +83,12 @@ class EnvironmentLoop:
     actions = self.actor.select_actions(self.observations)
     self.env.step_async(actions)
     self.replay.flush()  # the previous step's transitions, while the envs step
-    step = self.env.step_wait()
+    return self.record(actions, self.env.step_wait())
+
+  def record(self, actions, step):
+    """What follows the envs' `step` under `actions` (taken here by `step()`, or by a driver that steps
+    several loops' envs and actors together, having flushed the replay first): stores, counts, observes.
+    Returns the number of episodes it finished."""
     self.replay.stage(self.observations, actions, step.reward,
                       terminal_flags(step, self.truncation_is_terminal), step.observation)
     self.observations = step.next_observation

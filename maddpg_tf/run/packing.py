@@ -10,6 +10,8 @@ Its checkpoints hold seed k's arrays exactly as a run alone would, so `maddpg-ev
 `maddpg-train` resumes it alone or packed again.
 
 The seeds step in lockstep: every seed's vector step (acting, env step, storing, scheduling its updates),
+the actors acting through one stacked call (`agent.actor.JointActing`) and, with the fast backends in this
+process, every seed's envs stepping in one kernel call (`envs.joint.JointStep`), each bit for bit as alone;
 then one packed call with every seed's scheduled updates (`PackedUpdates`: seed k's in its order, a seed
 with none left exactly as it was), then each seed's evaluations and checkpoints. So each seed meets the
 same updates on the same batches at the same points of its timeline as its run alone; the numbers agree to
@@ -26,7 +28,8 @@ import os
 import numpy as np
 
 from maddpg_tf import config as config_lib
-from maddpg_tf.agent import learner as learner_lib
+from maddpg_tf.agent import actor as actor_lib, learner as learner_lib
+from maddpg_tf.envs import joint as joint_lib
 from maddpg_tf.run import devices, experiment as experiment_lib, interrupts, workdir as workdir_lib
 from maddpg_tf.run.errors import Interrupted, RunError
 
@@ -178,8 +181,10 @@ class PackedRun:
   (one line) before anything is written for what cannot be packed, and as `Experiment` does for what stops
   a run."""
 
-  def __init__(self, config, workdir, seeds, progress=True, make_env=None, provenance_extra=None):
+  def __init__(self, config, workdir, seeds, progress=True, make_env=None, provenance_extra=None, joint=True):
     self.seeds = config_lib.check_seeds(seeds)
+    self.joint = joint
+    self.joint_envs = self._acting = None
     c = experiment_lib.resolve_config(config)
     if c.diagnostics.exact_gradient_every:
       raise RunError(f"diagnostics.exact_gradient_every={c.diagnostics.exact_gradient_every}: the exact-gradient "
@@ -270,6 +275,10 @@ class PackedRun:
   def begin(self):
     for run in self.experiments:
       self._in_seed(run, run.training.begin)
+    if self.joint:  # after the warm-ups and restores: each part as its run alone has it
+      self._acting = actor_lib.JointActing([run.loop.actor for run in self.experiments])
+      envs = [run.loop.env for run in self.experiments]
+      self.joint_envs = joint_lib.JointStep(envs) if joint_lib.joinable(envs) else None
 
   def step(self):
     """One vector step of every seed that has steps to go, one packed update call, then each seed's
@@ -282,7 +291,7 @@ class PackedRun:
         run.training.save_checkpoint(scheduled=False)
       raise Interrupted(self.stop.signum, f"{self.stop.name}: every seed's checkpoint written under "
                                           f"{self.workdir}; run the same command to resume")
-    before = [self._in_seed(run, run.training.advance) for run in going]
+    before = self._advance(going)
     try:
       self.updates.flush()
     except Exception as error:  # pylint: disable=broad-except  (only an allocation that found no room)
@@ -295,6 +304,24 @@ class PackedRun:
         self._in_seed(run, run.updates.drain)
       self._in_seed(run, run.training.after_step, steps_before)
     return True
+
+  def _advance(self, going):
+    """Every going seed's vector step; returns each one's env steps before it. With every seed going, the
+    actors act through one stacked call and (fast backends in this process) the envs step in one call."""
+    if self._acting is None or len(going) < len(self.experiments):
+      return [self._in_seed(run, run.training.advance) for run in going]
+    loops = [run.loop for run in going]
+    actions = self._acting.select_actions([loop.observations for loop in loops])
+    for loop in loops:
+      loop.replay.flush()  # as each loop flushes while its envs step
+    if self.joint_envs is not None:
+      steps = self.joint_envs.step(actions)
+    else:
+      for loop, seed_actions in zip(loops, actions):
+        loop.env.step_async(seed_actions)
+      steps = [loop.env.step_wait() for loop in loops]
+    return [self._in_seed(run, run.training.advance, (seed_actions, step))
+            for run, seed_actions, step in zip(going, actions, steps)]
 
   def end(self):
     for run in self.experiments:

@@ -144,11 +144,12 @@ class TrainingLoop:
       raise errors.Interrupted(self.stop.signum, f"{self.stop.name} at env step {self.counter.env_steps:,}: "
                                                  f"checkpoint {path} written; run the same command to resume")
 
-  def advance(self):
-    """One vector step; its finished episodes' updates are scheduled. Returns the env steps before it."""
+  def advance(self, taken=None):
+    """One vector step; its finished episodes' updates are scheduled. Returns the env steps before it.
+    `taken`: (actions, Step) of a step a driver already took for this loop (`EnvironmentLoop.record`)."""
     c = self.counter
     steps_before = c.env_steps
-    ended = self.loop.step()
+    ended = self.loop.step() if taken is None else self.loop.record(*taken)
     faults.point("env-step", c.env_steps)
     if ended:
       self.updates.episodes_ended(ended)

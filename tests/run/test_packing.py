@@ -20,6 +20,7 @@ import pytest
 
 from configs import lbf
 from maddpg_tf import config as config_lib
+from maddpg_tf.envs.joint import JointStep
 from maddpg_tf.run import experiment, packing
 from maddpg_tf.run.errors import RunError
 from tests import faulty
@@ -70,6 +71,7 @@ def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp("packing")
   with packing.PackedRun(smoke(), str(root / "packed"), SEEDS, progress=False) as run:
     summaries = run.run()
+    assert isinstance(run.joint_envs, JointStep)  # the fast backend: every seed's envs in one call
   for seed in SEEDS:
     with experiment.Experiment(smoke(seed), str(root / f"single{seed}"), progress=False) as single:
       single.run()
@@ -103,9 +105,11 @@ def test_a_packed_seeds_directory_resumes_as_a_run_alone(runs, tmp_path):
 
 @pytest.mark.slow  # a second packed run and two runs alone
 def test_packed_shared_parameters_with_synchronous_updates_write_the_runs_alone(tmp_path):
-  values = {"learner.share_parameters": True, "loop.asynchronous_updates": False}
+  """Also the envs that step on their own: the reference backend's, each seed's in its turn."""
+  values = {"learner.share_parameters": True, "loop.asynchronous_updates": False, "env_backend": "reference"}
   with packing.PackedRun(smoke(**values), str(tmp_path / "packed"), SEEDS, progress=False) as run:
     run.run()
+    assert run.joint_envs is None
   for seed in SEEDS:
     with experiment.Experiment(smoke(seed, **values), str(tmp_path / f"single{seed}"), progress=False) as single:
       single.run()
