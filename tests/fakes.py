@@ -43,12 +43,7 @@ BATCH = types.Transition(
     next_observation=np.array([[[0, 1, 0], [1, 1, 0]], [[3, 0, 0], [0, 0, 0]]], np.float32))
 
 
-def random_batch(rng, rows, agents, observation_size, actions):
-  """A Transition batch of normal observations and rewards, uniform actions, no terminals."""
-  return types.Transition(rng.normal(size=(rows, agents, observation_size)).astype(np.float32),
-                          rng.integers(0, actions, (rows, agents)).astype(np.int32),
-                          rng.normal(size=(rows, agents)).astype(np.float32), np.zeros(rows, np.float32),
-                          rng.normal(size=(rows, agents, observation_size)).astype(np.float32))
+random_batch = types.random_transitions  # a Transition batch of the given shapes, no terminals
 
 
 def right_actions(observation: np.ndarray) -> np.ndarray:

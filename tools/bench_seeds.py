@@ -56,23 +56,13 @@ def _learner(spec, config, seeds=None):
       jit_compile=config.jit_compile, **({"seed": 0} if seeds is None else {"seeds": seeds}))
 
 
-def _random_batches(spec, batch_size, count, rng):
-  import numpy as np
-  from maddpg_tf.agent import types
-  n, o, a = spec.num_agents, spec.observation_size, spec.num_actions
-  return [types.Transition(
-      observation=rng.normal(size=(batch_size, n, o)).astype(np.float32),
-      action=rng.integers(0, a, (batch_size, n)).astype(np.int32),
-      reward=rng.normal(size=(batch_size, n)).astype(np.float32),
-      terminal=(rng.random(batch_size) < 0.05).astype(np.float32),
-      next_observation=rng.normal(size=(batch_size, n, o)).astype(np.float32)) for _ in range(count)]
-
-
 def measure_update(spec, config, num_seeds, calls):
   """ms per packed call of BLOCK updates for each of `num_seeds` seeds, and per single learner's call."""
   import numpy as np
   rng = np.random.default_rng(0)
-  batches = _random_batches(spec, config.replay.batch_size, BLOCK, rng)
+  from maddpg_tf.agent import types
+  batches = [types.random_transitions(rng, config.replay.batch_size, spec.num_agents, spec.observation_size,
+                                      spec.num_actions, terminal_rate=0.05) for _ in range(BLOCK)]
   packed, single = _learner(spec, config, tuple(range(num_seeds))), _learner(spec, config)
   counter = [0]
 

@@ -356,7 +356,7 @@ def train_packed(config_dicts, workdirs, threads=None, attempts=None, absolute=T
     seeds = [int(c["seed"]) for c in config_dicts]
     cell = os.path.dirname(workdirs[0])
     if ([packing.seed_directory(cell, seed) for seed in seeds] != list(workdirs)
-        or any(dict(c, seed=0) != dict(config_dicts[0], seed=0) for c in config_dicts)):
+        or len({cell_key(c, w) for c, w in zip(config_dicts, workdirs)}) != 1):
       raise ValueError(f"packed runs must be one cell's seeds: {list(workdirs)}")
     try:
       extra = {"attempts": list(attempts)} if attempts else None
@@ -621,6 +621,12 @@ def run_grid(specs, results, ray_address=None, num_cpus=None, cpus_per_run=1, re
                     seeds_per_process).run(num_cpus, progress, quiet)
 
 
+def cell_key(config_dict, workdir):
+  """What the runs of one grid cell share: the directory above their seed's and the config but the seed (its
+  task and estimator with it)."""
+  return os.path.dirname(workdir), json.dumps(dict(config_dict, seed=0), sort_keys=True, default=str)
+
+
 def group_specs(specs, seeds_per_process):
   """Units of Ray tasks: runs of one cell (task, estimator, directory and config but the seed) in groups of
   up to `seeds_per_process`, seeds in plan order; other runs alone. Keeps the order of each group's first
@@ -629,9 +635,7 @@ def group_specs(specs, seeds_per_process):
     raise UsageError(f"--seeds_per_process must be >= 1, got {seeds_per_process}")
   cells = {}
   for spec in specs:
-    key = (spec.task, spec.estimator, os.path.dirname(spec.workdir),
-           json.dumps(dict(spec.config, seed=0), sort_keys=True, default=str))
-    groups = cells.setdefault(key, [[]])
+    groups = cells.setdefault(cell_key(spec.config, spec.workdir), [[]])
     if len(groups[-1]) == seeds_per_process:
       groups.append([])
     groups[-1].append(spec)

@@ -194,9 +194,7 @@ class Experiment:
       self.loop.reset()
     self.finished_before = bool(restored) and self.counters.env_steps >= c.total_steps
     if restored and not self.finished_before:  # also with --quiet: which run continues is what happened
-      print(f"resuming {self.workdir.path} from {restored} (env step {self.counters.env_steps:,})"
-            if self.provenance_extra.get("packed") else
-            f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)
+      print(f"resuming from {restored} (env step {self.counters.env_steps:,})", flush=True)  # the path names the run
     try:
       self._external = loggers.external_loggers(c, self.workdir, provenance)  # W&B, MLflow (log.to)
     except RunError:

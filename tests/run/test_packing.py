@@ -164,6 +164,8 @@ def test_a_packed_run_stopped_by_sigterm_resumes_to_the_uninterrupted_numbers(tm
   resumed = train(*args)
   assert resumed.returncode == 0, resumed.stderr
   assert resumed.stdout.count("resuming ") == 2 and resumed.stdout.count("done: ") == 2
+  for seed in SEEDS:  # each line names its seed's run
+    assert f"resuming from {os.path.join(workdir, f'seed{seed}', 'checkpoints', 'ckpt-')}" in resumed.stdout
   straight = str(tmp_path / "straight")
   with packing.PackedRun(smoke(total_steps=3000), straight, SEEDS, progress=False) as run:
     run.run()
