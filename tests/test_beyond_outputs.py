@@ -37,6 +37,9 @@ def results(tmp_path):
             f"{1000 * i},{value},1,{value}\n" for i, value in enumerate(returns)))
       with open(os.path.join(workdir, "config.json"), "w") as handle:
         json.dump({"total_steps": 2000, "estimator": {"label": estimator}}, handle)
+      if (estimator, seed) != ("gst", 1):  # gst's seed 1 is still running
+        with open(os.path.join(workdir, "summary.json"), "w") as handle:
+          json.dump({"env_steps": 2000}, handle)
   return str(tmp_path)
 
 
@@ -57,6 +60,8 @@ def test_rows_hold_table1s_statistics_welch_pvalues_and_the_lab(results):
   assert rows["zgr"]["average_p_vs_gst"] == pytest.approx(stats.ttest_ind(
       np.ravel(CURVES["zgr"]), np.ravel(CURVES["gst"]), equal_var=False).pvalue)
   assert (gst["lab_bias"], gst["lab_variance"]) == (0.2, 0.4)
+  assert (gst["seeds"], gst["finished_seeds"], gst["last_step"]) == (2, 1, 2000)
+  assert (rows["zgr"]["seeds"], rows["zgr"]["finished_seeds"]) == (2, 2)
   # Lower bias goes with higher average return here: rank correlation -1.
   correlations = outputs.beyond_correlations(list(rows.values()))
   rho, _, n = correlations[TASK]["bias"]
@@ -69,7 +74,7 @@ def test_write_beyond_writes_the_table_and_csv(results):
   assert [os.path.basename(p) for p in paths] == ["beyond.csv", "beyond.md"]
   with open(paths[1]) as handle:
     text = handle.read()
-  assert f"## {TASK}" in text and "| gst | 0.60 ± " in text
+  assert f"## {TASK}" in text and "| gst | 2 (1) | 2,000 | 0.60 ± " in text
   assert "Spearman rank correlation of the average return with the lab's bias over 3 estimators: rho = -1.00" in text
   with pytest.raises(runs.UsageError, match="run the grid first"):
     outputs.write_beyond(results, ("rware-tiny-4ag",), tuple(CURVES), (0, 1), meta, lab_row=fake_lab)

@@ -211,7 +211,8 @@ def beyond_rows(found, lab_row=beyond_lab_rows):
       index, best = statistics.maximum_return(curves)
       samples[estimator] = (curves[:, index], curves.reshape(-1), best, statistics.average_return(curves), runs)
     for estimator, (at_best, pooled, best, average, runs) in samples.items():
-      row = dict(task=task, estimator=estimator, seeds=len(runs), max_return=best.mean, max_ci95=best.half_width,
+      row = dict(task=task, estimator=estimator, seeds=len(runs), finished_seeds=sum(run["finished"] for run in runs),
+                 last_step=int(min(run["steps"][-1] for run in runs)), max_return=best.mean, max_ci95=best.half_width,
                  average_return=average.mean, average_ci95=average.half_width)
       for reference in BEYOND_REFERENCES:
         theirs = samples.get(reference)
@@ -251,6 +252,8 @@ def beyond_markdown(rows, correlations, meta):
   lines = ["# Beyond the paper: the newer estimators beside STGS-1 and GST", "",
            f"Budget {meta['budget']} ({meta['description']}); fidelity {meta['fidelity']}; seeds "
            f"{', '.join(map(str, meta['seeds']))}; generated {meta['generated']} by maddpg-reproduce.", "",
+           "Each estimator's runs are read to the env step its shortest run reached (`to env step`; `seeds "
+           "(finished)`: its runs, and how many of them reached the budget's end). "
            "Maximum and average as Table 1 (95% Student-t half-widths; maximum over seeds at the best evaluation, "
            "average over every evaluation pooled); p: two-sided Welch t-tests against STGS-1 and GST (maximum: "
            "per-seed values at each estimator's own best evaluation; average: the pooled values). Lab: the "
@@ -259,13 +262,15 @@ def beyond_markdown(rows, correlations, meta):
            f"interval, variance tr Cov(g), MSE, from {BEYOND_LAB['samples']:,} samples x "
            f"{BEYOND_LAB['replicates']} replicates (`expected` is the exact gradient: all zero).", ""]
   for task in dict.fromkeys(row["task"] for row in rows):
-    lines += [f"## {task}", "", "| estimator | max | average | p max vs STGS-1 | p avg vs STGS-1 | p max vs GST "
-              "| p avg vs GST | lab bias [95% CI] | lab variance | lab MSE |", "|---" * 10 + "|"]
+    lines += [f"## {task}", "", "| estimator | seeds (finished) | to env step | max | average | p max vs STGS-1 | "
+              "p avg vs STGS-1 | p max vs GST | p avg vs GST | lab bias [95% CI] | lab variance | lab MSE |",
+              "|---" * 12 + "|"]
     for row in rows:
       if row["task"] != task:
         continue
       lines.append(
-          f"| {row['estimator']} | {row['max_return']:.2f} ± {row['max_ci95']:.2f} | {row['average_return']:.2f} ± "
+          f"| {row['estimator']} | {row['seeds']} ({row['finished_seeds']}) | {row['last_step']:,} | "
+          f"{row['max_return']:.2f} ± {row['max_ci95']:.2f} | {row['average_return']:.2f} ± "
           f"{row['average_ci95']:.2f} | {_p_text(row['max_p_vs_stgs-1'])} | {_p_text(row['average_p_vs_stgs-1'])} | "
           f"{_p_text(row['max_p_vs_gst'])} | {_p_text(row['average_p_vs_gst'])} | {row['lab_bias']:.3g} "
           f"[{row['lab_bias_low']:.3g}, {row['lab_bias_high']:.3g}] | {row['lab_variance']:.3g} | "
