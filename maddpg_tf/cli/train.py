@@ -22,7 +22,7 @@ from ml_collections import config_flags
 
 from maddpg_tf import config as config_lib
 from maddpg_tf.cli import common
-from maddpg_tf.run import checkpointing, errors, loggers, process
+from maddpg_tf.run import checkpointing, errors, loggers, process, workdir as workdir_lib
 
 PROGRAM = "maddpg-train"
 # The default job: the library's own config file (configs/ is a preset directory, not installed).
@@ -98,6 +98,11 @@ def main(argv):
     print(f"# {config.task} {config.estimator.label}: the resolved config, every key as --config.<key>=<value>")
     print("\n".join(f"--config.{key}={value}" for key, value in _flat(resolved.to_dict())))
     return 0
+  if seeds is None and _WORKDIR.value and ":" not in str(resolved.estimator.name):
+    try:  # a directory of something else or of another run: refused in a second, before TensorFlow loads
+      workdir_lib.Workdir(_WORKDIR.value).check(resolved)  # (Experiment checks again, as for a user's estimator)
+    except errors.RunError as error:
+      return _error(error)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   process.import_tensorflow()  # without its import-time log lines
   from maddpg_tf.run import experiment  # after the config loads: bad files fail fast
