@@ -191,9 +191,14 @@ def parse_arg(arg):
   return parsed
 
 
+def is_estimator_path(label):
+  """Whether estimator `label` names a user's estimator by import path (module.path:ClassName)."""
+  return isinstance(label, str) and ":" in label
+
+
 def estimator_settings(family, label):
   """The paper's settings for estimator `label` (a paper label or a registry name)."""
-  if isinstance(label, str) and ":" in label:  # a user's estimator by import path: no preset settings
+  if is_estimator_path(label):  # a user's estimator: no preset settings
     return dict(name=label)
   family = ESTIMATOR_FAMILY.get(family, family)
   table = {**EXTRA_ESTIMATORS, **PAPER_ESTIMATORS.get(family, PAPER_ESTIMATORS["lbf"])}

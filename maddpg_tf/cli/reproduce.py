@@ -122,7 +122,7 @@ def _grid_estimators(preset, train):
   import path are checked in a child process, before anything is written, and made importable by local runs."""
   estimators = runs.choose_estimators(_ESTIMATORS.value, preset.estimators)
   options = runs.check_estimator_options(_ESTIMATOR_OPTIONS.value, estimators)
-  if train and any(runs.is_estimator_path(estimator) for estimator in estimators):
+  if train and any(config_lib.is_estimator_path(estimator) for estimator in estimators):
     runs.check_estimator_paths(estimators, options)
     runs.modules_reach_local_runs()
   return estimators, options

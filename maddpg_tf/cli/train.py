@@ -98,7 +98,7 @@ def main(argv):
     print(f"# {config.task} {config.estimator.label}: the resolved config, every key as --config.<key>=<value>")
     print("\n".join(f"--config.{key}={value}" for key, value in _flat(resolved.to_dict())))
     return 0
-  if seeds is None and _WORKDIR.value and ":" not in str(resolved.estimator.name):
+  if seeds is None and _WORKDIR.value and not config_lib.is_estimator_path(resolved.estimator.name):
     try:  # a directory of something else or of another run: refused in a second, before TensorFlow loads
       workdir_lib.Workdir(_WORKDIR.value).check(resolved)  # (Experiment checks again, as for a user's estimator)
     except errors.RunError as error:

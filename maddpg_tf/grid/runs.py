@@ -141,7 +141,7 @@ def make_config(task, estimator, seed, budget, fidelity="code", total_steps=None
   config.seed = int(seed)
   config.fidelity = fidelity
   config.learner.share_parameters = shared
-  if estimator_options and is_estimator_path(estimator):
+  if estimator_options and common.is_estimator_path(estimator):
     config.estimator.options = estimator_options
   if total_steps is not None:
     config.total_steps = int(total_steps)
@@ -169,11 +169,6 @@ def load_tuned(paths):
       raise UsageError(f"--tuned gives settings for estimator {key[1]!r} on {key[0]} twice ({path})")
     tuned[key] = settings
   return tuned
-
-
-def is_estimator_path(estimator):
-  """Whether `estimator` names a user's estimator by import path (module.path:ClassName)."""
-  return ":" in estimator
 
 
 def estimator_directory(estimator):
@@ -917,7 +912,7 @@ def check_estimator_options(text, estimators):
   """--estimator_options, checked for form here (the estimators check the names, `check_estimator_paths`)."""
   if not text:
     return ""
-  if not any(is_estimator_path(estimator) for estimator in estimators):
+  if not any(common.is_estimator_path(estimator) for estimator in estimators):
     raise UsageError(f"--estimator_options is for estimators given by import path, module.path:ClassName; "
                      f"--estimators has none ({', '.join(estimators)})")
   try:
@@ -975,7 +970,7 @@ _CHECK_MARKER = "maddpg-reproduce-check: "
 def check_estimator_paths(estimators, options="", timeout=600):
   """Raises UsageError (one line) unless every estimator of `estimators` given by import path imports, is an
   estimator and accepts `options` ("name=value,...") at those values, built once as a run builds it."""
-  paths = list(dict.fromkeys(split_shared(e)[0] for e in estimators if is_estimator_path(e)))
+  paths = list(dict.fromkeys(split_shared(e)[0] for e in estimators if common.is_estimator_path(e)))
   if not paths:
     return
   environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -1000,7 +995,7 @@ def check_existing_runs(specs):
   changed setting), before anything is written; the grid would otherwise fail it after starting Ray."""
   for spec in specs:
     # A user's estimator's config is completed by the estimator itself (TensorFlow): its run checks it.
-    if is_estimator_path(spec.estimator) or not os.path.isfile(os.path.join(spec.workdir, "config.json")):
+    if common.is_estimator_path(spec.estimator) or not os.path.isfile(os.path.join(spec.workdir, "config.json")):
       continue
     try:
       workdir_lib.Workdir(spec.workdir).check(common.resolve(ml_collections.ConfigDict(spec.config)))

@@ -41,7 +41,7 @@ def _drop_preset_parameters(config):
   (GST's gap, say) that the user's estimator does not take are unset; values set to anything else stay,
   and are refused by the estimator's own check."""
   name = config.estimator.name
-  if not isinstance(name, str) or ":" not in name:
+  if not config_lib.is_estimator_path(name):
     return
   try:
     preset = config_lib.estimator_settings(environments.resolve_task(config.task).family, config.estimator.label)

@@ -48,6 +48,7 @@ import math
 import ml_collections
 from ml_collections import config_dict
 
+from maddpg_tf import config as config_lib
 from maddpg_tf.run import process
 
 OPEN_EPSILON = 0.01
@@ -90,11 +91,6 @@ NOTHING_TO_SEARCH = {"stgs-1": "stgs-1 fixes the temperature at 1; search stgs-t
 
 # Keywords every estimator's constructor takes that say how it is built, not how it estimates: not searched.
 NOT_SEARCHED = ("step", "schedule", "validate_args", "allow_nan_stats", "name")
-
-
-def is_import_path(label):
-  """Whether estimator `label` is a user's estimator given by import path (module.path:ClassName)."""
-  return isinstance(label, str) and ":" in label
 
 
 def searchable(parameters):
@@ -152,7 +148,7 @@ def resolve(label, overrides=None, parameters=None):
   fields replace the defaults. `parameters`: for a user's estimator (`label` an import path), the names its
   constructor accepts (`estimators.parameter_names`), which are all that may be searched; it has no defaults.
   """
-  own = is_import_path(label)
+  own = config_lib.is_estimator_path(label)
   if own and parameters is None:
     raise SpaceError(f"estimator {label!r} is given by import path: its parameter names are needed to check "
                      f"the space (resolve(label, overrides, parameters))")
@@ -306,7 +302,7 @@ def searched_estimator(config):
   """What the space is for: a user's estimator named by path in `estimator.name` (also under a preset's
   label), else the preset's label."""
   name = config.estimator.name
-  return name if is_import_path(name) else config.estimator.label
+  return name if config_lib.is_estimator_path(name) else config.estimator.label
 
 
 def estimator_parameters(name):
@@ -323,5 +319,5 @@ def searched_space(config, overrides=None, compact=""):
   import path) is imported, to check the names searched against its parameters. SpaceError as `resolve`."""
   estimator = searched_estimator(config)
   overrides = merge(overrides, parse_compact(compact))
-  parameters = estimator_parameters(estimator) if is_import_path(estimator) else None
+  parameters = estimator_parameters(estimator) if config_lib.is_estimator_path(estimator) else None
   return estimator, resolve(estimator, overrides, parameters)
