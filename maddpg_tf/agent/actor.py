@@ -63,18 +63,27 @@ class NumpyActor:
     Weights that have diverged overflow here silently (no RuntimeWarning on stderr): the learner's check of
     its losses stops the run at the next update block, naming the step and the loss.
     """
-    hidden = np.asarray(observations, np.float32).transpose(1, 0, 2)
-    with np.errstate(over="ignore", invalid="ignore"):
-      for index, (kernel, bias) in enumerate(self._layers):
-        hidden = np.matmul(hidden, kernel) + bias
-        if index < len(self._layers) - 1:
-          np.maximum(hidden, 0.0, out=hidden)
-    return hidden.transpose(1, 0, 2)
+    return _forward(np.asarray(observations, np.float32).transpose(1, 0, 2), self._layers).transpose(1, 0, 2)
 
   def select_actions(self, observations):
     """[E, N, O] observations -> [E, N] int actions."""
-    logits = self.logits(observations)
-    return np.argmax(logits + self.rng.gumbel(size=logits.shape).astype(np.float32), axis=-1)
+    return _gumbel_max(self.logits(observations), self.rng)
+
+
+def _forward(hidden, layers):
+  """The actors' MLP on [..., N, E, in] inputs with [..., N, in, out] kernels: ReLU between layers, logits
+  out. Each agent's (and seed's) slice is its own matmul, so stacking seeds changes no bit."""
+  with np.errstate(over="ignore", invalid="ignore"):
+    for index, (kernel, bias) in enumerate(layers):
+      hidden = np.matmul(hidden, kernel) + bias
+      if index < len(layers) - 1:
+        np.maximum(hidden, 0.0, out=hidden)
+  return hidden
+
+
+def _gumbel_max(logits, rng):
+  """a ~ Categorical(softmax(logits)) per row, by Gumbel-max with `rng`'s draws."""
+  return np.argmax(logits + rng.gumbel(size=logits.shape).astype(np.float32), axis=-1)
 
 
 class GreedyNumpyActor(NumpyActor):
@@ -114,12 +123,5 @@ class JointActing:
   def select_actions(self, observations):
     """K arrays [E, N, O] (equal shapes) -> K arrays [E, N] of int actions."""
     hidden = np.stack([np.asarray(o, np.float32) for o in observations]).transpose(0, 2, 1, 3)  # [K, N, E, O]
-    layers = self._layers()
-    with np.errstate(over="ignore", invalid="ignore"):
-      for index, (kernel, bias) in enumerate(layers):
-        hidden = np.matmul(hidden, kernel) + bias
-        if index < len(layers) - 1:
-          np.maximum(hidden, 0.0, out=hidden)
-    logits = hidden.transpose(0, 2, 1, 3)  # [K, E, N, A]
-    return [np.argmax(logits[k] + actor.rng.gumbel(size=logits[k].shape).astype(np.float32), axis=-1)
-            for k, actor in enumerate(self.actors)]
+    logits = _forward(hidden, self._layers()).transpose(0, 2, 1, 3)  # [K, E, N, A]
+    return [_gumbel_max(logits[k], actor.rng) for k, actor in enumerate(self.actors)]

@@ -19,12 +19,15 @@ from typing import Sequence
 
 import numpy as np
 
-from maddpg_tf.envs.fast_common import FastVectorEnvironment, check_actions_dtype
+from maddpg_tf.envs.fast_common import FastVectorEnvironment
 from maddpg_tf.envs.vector import Step
 
 __all__ = ["JointStep", "joinable"]
 
-_PER_ENV = ("_t", "_returns", "order_dependent_steps", "last_order_dependent")
+# Per-env arrays besides `_arrays` that the parts hold as views of the joint vector's rows; the step assigns
+# `last_order_dependent` anew, so the parts get it after each joint step.
+_VIEWED = ("_t", "_returns", "order_dependent_steps")
+_PER_ENV = _VIEWED + ("last_order_dependent",)
 
 
 def joinable(parts: Sequence) -> bool:
@@ -65,7 +68,7 @@ class JointStep:
       if np.shape(part_actions) != part._action_shape:
         raise ValueError(f"actions must have shape {part._action_shape}, got {np.shape(part_actions)}")
     whole = self._joined()
-    step = whole.step(np.concatenate([check_actions_dtype(np.asarray(a)) for a in actions]))
+    step = whole.step(np.concatenate(actions))  # its own step checks the dtype
     for part, where in zip(self.parts, self.slices):
       part.last_order_dependent = whole.last_order_dependent[where]  # the step assigns it anew
     return [Step(*(field[where] for field in step)) for where in self.slices]
@@ -80,7 +83,7 @@ class JointStep:
     for part, where in zip(self.parts, self.slices):
       if any(part._arrays[name].base is not whole._arrays[name] for name in whole._arrays):
         return False
-      if any(getattr(part, name).base is not getattr(whole, name) for name in _PER_ENV[:3]):
+      if any(getattr(part, name).base is not getattr(whole, name) for name in _VIEWED):
         return False
       if any(mine is not theirs for mine, theirs in zip(part._rngs, whole._rngs[where])):
         return False

@@ -181,9 +181,8 @@ class PackedRun:
   (one line) before anything is written for what cannot be packed, and as `Experiment` does for what stops
   a run."""
 
-  def __init__(self, config, workdir, seeds, progress=True, make_env=None, provenance_extra=None, joint=True):
+  def __init__(self, config, workdir, seeds, progress=True, make_env=None, provenance_extra=None):
     self.seeds = config_lib.check_seeds(seeds)
-    self.joint = joint
     self.joint_envs = self._acting = None
     c = experiment_lib.resolve_config(config)
     if c.diagnostics.exact_gradient_every:
@@ -275,10 +274,10 @@ class PackedRun:
   def begin(self):
     for run in self.experiments:
       self._in_seed(run, run.training.begin)
-    if self.joint:  # after the warm-ups and restores: each part as its run alone has it
-      self._acting = actor_lib.JointActing([run.loop.actor for run in self.experiments])
-      envs = [run.loop.env for run in self.experiments]
-      self.joint_envs = joint_lib.JointStep(envs) if joint_lib.joinable(envs) else None
+    # After the warm-ups and restores: each seed's actor and envs as its run alone has them.
+    self._acting = actor_lib.JointActing([run.loop.actor for run in self.experiments])
+    envs = [run.loop.env for run in self.experiments]
+    self.joint_envs = joint_lib.JointStep(envs) if joint_lib.joinable(envs) else None
 
   def step(self):
     """One vector step of every seed that has steps to go, one packed update call, then each seed's
@@ -308,7 +307,7 @@ class PackedRun:
   def _advance(self, going):
     """Every going seed's vector step; returns each one's env steps before it. With every seed going, the
     actors act through one stacked call and (fast backends in this process) the envs step in one call."""
-    if self._acting is None or len(going) < len(self.experiments):
+    if len(going) < len(self.experiments):  # seeds resumed at different steps: each steps on its own
       return [self._in_seed(run, run.training.advance) for run in going]
     loops = [run.loop for run in going]
     actions = self._acting.select_actions([loop.observations for loop in loops])
