@@ -411,3 +411,22 @@ def test_a_local_grid_starts_a_ray_of_its_own_beside_a_started_cluster(monkeypat
   runs._init_ray(None, 2, quiet=True)
   assert calls and calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
   assert calls[0]["_node_ip_address"] == "127.0.0.1"
+
+
+@pytest.mark.slow  # a Ray node started and stopped (about 10 s)
+def test_a_local_grid_starts_in_a_process_that_imported_ray_before_it(tmp_path):
+  """Ray reads RAY_AUTH_MODE once, at import: a process that imported Ray before the grid set the mode kept
+  'disabled' while the GCS it started read 'token', so the driver sent no token and was refused (as in a
+  pytest worker whose earlier tests imported Ray, or a notebook)."""
+  script = ("import ray, ray._raylet\n"
+            "assert ray._raylet.get_authentication_mode() == ray._raylet.AuthenticationMode.DISABLED\n"
+            "from maddpg_tf.grid import runs\n"
+            "ray, where = runs._init_ray(None, 1, quiet=True)\n"
+            "print('cpus', ray.cluster_resources()['CPU'])\n"
+            "ray.shutdown()\n")
+  env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+  env.update(HOME=str(tmp_path), RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=REPO)
+  done = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), env=env, capture_output=True,
+                        text=True, timeout=180)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.strip() == "cpus 1.0"

@@ -536,6 +536,20 @@ def loopback_only():
     constants.ENABLE_RAY_CLUSTER = False
 
 
+def _refresh_ray_config():
+  """Makes this process's Ray read RAY_AUTH_MODE again.
+
+  Ray reads its settings from the environment once, when it is first imported: a Ray imported earlier in this
+  process (a notebook's, or another library's) keeps the mode it read then, while the GCS this grid starts
+  reads the mode set now. A driver that thinks authentication is off sends no token, and the GCS refuses it
+  (or, with no token on disk, never starts). Ray refreshes the same way when it turns authentication on."""
+  try:
+    from ray._raylet import Config  # pylint: disable=g-import-not-at-top
+  except ImportError:  # a Ray without it reads the environment at each start
+    return
+  Config.initialize("")
+
+
 def _init_ray(ray_address, num_cpus, quiet):
   """ray.init for the grid: a cluster's driver at `ray_address` (its token authentication as configured
   there), or a local Ray on 127.0.0.1 only with no dashboard. Returns (ray, {address, session_dir})."""
@@ -552,6 +566,7 @@ def _init_ray(ray_address, num_cpus, quiet):
     # then starts without its warning that the default is in force (a user's own RAY_AUTH_MODE wins).
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
+    _refresh_ray_config()
     paths = [repo] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env_vars["PYTHONPATH"] = os.pathsep.join(paths)
     # address="local": a Ray of this grid's own, even where `ray start` left a cluster on this machine (a bare
