@@ -31,6 +31,7 @@ PROGRAMS = {
     "maddpg-reproduce": [sys.executable, "-m", "maddpg_tf.cli.reproduce"],
     "maddpg-bench-estimators": [sys.executable, os.path.join(REPO, "tools", "bench_estimators.py")],
     "bench_train": [sys.executable, os.path.join(REPO, "tools", "bench_train.py")],
+    "publish_results": [sys.executable, os.path.join(REPO, "tools", "publish_results.py")],
 }
 # The finished runs some cases start from: smoke budget, 200 env steps, no XLA (it would only cost time).
 RUN_STEPS = 200
@@ -312,6 +313,17 @@ CASES = [
          ["num_envs", "got 0", ">= 1"]),
     Case("bench-train-no-tasks", "bench_train", ["--tiny", "--tasks=,"], ["','", "comma-separated task names"]),
     Case("bench-train-negative-seed", "bench_train", ["--tiny", "--seed=-1"], ["--seed", "got -1", ">= 0"]),
+    # tools/publish_results.py
+    Case("publish-missing-results", "publish_results", ["--results=grid", "--to=out"],
+         ["--results grid", "not a directory"]),
+    Case("publish-results-not-a-grid", "publish_results", ["--results=grid", "--to=out"],
+         ["--results grid", "no grid.json"], files({"grid/notes.txt": "x"})),
+    Case("publish-to-exists", "publish_results", ["--results=grid", "--to=out"],
+         ["--to out exists", "--update"], files({"grid/grid.json": "{}", "out/table1.md": "x"})),
+    Case("publish-update-of-something-else", "publish_results", ["--results=grid", "--to=out", "--update"],
+         ["--to out", "not an earlier publication"], files({"grid/grid.json": "{}", "out/table1.md": "x"})),
+    Case("publish-to-inside-results", "publish_results", ["--results=grid", "--to=grid/pub"],
+         ["--to grid/pub", "must not contain each other"], files({"grid/grid.json": "{}"})),
 ]
 
 
