@@ -20,7 +20,6 @@ before are kept as they are, runs finished since are added, and the grid's outpu
 current ones. Prints one line per run added and a summary.
 """
 
-import argparse
 import os
 import shutil
 import subprocess
