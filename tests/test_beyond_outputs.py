@@ -87,3 +87,18 @@ def test_the_lab_row_of_a_runs_estimator_at_its_training_settings():
   assert row["bias_low"] <= row["bias"] <= row["bias_high"] and row["bias"] > 0 and row["variance"] > 0
   expected = outputs.beyond_lab_rows(runs.make_config(TASK, "expected", 0, "smoke").to_dict(), 6)
   assert (expected["bias"], expected["variance"], expected["mse"]) == (0.0, 0.0, 0.0)
+
+
+def test_all_skips_figure4_with_a_line_where_the_runs_kept_no_tensorboard_logs(results, monkeypatch, capsys):
+  """A publication (tools/publish_results.py) has no TensorBoard logs: `--what=all --norun` builds the rest
+  and says why Figure 4 is missing; `--what=figure4` alone still refuses with one line."""
+  monkeypatch.setattr(outputs, "write_table2", lambda *args: [])  # a benchmark of this machine, not of the runs
+  monkeypatch.setattr(outputs, "write_beyond", lambda *args: ["beyond.md"])
+  meta = outputs.describe("beyond", "code", (0, 1))
+  args = (results, (TASK,), tuple(CURVES), (0, 1), meta, TASK, (0, 1), meta, "beyond")
+  written = outputs.write("all", *args, reps=100, poi_reps=20)
+  assert os.path.join(results, "table1.csv") in written and written[-1] == "beyond.md"
+  assert f"maddpg-reproduce: figure4 skipped: no TensorBoard logs under {results}/{TASK}/{{stgs-1,gst}}" in (
+      capsys.readouterr().out)
+  with pytest.raises(runs.UsageError, match="no TensorBoard logs"):
+    outputs.write("figure4", *args)

@@ -25,7 +25,7 @@ from maddpg_tf import files
 from maddpg_tf.grid.budgets import BUDGETS, FIGURE4_ESTIMATORS
 from maddpg_tf.grid.runs import PROG, RunSpec, UsageError, _read_json, estimator_directory, run_state, workdir_of
 from maddpg_tf.lab import bias_variance, timing
-from maddpg_tf.run import loggers
+from maddpg_tf.run import loggers, process
 
 
 def collect_curves(results, tasks, estimators, seeds):
@@ -149,7 +149,8 @@ def write(what, results, tasks, estimators, seeds, meta, figure4_task, figure4_s
           reps=50_000, poi_reps=2_000, bootstrap_seed=0, figure4_estimators=FIGURE4_ESTIMATORS):
   """The outputs of `--what` (table1, aggregate, figures, figure4, table2, beyond, or all: with the beyond
   budget, beyond too); returns the paths written.
-  UsageError (one line) where the runs they need are missing."""
+  UsageError (one line) where the runs they need are missing; `all` skips Figure 4 with a line where the runs
+  kept no TensorBoard logs (tools/publish_results.py leaves them out)."""
   written = []
   if what in ("table1", "all"):
     written += write_table1(results, tasks, estimators, seeds, meta)
@@ -157,8 +158,13 @@ def write(what, results, tasks, estimators, seeds, meta, figure4_task, figure4_s
     written += write_aggregates(results, tasks, estimators, seeds, meta, reps, poi_reps, bootstrap_seed)
   if what in ("figures", "all"):
     written += write_figures(results, tasks, estimators, seeds, meta)
-  if what in ("figure4", "all"):
+  if what == "figure4":
     written += write_figure4(results, figure4_task, figure4_seeds, figure4_meta, figure4_estimators)
+  elif what == "all":
+    try:
+      written += write_figure4(results, figure4_task, figure4_seeds, figure4_meta, figure4_estimators)
+    except UsageError as error:  # runs without TensorBoard logs (a publication of a grid): the rest still builds
+      print(f"{PROG}: figure4 skipped: {error}", flush=True)
   if what in ("table2", "all"):
     written += write_table2(results, budget, meta)
   if what == "beyond" or (what == "all" and budget == "beyond"):
@@ -182,6 +188,7 @@ def _family(task):
 def beyond_lab_rows(config, num_actions):
   """The lab's row (bias, variance, MSE with intervals) of a run's estimator at its training settings on the
   family's problem; `expected` is the exact gradient (all zero, no sampling)."""
+  process.import_tensorflow()  # without the lines TensorFlow logs while it loads
   from estimators import lab  # pylint: disable=g-import-not-at-top  (TensorFlow)
   settings = ml_collections.ConfigDict(common.upgrade(config))
   name, params = settings.estimator.name, common.estimator_params(settings)
