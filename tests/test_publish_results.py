@@ -44,7 +44,8 @@ def test_publishes_finished_runs_and_outputs_without_machine_paths_then_adds_lat
   finished(grid, "lbf/gst/seed0", machine)
   write(os.path.join(grid, "lbf/gst/seed1/config.json"), "{}")  # still running
   write(os.path.join(grid, "lbf/gst/seed1/checkpoints/ckpt-50/state.npz"), "big")
-  write(os.path.join(grid, "grid.json"), json.dumps({"results": f"{machine}/repo/results/g"}))
+  write(os.path.join(grid, "grid.json"), json.dumps({"results": f"{machine}/repo/results/g", "runs": {
+      "lbf/gst/seed0": {"status": "finished"}, "lbf/gst/seed1": {"status": "running"}}}))
   write(os.path.join(grid, "table1.md"), f"made in {machine}/repo/results/g\n")
   write(os.path.join(grid, "beyond", "beyond.csv"), "task,estimator\n")
   write(os.path.join(grid, "logs", "lbf", "gst", "seed0.log"), "log")
@@ -65,6 +66,8 @@ def test_publishes_finished_runs_and_outputs_without_machine_paths_then_adds_lat
     assert json.load(handle) == {"command": ["venv/lib/python3.11/worker.py"], "workdir": "lbf/gst/seed0"}
   with open(os.path.join(out, "table1.md")) as handle:
     assert handle.read() == "made in results/g\n"
+  with open(os.path.join(out, "grid.json")) as handle:  # only the published runs' entries
+    assert json.load(handle) == {"results": "results/g", "runs": {"lbf/gst/seed0": {"status": "finished"}}}
   for name in listing(out):
     with open(os.path.join(out, name)) as handle:
       assert machine not in handle.read(), name
@@ -90,3 +93,5 @@ def test_publishes_finished_runs_and_outputs_without_machine_paths_then_adds_lat
   with open(os.path.join(out, "table1.md")) as handle:
     assert handle.read() == "two seeds\n"
   assert "lbf/gst/seed1/summary.json" in listing(out)
+  with open(os.path.join(out, "grid.json")) as handle:
+    assert sorted(json.load(handle)["runs"]) == ["lbf/gst/seed0", "lbf/gst/seed1"]

@@ -6,8 +6,8 @@
 
 Copied: what `maddpg-reproduce --norun` reads to rebuild every table and figure, and what records how each
 run was made. Per finished run (one with its summary.json): config.json, provenance.json, summary.json,
-absolute.json and evaluations.csv, in the same <task>/<estimator>/seed<k> folders; the grid's grid.json and
-its outputs (table1.*, table2.*, aggregate/, figures/, beyond/). Left out: checkpoints, best/, TensorBoard
+absolute.json and evaluations.csv, in the same <task>/<estimator>/seed<k> folders; the grid's grid.json (its
+published runs' entries) and its outputs (table1.*, table2.*, aggregate/, figures/, beyond/). Left out: checkpoints, best/, TensorBoard
 files, logs, locks, and runs still unfinished (without their checkpoints they would start again from zero:
 publish again when they finish, with --update).
 
@@ -20,6 +20,7 @@ before are kept as they are, runs finished since are added, and the grid's outpu
 current ones. Prints one line per run added and a summary.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,6 +97,21 @@ def check(results, to, update):
   return None
 
 
+def _keep_published_runs(grid_file, published):
+  """grid.json's `runs` cut to the published ones: the grid's record of runs still queued or training would
+  say "running" in a publication that holds none of them."""
+  try:
+    with open(grid_file, encoding="utf-8") as handle:
+      grid = json.load(handle)
+  except (OSError, ValueError):
+    return
+  if isinstance(grid, dict) and isinstance(grid.get("runs"), dict):
+    grid["runs"] = {name: run for name, run in grid["runs"].items() if name in published}
+    with open(grid_file, "w", encoding="utf-8") as handle:
+      json.dump(grid, handle, indent=2, sort_keys=True)
+      handle.write("\n")
+
+
 def publish(results, to, strips, log=print):
   """Copies `results`'s shareable files to `to` (see the module docstring). Returns (added, kept) runs."""
   added, kept = [], []
@@ -111,6 +127,7 @@ def publish(results, to, strips, log=print):
   for name in GRID_FILES:
     if os.path.isfile(os.path.join(results, name)):
       copy_file(os.path.join(results, name), os.path.join(to, name), strips)
+  _keep_published_runs(os.path.join(to, "grid.json"), set(added) | set(kept))
   for folder in GRID_FOLDERS:
     if os.path.isdir(os.path.join(results, folder)):
       shutil.rmtree(os.path.join(to, folder), ignore_errors=True)
