@@ -20,6 +20,7 @@ before are kept as they are, runs finished since are added, and the grid's outpu
 current ones. Prints one line per run added and a summary.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ if REPO not in sys.path:
   sys.path.insert(0, REPO)
 
 RUN_FILES = ("config.json", "provenance.json", "summary.json", "absolute.json", "evaluations.csv")
-GRID_FILES = ("grid.json", "table1.md", "table1.csv", "table1.tex", "table2.md", "table2.csv", "table2.tex")
+GRID_FILES = ("table1.md", "table1.csv", "table1.tex", "table2.md", "table2.csv", "table2.tex")
 GRID_FOLDERS = ("aggregate", "figures", "beyond")
 TEXT_SUFFIXES = (".json", ".csv", ".md", ".tex")
 
@@ -51,14 +52,8 @@ def default_strips(results):
 
 def finished_runs(results):
   """Relative paths <task>/<estimator>/seed<k> of the runs under `results` that have a summary.json."""
-  found = []
-  for root, folders, names in os.walk(results):
-    folders[:] = sorted(f for f in folders if f not in ("checkpoints", "best", "tb", "tb_superseded",
-                                                         "evaluations", "logs") + GRID_FOLDERS)
-    relative = os.path.relpath(root, results)
-    if "summary.json" in names and len(relative.split(os.sep)) == 3:
-      found.append(relative)
-  return sorted(found)
+  return sorted(os.path.relpath(os.path.dirname(path), results)
+                for path in glob.glob(os.path.join(glob.escape(results), "*", "*", "seed*", "summary.json")))
 
 
 def strip_paths(text, strips):
@@ -97,23 +92,25 @@ def check(results, to, update):
   return None
 
 
-def _keep_published_runs(grid_file, published):
-  """grid.json's `runs` cut to the published ones: the grid's record of runs still queued or training would
-  say "running" in a publication that holds none of them."""
+def write_grid_record(source, target, published, strips):
+  """grid.json with its `runs` cut to the published ones: the grid's record of runs still queued or training
+  would say "running" in a publication that holds none of them."""
+  with open(source, encoding="utf-8") as handle:
+    text = strip_paths(handle.read(), strips)
   try:
-    with open(grid_file, encoding="utf-8") as handle:
-      grid = json.load(handle)
-  except (OSError, ValueError):
-    return
+    grid = json.loads(text)
+  except ValueError:
+    grid = None
   if isinstance(grid, dict) and isinstance(grid.get("runs"), dict):
     grid["runs"] = {name: run for name, run in grid["runs"].items() if name in published}
-    with open(grid_file, "w", encoding="utf-8") as handle:
-      json.dump(grid, handle, indent=2, sort_keys=True)
-      handle.write("\n")
+    text = json.dumps(grid, indent=2, sort_keys=True) + "\n"
+  with open(target, "w", encoding="utf-8") as handle:
+    handle.write(text)
 
 
 def publish(results, to, strips, log=print):
   """Copies `results`'s shareable files to `to` (see the module docstring). Returns (added, kept) runs."""
+  os.makedirs(to, exist_ok=True)
   added, kept = [], []
   for run in finished_runs(results):
     if os.path.isfile(os.path.join(to, run, "summary.json")):
@@ -124,10 +121,10 @@ def publish(results, to, strips, log=print):
         copy_file(os.path.join(results, run, name), os.path.join(to, run, name), strips)
     added.append(run)
     log(f"added {run}")
+  write_grid_record(os.path.join(results, "grid.json"), os.path.join(to, "grid.json"), set(added) | set(kept), strips)
   for name in GRID_FILES:
     if os.path.isfile(os.path.join(results, name)):
       copy_file(os.path.join(results, name), os.path.join(to, name), strips)
-  _keep_published_runs(os.path.join(to, "grid.json"), set(added) | set(kept))
   for folder in GRID_FOLDERS:
     if os.path.isdir(os.path.join(results, folder)):
       shutil.rmtree(os.path.join(to, folder), ignore_errors=True)
