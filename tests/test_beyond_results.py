@@ -4,16 +4,17 @@ committed run files: `maddpg-reproduce --budget=beyond --norun` on a copy of the
 variance, which TensorFlow computes on this machine's CPU, to 1e-6 relative)."""
 
 import csv
+import glob
 import math
 import os
 import shutil
 import subprocess
 import sys
 
+from maddpg_tf.grid import budgets
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "results", "beyond")
-TASKS = ("lbf-15x15-4p-5f", "rware-tiny-4ag")
-ESTIMATORS = ("stgs-1", "gst", "reinmax", "reinmax-rao", "zgr", "rloo", "expected")
 LAB = ("lab_bias", "lab_bias_low", "lab_bias_high", "lab_variance", "lab_mse")
 
 
@@ -23,15 +24,10 @@ def rows(path):
 
 
 def published_runs():
-  """{(task, estimator): number of runs published}."""
-  found = {}
-  for task in TASKS:
-    for estimator in ESTIMATORS:
-      folder = os.path.join(RESULTS, task, estimator)
-      seeds = [s for s in os.listdir(folder)] if os.path.isdir(folder) else []
-      if seeds:
-        found[(task, estimator)] = len(seeds)
-  return found
+  """{(task, estimator): number of runs published}, for the budget's tasks and estimators."""
+  counts = {(task, estimator): len(glob.glob(os.path.join(RESULTS, task, estimator, "seed*")))
+            for task in budgets.BEYOND_TASKS for estimator in budgets.BEYOND_ESTIMATORS}
+  return {cell: count for cell, count in counts.items() if count}
 
 
 def test_the_committed_beyond_results_rebuild_the_committed_tables(tmp_path):
