@@ -10,7 +10,7 @@ about 0.0-0.01 here; the maximum is 1.0).
 Why seed 1 and 80k steps: when learning starts varies a lot with the seed. Seed 0 was the slowest of four
 (0.0-0.04 at 60k-80k, 0.11-0.15 at 100k-120k; 2026-11-29). Seed 1 measured (2026-12-05), evaluations at
 60k / 70k / 80k: GST 0.20 / 0.34 / 0.39, ZGR 0.24 / 0.36 / 0.40, RLOO 0.25 / 0.36 / 0.34, shared GST
-0.44 / 0.44 / 0.49, each still rising at 100k.
+0.44 / 0.44 / 0.49; each at 0.40-0.49 at 100k.
 """
 
 import numpy as np
