@@ -121,6 +121,9 @@ class FastVectorEnvironment:
     # the family's module); `last_order_dependent` marks those of the latest step.
     self.order_dependent_steps = np.zeros(n, np.int64)
     self.last_order_dependent = np.zeros(n, bool)
+    # Counts the times the per-env arrays or generators were replaced rather than written in place
+    # (`set_state`, `split`): a `joint.JointStep` holding views of them joins them again.
+    self.layout_version = 0
 
   # ---- family hooks ----------------------------------------------------------------------------------
   def _configure(self, env) -> None:
@@ -269,6 +272,7 @@ class FastVectorEnvironment:
     self.order_dependent_steps = other.order_dependent_steps[where].copy()
     self.last_order_dependent = other.last_order_dependent[where].copy()
     self._seeded, self._ready, self._closed = other._seeded, other._ready, other._closed
+    self.layout_version += 1
 
   def close(self) -> None:
     self._closed = True
@@ -353,11 +357,13 @@ def _advance_clocks_numpy_impl(self, reward, done, over, terminated, truncated, 
 
 def _set_state_impl(self, state) -> None:
   check_same_vector(self, state, backends=("reference", "fast"))
+  layout_version = self.layout_version + 1
   if state["backend"] == "reference":
     reference = VectorEnvironment(self.task, self.num_envs, state["seed"], self._cutoff, self.lbf_food_rule,
                                   first_index=state["first_index"])
     reference.set_state(state)
     self.__dict__.update(copy.copy(type(self).from_reference(reference).__dict__))
+    self.layout_version = layout_version
     return
   envs = state["envs"]
   self._arrays = {name: np.array(envs[name]) for name in self._arrays}
@@ -369,6 +375,7 @@ def _set_state_impl(self, state) -> None:
   self.last_order_dependent = np.array(envs["last_order_dependent"], bool)
   self.seed, self.first_index = state["seed"], state["first_index"]
   self._seeded, self._ready, self._closed = bool(state["seeded"]), bool(state["ready"]), bool(state["closed"])
+  self.layout_version = layout_version
 
 
 def _concatenate_impl(parts: Sequence["FastVectorEnvironment"]) -> "FastVectorEnvironment":

@@ -9,8 +9,8 @@ each part's arrays are views of its rows, so one `_step_envs` and one clock call
 nothing across the env axis (each has its own generator, its resets draw only from it), so a part's
 numbers are those of its own `step`, bit for bit.
 
-A part whose arrays or generators were replaced since (its `set_state`) is noticed at the next `step`,
-and the joint vector is built again from the parts as they are.
+A part whose arrays or generators were replaced since (its `set_state`: its `layout_version` moved on) is
+noticed at the next `step`, and the joint vector is built again from the parts as they are.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from maddpg_tf.envs.vector import Step
 
 __all__ = ["JointStep", "joinable"]
 
-# Per-env arrays besides `_arrays` that the parts hold as views of the joint vector's rows; the step assigns
-# `last_order_dependent` anew, so the parts get it after each joint step.
-_VIEWED = ("_t", "_returns", "order_dependent_steps")
-_PER_ENV = _VIEWED + ("last_order_dependent",)
+# Per-env arrays besides `_arrays` that the parts hold as views of the joint vector's rows (the step assigns
+# `last_order_dependent` anew, so the parts get it after each joint step).
+_PER_ENV = ("_t", "_returns", "order_dependent_steps", "last_order_dependent")
 
 
 def joinable(parts: Sequence) -> bool:
@@ -52,6 +51,7 @@ class JointStep:
     starts = np.cumsum([0] + sizes)
     self.slices = [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
     self._whole = None
+    self._versions = None  # each part's layout_version when joined
 
   @property
   def num_envs(self) -> int:
@@ -74,20 +74,10 @@ class JointStep:
     return [Step(*(field[where] for field in step)) for where in self.slices]
 
   def _joined(self) -> FastVectorEnvironment:
-    if self._whole is None or not self._bound():
-      self._whole = self._join()
+    versions = [part.layout_version for part in self.parts]
+    if versions != self._versions:
+      self._whole, self._versions = self._join(), versions
     return self._whole
-
-  def _bound(self) -> bool:
-    whole = self._whole
-    for part, where in zip(self.parts, self.slices):
-      if any(part._arrays[name].base is not whole._arrays[name] for name in whole._arrays):
-        return False
-      if any(getattr(part, name).base is not getattr(whole, name) for name in _VIEWED):
-        return False
-      if any(mine is not theirs for mine, theirs in zip(part._rngs, whole._rngs[where])):
-        return False
-    return True
 
   def _join(self) -> FastVectorEnvironment:
     """A vector of every part's envs; the parts' arrays become views of its rows."""

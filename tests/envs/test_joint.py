@@ -25,7 +25,7 @@ def assert_same_steps(joined, alone):
       np.testing.assert_array_equal(x, y, err_msg=name)
 
 
-def run_both(task, limit, steps, restore_at=None):
+def run_both(task, limit, steps, restore_at=None, from_reference=False):
   together, alone = vectors(task, limit), vectors(task, limit)
   joint = JointStep(together)
   rng = np.random.default_rng(5)
@@ -33,7 +33,8 @@ def run_both(task, limit, steps, restore_at=None):
   for t in range(steps):
     actions = [part.random_actions(rng) for part in alone]
     if t == restore_at:  # part 1 comes back from its state (as a resumed seed's env does)
-      together[1].set_state(alone[1].get_state())
+      source = alone[1].to_reference() if from_reference else alone[1]
+      together[1].set_state(source.get_state())
     joined = joint.step(actions)
     single = [part.step(a) for part, a in zip(alone, actions)]
     assert_same_steps(joined, single)
@@ -50,8 +51,19 @@ def test_joint_steps_equal_each_part_alone_through_episode_ends(task, limit):
   assert run_both(task, limit, steps=120) >= 7 * 4  # every env ended an episode at least four times
 
 
-def test_a_part_restored_from_its_state_is_joined_again():
-  assert run_both("lbf-8x8-2p-2f-coop", 25, steps=60, restore_at=30) > 0
+@pytest.mark.parametrize("from_reference", [False, True], ids=["fast-state", "reference-state"])
+def test_a_part_restored_from_its_state_is_joined_again(from_reference):
+  assert run_both("lbf-8x8-2p-2f-coop", 25, steps=60, restore_at=30, from_reference=from_reference) > 0
+
+
+def test_a_restore_moves_the_layout_version_on():
+  vector = vectors("lbf-8x8-2p-2f-coop", 25)[0]
+  before = vector.layout_version
+  vector.step(vector.random_actions(np.random.default_rng(0)))
+  assert vector.layout_version == before  # a step writes in place
+  vector.set_state(vector.get_state())
+  vector.set_state(vector.to_reference().get_state())
+  assert vector.layout_version == before + 2
 
 
 def test_parts_stepped_alone_between_joint_steps_stay_joined():
