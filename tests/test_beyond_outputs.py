@@ -80,6 +80,18 @@ def test_write_beyond_writes_the_table_and_csv(results):
     outputs.write_beyond(results, ("rware-tiny-4ag",), tuple(CURVES), (0, 1), meta, lab_row=fake_lab)
 
 
+def test_a_task_with_fewer_than_three_estimators_says_why_it_has_no_correlation(results):
+  """A grid still running on its second task: the table shows what has finished, and the correlation line
+  says why there is no rho rather than printing nan."""
+  meta = outputs.describe("beyond", "code", (0, 1))
+  paths = outputs.write_beyond(results, (TASK,), ("stgs-1", "gst"), (0, 1), meta, lab_row=fake_lab)
+  with open(paths[1]) as handle:
+    text = handle.read()
+  assert ("Spearman rank correlation of the average return with the lab's bias over 2 estimators: not computed "
+          "(it needs three estimators or more)") in text
+  assert "nan" not in text
+
+
 def test_the_lab_row_of_a_runs_estimator_at_its_training_settings():
   gst = runs.make_config(TASK, "gst", 0, "smoke").to_dict()
   row = outputs.beyond_lab_rows(gst, 6)

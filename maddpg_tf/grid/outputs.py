@@ -255,6 +255,15 @@ def _p_text(value):
   return "-" if value == "" else "n/a" if not np.isfinite(value) else "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _correlation_line(measure, rho, p, n):
+  head = (f"Spearman rank correlation of the average return with the lab's {measure} over {n} "
+          f"estimator{'' if n == 1 else 's'}: ")
+  if np.isfinite(rho):
+    return head + f"rho = {rho:.2f} (p = {_p_text(p)})"
+  return head + ("not computed (it needs three estimators or more)" if n < 3 else
+                 f"not computed (every estimator has the same lab {measure})")
+
+
 def beyond_markdown(rows, correlations, meta):
   lines = ["# Beyond the paper: the newer estimators beside STGS-1 and GST", "",
            f"Budget {meta['budget']} ({meta['description']}); fidelity {meta['fidelity']}; seeds "
@@ -283,8 +292,7 @@ def beyond_markdown(rows, correlations, meta):
           f"[{row['lab_bias_low']:.3g}, {row['lab_bias_high']:.3g}] | {row['lab_variance']:.3g} | "
           f"{row['lab_mse']:.3g} |")
     rho = correlations.get(task, {})
-    lines += [""] + [f"Spearman rank correlation of the average return with the lab's {measure} over "
-                     f"{n} estimators: rho = {r:.2f} (p = {_p_text(p)})" for measure, (r, p, n) in rho.items()] + [""]
+    lines += [""] + [_correlation_line(measure, r, p, n) for measure, (r, p, n) in rho.items()] + [""]
   return "\n".join(lines)
 
 
