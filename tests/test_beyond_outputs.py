@@ -92,6 +92,15 @@ def test_a_task_with_fewer_than_three_estimators_says_why_it_has_no_correlation(
   assert "nan" not in text
 
 
+def test_a_single_seeds_half_width_is_written_n_a(results):
+  meta = outputs.describe("beyond", "code", (0,))
+  paths = outputs.write_beyond(results, (TASK,), tuple(CURVES), (0,), meta, lab_row=fake_lab)
+  with open(paths[1]) as handle:
+    text = handle.read()
+  # Seed 0 alone: its best evaluation 0.5; the average of 0.1, 0.5, 0.3 with t(0.975, 2) * sd / sqrt(3) = 0.50.
+  assert "| gst | 1 (1) | 2,000 | 0.50 ± n/a | 0.30 ± 0.50 |" in text and "nan" not in text
+
+
 def test_the_lab_row_of_a_runs_estimator_at_its_training_settings():
   gst = runs.make_config(TASK, "gst", 0, "smoke").to_dict()
   row = outputs.beyond_lab_rows(gst, 6)
