@@ -123,15 +123,23 @@ def table1_rows(cells, meta, info=None):
   return rows
 
 
+def half_width_text(half):
+  """A 95% half-width to two decimals; "n/a" where there is none (one seed)."""
+  return "n/a" if half == "" or math.isnan(half) else f"{half:.2f}"
+
+
+def mean_ci_text(mean, half):
+  """'0.81 ± 0.03' (Markdown), '0.54 ± n/a' for one seed."""
+  return f"{mean:.2f} ± {half_width_text(half)}"
+
+
 def _ours(mean, half, bold, asterisk, style):
   """'0.812 ± 0.031' with bold/asterisk in Markdown or LaTeX."""
-  text = f"{mean:.2f}"
-  half_text = "n/a" if half == "" or math.isnan(half) else f"{half:.2f}"
   if style == "md":
-    text = f"{text} ± {half_text}"
+    text = mean_ci_text(mean, half)
     text = f"**{text}**" if bold else text
     return text + ("\\*" if asterisk else "")
-  text = f"{text} \\pm {half_text}"
+  text = f"{mean:.2f} \\pm {half_width_text(half)}"
   text = f"\\mathbf{{{text}}}" if bold else text
   return f"${text}{'^{*}' if asterisk else ''}$"
 

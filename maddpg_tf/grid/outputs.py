@@ -255,11 +255,6 @@ def _p_text(value):
   return "-" if value == "" else "n/a" if not np.isfinite(value) else "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def _mean_ci(mean, half):
-  """'0.31 ± 0.02'; the half-width n/a where one seed gives none (as Table 1 writes it)."""
-  return f"{mean:.2f} ± {f'{half:.2f}' if np.isfinite(half) else 'n/a'}"
-
-
 def _correlation_line(measure, rho, p, n):
   head = (f"Spearman rank correlation of the average return with the lab's {measure} over {n} "
           f"estimator{'' if n == 1 else 's'}: ")
@@ -270,6 +265,7 @@ def _correlation_line(measure, rho, p, n):
 
 
 def beyond_markdown(rows, correlations, meta):
+  from maddpg_tf.analysis import tables  # pylint: disable=g-import-not-at-top  (scipy)
   lines = ["# Beyond the paper: the newer estimators beside STGS-1 and GST", "",
            f"Budget {meta['budget']} ({meta['description']}); fidelity {meta['fidelity']}; seeds "
            f"{', '.join(map(str, meta['seeds']))}; generated {meta['generated']} by maddpg-reproduce.", "",
@@ -291,7 +287,8 @@ def beyond_markdown(rows, correlations, meta):
         continue
       lines.append(
           f"| {row['estimator']} | {row['seeds']} ({row['finished_seeds']}) | {row['last_step']:,} | "
-          f"{_mean_ci(row['max_return'], row['max_ci95'])} | {_mean_ci(row['average_return'], row['average_ci95'])} | "
+          f"{tables.mean_ci_text(row['max_return'], row['max_ci95'])} | "
+          f"{tables.mean_ci_text(row['average_return'], row['average_ci95'])} | "
           f"{_p_text(row['max_p_vs_stgs-1'])} | {_p_text(row['average_p_vs_stgs-1'])} | "
           f"{_p_text(row['max_p_vs_gst'])} | {_p_text(row['average_p_vs_gst'])} | "
           f"{row['lab_bias']:.3g} [{row['lab_bias_low']:.3g}, {row['lab_bias_high']:.3g}] | "
