@@ -3,7 +3,7 @@ programs' one line when an extra is missing (maddpg_tf/extras.py).
 
 - Every third-party package that `maddpg_tf/`, `estimators/` or `tests/` imports is declared in setup.py
   (the library's in `install_requires` or an extra, the tests' anywhere in `[test]`), found by parsing the
-  sources with `ast` (nothing is imported).
+  sources (the import contract's parser; nothing is imported).
 - Each optional module (`extras.OPTIONAL`) is installed by the extra that its message names, and the core
   modules (the training run, every program's module) import none of them at their tops.
 - constraints.txt pins every declared distribution with `==`, inside setup.py's range.
@@ -13,7 +13,6 @@ programs' one line when an extra is missing (maddpg_tf/extras.py).
   nothing; simulated with a `None` entry in `sys.modules`, which `import` treats as not installed.
 """
 
-import ast
 import importlib.metadata
 import os
 import pathlib

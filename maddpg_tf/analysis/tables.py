@@ -430,7 +430,7 @@ def table2_latex(rows, bench, meta):
     paper = [cell(by_key[(dim, n)]["paper_us"], by_key[(dim, n)]["paper_ci95"], by_key[(dim, n)]["paper_ratio_to_stgs"])
              if (dim, n) in by_key else "--" for n, _ in TABLE2_COLUMNS]
     lines.append(f"{dim} & ours & " + " & ".join(ours) + " \\\\")
-    lines.append(f" & paper & " + " & ".join(paper) + " \\\\")
+    lines.append(" & paper & " + " & ".join(paper) + " \\\\")
   lines += [
       "\\bottomrule",
       "\\end{tabular}",

@@ -184,9 +184,9 @@ def _search(config, space, directory, mode, search):
   except Exception as error:  # a worker that lost its chief (grpc.RpcError), and the like
     if mode != "worker" or "grpc" not in type(error).__module__:
       raise
+    details = error.details() if hasattr(error, "details") else error
     return _error(f"{tuner_id}: the chief at {os.environ['KERASTUNER_ORACLE_IP']}:"
-                  f"{os.environ['KERASTUNER_ORACLE_PORT']} failed: {getattr(error, 'details', lambda: error)()}",
-                  status=1)
+                  f"{os.environ['KERASTUNER_ORACLE_PORT']} failed: {details}", status=1)
   finally:
     signal.signal(signal.SIGTERM, previous)
 
