@@ -87,7 +87,7 @@ def test_finished_runs_are_skipped(grid):
 
 
 @pytest.mark.slow
-def test_every_run_has_its_absolute_metric_and_a_finished_run_without_it_is_only_evaluated(grid):
+def test_every_run_has_its_absolute_metric_and_a_finished_run_missing_a_file_is_completed(grid):
   for spec in grid["specs"]:  # also the resumed run, whose 1,000-step absolute.json was replaced
     with open(os.path.join(spec.workdir, "absolute.json")) as handle:
       absolute = json.load(handle)
@@ -96,19 +96,40 @@ def test_every_run_has_its_absolute_metric_and_a_finished_run_without_it_is_only
     assert absolute["source"] == "best" and absolute["stream"] == f"seed {spec.seed}"
     rows = loggers.read_evaluations_csv(os.path.join(spec.workdir, "evaluations.csv"))
     assert (absolute["best_step"], absolute["best_mean_return"]) == max(rows, key=lambda r: (r[1], -r[0]))
-  spec = grid["specs"][0]
+  spec, stopped = grid["specs"][:2]
   path = os.path.join(spec.workdir, "absolute.json")
   with open(path) as handle:
     before = json.load(handle)
   with open(os.path.join(spec.workdir, "summary.json")) as handle:
     summary = handle.read()
   os.remove(path)
+  # `stopped` as a grid leaves a run killed while it evaluated its absolute metric: trained to its end (the
+  # final checkpoint and evaluation written) but neither absolute.json nor summary.json.
+  stopped_files = {}
+  for name in ("absolute.json", "summary.json", "evaluations.csv"):
+    with open(os.path.join(stopped.workdir, name)) as handle:
+      stopped_files[name] = handle.read()
+  os.remove(os.path.join(stopped.workdir, "absolute.json"))
+  os.remove(os.path.join(stopped.workdir, "summary.json"))
   report = runs.run_grid(grid["specs"], grid["results"], num_cpus=2, progress=False, quiet=True)
-  assert report.evaluated == [spec.name] and report.finished == [] and report.failed == {}
+  assert report.evaluated == [spec.name] and report.finished == [stopped.name] and report.failed == {}
   with open(path) as handle:
     assert json.load(handle) == before  # the same seeded episodes of the same learner
   with open(os.path.join(spec.workdir, "summary.json")) as handle:
     assert handle.read() == summary  # not trained again
+  # The stopped run is finished, not trained again: the same evaluations and absolute metric, a summary of
+  # the same steps and updates that says it had finished before.
+  with open(os.path.join(stopped.workdir, "evaluations.csv")) as handle:
+    assert handle.read() == stopped_files["evaluations.csv"]
+  with open(os.path.join(stopped.workdir, "absolute.json")) as handle:
+    assert json.load(handle) == json.loads(stopped_files["absolute.json"])
+  with open(os.path.join(stopped.workdir, "summary.json")) as handle:
+    finished = json.load(handle)
+  earlier = json.loads(stopped_files["summary.json"])
+  assert finished["already_finished"] and not earlier["already_finished"]
+  assert (finished["env_steps"], finished["updates"], finished["max_return"]) == (
+      earlier["env_steps"], earlier["updates"], earlier["max_return"])
+  assert runs.checkpoint_step(stopped.workdir) == 2_000
 
 
 def _assert_image(path, min_bytes=10_000):

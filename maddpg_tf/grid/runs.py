@@ -8,8 +8,9 @@ a child process before anything is written, trained at its own defaults (or `--e
 in `<results>/<task>/module.path.ClassName/seed<k>`; tables and figures name it by its path. Each run is one
 Ray task (one CPU by default, `--cpus_per_run`) that trains in its own workdir
 `<results>/<task>/<estimator>/seed<k>` (the files `maddpg-train` writes, plus `summary.json` when done).
-A finished run (its `summary.json`, or a complete checkpoint at its total steps) is skipped; an interrupted
-one resumes from its last complete checkpoint; after training each run evaluates its absolute metric
+A finished run (its `summary.json`) is skipped; an interrupted one resumes from its last complete checkpoint
+(one stopped after its last checkpoint but before its summary only finishes: the final evaluation where it is
+missing, the absolute metric, the summary); after training each run evaluates its absolute metric
 (`absolute.json`: the learner of its best evaluation, kept in `best/`, over 10x its evaluation episodes;
 Gorsane et al. 2022), and a finished run without one is only evaluated (`--noabsolute`: neither); a failed run is reported by name and the others go on.
 A run whose process or node was lost (killed, out of memory, a node gone) is submitted again, up to
@@ -249,6 +250,13 @@ def run_state(spec):
   if step is not None or os.path.isfile(os.path.join(spec.workdir, "config.json")):
     return "partial", step or 0
   return "new", 0
+
+
+def summarised(spec):
+  """Whether a run is finished and has its summary.json: the grid skips it (or only evaluates its absolute
+  metric). A run trained to its end without one (stopped while it evaluated its absolute metric, say) is
+  resumed instead, which restores it at its last step and only finishes it."""
+  return run_state(spec)[0] == "finished" and os.path.isfile(os.path.join(spec.workdir, "summary.json"))
 
 
 def _cpu_seconds(resource):
@@ -710,6 +718,9 @@ class _GridRun:
     self.gpus_per_run = check_gpus_per_run(gpus_per_run)
     self.report, self.started = GridReport(), time.time()
     self.states = {spec.name: run_state(spec) for spec in specs}
+    for spec in specs:  # trained to the end but no summary.json: resumed, it only finishes
+      if self.states[spec.name][0] == "finished" and not summarised(spec):
+        self.states[spec.name] = ("partial", self.states[spec.name][1])
     # Finished runs without their absolute metric get a task that only evaluates it.
     self.evaluate_only = {spec.name for spec in specs if self.states[spec.name][0] == "finished"
                           and absolute and needs_absolute(spec)}
@@ -839,7 +850,7 @@ class _GridRun:
       return [found] if len(unit) == 1 else found
     except Exception as error:  # pylint: disable=broad-except  (worker died, task error, ...)
       reason = one_line(f"{type(error).__name__}: {error}")[:500]
-      if all(run_state(spec)[0] == "finished" for spec in unit):  # it died after finishing (e.g. exiting)
+      if all(summarised(spec) for spec in unit):  # it died after finishing (e.g. exiting)
         return [{"status": "finished", "summary": _read_json(os.path.join(spec.workdir, "summary.json")),
                  "evaluations_csv": ""} for spec in unit]
       lost = self.report.retried.get(unit[0].name, [])
