@@ -56,7 +56,12 @@ def test_rows_hold_table1s_statistics_welch_pvalues_and_the_lab(results):
   assert gst["max_p_vs_stgs-1"] == pytest.approx(stats.ttest_ind([0.5, 0.7], [0.2, 0.4], equal_var=False).pvalue)
   assert gst["average_p_vs_stgs-1"] == pytest.approx(stats.ttest_ind(
       np.ravel(CURVES["gst"]), np.ravel(CURVES["stgs-1"]), equal_var=False).pvalue)
+  # The stricter test on the average: one value per run, each seed's mean evaluation return.
+  assert gst["average_seeds_p_vs_stgs-1"] == pytest.approx(stats.ttest_ind(
+      np.mean(CURVES["gst"], axis=1), np.mean(CURVES["stgs-1"], axis=1), equal_var=False).pvalue)
+  assert gst["average_seeds_p_vs_stgs-1"] > gst["average_p_vs_stgs-1"]
   assert gst["max_p_vs_gst"] == "" and rows["stgs-1"]["max_p_vs_stgs-1"] == ""
+  assert gst["average_seeds_p_vs_gst"] == ""
   assert rows["zgr"]["average_p_vs_gst"] == pytest.approx(stats.ttest_ind(
       np.ravel(CURVES["zgr"]), np.ravel(CURVES["gst"]), equal_var=False).pvalue)
   assert (gst["lab_bias"], gst["lab_variance"]) == (0.2, 0.4)
@@ -75,6 +80,7 @@ def test_write_beyond_writes_the_table_and_csv(results):
   with open(paths[1]) as handle:
     text = handle.read()
   assert f"## {TASK}" in text and "| gst | 2 (1) | 2,000 | 0.60 ± " in text
+  assert "| p avg vs STGS-1 | p avg (seeds) vs STGS-1 | p max vs GST |" in text
   assert "Spearman rank correlation of the average return with the lab's bias over 3 estimators: rho = -1.00" in text
   with pytest.raises(runs.UsageError, match="run the grid first"):
     outputs.write_beyond(results, ("rware-tiny-4ag",), tuple(CURVES), (0, 1), meta, lab_row=fake_lab)
