@@ -59,7 +59,7 @@ MEDIUM_CHECKPOINTS = {"checkpoint.keep": 1, "checkpoint.every_steps": 1_000_000}
 # 2.0.0's food rule by 2-3M steps, and the paper's rule learns about 1.6x faster; RWARE tiny-4ag by 3-4M),
 # so that the estimators can separate, and the 42 runs fit two 3-hour sittings on 2 cores (LBF first:
 # about 5,500 env steps/s for two runs at once, so 2.7 h; RWARE about 7,500, 2.7 h). ReinMax-Rao rather
-# than ReinMax-CV: the lower gradient MSE of the two in the lab (README: Estimators).
+# than ReinMax-CV: the lower gradient MSE of the two in the lab (README: Estimator lab).
 BEYOND_TASKS = ("lbf-15x15-4p-5f", "rware-tiny-4ag")
 BEYOND_ESTIMATORS = ("stgs-1", "gst", "reinmax", "reinmax-rao", "zgr", "rloo", "expected")
 BEYOND_STEPS = {"lbf": 2_500_000, "rware": 3_500_000}
