@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from maddpg_tf.grid import budgets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +32,7 @@ def published_runs():
   return {cell: count for cell, count in counts.items() if count}
 
 
+@pytest.mark.slow  # two program starts, the second computing the lab's row of 14 estimator-task pairs
 def test_the_committed_beyond_results_rebuild_the_committed_tables(tmp_path):
   copy = str(tmp_path / "beyond")
   shutil.copytree(RESULTS, copy, ignore=shutil.ignore_patterns("table1.*", "aggregate", "figures", "beyond"))

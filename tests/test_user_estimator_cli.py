@@ -218,6 +218,7 @@ def _train(env, work, *args):
                         timeout=300)
 
 
+@pytest.mark.slow  # a program start that imports every estimator (TensorFlow)
 def test_maddpg_train_names_every_estimator(lab):
   """The import-path errors of maddpg-train list every estimator a run takes (the paper's labels and the
   critic's too)."""
