@@ -179,6 +179,8 @@ def write(what, results, tasks, estimators, seeds, meta, figure4_task, figure4_s
 BEYOND_LAB_ACTIONS = {"lbf": 6, "rware": 5}
 BEYOND_LAB = dict(rows=64, samples=1_000, replicates=10, seed=0)
 BEYOND_REFERENCES = ("stgs-1", "gst")
+# The beyond table's Welch tests against each reference, in its column order (`beyond_rows`).
+P_VALUE_KINDS = ("max", "average", "average_seeds")
 
 
 def _family(task):
@@ -213,25 +215,24 @@ def beyond_rows(found, lab_row=beyond_lab_rows):
   from maddpg_tf.analysis import statistics  # pylint: disable=g-import-not-at-top  (scipy)
   rows = []
   for task, by_estimator in found.items():
-    samples = {}
+    samples, summaries = {}, {}
     for estimator, runs in by_estimator.items():
       length = min(len(run["returns"]) for run in runs)
       curves = np.array([run["returns"][:length] for run in runs])
       index, best = statistics.maximum_return(curves)
-      samples[estimator] = (curves[:, index], curves.reshape(-1), curves.mean(axis=1), best,
-                            statistics.average_return(curves), runs)
-    for estimator, (at_best, pooled, per_seed, best, average, runs) in samples.items():
+      # What each p-value compares, by its column's kind.
+      samples[estimator] = {"max": curves[:, index], "average": curves.reshape(-1),
+                            "average_seeds": curves.mean(axis=1)}
+      summaries[estimator] = (best, statistics.average_return(curves), runs)
+    for estimator, (best, average, runs) in summaries.items():
       row = dict(task=task, estimator=estimator, seeds=len(runs), finished_seeds=sum(run["finished"] for run in runs),
                  last_step=int(min(run["steps"][-1] for run in runs)), max_return=best.mean, max_ci95=best.half_width,
                  average_return=average.mean, average_ci95=average.half_width)
       for reference in BEYOND_REFERENCES:
         theirs = samples.get(reference)
-        row[f"max_p_vs_{reference}"] = ("" if theirs is None or reference == estimator
-                                        else statistics.welch_pvalue(at_best, theirs[0]))
-        row[f"average_p_vs_{reference}"] = ("" if theirs is None or reference == estimator
-                                            else statistics.welch_pvalue(pooled, theirs[1]))
-        row[f"average_seeds_p_vs_{reference}"] = ("" if theirs is None or reference == estimator
-                                                  else statistics.welch_pvalue(per_seed, theirs[2]))
+        for kind in P_VALUE_KINDS:
+          row[f"{kind}_p_vs_{reference}"] = ("" if theirs is None or reference == estimator
+                                             else statistics.welch_pvalue(samples[estimator][kind], theirs[kind]))
       lab = lab_row(runs[0]["config"], BEYOND_LAB_ACTIONS.get(_family(task), 6))
       row.update({f"lab_{name}": lab[name] for name in ("bias", "bias_low", "bias_high", "variance", "mse")})
       rows.append(row)
@@ -298,7 +299,7 @@ def beyond_markdown(rows, correlations, meta):
           f"{tables.mean_ci_text(row['max_return'], row['max_ci95'])} | "
           f"{tables.mean_ci_text(row['average_return'], row['average_ci95'])} | "
           + "".join(f"{_p_text(row[f'{kind}_p_vs_{reference}'])} | " for reference in BEYOND_REFERENCES
-                    for kind in ("max", "average", "average_seeds")) +
+                    for kind in P_VALUE_KINDS) +
           f"{row['lab_bias']:.3g} [{row['lab_bias_low']:.3g}, {row['lab_bias_high']:.3g}] | "
           f"{row['lab_variance']:.3g} | {row['lab_mse']:.3g} |")
     rho = correlations.get(task, {})

@@ -718,8 +718,8 @@ class _GridRun:
     self.gpus_per_run = check_gpus_per_run(gpus_per_run)
     self.report, self.started = GridReport(), time.time()
     self.states = {spec.name: run_state(spec) for spec in specs}
-    for spec in specs:  # trained to the end but no summary.json: resumed, it only finishes
-      if self.states[spec.name][0] == "finished" and not summarised(spec):
+    for spec in specs:  # trained to the end but no summary.json: resumed, it only finishes (`summarised`)
+      if self.states[spec.name][0] == "finished" and not os.path.isfile(os.path.join(spec.workdir, "summary.json")):
         self.states[spec.name] = ("partial", self.states[spec.name][1])
     # Finished runs without their absolute metric get a task that only evaluates it.
     self.evaluate_only = {spec.name for spec in specs if self.states[spec.name][0] == "finished"
